@@ -1,0 +1,228 @@
+import { ErrorCode, PluginError } from '../errors.js';
+import type { JsonObject, JsonValue, PluginContext, PluginMetadata, PluginResult } from './types.js';
+
+/** Who a decoded string came from, for error messages. */
+export interface Origin {
+  plugin: string;
+  path: string;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** True for a non-null, non-array object. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+/**
+ * Checks a context and serializes it as the NUL-terminated UTF-8 bytes the ABI takes.
+ * Throws `E_INVALID_INPUT` before anything crosses the boundary.
+ */
+export function encodeContext(ctx: PluginContext, origin: Origin): Buffer {
+  const problems: string[] = [];
+  if (!isPlainObject(ctx)) {
+    problems.push(`the context must be an object, got ${describeType(ctx)}`);
+  } else {
+    if (!isPlainObject(ctx.input)) problems.push(`"input" must be a JSON object, got ${describeType(ctx.input)}`);
+    if (ctx.workspace_root !== null && ctx.workspace_root !== undefined && typeof ctx.workspace_root !== 'string') {
+      problems.push(`"workspace_root" must be a string or null, got ${describeType(ctx.workspace_root)}`);
+    }
+    if (ctx.config !== undefined && !isPlainObject(ctx.config)) {
+      problems.push(`"config" must be a JSON object, got ${describeType(ctx.config)}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new PluginError(
+      ErrorCode.INVALID_INPUT,
+      `Invalid context for plugin "${origin.plugin}" (${origin.path}): ${problems.join('; ')}. Nothing was run.`,
+      { plugin: origin.plugin, path: origin.path, data: { problems } },
+    );
+  }
+  let text: string;
+  try {
+    text = JSON.stringify({ input: ctx.input, workspace_root: ctx.workspace_root ?? null, config: ctx.config ?? {} });
+  } catch (err) {
+    throw new PluginError(
+      ErrorCode.INVALID_INPUT,
+      `The context for plugin "${origin.plugin}" (${origin.path}) cannot be serialized as JSON: ${(err as Error).message}. Pass plain JSON values only.`,
+      { plugin: origin.plugin, path: origin.path, cause: err },
+    );
+  }
+  const bytes = Buffer.allocUnsafe(Buffer.byteLength(text) + 1);
+  const written = bytes.write(text, 0, 'utf8');
+  bytes[written] = 0;
+  return bytes;
+}
+
+/** Decodes strict UTF-8 and parses JSON, with the ABI's error codes. */
+export function parseJsonBytes(bytes: Uint8Array, what: string, origin: Origin): unknown {
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    throw new PluginError(
+      ErrorCode.INVALID_UTF8,
+      `Plugin "${origin.plugin}" (${origin.path}) returned ${what} that is not valid UTF-8 (${bytes.length} bytes). The plugin must return UTF-8 JSON; fix the plugin.`,
+      { plugin: origin.plugin, path: origin.path, data: { bytes: bytes.length } },
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new PluginError(
+      ErrorCode.INVALID_JSON,
+      `Plugin "${origin.plugin}" (${origin.path}) returned ${what} that is not JSON (${(err as Error).message}); it starts with ${JSON.stringify(text.slice(0, 80))}. Fix the plugin.`,
+      { plugin: origin.plugin, path: origin.path, data: { excerpt: text.slice(0, 200) } },
+    );
+  }
+}
+
+function optionalString(obj: Record<string, unknown>, key: string, problems: string[]): string | undefined {
+  const value = obj[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') {
+    problems.push(`"${key}" must be a string, got ${describeType(value)}`);
+    return undefined;
+  }
+  return value;
+}
+
+function requiredString(obj: Record<string, unknown>, key: string, problems: string[], allowEmpty = false): string {
+  const value = obj[key];
+  if (typeof value !== 'string' || (!allowEmpty && value.length === 0)) {
+    problems.push(value === undefined ? `"${key}" is missing` : `"${key}" must be a non-empty string, got ${describeType(value)}`);
+    return '';
+  }
+  return value;
+}
+
+/**
+ * Validates the library's metadata JSON (already parsed) and returns it normalized.
+ * Throws `E_INVALID_METADATA` listing every problem.
+ */
+export function validateMetadata(raw: unknown, origin: Origin): PluginMetadata {
+  const problems: string[] = [];
+  if (!isPlainObject(raw)) {
+    problems.push(`metadata must be a JSON object, got ${describeType(raw)}`);
+  }
+  const obj = isPlainObject(raw) ? raw : {};
+  const name = requiredString(obj, 'name', problems);
+  const description = requiredString(obj, 'description', problems, true);
+  const version = requiredString(obj, 'version', problems);
+  const abi = obj.abi_version;
+  if (typeof abi !== 'number' || !Number.isInteger(abi) || abi < 0) {
+    problems.push(abi === undefined ? '"abi_version" is missing' : `"abi_version" must be a non-negative integer, got ${describeType(abi)}`);
+  }
+  const author = optionalString(obj, 'author', problems);
+  const whenToUse = optionalString(obj, 'when_to_use', problems);
+  const whenNotToUse = optionalString(obj, 'when_not_to_use', problems);
+  let allowedTools: string[] | undefined;
+  if (obj.allowed_tools !== undefined && obj.allowed_tools !== null) {
+    if (!Array.isArray(obj.allowed_tools) || !obj.allowed_tools.every((t) => typeof t === 'string')) {
+      problems.push('"allowed_tools" must be an array of strings');
+    } else {
+      allowedTools = obj.allowed_tools as string[];
+    }
+  }
+  let threadSafe = false;
+  if (obj.thread_safe !== undefined && obj.thread_safe !== null) {
+    if (typeof obj.thread_safe !== 'boolean') problems.push(`"thread_safe" must be a boolean, got ${describeType(obj.thread_safe)}`);
+    else threadSafe = obj.thread_safe;
+  }
+  if (problems.length > 0) {
+    throw new PluginError(
+      ErrorCode.INVALID_METADATA,
+      `Plugin "${origin.plugin}" (${origin.path}) returned invalid metadata from vtcode_plugin_metadata(): ${problems.join('; ')}. Fix the metadata JSON in the plugin.`,
+      { plugin: origin.plugin, path: origin.path, data: { problems } },
+    );
+  }
+  const metadata: PluginMetadata = { name, description, version, abi_version: abi as number, thread_safe: threadSafe };
+  if (author !== undefined) metadata.author = author;
+  if (whenToUse !== undefined) metadata.when_to_use = whenToUse;
+  if (whenNotToUse !== undefined) metadata.when_not_to_use = whenNotToUse;
+  if (allowedTools !== undefined) metadata.allowed_tools = allowedTools;
+  return metadata;
+}
+
+/**
+ * Validates a parsed result JSON against the ABI's shape.
+ * Throws `E_INVALID_RESULT` listing every problem.
+ */
+export function validateResult(raw: unknown, origin: Origin): PluginResult {
+  const problems: string[] = [];
+  if (!isPlainObject(raw)) {
+    problems.push(`the result must be a JSON object, got ${describeType(raw)}`);
+  } else {
+    if (typeof raw.success !== 'boolean') {
+      problems.push(raw.success === undefined ? '"success" is missing' : `"success" must be a boolean, got ${describeType(raw.success)}`);
+    }
+    if (!('output' in raw)) problems.push('"output" is missing');
+    if (raw.error !== undefined && raw.error !== null && typeof raw.error !== 'string') {
+      problems.push(`"error" must be a string or null, got ${describeType(raw.error)}`);
+    }
+    if (!Array.isArray(raw.files)) {
+      problems.push(raw.files === undefined ? '"files" is missing' : `"files" must be an array, got ${describeType(raw.files)}`);
+    } else if (!raw.files.every((f) => typeof f === 'string')) {
+      problems.push('"files" must hold only strings');
+    }
+  }
+  if (problems.length > 0) {
+    throw new PluginError(
+      ErrorCode.INVALID_RESULT,
+      `Plugin "${origin.plugin}" (${origin.path}) returned a result of the wrong shape: ${problems.join('; ')}. A result is {"success":bool,"output":…,"error":string|null,"files":[string]}; fix the plugin.`,
+      { plugin: origin.plugin, path: origin.path, data: { problems } },
+    );
+  }
+  const obj = raw as Record<string, unknown>;
+  return {
+    success: obj.success as boolean,
+    output: obj.output as JsonValue,
+    error: (obj.error as string | null | undefined) ?? null,
+    files: obj.files as string[],
+  };
+}
+
+/** Decodes a plugin's result bytes into a {@link PluginResult}. */
+export function decodeResult(bytes: Uint8Array, origin: Origin): PluginResult {
+  return validateResult(parseJsonBytes(bytes, 'a result', origin), origin);
+}
+
+/** Decodes a plugin's metadata bytes into {@link PluginMetadata}. */
+export function decodeMetadata(bytes: Uint8Array, origin: Origin): PluginMetadata {
+  try {
+    return validateMetadata(parseJsonBytes(bytes, 'metadata', origin), origin);
+  } catch (err) {
+    // Bad metadata bytes are a metadata fault whatever layer found them.
+    if (err instanceof PluginError && err.code !== ErrorCode.INVALID_METADATA) {
+      throw new PluginError(ErrorCode.INVALID_METADATA, err.message, {
+        plugin: origin.plugin,
+        path: origin.path,
+        data: { ...(err.data ?? {}), cause: err.code },
+      });
+    }
+    throw err;
+  }
+}
+
+/** A string a plugin returned, copied out of its memory (and already freed when it exports a free function). */
+export type ReturnedString = { kind: 'null' } | { kind: 'bytes'; bytes: Uint8Array } | { kind: 'too-large'; length: number };
+
+/** Builds the NULL-result error. */
+export function nullResultError(what: string, origin: Origin): PluginError {
+  return new PluginError(
+    ErrorCode.NULL_RESULT,
+    `Plugin "${origin.plugin}" (${origin.path}) returned NULL from ${what}. The plugin must always return a JSON string; fix the plugin.`,
+    { plugin: origin.plugin, path: origin.path },
+  );
+}
+
+/** Narrow helper for callers that build JSON objects. */
+export function asJsonObject(value: unknown): JsonObject | undefined {
+  return isPlainObject(value) ? (value as JsonObject) : undefined;
+}

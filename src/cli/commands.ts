@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { isPlainObject } from '../abi/codec.js';
+import type { JsonObject, NativePluginTrait } from '../abi/types.js';
+import type { DiscoveredPlugin } from '../discovery/index.js';
+import { ErrorCode, PluginError } from '../errors.js';
+import { PluginLoader, type IsolationMode } from '../loader/index.js';
+import { readManifest, validatePluginStructure } from '../manifest/index.js';
+import { ExitCode, writeErr, writeOut } from './output.js';
+
+/** Options every plugin-finding command shares. */
+export interface LoaderFlags {
+  workspace?: string | undefined;
+  pluginsDir?: string[] | undefined;
+  isolation?: string | undefined;
+}
+
+/** Builds a loader from CLI flags; warnings go to stderr. */
+export function loaderFromFlags(flags: LoaderFlags): PluginLoader {
+  return new PluginLoader({
+    ...(flags.workspace !== undefined ? { workspace: flags.workspace } : {}),
+    pluginsDirs: flags.pluginsDir ?? [],
+    isolation: (flags.isolation ?? 'none') as IsolationMode,
+    onWarning: (message) => writeErr(`skillplug: warning: ${message}`),
+  });
+}
+
+function pluginSummary(p: DiscoveredPlugin): Record<string, unknown> {
+  return {
+    name: p.name ?? null,
+    version: p.version ?? null,
+    description: p.description ?? null,
+    path: p.path,
+    status: p.status,
+    errors: p.errors,
+  };
+}
+
+/** `skillplug list` */
+export async function listCommand(flags: LoaderFlags & { json?: boolean }): Promise<number> {
+  const loader = loaderFromFlags(flags);
+  const plugins = await loader.discoverPlugins();
+  if (flags.json) {
+    await writeOut(`${JSON.stringify({ trusted_dirs: loader.trustedDirs(), plugins: plugins.map(pluginSummary) })}\n`);
+    return ExitCode.OK;
+  }
+  const lines = [`Trusted dirs: ${loader.trustedDirs().join(', ')}`];
+  if (plugins.length === 0) lines.push('No plugins found. Put plugin directories in a trusted dir, or pass --plugins-dir DIR.');
+  for (const p of plugins) {
+    const label = `${p.name ?? '(unnamed)'}${p.version ? ` ${p.version}` : ''}`;
+    lines.push(`${p.status === 'ok' ? 'ok   ' : 'ERROR'} ${label.padEnd(28)} ${p.path}`);
+    if (p.description && p.status === 'ok') lines.push(`      ${p.description}`);
+    for (const e of p.errors) lines.push(`      [${e.code}] ${e.message}`);
+  }
+  await writeOut(`${lines.join('\n')}\n`);
+  return ExitCode.OK;
+}
+
+/** `skillplug validate DIR` */
+export async function validateCommand(dir: string, flags: { json?: boolean }): Promise<number> {
+  const issues = await validatePluginStructure(dir);
+  const notFound = issues.find((i) => i.code === ErrorCode.NOT_FOUND);
+  if (notFound) throw new PluginError(ErrorCode.NOT_FOUND, notFound.message, { path: dir });
+  if (flags.json) await writeOut(`${JSON.stringify({ valid: issues.length === 0, errors: issues })}\n`);
+  else if (issues.length === 0) await writeOut(`${dir}: valid\n`);
+  else await writeOut(`${dir}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${issues.map((i) => `  [${i.code}]${i.field ? ` (${i.field})` : ''} ${i.message}`).join('\n')}\n`);
+  return issues.length === 0 ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
+}
+
+async function withPlugin<T>(loader: PluginLoader, ref: string, use: (plugin: NativePluginTrait, found: DiscoveredPlugin) => Promise<T>): Promise<T> {
+  const found = await loader.findPlugin(ref);
+  const plugin = await loader.loadPlugin(found.path);
+  try {
+    return await use(plugin, found);
+  } finally {
+    await plugin.close();
+  }
+}
+
+/** `skillplug inspect PLUGIN`: loads the plugin (runs its code) to read its library metadata. */
+export async function inspectCommand(ref: string, flags: LoaderFlags & { json?: boolean }): Promise<number> {
+  const loader = loaderFromFlags(flags);
+  return withPlugin(loader, ref, async (plugin) => {
+    const manifest = (await readManifest(plugin.path)).raw;
+    const bytes = await readFile(plugin.libraryPath);
+    const library = { path: plugin.libraryPath, size: (await stat(plugin.libraryPath)).size, sha256: createHash('sha256').update(bytes).digest('hex') };
+    if (flags.json) {
+      await writeOut(`${JSON.stringify({ metadata: plugin.metadata, manifest, library })}\n`);
+      return ExitCode.OK;
+    }
+    const m = plugin.metadata;
+    const lines = [
+      `${m.name} ${m.version}${m.author ? ` by ${m.author}` : ''}`,
+      `  ${m.description}`,
+      ...(m.when_to_use ? [`  when to use:     ${m.when_to_use}`] : []),
+      ...(m.when_not_to_use ? [`  when not to use: ${m.when_not_to_use}`] : []),
+      ...(m.allowed_tools ? [`  allowed tools:   ${m.allowed_tools.join(', ')}`] : []),
+      `  abi version:     ${m.abi_version}`,
+      `  thread safe:     ${m.thread_safe ? 'yes' : 'no (calls are serialized)'}`,
+      `  directory:       ${plugin.path}`,
+      `  library:         ${library.path} (${library.size} bytes)`,
+      `  sha256:          ${library.sha256}`,
+    ];
+    await writeOut(`${lines.join('\n')}\n`);
+    return ExitCode.OK;
+  });
+}
+
+/** Parses a JSON object given on the command line; `E_USAGE` otherwise. */
+export function parseJsonObjectFlag(text: string, flag: string): JsonObject {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new PluginError(ErrorCode.USAGE, `${flag} is not valid JSON (${(err as Error).message}). Pass a JSON object, e.g. ${flag} '{"key":"value"}'.`);
+  }
+  if (!isPlainObject(value)) throw new PluginError(ErrorCode.USAGE, `${flag} must be a JSON object, not ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}.`);
+  return value as JsonObject;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads the run input from --input JSON, --input-file FILE or --input - (stdin). */
+export async function readInputFlag(flags: { input?: string | undefined; inputFile?: string | undefined }): Promise<JsonObject> {
+  if (flags.input !== undefined && flags.inputFile !== undefined) throw new PluginError(ErrorCode.USAGE, 'Use either --input or --input-file, not both.');
+  if (flags.inputFile !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(flags.inputFile, 'utf8');
+    } catch (err) {
+      throw new PluginError(ErrorCode.USAGE, `Cannot read --input-file ${flags.inputFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`);
+    }
+    return parseJsonObjectFlag(text, '--input-file');
+  }
+  if (flags.input === '-') return parseJsonObjectFlag(await readStdin(), '--input -');
+  if (flags.input !== undefined) return parseJsonObjectFlag(flags.input, '--input');
+  return {};
+}
+
+/** Flags of `skillplug run`. */
+export interface RunFlags extends LoaderFlags {
+  input?: string | undefined;
+  inputFile?: string | undefined;
+  config?: string | undefined;
+  json?: boolean | undefined;
+  timeout?: number | undefined;
+}
+
+/** `skillplug run PLUGIN` */
+export async function runCommand(ref: string, flags: RunFlags): Promise<number> {
+  const input = await readInputFlag(flags);
+  const config = flags.config === undefined ? {} : parseJsonObjectFlag(flags.config, '--config');
+  const loader = loaderFromFlags(flags);
+  return withPlugin(loader, ref, async (plugin) => {
+    const result = await plugin.execute(
+      { input, workspace_root: loader.workspace, config },
+      flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {},
+    );
+    if (flags.json) await writeOut(`${JSON.stringify(result)}\n`);
+    else {
+      await writeOut(`${JSON.stringify(result.output, null, 2)}\n`);
+      if (result.files.length > 0) writeErr(`files:\n${result.files.map((f) => `  ${f}`).join('\n')}`);
+      if (!result.success) writeErr(`skillplug: plugin "${plugin.metadata.name}" reported failure: ${result.error ?? '(no error message)'}`);
+    }
+    return result.success ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
+  });
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ErrorCode, PluginError, asPluginError } from '../errors.js';
+import { inspectCommand, listCommand, runCommand, validateCommand } from './commands.js';
+import { ExitCode, reportError, writeOut } from './output.js';
+
+const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
+
+Usage:
+  skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--json]
+  skillplug validate DIR [--json]
+  skillplug inspect  PLUGIN [--workspace DIR] [--plugins-dir DIR]... [--json]
+  skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
+                     [--workspace DIR] [--plugins-dir DIR]... [--isolation none]
+                     [--timeout MS] [--json]
+  skillplug demo
+  skillplug help | --help | --version
+
+PLUGIN is a plugin name found in the trusted dirs or a path to a plugin directory inside one.
+Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/plugins and
+<workspace>/.agents/plugins. --workspace defaults to the current directory.
+
+Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
+3 plugin could not be loaded; 4 plugin failed while running.
+`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const LOADER_OPTIONS: Options = {
+  workspace: { type: 'string' },
+  'plugins-dir': { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+};
+
+const COMMAND_OPTIONS: Record<string, Options> = {
+  list: LOADER_OPTIONS,
+  validate: { json: { type: 'boolean' } },
+  inspect: { ...LOADER_OPTIONS, isolation: { type: 'string' } },
+  run: {
+    ...LOADER_OPTIONS,
+    isolation: { type: 'string' },
+    input: { type: 'string' },
+    'input-file': { type: 'string' },
+    config: { type: 'string' },
+    timeout: { type: 'string' },
+  },
+  demo: {},
+};
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function parseCommand(command: string, args: string[]): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+  try {
+    const parsed = parseArgs({ args, options: COMMAND_OPTIONS[command] ?? {}, allowPositionals: true, strict: true });
+    return { values: parsed.values as Record<string, string | boolean | string[] | undefined>, positionals: parsed.positionals };
+  } catch (err) {
+    throw new PluginError(ErrorCode.USAGE, `${(err as Error).message}. Run "skillplug help" for usage.`);
+  }
+}
+
+function onePositional(command: string, positionals: string[], what: string): string {
+  if (positionals.length !== 1) {
+    throw new PluginError(ErrorCode.USAGE, `"skillplug ${command}" takes exactly one ${what}, got ${positionals.length}. Run "skillplug help" for usage.`);
+  }
+  return positionals[0] as string;
+}
+
+function timeoutFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(ms) || ms <= 0) throw new PluginError(ErrorCode.USAGE, `--timeout takes a positive whole number of milliseconds, got ${JSON.stringify(value)}.`);
+  return ms;
+}
+
+/** Runs the CLI with the given arguments and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const wantsJson = rest.includes('--json');
+  try {
+    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+      await writeOut(HELP);
+      return command === undefined ? ExitCode.USAGE : ExitCode.OK;
+    }
+    if (command === '--version' || command === '-v') {
+      await writeOut(`${packageVersion()}\n`);
+      return ExitCode.OK;
+    }
+    if (!(command in COMMAND_OPTIONS)) throw new PluginError(ErrorCode.USAGE, `Unknown command ${JSON.stringify(command)}. Run "skillplug help" for usage.`);
+    const { values, positionals } = parseCommand(command, rest);
+    const loaderFlags = {
+      workspace: values.workspace as string | undefined,
+      pluginsDir: values['plugins-dir'] as string[] | undefined,
+      isolation: values.isolation as string | undefined,
+      json: values.json === true,
+    };
+    switch (command) {
+      case 'list':
+        if (positionals.length > 0) throw new PluginError(ErrorCode.USAGE, '"skillplug list" takes no positional arguments.');
+        return await listCommand(loaderFlags);
+      case 'validate':
+        return await validateCommand(onePositional(command, positionals, 'plugin directory'), loaderFlags);
+      case 'inspect':
+        return await inspectCommand(onePositional(command, positionals, 'plugin name or path'), loaderFlags);
+      case 'run':
+        return await runCommand(onePositional(command, positionals, 'plugin name or path'), {
+          ...loaderFlags,
+          input: values.input as string | undefined,
+          inputFile: values['input-file'] as string | undefined,
+          config: values.config as string | undefined,
+          timeout: timeoutFlag(values.timeout as string | undefined),
+        });
+      case 'demo':
+        await writeOut('skillplug demo: coming soon. Try "skillplug list" and "skillplug run PLUGIN".\n');
+        return ExitCode.OK;
+      default:
+        throw new PluginError(ErrorCode.USAGE, `Unknown command ${JSON.stringify(command)}.`);
+    }
+  } catch (err) {
+    return reportError(asPluginError(err, ErrorCode.INTERNAL, 'skillplug failed unexpectedly'), wantsJson);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,55 @@
+import { ErrorCode, PluginError, type ErrorCode as Code } from '../errors.js';
+
+/** CLI exit codes. */
+export const ExitCode = {
+  OK: 0,
+  /** The plugin returned `success: false`, or validation found problems. */
+  PLUGIN_FAILED: 1,
+  USAGE: 2,
+  /** The plugin could not be loaded. */
+  LOAD_FAILED: 3,
+  /** The plugin failed while running. */
+  RUN_FAILED: 4,
+} as const;
+
+const LOAD_CODES: ReadonlySet<Code> = new Set<Code>([
+  ErrorCode.NOT_FOUND,
+  ErrorCode.UNTRUSTED_PATH,
+  ErrorCode.INVALID_MANIFEST,
+  ErrorCode.INVALID_STRUCTURE,
+  ErrorCode.LOAD_FAILED,
+  ErrorCode.MISSING_SYMBOL,
+  ErrorCode.ABI_MISMATCH,
+  ErrorCode.INVALID_METADATA,
+  ErrorCode.SIGNATURE,
+  ErrorCode.INTEGRITY,
+  ErrorCode.QUARANTINED,
+  ErrorCode.SANDBOX_UNAVAILABLE,
+  ErrorCode.HOST_UNAVAILABLE,
+]);
+
+/** The exit code for an error. */
+export function exitCodeFor(err: PluginError): number {
+  if (err.code === ErrorCode.USAGE || err.code === ErrorCode.INVALID_INPUT) return ExitCode.USAGE;
+  if (LOAD_CODES.has(err.code)) return ExitCode.LOAD_FAILED;
+  return ExitCode.RUN_FAILED;
+}
+
+/** Writes to stdout and resolves once the data is handed to the OS (large outputs included). */
+export function writeOut(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(text, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Writes a line to stderr. */
+export function writeErr(text: string): void {
+  process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** Reports an error in the CLI's format and returns the exit code to use. */
+export async function reportError(err: PluginError, json: boolean): Promise<number> {
+  if (json) await writeOut(`${JSON.stringify({ error: err.toJSON() })}\n`);
+  else writeErr(`skillplug: error[${err.code}]: ${err.message}${err.failure?.stderrTail ? `\n--- plugin stderr (last lines) ---\n${err.failure.stderrTail}` : ''}`);
+  return exitCodeFor(err);
+}

@@ -1,0 +1,164 @@
+import { readdir, realpath, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { isPlainObject } from '../abi/codec.js';
+import { ErrorCode } from '../errors.js';
+import { findLibrary, readManifest, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
+
+/** Where a trusted dir came from; decides name precedence (explicit, then workspace, then user). */
+export type TrustedDirKind = 'explicit' | 'workspace' | 'user';
+
+/** A directory plugins may load from. */
+export interface TrustedDir {
+  /** Canonical path when the dir exists, absolute path otherwise. */
+  path: string;
+  /** Where it came from. */
+  kind: TrustedDirKind;
+}
+
+/** A plugin found by discovery, judged from its files alone. */
+export interface DiscoveredPlugin {
+  /** plugin.json's name, when readable. */
+  name?: string;
+  /** plugin.json's version, when readable. */
+  version?: string;
+  /** plugin.json's description, when readable. */
+  description?: string;
+  /** Canonical plugin directory (or the entry's path when it cannot be resolved). */
+  path: string;
+  /** The trusted dir it was found in. */
+  trustedDir: TrustedDir;
+  /** `ok` when loadable as far as the files tell. */
+  status: 'ok' | 'error';
+  /** The problems found. */
+  errors: ValidationIssue[];
+  /** The manifest, when valid. */
+  manifest?: PluginManifest;
+  /** The library's path inside the plugin dir, when found. */
+  libraryPath?: string;
+}
+
+/** The default trusted dirs: the user's `~/.vtcode/plugins`, then the workspace's two. */
+export function defaultTrustedDirs(workspace: string, home: string = os.homedir()): { path: string; kind: TrustedDirKind }[] {
+  return [
+    { path: path.join(home, '.vtcode', 'plugins'), kind: 'user' },
+    { path: path.join(workspace, '.vtcode', 'plugins'), kind: 'workspace' },
+    { path: path.join(workspace, '.agents', 'plugins'), kind: 'workspace' },
+  ];
+}
+
+/** Canonical path when it exists, absolute path otherwise. */
+export async function canonicalOrAbsolute(dir: string): Promise<string> {
+  try {
+    return await realpath(dir);
+  } catch {
+    return path.resolve(dir);
+  }
+}
+
+/** True when `child` lies strictly inside `parent` (both canonical). */
+export function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+}
+
+/** The trusted dir that contains `canonicalPath`, if any. */
+export function containingTrustedDir(canonicalPath: string, dirs: readonly TrustedDir[]): TrustedDir | undefined {
+  return dirs.find((d) => isInside(canonicalPath, d.path));
+}
+
+/** A warning when a trusted dir is writable by group or others (anyone there could plant a plugin). */
+export async function trustedDirWarning(dir: string): Promise<string | undefined> {
+  try {
+    const info = await stat(dir);
+    if (process.platform !== 'win32' && (info.mode & 0o022) !== 0) {
+      return `trusted plugin dir ${dir} is writable by ${info.mode & 0o020 ? 'group' : 'others'}${info.mode & 0o002 && info.mode & 0o020 ? ' and others' : ''}: anyone who can write there can plant a plugin. Run: chmod go-w ${dir}`;
+    }
+  } catch {
+    // A missing dir holds no plugins and needs no warning.
+  }
+  return undefined;
+}
+
+/** Judges one candidate plugin directory from its files, never loading its library. */
+export async function inspectPluginDir(entryPath: string, trustedDir: TrustedDir): Promise<DiscoveredPlugin> {
+  let canonical: string;
+  try {
+    canonical = await realpath(entryPath);
+  } catch (err) {
+    return {
+      path: entryPath,
+      trustedDir,
+      status: 'error',
+      errors: [{ code: ErrorCode.INVALID_STRUCTURE, message: `${entryPath} cannot be resolved (${(err as NodeJS.ErrnoException).code}).` }],
+    };
+  }
+  if (!isInside(canonical, trustedDir.path)) {
+    return {
+      path: canonical,
+      trustedDir,
+      status: 'error',
+      errors: [{ code: ErrorCode.UNTRUSTED_PATH, message: `${entryPath} resolves to ${canonical}, outside the trusted dir ${trustedDir.path}. Move the plugin into the trusted dir instead of linking to it.` }],
+    };
+  }
+  const reading = await readManifest(canonical);
+  const raw = isPlainObject(reading.raw) ? reading.raw : {};
+  const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: [...reading.issues] };
+  if (typeof raw.name === 'string') found.name = raw.name;
+  if (typeof raw.version === 'string') found.version = raw.version;
+  if (typeof raw.description === 'string') found.description = raw.description;
+  if (reading.manifest) {
+    found.manifest = reading.manifest;
+    const lookup = await findLibrary(canonical, reading.manifest.name);
+    if (!lookup.found) found.errors.push(lookup.issue);
+    else {
+      const libraryReal = await canonicalOrAbsolute(lookup.path);
+      if (!isInside(libraryReal, trustedDir.path)) {
+        found.errors.push({ code: ErrorCode.UNTRUSTED_PATH, message: `The library ${lookup.path} resolves to ${libraryReal}, outside the trusted dir ${trustedDir.path}. Copy the library into the plugin directory.` });
+      } else {
+        found.libraryPath = libraryReal;
+      }
+    }
+  }
+  if (found.errors.length > 0) found.status = 'error';
+  return found;
+}
+
+/**
+ * Every plugin in the immediate subdirectories of each trusted dir, good and broken alike.
+ * Reads plugin.json and file facts only: no plugin code runs. One bad plugin never fails the scan.
+ */
+export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<DiscoveredPlugin[]> {
+  const perDir = await Promise.all(
+    dirs.map(async (dir) => {
+      let entries;
+      try {
+        entries = await readdir(dir.path, { withFileTypes: true });
+      } catch {
+        return [];
+      }
+      const candidates = entries
+        .filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink()))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const results = await Promise.all(
+        candidates.map(async (entry) => {
+          const entryPath = path.join(dir.path, entry.name);
+          if (entry.isSymbolicLink()) {
+            const target = await stat(entryPath).catch(() => undefined);
+            if (target && !target.isDirectory()) return undefined;
+          }
+          return inspectPluginDir(entryPath, dir);
+        }),
+      );
+      return results.filter((r): r is DiscoveredPlugin => r !== undefined);
+    }),
+  );
+  return perDir.flat();
+}
+
+const KIND_RANK: Record<TrustedDirKind, number> = { explicit: 0, workspace: 1, user: 2 };
+
+/** Orders plugins by name precedence: explicit dirs, then workspace, then user; stable within a kind. */
+export function byPrecedence(plugins: readonly DiscoveredPlugin[]): DiscoveredPlugin[] {
+  return [...plugins].sort((a, b) => KIND_RANK[a.trustedDir.kind] - KIND_RANK[b.trustedDir.kind]);
+}

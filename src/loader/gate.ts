@@ -1,0 +1,59 @@
+/**
+ * A FIFO gate that lets at most `limit` holders in at once. With limit 1 it serializes calls in order.
+ */
+export class CallGate {
+  private active = 0;
+  private readonly waiting: { grant: () => void }[] = [];
+
+  constructor(private readonly limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`gate limit must be a positive integer, got ${limit}`);
+  }
+
+  /** Calls in flight. */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /** Calls waiting for a slot. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * Waits for a slot. Resolves to a release function that must be called exactly once.
+   * If `onAbort` is given and the signal fires while waiting, the waiter leaves the queue and the promise rejects with its error.
+   */
+  acquire(signal?: AbortSignal, abortError?: () => Error): Promise<() => void> {
+    if (this.active < this.limit && this.waiting.length === 0) {
+      this.active++;
+      return Promise.resolve(this.releaser());
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          this.active++;
+          resolve(this.releaser());
+        },
+      };
+      const onAbort = (): void => {
+        const index = this.waiting.indexOf(waiter);
+        if (index >= 0) this.waiting.splice(index, 1);
+        reject(abortError ? abortError() : new Error('aborted'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
+    });
+  }
+
+  private releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.active--;
+      const next = this.waiting.shift();
+      if (next) next.grant();
+    };
+  }
+}

@@ -1,0 +1,161 @@
+import { encodeContext, type Origin, type ReturnedString } from '../abi/codec.js';
+import { openNativeLibrary, type NativeLibrary } from '../abi/native.js';
+import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
+import { ErrorCode, PluginError } from '../errors.js';
+import { cancelledError, checkExecuteOptions, closedError, timeoutError } from './call-errors.js';
+import { CallGate } from './gate.js';
+import { MAX_METADATA_BYTES, checkAbiVersion, checkMetadata, resultFromReturned } from './handshake.js';
+
+/** What an in-process plugin needs to open. */
+export interface InProcessOpenOptions {
+  /** Canonical plugin dir. */
+  dir: string;
+  /** Canonical library path. */
+  libraryPath: string;
+  /** plugin.json's name. */
+  manifestName: string;
+  /** Largest result accepted, in bytes. */
+  maxOutputBytes: number;
+  /** Concurrent calls allowed for a thread-safe plugin. */
+  maxConcurrency: number;
+}
+
+/**
+ * A plugin loaded into this process. Fastest, but a crash or hang in the plugin is a crash or hang
+ * of this process: use `isolation: 'process'` for plugins you do not fully trust.
+ */
+export class InProcessPlugin implements NativePluginTrait {
+  readonly metadata: PluginMetadata;
+  readonly path: string;
+  readonly libraryPath: string;
+  private readonly lib: NativeLibrary;
+  private readonly gate: CallGate;
+  private readonly origin: Origin;
+  private readonly maxOutputBytes: number;
+  private running = 0;
+  private closed = false;
+  private drained: (() => void) | undefined;
+
+  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions) {
+    this.lib = lib;
+    this.metadata = metadata;
+    this.path = options.dir;
+    this.libraryPath = options.libraryPath;
+    this.origin = { plugin: metadata.name, path: options.dir };
+    this.maxOutputBytes = options.maxOutputBytes;
+    this.gate = new CallGate(metadata.thread_safe ? options.maxConcurrency : 1);
+  }
+
+  /** Loads the library (running its constructors), checks its ABI version and metadata. */
+  static open(options: InProcessOpenOptions): InProcessPlugin {
+    const origin: Origin = { plugin: options.manifestName, path: options.dir };
+    const lib = openNativeLibrary(options.libraryPath, origin);
+    try {
+      checkAbiVersion(lib.abiVersion(), origin);
+      const metadata = checkMetadata(lib.metadata(MAX_METADATA_BYTES), origin, options.manifestName);
+      return new InProcessPlugin(lib, metadata, options);
+    } catch (err) {
+      lib.unload();
+      throw err;
+    }
+  }
+
+  /** Runs the plugin on a worker thread; the event loop keeps turning. */
+  async execute(ctx: PluginContext, options: ExecuteOptions = {}): Promise<PluginResult> {
+    if (this.closed) throw closedError(this.origin);
+    checkExecuteOptions(options, this.origin);
+    const bytes = encodeContext(ctx, this.origin);
+    const { signal, timeoutMs } = options;
+    if (signal?.aborted) throw cancelledError(this.origin, false);
+    const release = await this.gate.acquire(signal, () => cancelledError(this.origin, false));
+    if (this.closed) {
+      release();
+      throw closedError(this.origin);
+    }
+    this.running++;
+    return new Promise<PluginResult>((resolve, reject) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const stopWaiting = (err: PluginError): void => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        reject(err);
+      };
+      const onAbort = (): void => stopWaiting(cancelledError(this.origin, true));
+      const cleanup = (): void => {
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => stopWaiting(timeoutError(this.origin, timeoutMs, {}, '; an in-process call cannot be stopped, so it finishes in the background and its result is dropped')),
+          timeoutMs,
+        );
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // The slot stays held until the native call really returns, so serialization survives an early reject.
+      this.lib.executeAsync(bytes, this.maxOutputBytes, (err, returned) => {
+        release();
+        this.callFinished();
+        if (settled) return;
+        settled = true;
+        cleanup();
+        if (err) {
+          reject(new PluginError(ErrorCode.INTERNAL, `The FFI call into plugin "${this.origin.plugin}" failed: ${err.message}`, { plugin: this.origin.plugin, path: this.path, cause: err }));
+          return;
+        }
+        try {
+          resolve(resultFromReturned(returned as ReturnedString, this.origin, this.maxOutputBytes));
+        } catch (decodeErr) {
+          reject(decodeErr);
+        }
+      });
+    });
+  }
+
+  /**
+   * Runs the plugin on this thread, blocking the event loop until it returns. For hot loops only.
+   * Throws `E_BUSY` if an asynchronous call is in flight, since that would break serialization.
+   */
+  executeSync(ctx: PluginContext): PluginResult {
+    if (this.closed) throw closedError(this.origin);
+    const bytes = encodeContext(ctx, this.origin);
+    if (this.gate.inFlight > 0 && !this.metadata.thread_safe) {
+      throw new PluginError(
+        ErrorCode.BUSY,
+        `Plugin "${this.origin.plugin}" (${this.path}) is not thread-safe and has a call in flight; executeSync would run concurrently with it. Await the pending calls first.`,
+        { plugin: this.origin.plugin, path: this.path },
+      );
+    }
+    return resultFromReturned(this.lib.executeSync(bytes, this.maxOutputBytes), this.origin, this.maxOutputBytes);
+  }
+
+  /** Waits for calls in flight, then unloads the library. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return this.waitDrained();
+    this.closed = true;
+    await this.waitDrained();
+    this.lib.unload();
+  }
+
+  private waitDrained(): Promise<void> {
+    if (this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.drained;
+      this.drained = () => {
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  private callFinished(): void {
+    this.running--;
+    if (this.running === 0 && this.drained) {
+      const notify = this.drained;
+      this.drained = undefined;
+      notify();
+    }
+  }
+}

@@ -1,0 +1,232 @@
+import { lstat, open, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { isPlainObject } from '../abi/codec.js';
+import { ErrorCode } from '../errors.js';
+
+/** The manifest file every plugin directory carries. */
+export const MANIFEST_FILE = 'plugin.json';
+
+/** plugin.json larger than this is refused unread. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+/** Plugin names become file names, so they are restricted to a safe alphabet. */
+export const PLUGIN_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/;
+
+/** What a plugin asks to be allowed to do when sandboxed. */
+export interface PluginPermissions {
+  /** Network access. Default false. */
+  network?: boolean;
+  /** Paths it reads; `${workspace}` expands to the workspace root. Default: the workspace. */
+  fs_read?: string[];
+  /** Paths it writes; `${workspace}` expands to the workspace root. Default: none. */
+  fs_write?: string[];
+}
+
+/** plugin.json. Unknown fields are kept. */
+export interface PluginManifest {
+  /** Plugin name; the library file name derives from it. */
+  name: string;
+  /** One-line purpose. */
+  description: string;
+  /** Version string. */
+  version: string;
+  /** Author. */
+  author?: string;
+  /** When an agent should use this skill. */
+  when_to_use?: string;
+  /** When an agent should not use this skill. */
+  when_not_to_use?: string;
+  /** Tools the skill expects the agent to have. */
+  allowed_tools?: string[];
+  /** Sandbox permissions the plugin asks for. */
+  permissions?: PluginPermissions;
+  /** JSON Schema for `input`. */
+  input_schema?: Record<string, unknown>;
+  /** JSON Schema for `output`. */
+  output_schema?: Record<string, unknown>;
+  /** Any other field. */
+  [key: string]: unknown;
+}
+
+/** One problem found in a plugin directory. */
+export interface ValidationIssue {
+  /** Error code, e.g. `E_INVALID_MANIFEST`. */
+  code: ErrorCode;
+  /** What is wrong and how to fix it. */
+  message: string;
+  /** The plugin.json field at fault, when there is one. */
+  field?: string;
+}
+
+/** plugin.json as read: the manifest when it is usable, and every problem found. */
+export interface ManifestReading {
+  /** The manifest when every required field is present and well-typed. */
+  manifest?: PluginManifest;
+  /** The parsed JSON, even when invalid. */
+  raw?: unknown;
+  /** The problems found. */
+  issues: ValidationIssue[];
+}
+
+const REQUIRED_STRINGS = ['name', 'description', 'version'] as const;
+const OPTIONAL_STRINGS = ['author', 'when_to_use', 'when_not_to_use'] as const;
+
+/** Reads and checks `<dir>/plugin.json` without touching anything else. */
+export async function readManifest(dir: string): Promise<ManifestReading> {
+  const file = path.join(dir, MANIFEST_FILE);
+  const bad = (message: string, field?: string): ValidationIssue =>
+    field === undefined ? { code: ErrorCode.INVALID_MANIFEST, message } : { code: ErrorCode.INVALID_MANIFEST, message, field };
+  let text: string;
+  try {
+    const info = await stat(file);
+    if (!info.isFile()) return { issues: [bad(`${file} is not a regular file. Make plugin.json a JSON file.`)] };
+    if (info.size > MAX_MANIFEST_BYTES) {
+      return { issues: [bad(`${file} is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`)] };
+    }
+    const handle = await open(file, 'r');
+    try {
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? (err as Error).message})`;
+    return { issues: [bad(`${file} ${why}. Every plugin directory needs a plugin.json with name, description and version.`)] };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return { issues: [bad(`${file} is not valid JSON: ${(err as Error).message}. Fix the JSON syntax.`)] };
+  }
+  if (!isPlainObject(raw)) {
+    return { raw, issues: [bad(`${file} must hold a JSON object, not ${Array.isArray(raw) ? 'an array' : typeof raw}.`)] };
+  }
+  const issues: ValidationIssue[] = [];
+  for (const field of REQUIRED_STRINGS) {
+    const value = raw[field];
+    if (value === undefined) issues.push(bad(`${file} lacks the required field "${field}" (a string).`, field));
+    else if (typeof value !== 'string') issues.push(bad(`${file}: "${field}" must be a string, not ${typeof value}.`, field));
+    else if (field !== 'description' && value.trim() === '') issues.push(bad(`${file}: "${field}" must not be empty.`, field));
+  }
+  if (typeof raw.name === 'string' && raw.name !== '' && !PLUGIN_NAME_PATTERN.test(raw.name)) {
+    issues.push(
+      bad(`${file}: name ${JSON.stringify(raw.name)} is not a valid plugin name: use letters, digits, "_", ".", "+" and "-", at most 128 characters, not starting with "." or "-".`, 'name'),
+    );
+  }
+  for (const field of OPTIONAL_STRINGS) {
+    const value = raw[field];
+    if (value !== undefined && value !== null && typeof value !== 'string') {
+      issues.push(bad(`${file}: "${field}" must be a string when present.`, field));
+    }
+  }
+  if (raw.allowed_tools !== undefined && raw.allowed_tools !== null) {
+    if (!Array.isArray(raw.allowed_tools) || !raw.allowed_tools.every((t) => typeof t === 'string')) {
+      issues.push(bad(`${file}: "allowed_tools" must be an array of strings.`, 'allowed_tools'));
+    }
+  }
+  issues.push(...checkPermissions(raw.permissions, file));
+  for (const field of ['input_schema', 'output_schema']) {
+    const value = raw[field];
+    if (value !== undefined && !isPlainObject(value) && typeof value !== 'boolean') {
+      issues.push(bad(`${file}: "${field}" must be a JSON Schema object.`, field));
+    }
+  }
+  return issues.length === 0 ? { manifest: raw as PluginManifest, raw, issues } : { raw, issues };
+}
+
+function checkPermissions(value: unknown, file: string): ValidationIssue[] {
+  if (value === undefined || value === null) return [];
+  const field = 'permissions';
+  if (!isPlainObject(value)) return [{ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions" must be an object.`, field }];
+  const issues: ValidationIssue[] = [];
+  if (value.network !== undefined && typeof value.network !== 'boolean') {
+    issues.push({ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions.network" must be a boolean.`, field: 'permissions.network' });
+  }
+  for (const key of ['fs_read', 'fs_write']) {
+    const list = value[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || !list.every((p) => typeof p === 'string' && p.length > 0)) {
+      issues.push({ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions.${key}" must be an array of non-empty path strings.`, field: `permissions.${key}` });
+    }
+  }
+  return issues;
+}
+
+/** Library file names tried for a plugin name, in order; the first is the canonical one. */
+export function libraryCandidates(name: string, platform: NodeJS.Platform = process.platform): string[] {
+  // Cargo names a cdylib after its crate with "-" turned into "_".
+  const cargoName = name.replace(/-/g, '_');
+  const names = [name, cargoName];
+  let files: string[];
+  if (platform === 'win32') files = names.flatMap((n) => [`${n}.dll`, `lib${n}.dll`]);
+  else {
+    const ext = platform === 'darwin' ? 'dylib' : 'so';
+    files = names.flatMap((n) => [`lib${n}.${ext}`, `${n}.${ext}`]);
+  }
+  return [...new Set(files)];
+}
+
+/** The canonical library file name for a plugin name on this platform. */
+export function libraryFilename(name: string, platform: NodeJS.Platform = process.platform): string {
+  return libraryCandidates(name, platform)[0] as string;
+}
+
+/** The library found in a plugin directory, or why none was. */
+export type LibraryLookup = { found: true; path: string } | { found: false; issue: ValidationIssue };
+
+/** Finds the plugin's library in `dir` (no loading). */
+export async function findLibrary(dir: string, name: string): Promise<LibraryLookup> {
+  const tried = libraryCandidates(name);
+  for (const file of tried) {
+    const candidate = path.join(dir, file);
+    let info;
+    try {
+      info = await lstat(candidate);
+    } catch {
+      continue;
+    }
+    if (info.isSymbolicLink()) {
+      try {
+        info = await stat(candidate);
+      } catch {
+        return { found: false, issue: { code: ErrorCode.INVALID_STRUCTURE, message: `${candidate} is a dangling symlink. Point it at the built library or replace it with the file.` } };
+      }
+    }
+    if (!info.isFile()) {
+      return { found: false, issue: { code: ErrorCode.INVALID_STRUCTURE, message: `${candidate} is not a regular file. Put the built library there.` } };
+    }
+    return { found: true, path: candidate };
+  }
+  return {
+    found: false,
+    issue: {
+      code: ErrorCode.INVALID_STRUCTURE,
+      message: `No library for plugin "${name}" in ${dir}: tried ${tried.join(', ')}. Build the plugin and copy its library there as ${tried[0]}.`,
+    },
+  };
+}
+
+/**
+ * Checks a plugin directory from its files alone (never loads the library): every problem found.
+ * An empty array means the plugin is structurally valid.
+ */
+export async function validatePluginStructure(dir: string): Promise<ValidationIssue[]> {
+  try {
+    const info = await stat(dir);
+    if (!info.isDirectory()) return [{ code: ErrorCode.INVALID_STRUCTURE, message: `${dir} is not a directory. A plugin is a directory holding plugin.json and the library.` }];
+  } catch {
+    return [{ code: ErrorCode.NOT_FOUND, message: `${dir} does not exist. Pass the path of a plugin directory.` }];
+  }
+  const reading = await readManifest(dir);
+  const issues = [...reading.issues];
+  const name = isPlainObject(reading.raw) && typeof reading.raw.name === 'string' ? reading.raw.name : undefined;
+  if (name !== undefined && PLUGIN_NAME_PATTERN.test(name)) {
+    const lookup = await findLibrary(dir, name);
+    if (!lookup.found) issues.push(lookup.issue);
+  } else if (name === undefined) {
+    issues.push({ code: ErrorCode.INVALID_STRUCTURE, message: `Cannot look for the library in ${dir}: plugin.json gives no usable "name" to derive its file name from.` });
+  }
+  return issues;
+}
