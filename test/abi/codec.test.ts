@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeResult, encodeContext, validateMetadata } from '../../src/abi/codec.js';
+import { ErrorCode, PluginError } from '../../src/index.js';
+
+const origin = { plugin: 'p', path: '/p' };
+const bytes = (s: string | number[]) => (typeof s === 'string' ? new TextEncoder().encode(s) : Uint8Array.from(s));
+const code = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof PluginError);
+    return err.code;
+  }
+  return 'no error';
+};
+
+describe('ABI codec', () => {
+  it('encodes a context as NUL-terminated UTF-8 JSON', () => {
+    const buf = encodeContext({ input: { s: 'é' }, workspace_root: null, config: {} }, origin);
+    assert.equal(buf[buf.length - 1], 0);
+    assert.deepEqual(JSON.parse(buf.subarray(0, -1).toString('utf8')), { input: { s: 'é' }, workspace_root: null, config: {} });
+  });
+
+  it('defaults config and workspace_root', () => {
+    const buf = encodeContext({ input: {} } as never, origin);
+    assert.deepEqual(JSON.parse(buf.subarray(0, -1).toString('utf8')), { input: {}, workspace_root: null, config: {} });
+  });
+
+  it('refuses contexts that are not JSON objects', () => {
+    assert.equal(code(() => encodeContext(null as never, origin)), ErrorCode.INVALID_INPUT);
+    assert.equal(code(() => encodeContext({ input: 'x' } as never, origin)), ErrorCode.INVALID_INPUT);
+    assert.equal(code(() => encodeContext({ input: {}, config: [] } as never, origin)), ErrorCode.INVALID_INPUT);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    assert.equal(code(() => encodeContext({ input: cyclic } as never, origin)), ErrorCode.INVALID_INPUT);
+  });
+
+  it('decodes results and reports each kind of bad result', () => {
+    assert.deepEqual(decodeResult(bytes('{"success":true,"output":{"a":1},"files":[]}'), origin), { success: true, output: { a: 1 }, error: null, files: [] });
+    assert.equal(code(() => decodeResult(bytes([0x7b, 0xff, 0x7d]), origin)), ErrorCode.INVALID_UTF8);
+    assert.equal(code(() => decodeResult(bytes('nope'), origin)), ErrorCode.INVALID_JSON);
+    assert.equal(code(() => decodeResult(bytes('[]'), origin)), ErrorCode.INVALID_RESULT);
+    assert.equal(code(() => decodeResult(bytes('{"success":true,"files":[]}'), origin)), ErrorCode.INVALID_RESULT);
+    assert.equal(code(() => decodeResult(bytes('{"success":true,"output":1}'), origin)), ErrorCode.INVALID_RESULT);
+    assert.equal(code(() => decodeResult(bytes('{"success":1,"output":1,"files":[]}'), origin)), ErrorCode.INVALID_RESULT);
+    assert.equal(code(() => decodeResult(bytes('{"success":true,"output":1,"files":[3]}'), origin)), ErrorCode.INVALID_RESULT);
+    assert.equal(code(() => decodeResult(bytes('{"success":true,"output":1,"files":[],"error":5}'), origin)), ErrorCode.INVALID_RESULT);
+  });
+
+  it('validates metadata, defaulting thread_safe to false', () => {
+    const m = validateMetadata({ name: 'n', description: '', version: '1', abi_version: 1 }, origin);
+    assert.equal(m.thread_safe, false);
+    assert.equal(code(() => validateMetadata({ name: 'n', description: 'd', version: '1' }, origin)), ErrorCode.INVALID_METADATA);
+    assert.equal(code(() => validateMetadata({ name: 'n', description: 'd', version: '1', abi_version: 1, thread_safe: 'yes' }, origin)), ErrorCode.INVALID_METADATA);
+    assert.equal(code(() => validateMetadata({ name: 'n', description: 'd', version: '1', abi_version: 1, allowed_tools: [1] }, origin)), ErrorCode.INVALID_METADATA);
+  });
+});

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { ErrorCode, PluginLoader, type DiscoveredPlugin } from '../../src/index.js';
+import { buildFixture, tempDir } from '../helpers/fixtures.js';
+
+describe('discovery', () => {
+  let trusted: string;
+  let marker: string;
+  let found: DiscoveredPlugin[];
+
+  before(async () => {
+    const base = tempDir();
+    trusted = path.join(base, 'plugins');
+    mkdirSync(trusted);
+    marker = path.join(base, 'marker');
+    process.env.SKILLPLUG_TEST_MARKER = marker;
+    await buildFixture(trusted, { source: 'echo', name: 'good' });
+    await buildFixture(trusted, { source: 'marker', name: 'marker' });
+    await buildFixture(trusted, { source: 'echo', name: 'nomanifest', manifest: null });
+    await buildFixture(trusted, { source: 'echo', name: 'badjson', manifest: '{oops' });
+    await buildFixture(trusted, { source: 'echo', name: 'wronglib', libraryFile: 'libother.so' });
+    const outside = path.join(base, 'outside');
+    mkdirSync(outside);
+    await buildFixture(outside, { source: 'echo', name: 'escapee' });
+    symlinkSync(path.join(outside, 'escapee'), path.join(trusted, 'escape-link'));
+    mkdirSync(path.join(trusted, '.hidden'));
+    writeFileSync(path.join(trusted, 'README.md'), 'not a plugin');
+    found = await new PluginLoader({ pluginsDirs: [trusted], defaultDirs: false }).discoverPlugins();
+  });
+
+  const byDir = (name: string) => found.find((p) => path.basename(p.path) === name || p.path.endsWith(`${path.sep}${name}`));
+
+  it('finds every plugin dir, good and broken, skipping files and hidden dirs', () => {
+    assert.equal(found.length, 6);
+  });
+
+  it('judges good plugins ok with their facts', () => {
+    const good = byDir('good');
+    assert.equal(good?.status, 'ok');
+    assert.equal(good?.name, 'good');
+    assert.equal(good?.version, '1.0.0');
+    assert.deepEqual(good?.errors, []);
+  });
+
+  it('reports broken plugins with their reasons without failing the scan', () => {
+    assert.equal(byDir('nomanifest')?.errors[0]?.code, ErrorCode.INVALID_MANIFEST);
+    assert.equal(byDir('badjson')?.errors[0]?.code, ErrorCode.INVALID_MANIFEST);
+    assert.equal(byDir('wronglib')?.errors[0]?.code, ErrorCode.INVALID_STRUCTURE);
+    for (const name of ['nomanifest', 'badjson', 'wronglib']) assert.equal(byDir(name)?.status, 'error');
+  });
+
+  it('flags a plugin dir whose canonical path leaves the trusted dir', () => {
+    const escape = found.find((p) => p.errors.some((e) => e.code === ErrorCode.UNTRUSTED_PATH));
+    assert.ok(escape, 'the escaping symlink is listed');
+    assert.equal(escape?.status, 'error');
+  });
+
+  it('runs no plugin code', () => {
+    assert.equal(byDir('marker')?.status, 'ok');
+    assert.equal(existsSync(marker), false, 'the constructor of the marker plugin ran');
+  });
+
+  it('loading does run plugin code (the marker proves the probe works)', async () => {
+    const loader = new PluginLoader({ pluginsDirs: [trusted], defaultDirs: false });
+    const plugin = await loader.loadPlugin(path.join(trusted, 'marker'));
+    await plugin.close();
+    assert.equal(existsSync(marker), true);
+  });
+
+  it('scans a missing trusted dir as empty', async () => {
+    const none = await new PluginLoader({ pluginsDirs: [path.join(trusted, 'nope')], defaultDirs: false }).discoverPlugins();
+    assert.deepEqual(none, []);
+  });
+});

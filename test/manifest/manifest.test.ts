@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ErrorCode, libraryCandidates, validatePluginStructure } from '../../src/index.js';
+import { buildFixture, tempDir } from '../helpers/fixtures.js';
+
+function pluginDir(manifest: string | null, library?: string): string {
+  const dir = path.join(tempDir(), 'p');
+  mkdirSync(dir);
+  if (manifest !== null) writeFileSync(path.join(dir, 'plugin.json'), manifest);
+  if (library) writeFileSync(path.join(dir, library), 'not really a library');
+  return dir;
+}
+
+describe('validatePluginStructure', () => {
+  it('accepts a complete plugin', async () => {
+    const dir = await buildFixture(tempDir(), { source: 'echo', name: 'good' });
+    assert.deepEqual(await validatePluginStructure(dir), []);
+  });
+
+  it('reports a missing plugin.json', async () => {
+    const issues = await validatePluginStructure(pluginDir(null, 'libx.so'));
+    assert.equal(issues[0]?.code, ErrorCode.INVALID_MANIFEST);
+    assert.equal(issues[0]?.field, undefined);
+  });
+
+  it('reports plugin.json that is not JSON', async () => {
+    const issues = await validatePluginStructure(pluginDir('{"name": "x",', 'libx.so'));
+    assert.equal(issues[0]?.code, ErrorCode.INVALID_MANIFEST);
+  });
+
+  it('reports plugin.json that is not an object', async () => {
+    const issues = await validatePluginStructure(pluginDir('[1,2]'));
+    assert.equal(issues[0]?.code, ErrorCode.INVALID_MANIFEST);
+  });
+
+  it('reports every problem at once, each naming its field', async () => {
+    const issues = await validatePluginStructure(pluginDir(JSON.stringify({ name: 'x', description: 7, author: 3 })));
+    const byField = Object.fromEntries(issues.map((i) => [i.field ?? '(none)', i.code]));
+    assert.deepEqual(byField, {
+      description: ErrorCode.INVALID_MANIFEST,
+      version: ErrorCode.INVALID_MANIFEST,
+      author: ErrorCode.INVALID_MANIFEST,
+      '(none)': ErrorCode.INVALID_STRUCTURE,
+    });
+  });
+
+  it('reports wrong types of required fields', async () => {
+    const issues = await validatePluginStructure(pluginDir(JSON.stringify({ name: 1, description: 'd', version: 2 }), 'lib1.so'));
+    assert.deepEqual(issues.filter((i) => i.code === ErrorCode.INVALID_MANIFEST).map((i) => i.field).sort(), ['name', 'version']);
+  });
+
+  it('refuses names that could escape the directory', async () => {
+    const issues = await validatePluginStructure(pluginDir(JSON.stringify({ name: '../evil', description: 'd', version: '1' })));
+    assert.equal(issues[0]?.field, 'name');
+  });
+
+  it('reports a missing library, naming every file tried', async () => {
+    const issues = await validatePluginStructure(pluginDir(JSON.stringify({ name: 'my-tool', description: 'd', version: '1' })));
+    assert.equal(issues.length, 1);
+    assert.equal(issues[0]?.code, ErrorCode.INVALID_STRUCTURE);
+    for (const candidate of libraryCandidates('my-tool')) assert.ok(issues[0]?.message.includes(candidate), candidate);
+  });
+
+  it('checks declared permissions', async () => {
+    const issues = await validatePluginStructure(
+      pluginDir(JSON.stringify({ name: 'x', description: 'd', version: '1', permissions: { network: 'yes', fs_write: [''] } }), 'libx.so'),
+    );
+    assert.deepEqual(issues.map((i) => i.field).sort(), ['permissions.fs_write', 'permissions.network']);
+  });
+
+  it('reports a directory that does not exist', async () => {
+    const issues = await validatePluginStructure(path.join(tempDir(), 'missing'));
+    assert.equal(issues[0]?.code, ErrorCode.NOT_FOUND);
+  });
+});
+
+describe('libraryCandidates', () => {
+  it('tries the canonical name, then without lib, then the Cargo name', () => {
+    assert.deepEqual(libraryCandidates('my-plugin', 'linux'), ['libmy-plugin.so', 'my-plugin.so', 'libmy_plugin.so', 'my_plugin.so']);
+    assert.deepEqual(libraryCandidates('tool', 'darwin'), ['libtool.dylib', 'tool.dylib']);
+    assert.deepEqual(libraryCandidates('my-plugin', 'win32'), ['my-plugin.dll', 'libmy-plugin.dll', 'my_plugin.dll', 'libmy_plugin.dll']);
+  });
+});
