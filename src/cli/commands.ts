@@ -6,6 +6,7 @@ import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { PluginLoader, type IsolationMode } from '../loader/index.js';
 import { readManifest, validatePluginStructure } from '../manifest/index.js';
+import type { SandboxMode } from '../sandbox/index.js';
 import { ExitCode, writeErr, writeOut } from './output.js';
 
 /** Options every plugin-finding command shares. */
@@ -13,6 +14,8 @@ export interface LoaderFlags {
   workspace?: string | undefined;
   pluginsDir?: string[] | undefined;
   isolation?: string | undefined;
+  sandbox?: string | undefined;
+  maxMemoryMb?: number | undefined;
 }
 
 /** Builds a loader from CLI flags; warnings go to stderr. */
@@ -20,7 +23,9 @@ export function loaderFromFlags(flags: LoaderFlags): PluginLoader {
   return new PluginLoader({
     ...(flags.workspace !== undefined ? { workspace: flags.workspace } : {}),
     pluginsDirs: flags.pluginsDir ?? [],
-    isolation: (flags.isolation ?? 'none') as IsolationMode,
+    ...(flags.isolation !== undefined ? { isolation: flags.isolation as IsolationMode } : {}),
+    ...(flags.sandbox !== undefined ? { sandbox: flags.sandbox as SandboxMode } : {}),
+    ...(flags.maxMemoryMb !== undefined ? { maxMemoryMb: flags.maxMemoryMb } : {}),
     onWarning: (message) => writeErr(`skillplug: warning: ${message}`),
   });
 }

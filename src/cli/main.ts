@@ -10,16 +10,20 @@ const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1)
 Usage:
   skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--json]
   skillplug validate DIR [--json]
-  skillplug inspect  PLUGIN [--workspace DIR] [--plugins-dir DIR]... [--json]
+  skillplug inspect  PLUGIN [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …] [--json]
   skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
-                     [--workspace DIR] [--plugins-dir DIR]... [--isolation none]
-                     [--timeout MS] [--json]
+                     [--workspace DIR] [--plugins-dir DIR]... [--isolation process|none]
+                     [--sandbox auto|required|off] [--timeout MS] [--max-memory MIB] [--json]
   skillplug demo
   skillplug help | --help | --version
 
 PLUGIN is a plugin name found in the trusted dirs or a path to a plugin directory inside one.
 Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/plugins and
 <workspace>/.agents/plugins. --workspace defaults to the current directory.
+
+Plugins run in an isolated host process by default (--isolation process): a crash, hang or
+runaway allocation fails the call, not skillplug. --timeout defaults to 30000 ms, --max-memory
+to 4096 MiB; with bubblewrap installed the host also runs sandboxed (--sandbox auto).
 
 Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
 3 plugin could not be loaded; 4 plugin failed while running.
@@ -33,13 +37,19 @@ const LOADER_OPTIONS: Options = {
   json: { type: 'boolean' },
 };
 
+const HOST_OPTIONS: Options = {
+  isolation: { type: 'string' },
+  sandbox: { type: 'string' },
+  'max-memory': { type: 'string' },
+};
+
 const COMMAND_OPTIONS: Record<string, Options> = {
   list: LOADER_OPTIONS,
   validate: { json: { type: 'boolean' } },
-  inspect: { ...LOADER_OPTIONS, isolation: { type: 'string' } },
+  inspect: { ...LOADER_OPTIONS, ...HOST_OPTIONS },
   run: {
     ...LOADER_OPTIONS,
-    isolation: { type: 'string' },
+    ...HOST_OPTIONS,
     input: { type: 'string' },
     'input-file': { type: 'string' },
     config: { type: 'string' },
@@ -69,11 +79,11 @@ function onePositional(command: string, positionals: string[], what: string): st
   return positionals[0] as string;
 }
 
-function timeoutFlag(value: string | undefined): number | undefined {
+function positiveFlag(value: string | undefined, flag: string, unit: string): number | undefined {
   if (value === undefined) return undefined;
-  const ms = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(ms) || ms <= 0) throw new PluginError(ErrorCode.USAGE, `--timeout takes a positive whole number of milliseconds, got ${JSON.stringify(value)}.`);
-  return ms;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n <= 0) throw new PluginError(ErrorCode.USAGE, `${flag} takes a positive whole number of ${unit}, got ${JSON.stringify(value)}.`);
+  return n;
 }
 
 /** Runs the CLI with the given arguments and returns the exit code. */
@@ -95,6 +105,8 @@ export async function main(argv: string[]): Promise<number> {
       workspace: values.workspace as string | undefined,
       pluginsDir: values['plugins-dir'] as string[] | undefined,
       isolation: values.isolation as string | undefined,
+      sandbox: values.sandbox as string | undefined,
+      maxMemoryMb: positiveFlag(values['max-memory'] as string | undefined, '--max-memory', 'MiB'),
       json: values.json === true,
     };
     switch (command) {
@@ -111,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
           input: values.input as string | undefined,
           inputFile: values['input-file'] as string | undefined,
           config: values.config as string | undefined,
-          timeout: timeoutFlag(values.timeout as string | undefined),
+          timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds'),
         });
       case 'demo':
         await writeOut('skillplug demo: coming soon. Try "skillplug list" and "skillplug run PLUGIN".\n');

@@ -17,13 +17,15 @@ import {
 } from '../discovery/index.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { findLibrary, libraryFilename, readManifest } from '../manifest/index.js';
+import { IsolatedPlugin } from '../host/isolated.js';
+import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { InProcessPlugin } from './in-process.js';
 
 /** How a plugin runs: `'none'` loads it into this process; `'process'` runs it in its own host process. */
 export type IsolationMode = 'none' | 'process';
 
-/** The isolation modes this build supports. */
-export const ISOLATION_MODES: readonly IsolationMode[] = ['none'];
+/** The isolation modes. */
+export const ISOLATION_MODES: readonly IsolationMode[] = ['process', 'none'];
 
 /** Options for {@link PluginLoader}. */
 export interface PluginLoaderOptions {
@@ -35,8 +37,20 @@ export interface PluginLoaderOptions {
   pluginsDirs?: string[];
   /** Include the default trusted dirs. Default true. */
   defaultDirs?: boolean;
-  /** How loaded plugins run. Default `'none'`. */
+  /** How loaded plugins run. Default `'process'`. */
   isolation?: IsolationMode;
+  /** Per-call deadline for isolated plugins, in ms (a call may override it). Default 30 000. */
+  timeoutMs?: number;
+  /** Address-space limit per isolated host, in MiB. Default 4096. */
+  maxMemoryMb?: number;
+  /** Sandbox for isolated hosts. Default `'auto'`. */
+  sandbox?: SandboxMode;
+  /** The user's cap on sandbox permissions; plugins get the overlap with what they ask for. */
+  grant?: SandboxGrant;
+  /** Extra environment variables for isolated hosts (their environment is an allowlist otherwise). */
+  env?: Record<string, string>;
+  /** Receives everything isolated plugins write to stdout/stderr. */
+  onLog?: (plugin: string, text: string) => void;
   /** Concurrent calls a thread-safe plugin may serve. Default: the CPU count. */
   maxConcurrency?: number;
   /** Largest result accepted, in bytes. Default 64 MiB. */
@@ -47,6 +61,10 @@ export interface PluginLoaderOptions {
 
 /** Default largest result: 64 MiB. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+/** Default per-call deadline for isolated plugins: 30 s. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Default address-space limit per isolated host: 4096 MiB. */
+export const DEFAULT_MAX_MEMORY_MB = 4096;
 
 function canonicalOrAbsoluteSync(dir: string): string {
   try {
@@ -75,18 +93,34 @@ export class PluginLoader {
   private readonly isolation: IsolationMode;
   private readonly maxConcurrency: number;
   private readonly maxOutputBytes: number;
+  private readonly timeoutMs: number;
+  private readonly maxMemoryMb: number;
+  private readonly sandbox: SandboxMode;
+  private readonly grant: SandboxGrant | undefined;
+  private readonly env: Record<string, string> | undefined;
+  private readonly onLog: ((plugin: string, text: string) => void) | undefined;
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
 
   constructor(options: PluginLoaderOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new PluginError(ErrorCode.USAGE, 'PluginLoader options must be an object.');
-    const isolation = options.isolation ?? 'none';
+    const isolation = options.isolation ?? 'process';
     if (!ISOLATION_MODES.includes(isolation)) {
       throw new PluginError(ErrorCode.USAGE, `Unknown isolation mode ${JSON.stringify(isolation)}; use one of: ${ISOLATION_MODES.join(', ')}.`);
     }
     this.isolation = isolation;
     this.maxConcurrency = positiveInteger(options.maxConcurrency, 'maxConcurrency', Math.max(1, os.availableParallelism()));
     this.maxOutputBytes = positiveInteger(options.maxOutputBytes, 'maxOutputBytes', DEFAULT_MAX_OUTPUT_BYTES);
+    this.timeoutMs = positiveInteger(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
+    this.maxMemoryMb = positiveInteger(options.maxMemoryMb, 'maxMemoryMb', DEFAULT_MAX_MEMORY_MB);
+    const sandbox = options.sandbox ?? 'auto';
+    if (!SANDBOX_MODES.includes(sandbox)) {
+      throw new PluginError(ErrorCode.USAGE, `Unknown sandbox mode ${JSON.stringify(sandbox)}; use one of: ${SANDBOX_MODES.join(', ')}.`);
+    }
+    this.sandbox = sandbox;
+    this.grant = options.grant;
+    this.env = options.env;
+    this.onLog = options.onLog;
     this.warn = options.onWarning ?? ((message) => process.emitWarning(message, { code: 'SKILLPLUG_WARNING' }));
     this.workspace = canonicalOrAbsoluteSync(options.workspace ?? process.cwd());
     for (const dir of options.pluginsDirs ?? []) this.addTrustedDir(dir);
@@ -206,6 +240,24 @@ export class PluginLoader {
         { plugin: name, path: libraryPath },
       );
     }
-    return InProcessPlugin.open({ dir: canonical, libraryPath, manifestName: name, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency });
+    if (this.isolation === 'none') {
+      return InProcessPlugin.open({ dir: canonical, libraryPath, manifestName: name, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency });
+    }
+    return IsolatedPlugin.open({
+      dir: canonical,
+      libraryPath,
+      manifestName: name,
+      permissions: reading.manifest.permissions,
+      workspace: this.workspace,
+      maxOutputBytes: this.maxOutputBytes,
+      maxConcurrency: this.maxConcurrency,
+      timeoutMs: this.timeoutMs,
+      maxMemoryMb: this.maxMemoryMb,
+      sandbox: this.sandbox,
+      grant: this.grant,
+      env: this.env,
+      onWarning: this.warn,
+      onLog: this.onLog,
+    });
   }
 }

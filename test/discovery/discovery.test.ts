@@ -63,7 +63,7 @@ describe('discovery', () => {
   });
 
   it('loading does run plugin code (the marker proves the probe works)', async () => {
-    const loader = new PluginLoader({ pluginsDirs: [trusted], defaultDirs: false });
+    const loader = new PluginLoader({ pluginsDirs: [trusted], defaultDirs: false, isolation: 'none' });
     const plugin = await loader.loadPlugin(path.join(trusted, 'marker'));
     await plugin.close();
     assert.equal(existsSync(marker), true);

@@ -92,3 +92,9 @@ export function tempHome(): string {
   home ??= tempDir('skillplug-home-');
   return home;
 }
+
+/** Builds several fixtures in parallel; returns their dirs by key. */
+export async function buildFixtures(parent: string, specs: (FixtureSpec & { key: string })[]): Promise<Record<string, string>> {
+  const built = await Promise.all(specs.map(async (s) => [s.key, await buildFixture(parent, s)] as const));
+  return Object.fromEntries(built);
+}

@@ -4,7 +4,7 @@ import { mkdirSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, ISOLATION_MODES, PluginError, PluginLoader, type IsolationMode, type NativePluginTrait, type PluginResult } from '../../src/index.js';
-import { buildFixture, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
+import { buildFixture, buildFixtures, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
 
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<PluginError> {
   try {
@@ -23,7 +23,7 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
   describe(`loader (isolation: ${isolation})`, () => {
     let root: string;
     let loader: PluginLoader;
-    const dirs: Record<string, string> = {};
+    let dirs: Record<string, string> = {};
 
     before(async () => {
       root = tempDir();
@@ -41,7 +41,7 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
         { key: 'stack', source: 'deep_stack', name: 'deep-stack' },
         { key: 'cargo', source: 'echo', name: 'cargo-style', libraryFile: 'libcargo_style.so' },
       ];
-      await Promise.all(specs.map(async (s) => (dirs[s.key] = await buildFixture(root, s))));
+      dirs = await buildFixtures(root, specs);
       loader = new PluginLoader({ pluginsDirs: [root], home: tempHome(), workspace: root, isolation });
     });
 

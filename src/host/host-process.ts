@@ -1,0 +1,271 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import type { Readable, Duplex } from 'node:stream';
+import type { ReturnedString } from '../abi/codec.js';
+import { bwrapArgs, type SandboxPlan } from '../sandbox/index.js';
+import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, configureFrame, decodeReturned, executeHeader } from './protocol.js';
+import { signalHost, stopHost } from './terminate.js';
+
+/** How to launch one host. */
+export interface HostLaunch {
+  hostBinary: string;
+  libraryPath: string;
+  /** Worker threads in the host, when already known (thread-safe plugins); else configure later. */
+  concurrency?: number;
+  maxOutputBytes: number;
+  /** Address-space limit; 0 for none. */
+  maxMemoryMb: number;
+  /** Run inside bubblewrap with this plan, or unsandboxed when null. */
+  sandbox: SandboxPlan | null;
+  env: Record<string, string>;
+  cwd: string;
+  /** Receives everything the plugin writes to stdout and stderr. */
+  onLog?: ((text: string) => void) | undefined;
+}
+
+/** Why the host stopped, as facts. */
+export interface HostExit {
+  signal: string | null;
+  exitCode: number | null;
+  /** Peak address space when a fatal signal hit, in KiB (from the host's crash note). */
+  peakKb: number | null;
+  stderrTail: string;
+  /** Set when skillplug itself stopped the host. */
+  killedFor: 'timeout' | 'cancel' | 'close' | 'protocol' | null;
+  /** What was wrong with the channel, when killedFor is 'protocol'. */
+  protocolError?: string;
+}
+
+/** The host's first message. */
+export type HostReady =
+  | { kind: 'ready'; abiVersion: number; hasFree: boolean; metadata: ReturnedString | null }
+  | { kind: 'load-error'; reason: number; text: string };
+
+const STDERR_KEEP_BYTES = 64 * 1024;
+const TAIL_LINES = 20;
+const SIGNAL_NAMES = new Map<number, string>();
+// First name wins, so 6 is SIGABRT rather than its alias SIGIOT.
+for (const [name, num] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(num)) SIGNAL_NAMES.set(num, name);
+
+/** One running host process serving one plugin. */
+export class HostProcess {
+  /** Resolves with the host's first message; rejects with a {@link HostExit} if it dies first. */
+  readonly ready: Promise<HostReady>;
+  /** Resolves once the host has exited. */
+  readonly exited: Promise<HostExit>;
+  private readonly child: ChildProcess;
+  private readonly channel: Duplex;
+  private readonly reader: FrameReader;
+  private readonly pending = new Map<number, { resolve: (r: ReturnedString) => void; reject: (e: HostExit) => void }>();
+  private nextId = 1;
+  private stderr = '';
+  private notes = '';
+  private killedFor: HostExit['killedFor'] = null;
+  private protocolError: string | undefined;
+  private exit: HostExit | undefined;
+  private settleReady: { resolve: (r: HostReady) => void; reject: (e: HostExit) => void } | undefined;
+  private readonly sandboxed: boolean;
+
+  constructor(launch: HostLaunch) {
+    const hostArgs = [
+      launch.libraryPath,
+      String(launch.maxOutputBytes),
+      String(launch.maxMemoryMb),
+      String(launch.sandbox ? 0 : process.pid),
+    ];
+    const [command, args] = launch.sandbox
+      ? [launch.sandbox.bwrap, [...bwrapArgs(launch.sandbox), '--', launch.hostBinary, ...hostArgs]]
+      : [launch.hostBinary, hostArgs];
+    this.sandboxed = launch.sandbox !== null;
+    this.reader = new FrameReader(launch.maxOutputBytes + HEADER_BYTES);
+    this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
+    this.ready.catch(() => undefined);
+    // Own process group, so a kill reaches anything the plugin forked.
+    this.child = spawn(command, args, {
+      cwd: launch.cwd,
+      env: launch.sandbox ? {} : launch.env,
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    this.channel = this.child.stdio[3] as Duplex;
+    const errStream = this.child.stdio[2] as Readable;
+    const notesStream = this.child.stdio[4] as Readable;
+    errStream.setEncoding('utf8');
+    errStream.on('data', (text: string) => {
+      this.stderr = (this.stderr + text).slice(-STDERR_KEEP_BYTES);
+      launch.onLog?.(text);
+    });
+    notesStream.setEncoding('utf8');
+    notesStream.on('data', (text: string) => (this.notes = (this.notes + text).slice(-4096)));
+    this.channel.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.channel.on('error', () => undefined);
+    errStream.on('error', () => undefined);
+    notesStream.on('error', () => undefined);
+    const notesEnded = new Promise<void>((resolve) => {
+      notesStream.once('end', resolve);
+      notesStream.once('close', resolve);
+    });
+    this.exited = new Promise((resolve) => {
+      let settled = false;
+      const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+        const done = (): void => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(wait);
+          resolve(this.buildExit(code, signal));
+        };
+        // The crash note is written just before death; give the pipe a moment to deliver it.
+        const wait = setTimeout(done, 100);
+        wait.unref();
+        void notesEnded.then(done);
+      };
+      this.child.once('exit', finish);
+      this.child.once('error', (err) => {
+        this.stderr += `\n${err.message}`;
+        finish(null, null);
+      });
+    });
+    void this.exited.then((exit) => this.onExit(exit));
+    if (launch.concurrency !== undefined) this.configure(launch.concurrency);
+    // Referenced until the handshake ends; afterwards only while calls are in flight.
+    void this.ready.finally(() => {
+      if (this.pending.size === 0) this.setRef(false);
+    }).catch(() => undefined);
+  }
+
+  /** True until the host has exited or been told to stop. */
+  get alive(): boolean {
+    return this.exit === undefined && this.killedFor === null;
+  }
+
+  /** The host's process id. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Calls in flight on this host. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** The last lines the plugin wrote to stderr/stdout. */
+  stderrTail(): string {
+    return tailLines(this.stderr, TAIL_LINES);
+  }
+
+  /** Sends one call; resolves with what the plugin returned, rejects with {@link HostExit} if the host dies. */
+  call(context: Buffer): Promise<ReturnedString> {
+    if (this.exit) return Promise.reject(this.exit);
+    const id = this.nextId++;
+    if (this.nextId > 0xffffffff) this.nextId = 1;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.setRef(true);
+      this.channel.write(executeHeader(id, context.length));
+      this.channel.write(context);
+    });
+  }
+
+  /** Tells the host how many worker threads to run (only takes effect once, before the first call). */
+  configure(workers: number): void {
+    if (!this.exit && workers > 1) this.channel.write(configureFrame(workers));
+  }
+
+  /** Kills the host at once (SIGKILL to its group). */
+  kill(reason: Exclude<HostExit['killedFor'], null>): void {
+    if (this.exit) return;
+    this.killedFor ??= reason;
+    signalHost(this.child, 'SIGKILL');
+  }
+
+  /** Stops the host in steps: end input, SIGTERM, SIGKILL. */
+  async stop(): Promise<void> {
+    if (this.exit) return;
+    this.killedFor ??= 'close';
+    // A caller awaiting close must not see its process exit first.
+    this.setRef(true);
+    await stopHost(this.child, () => this.channel.end());
+    await this.exited;
+  }
+
+  // Referenced only while someone awaits the host, so an idle host never keeps the caller alive.
+  private setRef(on: boolean): void {
+    const handles = [this.child, this.channel, this.child.stdio[2], this.child.stdio[4]] as unknown as { ref?: () => void; unref?: () => void }[];
+    for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames;
+    try {
+      frames = this.reader.push(chunk);
+    } catch (err) {
+      this.violation((err as Error).message);
+      return;
+    }
+    for (const frame of frames) {
+      try {
+        if (frame.kind === HostMessage.READY && this.settleReady) {
+          const abiVersion = frame.payload.readUInt32LE(0);
+          const hasFree = frame.payload.readUInt32LE(4) === 1;
+          const metadata = frame.payload.length > 8 ? decodeReturned(frame.payload, 8) : null;
+          this.settleReady.resolve({ kind: 'ready', abiVersion, hasFree, metadata });
+          this.settleReady = undefined;
+        } else if (frame.kind === HostMessage.LOAD_ERROR && this.settleReady) {
+          this.settleReady.resolve({ kind: 'load-error', reason: frame.payload.readUInt32LE(0), text: frame.payload.subarray(4).toString('utf8') });
+          this.settleReady = undefined;
+        } else if (frame.kind === HostMessage.RESULT && this.pending.has(frame.id)) {
+          const call = this.pending.get(frame.id);
+          this.pending.delete(frame.id);
+          if (this.pending.size === 0) this.setRef(false);
+          call?.resolve(decodeReturned(frame.payload, 0));
+        } else {
+          throw new ProtocolViolation(`unexpected frame kind ${frame.kind} id ${frame.id}`);
+        }
+      } catch (err) {
+        this.violation(err instanceof RangeError ? `truncated frame: ${err.message}` : (err as Error).message);
+        return;
+      }
+    }
+  }
+
+  // Something in the host process (the plugin) wrote to the channel: nothing on it can be trusted now.
+  private violation(message: string): void {
+    this.protocolError ??= message;
+    this.kill('protocol');
+  }
+
+  private buildExit(code: number | null, signal: NodeJS.Signals | null): HostExit {
+    let signalName: string | null = signal;
+    let exitCode = code;
+    // bwrap reports a child killed by signal N as exit code 128+N.
+    if (this.sandboxed && signal === null && code !== null && code > 128 && SIGNAL_NAMES.has(code - 128)) {
+      signalName = SIGNAL_NAMES.get(code - 128) as string;
+      exitCode = null;
+    }
+    const note = /signal=(\d+) peak_kb=(\d+)/.exec(this.notes);
+    if (note) {
+      signalName = SIGNAL_NAMES.get(Number(note[1])) ?? `signal ${note[1]}`;
+      exitCode = null;
+    }
+    const exit: HostExit = { signal: signalName, exitCode, peakKb: note ? Number(note[2]) : null, stderrTail: this.stderrTail(), killedFor: this.killedFor };
+    if (this.protocolError !== undefined) exit.protocolError = this.protocolError;
+    return exit;
+  }
+
+  private onExit(exit: HostExit): void {
+    this.exit = exit;
+    this.setRef(false);
+    this.channel.destroy();
+    if (this.settleReady) {
+      this.settleReady.reject(exit);
+      this.settleReady = undefined;
+    }
+    for (const call of this.pending.values()) call.reject(exit);
+    this.pending.clear();
+  }
+}
+
+function tailLines(text: string, lines: number): string {
+  const parts = text.trimEnd().split('\n');
+  return parts.slice(-lines).join('\n');
+}

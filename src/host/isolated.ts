@@ -1,0 +1,310 @@
+import { existsSync } from 'node:fs';
+import { encodeContext, type Origin } from '../abi/codec.js';
+import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
+import { ErrorCode, PluginError } from '../errors.js';
+import { cancelledError, checkExecuteOptions, closedError, failureFacts, timeoutError } from '../loader/call-errors.js';
+import { CallGate } from '../loader/gate.js';
+import { checkAbiVersion, checkMetadata, resultFromReturned } from '../loader/handshake.js';
+import type { PluginPermissions } from '../manifest/index.js';
+import { detectSandbox, effectivePermissions, hostEnvironment, type SandboxGrant, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
+import { ensureHostBinary } from './build.js';
+import { HostProcess, type HostExit } from './host-process.js';
+import { LoadErrorReason } from './protocol.js';
+
+/** Crashes within {@link CRASH_WINDOW_MS} that quarantine a plugin. */
+export const CRASHES_TO_QUARANTINE = 3;
+/** The window in which crashes count toward quarantine. */
+export const CRASH_WINDOW_MS = 60_000;
+/** A crash whose peak address space reached this share of the limit is reported as a memory limit. */
+const MEMORY_LIMIT_SHARE = 0.9;
+
+/** What an isolated plugin needs to open. */
+export interface IsolatedOpenOptions {
+  dir: string;
+  libraryPath: string;
+  manifestName: string;
+  permissions: PluginPermissions | undefined;
+  workspace: string | null;
+  maxOutputBytes: number;
+  maxConcurrency: number;
+  timeoutMs: number;
+  maxMemoryMb: number;
+  sandbox: SandboxMode;
+  grant: SandboxGrant | undefined;
+  env: Record<string, string> | undefined;
+  onWarning: (message: string) => void;
+  onLog: ((plugin: string, text: string) => void) | undefined;
+}
+
+let warnedNoSandbox = false;
+
+async function planSandbox(options: IsolatedOpenOptions, hostBinary: string): Promise<SandboxPlan | null> {
+  if (options.sandbox === 'off') return null;
+  const support = await detectSandbox();
+  if (!support.available) {
+    if (options.sandbox === 'required') {
+      throw new PluginError(
+        ErrorCode.SANDBOX_UNAVAILABLE,
+        `Plugin "${options.manifestName}" (${options.dir}) must run sandboxed (sandbox: "required"), but ${support.reason}. Install bubblewrap, or choose sandbox "auto" or "off".`,
+        { plugin: options.manifestName, path: options.dir, data: { reason: support.reason } },
+      );
+    }
+    if (!warnedNoSandbox) {
+      warnedNoSandbox = true;
+      options.onWarning(`plugins run without a sandbox: ${support.reason}. Crashes and hangs are still contained; file and network access are not. Use sandbox "required" to refuse instead.`);
+    }
+    return null;
+  }
+  const workspace = options.workspace !== null && existsSync(options.workspace) ? options.workspace : null;
+  return {
+    bwrap: support.bwrap as string,
+    hostBinary,
+    pluginDir: options.dir,
+    libraryPath: options.libraryPath,
+    workspace,
+    permissions: effectivePermissions(options.permissions, options.grant, workspace ?? '/nonexistent-workspace'),
+    env: hostEnvironment(options.env, true),
+  };
+}
+
+/**
+ * A plugin served by its own host process: a crash, hang or runaway allocation kills the host,
+ * not the caller, and the next call gets a fresh host.
+ */
+export class IsolatedPlugin implements NativePluginTrait {
+  readonly metadata: PluginMetadata;
+  readonly path: string;
+  readonly libraryPath: string;
+  private readonly options: IsolatedOpenOptions;
+  private readonly origin: Origin;
+  private readonly hostBinary: string;
+  private readonly sandbox: SandboxPlan | null;
+  private readonly gate: CallGate;
+  private host: HostProcess | undefined;
+  private starting: Promise<HostProcess> | undefined;
+  private crashTimes: number[] = [];
+  private quarantined = false;
+  private closed = false;
+  private running = 0;
+  private drained: (() => void) | undefined;
+  private lastLogs = '';
+
+  private constructor(options: IsolatedOpenOptions, hostBinary: string, sandbox: SandboxPlan | null, host: HostProcess, metadata: PluginMetadata) {
+    this.options = options;
+    this.metadata = metadata;
+    this.path = options.dir;
+    this.libraryPath = options.libraryPath;
+    this.origin = { plugin: metadata.name, path: options.dir };
+    this.hostBinary = hostBinary;
+    this.sandbox = sandbox;
+    this.gate = new CallGate(metadata.thread_safe ? options.maxConcurrency : 1);
+    this.adopt(host);
+    if (metadata.thread_safe) host.configure(options.maxConcurrency);
+  }
+
+  /** Starts the first host, which loads the library and reports its ABI version and metadata. */
+  static async open(options: IsolatedOpenOptions): Promise<IsolatedPlugin> {
+    const hostBinary = await ensureHostBinary();
+    const sandbox = await planSandbox(options, hostBinary);
+    const origin: Origin = { plugin: options.manifestName, path: options.dir };
+    const host = IsolatedPlugin.spawn(options, hostBinary, sandbox, undefined);
+    const metadata = await IsolatedPlugin.handshake(host, origin, options);
+    return new IsolatedPlugin(options, hostBinary, sandbox, host, metadata);
+  }
+
+  private static spawn(options: IsolatedOpenOptions, hostBinary: string, sandbox: SandboxPlan | null, concurrency: number | undefined): HostProcess {
+    return new HostProcess({
+      hostBinary,
+      libraryPath: options.libraryPath,
+      concurrency,
+      maxOutputBytes: options.maxOutputBytes,
+      maxMemoryMb: options.maxMemoryMb,
+      sandbox,
+      env: hostEnvironment(options.env, false),
+      cwd: options.workspace !== null && existsSync(options.workspace) ? options.workspace : '/',
+      onLog: options.onLog ? (text) => options.onLog?.(options.manifestName, text) : undefined,
+    });
+  }
+
+  private static async handshake(host: HostProcess, origin: Origin, options: IsolatedOpenOptions): Promise<PluginMetadata> {
+    let ready;
+    try {
+      ready = await host.ready;
+    } catch (exit) {
+      throw exitError(exit as HostExit, origin, options.maxMemoryMb, 'while loading');
+    }
+    try {
+      if (ready.kind === 'load-error') {
+        if (ready.reason === LoadErrorReason.SYMBOL) {
+          throw new PluginError(
+            ErrorCode.MISSING_SYMBOL,
+            `The library of plugin "${origin.plugin}" (${options.libraryPath}) does not export ${ready.text}, which ABI v1 requires. Export it with C linkage (extern "C" / #[no_mangle]).`,
+            { plugin: origin.plugin, path: options.libraryPath, data: { symbol: ready.text } },
+          );
+        }
+        throw new PluginError(
+          ErrorCode.LOAD_FAILED,
+          `Cannot load the library of plugin "${origin.plugin}" at ${options.libraryPath}: ${ready.text}. Check that it was built for this platform and that its dependencies are installed.`,
+          { plugin: origin.plugin, path: options.libraryPath },
+        );
+      }
+      checkAbiVersion(ready.abiVersion, origin);
+      return checkMetadata(ready.metadata ?? { kind: 'null' }, origin, options.manifestName);
+    } catch (err) {
+      void host.stop();
+      throw err;
+    }
+  }
+
+  /** The last lines the plugin wrote to stdout/stderr (from the current or last host). */
+  logs(): string {
+    return this.host?.stderrTail() || this.lastLogs;
+  }
+
+  /** The current host's process id, if one is running. */
+  get hostPid(): number | undefined {
+    return this.host?.alive ? this.host.pid : undefined;
+  }
+
+  /** Runs the plugin in its host. Rejects with E_CRASHED, E_TIMEOUT, E_CANCELLED, E_RESOURCE_LIMIT, … on faults. */
+  async execute(ctx: PluginContext, options: ExecuteOptions = {}): Promise<PluginResult> {
+    this.assertUsable();
+    checkExecuteOptions(options, this.origin);
+    const bytes = encodeContext(ctx, this.origin);
+    const payload = bytes.subarray(0, bytes.length - 1);
+    const { signal } = options;
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
+    if (signal?.aborted) throw cancelledError(this.origin, false);
+    const release = await this.gate.acquire(signal, () => cancelledError(this.origin, false));
+    this.running++;
+    try {
+      this.assertUsable();
+      const host = await this.ensureHost();
+      const returned = await new Promise<Awaited<ReturnType<HostProcess['call']>>>((resolve, reject) => {
+        let settled = false;
+        const settle = (fn: () => void): void => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          fn();
+        };
+        const timer = setTimeout(() => {
+          const tail = host.stderrTail();
+          host.kill('timeout');
+          settle(() => reject(timeoutError(this.origin, timeoutMs, { stderrTail: tail, signal: 'SIGKILL' }, '; its host was killed and the next call gets a fresh one')));
+        }, timeoutMs);
+        const onAbort = (): void => {
+          const tail = host.stderrTail();
+          host.kill('cancel');
+          settle(() => reject(cancelledError(this.origin, true, { stderrTail: tail, signal: 'SIGKILL' })));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        host.call(payload).then(
+          (r) => settle(() => resolve(r)),
+          (exit: HostExit) => settle(() => reject(exitError(exit, this.origin, this.options.maxMemoryMb, 'during the call'))),
+        );
+      });
+      return resultFromReturned(returned, this.origin, this.options.maxOutputBytes);
+    } finally {
+      release();
+      this.callFinished();
+    }
+  }
+
+  /** Waits for calls in flight, then stops the host (end input, SIGTERM, SIGKILL). Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.running > 0) await new Promise<void>((resolve) => {
+      const previous = this.drained;
+      this.drained = () => {
+        previous?.();
+        resolve();
+      };
+    });
+    await this.host?.stop();
+  }
+
+  private assertUsable(): void {
+    if (this.closed) throw closedError(this.origin);
+    if (this.quarantined) {
+      throw new PluginError(
+        ErrorCode.QUARANTINED,
+        `Plugin "${this.origin.plugin}" (${this.path}) crashed ${CRASHES_TO_QUARANTINE} times within ${CRASH_WINDOW_MS / 1000} s and is quarantined. Fix the plugin, then load it again.`,
+        { plugin: this.origin.plugin, path: this.path, data: { crashes: this.crashTimes.length }, failure: failureFacts({ crashed: true, stderrTail: this.lastLogs }) },
+      );
+    }
+  }
+
+  private callFinished(): void {
+    this.running--;
+    if (this.running === 0 && this.drained) {
+      const notify = this.drained;
+      this.drained = undefined;
+      notify();
+    }
+  }
+
+  private adopt(host: HostProcess): void {
+    this.host = host;
+    void host.exited.then((exit) => {
+      this.lastLogs = exit.stderrTail;
+      if (this.host === host) this.host = undefined;
+      if (exit.killedFor === null) this.recordCrash();
+    });
+  }
+
+  private recordCrash(): void {
+    const now = Date.now();
+    this.crashTimes = [...this.crashTimes.filter((t) => now - t < CRASH_WINDOW_MS), now];
+    if (this.crashTimes.length >= CRASHES_TO_QUARANTINE) this.quarantined = true;
+  }
+
+  private ensureHost(): Promise<HostProcess> {
+    if (this.host?.alive) return Promise.resolve(this.host);
+    this.starting ??= (async () => {
+      const workers = this.metadata.thread_safe ? this.options.maxConcurrency : undefined;
+      const host = IsolatedPlugin.spawn(this.options, this.hostBinary, this.sandbox, workers);
+      this.adopt(host);
+      await IsolatedPlugin.handshake(host, this.origin, this.options);
+      return host;
+    })().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+}
+
+/** Maps a host's death to the error a caller sees. */
+export function exitError(exit: HostExit, origin: Origin, maxMemoryMb: number, when: string): PluginError {
+  const facts = failureFacts({ crashed: true, signal: exit.signal, exitCode: exit.exitCode, stderrTail: exit.stderrTail });
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
+  const base = { plugin: origin.plugin, path: origin.path, failure: facts };
+  if (exit.killedFor === 'close') return closedError(origin);
+  if (exit.killedFor === 'timeout' || exit.killedFor === 'cancel') {
+    return new PluginError(
+      ErrorCode.CRASHED,
+      `The host of plugin "${origin.plugin}" (${origin.path}) was stopped ${when} because a concurrent call ${exit.killedFor === 'timeout' ? 'ran past its deadline' : 'was cancelled'}. Retry the call.`,
+      { ...base, data: { reason: exit.killedFor } },
+    );
+  }
+  if (exit.killedFor === 'protocol') {
+    return new PluginError(
+      ErrorCode.CRASHED,
+      `Plugin "${origin.plugin}" (${origin.path}) corrupted its host's private channel (${exit.protocolError}); the host was killed. The plugin must not write to file descriptors it did not open.`,
+      { ...base, data: { protocolError: exit.protocolError } },
+    );
+  }
+  if (maxMemoryMb > 0 && exit.peakKb !== null && exit.peakKb * 1024 >= MEMORY_LIMIT_SHARE * maxMemoryMb * 1024 * 1024) {
+    return new PluginError(
+      ErrorCode.RESOURCE_LIMIT,
+      `Plugin "${origin.plugin}" (${origin.path}) hit its ${maxMemoryMb} MiB memory limit ${when} (peak ${Math.round(exit.peakKb / 1024)} MiB) and its host ${how}. Raise maxMemoryMb (--max-memory MIB) if it legitimately needs more.`,
+      { ...base, data: { limitMb: maxMemoryMb, peakMb: Math.round(exit.peakKb / 1024) } },
+    );
+  }
+  return new PluginError(
+    ErrorCode.CRASHED,
+    `Plugin "${origin.plugin}" (${origin.path}) crashed ${when}: its host ${how}. The caller is unaffected and the next call gets a fresh host.${exit.stderrTail ? ' The plugin\'s last stderr lines are attached.' : ''}`,
+    { ...base, data: { signal: exit.signal, exitCode: exit.exitCode } },
+  );
+}

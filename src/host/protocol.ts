@@ -1,0 +1,115 @@
+// The wire format between skillplug and its native host; mirrors the comment atop skillplug-host.c.
+import type { ReturnedString } from '../abi/codec.js';
+
+/** Host-to-parent frame kinds. */
+export const HostMessage = { READY: 1, LOAD_ERROR: 2, RESULT: 3 } as const;
+/** Parent-to-host frame kinds. */
+export const HostRequest = { EXECUTE: 1, CONFIGURE: 2 } as const;
+/** Reasons in a LOAD_ERROR frame. */
+export const LoadErrorReason = { DLOPEN: 1, SYMBOL: 2 } as const;
+
+const RET_BYTES = 0;
+const RET_NULL = 1;
+const RET_TOO_LARGE = 2;
+
+/** Size of every frame header. */
+export const HEADER_BYTES = 16;
+
+/** One frame from the host. */
+export interface Frame {
+  kind: number;
+  id: number;
+  payload: Buffer;
+}
+
+/** A frame the host should never send: the channel is not to be trusted any more. */
+export class ProtocolViolation extends Error {}
+
+/** The header of an EXECUTE request; the context bytes follow it on the wire. */
+export function executeHeader(id: number, payloadLength: number): Buffer {
+  const header = Buffer.allocUnsafe(HEADER_BYTES);
+  header.writeUInt32LE(HostRequest.EXECUTE, 0);
+  header.writeUInt32LE(id, 4);
+  header.writeBigUInt64LE(BigInt(payloadLength), 8);
+  return header;
+}
+
+/** A CONFIGURE request: how many worker threads a thread-safe plugin's host should run. */
+export function configureFrame(workers: number): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + 4);
+  frame.writeUInt32LE(HostRequest.CONFIGURE, 0);
+  frame.writeUInt32LE(0, 4);
+  frame.writeBigUInt64LE(4n, 8);
+  frame.writeUInt32LE(workers, HEADER_BYTES);
+  return frame;
+}
+
+/** Decodes a returned string at `offset` of a payload. */
+export function decodeReturned(payload: Buffer, offset: number): ReturnedString {
+  if (payload.length < offset + 4) throw new ProtocolViolation('truncated returned string');
+  const tag = payload.readUInt32LE(offset);
+  if (tag === RET_BYTES) return { kind: 'bytes', bytes: payload.subarray(offset + 4) };
+  if (tag === RET_NULL) return { kind: 'null' };
+  if (tag === RET_TOO_LARGE && payload.length >= offset + 12) return { kind: 'too-large', length: Number(payload.readBigUInt64LE(offset + 4)) };
+  throw new ProtocolViolation(`unknown returned-string tag ${tag}`);
+}
+
+/**
+ * Reassembles frames from stream chunks without quadratic copying: chunks are kept as they come
+ * and joined once per frame.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private pendingLength = -1;
+  private pendingKind = 0;
+  private pendingId = 0;
+
+  constructor(private readonly maxPayload: number) {}
+
+  /** Adds a chunk and returns every frame it completes. Throws {@link ProtocolViolation}. */
+  push(chunk: Buffer): Frame[] {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.pendingLength < 0) {
+        if (this.size < HEADER_BYTES) break;
+        const header = this.take(HEADER_BYTES);
+        this.pendingKind = header.readUInt32LE(0);
+        this.pendingId = header.readUInt32LE(4);
+        const length = header.readBigUInt64LE(8);
+        if (length > BigInt(this.maxPayload)) throw new ProtocolViolation(`frame of ${length} bytes exceeds the ${this.maxPayload}-byte limit`);
+        this.pendingLength = Number(length);
+      }
+      if (this.size < this.pendingLength) break;
+      frames.push({ kind: this.pendingKind, id: this.pendingId, payload: this.take(this.pendingLength) });
+      this.pendingLength = -1;
+    }
+    return frames;
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    if (n === 0) return Buffer.alloc(0);
+    let out: Buffer;
+    if (first !== undefined && first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const chunk = this.chunks[0] as Buffer;
+        const use = Math.min(chunk.length, n - filled);
+        chunk.copy(out, filled, 0, use);
+        filled += use;
+        if (use === chunk.length) this.chunks.shift();
+        else this.chunks[0] = chunk.subarray(use);
+      }
+    }
+    this.size -= n;
+    return out;
+  }
+}

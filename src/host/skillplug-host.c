@@ -1,0 +1,334 @@
+/*
+ * skillplug-host: loads one ABI v1 plugin library and serves calls over fd 3.
+ * Built by skillplug on first use into a per-user cache; never run by hand.
+ *
+ * Usage: skillplug-host LIBRARY MAX_OUTPUT_BYTES MAX_MEMORY_MB PARENT_PID
+ *
+ * Frames on fd 3 (little-endian): u32 kind, u32 id, u64 payload length, payload.
+ *   parent -> host: kind 1 EXECUTE, payload = context JSON (no NUL);
+ *                   kind 2 CONFIGURE, payload = u32 worker threads (>1 only for thread-safe plugins).
+ *   host -> parent: kind 1 READY (id 0): u32 abi version, u32 has_free, then a returned string
+ *                   (only when the version is 1); kind 2 LOAD_ERROR: u32 reason, text;
+ *                   kind 3 RESULT: a returned string.
+ *   A returned string is u32 tag then: tag 0 bytes, tag 1 NULL (nothing), tag 2 too large (u64 length).
+ * Fatal signals write "signal=N peak_kb=K\n" to fd 4 before the host dies.
+ * The plugin's stdout is redirected to stderr so nothing it prints can reach the channel.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#define CHANNEL_FD 3
+#define NOTES_FD 4
+#define PLUGIN_ABI_VERSION 1u
+#define MAX_METADATA_BYTES (1024u * 1024u)
+#define WORKER_STACK_BYTES (8u * 1024u * 1024u)
+
+enum { REQ_EXECUTE = 1, REQ_CONFIGURE = 2 };
+enum { MSG_READY = 1, MSG_LOAD_ERROR = 2, MSG_RESULT = 3 };
+enum { RET_BYTES = 0, RET_NULL = 1, RET_TOO_LARGE = 2 };
+enum { LOADERR_DLOPEN = 1, LOADERR_SYMBOL = 2, LOADERR_USAGE = 3 };
+
+typedef uint32_t (*version_fn)(void);
+typedef const char *(*metadata_fn)(void);
+typedef const char *(*execute_fn)(const char *);
+typedef void (*free_fn)(const char *);
+
+static execute_fn plugin_execute;
+static free_fn plugin_free;
+static uint64_t max_output;
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void put_u32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len) {
+  char *p = buf;
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* One frame, written whole under the lock so concurrent workers never interleave. */
+static void send_frame(uint32_t kind, uint32_t id, const void *a, size_t alen, const void *b, size_t blen) {
+  unsigned char header[16];
+  put_u32(header, kind);
+  put_u32(header + 4, id);
+  put_u64(header + 8, (uint64_t)alen + blen);
+  pthread_mutex_lock(&write_lock);
+  int failed = write_all(CHANNEL_FD, header, sizeof header) || (alen && write_all(CHANNEL_FD, a, alen)) ||
+               (blen && write_all(CHANNEL_FD, b, blen));
+  pthread_mutex_unlock(&write_lock);
+  if (failed) _exit(0); /* The parent is gone: nobody is left to serve. */
+}
+
+/* Sends a plugin-returned string after `prefix`, then frees it exactly once. */
+static void send_returned(uint32_t kind, uint32_t id, const unsigned char *prefix, size_t plen, const char *s, uint64_t limit) {
+  unsigned char buf[32];
+  if (plen) memcpy(buf, prefix, plen);
+  if (!s) {
+    put_u32(buf + plen, RET_NULL);
+    send_frame(kind, id, buf, plen + 4, NULL, 0);
+    return;
+  }
+  size_t n = strlen(s);
+  if (n > limit) {
+    put_u32(buf + plen, RET_TOO_LARGE);
+    put_u64(buf + plen + 4, n);
+    send_frame(kind, id, buf, plen + 12, NULL, 0);
+  } else {
+    put_u32(buf + plen, RET_BYTES);
+    send_frame(kind, id, buf, plen + 4, s, n);
+  }
+  if (plugin_free) plugin_free(s);
+}
+
+static void load_error(uint32_t reason, const char *text) {
+  unsigned char code[4];
+  put_u32(code, reason);
+  send_frame(MSG_LOAD_ERROR, 0, code, 4, text, strlen(text));
+  _exit(0);
+}
+
+/* Async-signal-safe: formats an unsigned number. */
+static size_t fmt_u64(char *out, uint64_t v) {
+  char tmp[24];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+/* Async-signal-safe: VmPeak in KiB from /proc, 0 when unknown. */
+static uint64_t peak_kb(void) {
+  char buf[4096];
+  int fd = open("/proc/self/status", O_RDONLY);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *at = strstr(buf, "VmPeak:");
+  if (!at) return 0;
+  at += 7;
+  while (*at == ' ' || *at == '\t') at++;
+  uint64_t v = 0;
+  while (*at >= '0' && *at <= '9') v = v * 10 + (uint64_t)(*at++ - '0');
+  return v;
+}
+
+static void on_fatal(int sig) {
+  char line[96];
+  size_t n = 0;
+  memcpy(line, "signal=", 7);
+  n = 7;
+  n += fmt_u64(line + n, (uint64_t)sig);
+  memcpy(line + n, " peak_kb=", 9);
+  n += 9;
+  n += fmt_u64(line + n, peak_kb());
+  line[n++] = '\n';
+  (void)!write(NOTES_FD, line, n);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void install_alt_stack(void) {
+  stack_t ss;
+  ss.ss_size = 64 * 1024;
+  ss.ss_sp = malloc(ss.ss_size);
+  ss.ss_flags = 0;
+  if (ss.ss_sp) sigaltstack(&ss, NULL);
+}
+
+static void install_fatal_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_fatal;
+  sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
+  for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+/* --- a small job queue for thread-safe plugins --- */
+typedef struct job {
+  uint32_t id;
+  char *ctx;
+  struct job *next;
+} job;
+static job *queue_head, *queue_tail;
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_ready = PTHREAD_COND_INITIALIZER;
+
+static void run_job(uint32_t id, char *ctx) {
+  const char *out = plugin_execute(ctx);
+  free(ctx);
+  send_returned(MSG_RESULT, id, NULL, 0, out, max_output);
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  install_alt_stack();
+  for (;;) {
+    pthread_mutex_lock(&queue_lock);
+    while (!queue_head) pthread_cond_wait(&queue_ready, &queue_lock);
+    job *j = queue_head;
+    queue_head = j->next;
+    if (!queue_head) queue_tail = NULL;
+    pthread_mutex_unlock(&queue_lock);
+    run_job(j->id, j->ctx);
+    free(j);
+  }
+  return NULL;
+}
+
+static void enqueue(uint32_t id, char *ctx) {
+  job *j = malloc(sizeof *j);
+  if (!j) abort();
+  j->id = id;
+  j->ctx = ctx;
+  j->next = NULL;
+  pthread_mutex_lock(&queue_lock);
+  if (queue_tail) queue_tail->next = j;
+  else queue_head = j;
+  queue_tail = j;
+  pthread_cond_signal(&queue_ready);
+  pthread_mutex_unlock(&queue_lock);
+}
+
+/* Starts up to `wanted` workers; returns 1 when calls go to the pool, 0 when they run inline. */
+static int start_workers(long wanted) {
+  if (wanted <= 1) return 0;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+  long started = 0;
+  for (; started < wanted; started++) {
+    pthread_t t;
+    if (pthread_create(&t, &attr, worker, NULL) != 0) break;
+    pthread_detach(t);
+  }
+  pthread_attr_destroy(&attr);
+  return started > 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 5) {
+    fprintf(stderr, "skillplug-host: internal program of skillplug; not meant to be run by hand\n");
+    return 2;
+  }
+  const char *library = argv[1];
+  int use_pool = 0;
+  max_output = strtoull(argv[2], NULL, 10);
+  uint64_t memory_mb = strtoull(argv[3], NULL, 10);
+  long parent = strtol(argv[4], NULL, 10);
+#ifdef __linux__
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* The parent may have died before the line above took effect. */
+  if (parent > 0 && getppid() != (pid_t)parent) _exit(0);
+#else
+  (void)parent;
+#endif
+  install_alt_stack();
+  install_fatal_handlers();
+  /* Plugin stdout goes to stderr: fd 1 is never the channel, and the parent reads one log stream. */
+  dup2(2, 1);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (memory_mb > 0) {
+    struct rlimit rl = {memory_mb * 1024 * 1024, memory_mb * 1024 * 1024};
+    setrlimit(RLIMIT_AS, &rl);
+  }
+
+  void *handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char *why = dlerror();
+    load_error(LOADERR_DLOPEN, why ? why : "dlopen failed");
+  }
+  version_fn version = (version_fn)dlsym(handle, "vtcode_plugin_version");
+  if (!version) load_error(LOADERR_SYMBOL, "vtcode_plugin_version");
+  metadata_fn metadata = (metadata_fn)dlsym(handle, "vtcode_plugin_metadata");
+  if (!metadata) load_error(LOADERR_SYMBOL, "vtcode_plugin_metadata");
+  plugin_execute = (execute_fn)dlsym(handle, "vtcode_plugin_execute");
+  if (!plugin_execute) load_error(LOADERR_SYMBOL, "vtcode_plugin_execute");
+  plugin_free = (free_fn)dlsym(handle, "vtcode_plugin_free_string");
+
+  uint32_t abi = version();
+  unsigned char ready[8];
+  put_u32(ready, abi);
+  put_u32(ready + 4, plugin_free != NULL);
+  if (abi != PLUGIN_ABI_VERSION) {
+    send_frame(MSG_READY, 0, ready, 8, NULL, 0);
+    _exit(0);
+  }
+  send_returned(MSG_READY, 0, ready, 8, metadata(), MAX_METADATA_BYTES);
+
+  for (;;) {
+    unsigned char header[16];
+    if (read_all(CHANNEL_FD, header, sizeof header)) _exit(0); /* Input ended: shut down. */
+    uint32_t kind = get_u32(header);
+    uint32_t id = get_u32(header + 4);
+    uint64_t len = get_u64(header + 8);
+    char *ctx = malloc(len + 1);
+    if (!ctx) abort();
+    if (read_all(CHANNEL_FD, ctx, len)) _exit(0);
+    ctx[len] = 0;
+    if (kind == REQ_CONFIGURE) {
+      if (len >= 4 && !use_pool) use_pool = start_workers((long)get_u32((unsigned char *)ctx));
+      free(ctx);
+      continue;
+    }
+    if (kind != REQ_EXECUTE) {
+      free(ctx);
+      continue;
+    }
+    if (use_pool) enqueue(id, ctx);
+    else run_job(id, ctx);
+  }
+}

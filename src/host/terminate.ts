@@ -1,0 +1,47 @@
+// All kill logic for host processes lives here.
+import type { ChildProcess } from 'node:child_process';
+
+/** Sends a signal to the host's whole process group (it leads one), falling back to the process. */
+export function signalHost(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Timings for a graceful stop. */
+export interface StopTimings {
+  /** How long after input ends before SIGTERM. */
+  graceMs: number;
+  /** How long after SIGTERM before SIGKILL. */
+  termMs: number;
+}
+
+/**
+ * Stops a host in steps: end its input, then SIGTERM, then SIGKILL, on unref'd timers so a
+ * stopping host never keeps the caller's process alive. Resolves when it has exited.
+ */
+export function stopHost(child: ChildProcess, endInput: () => void, timings: StopTimings = { graceMs: 500, termMs: 500 }): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    let kill: NodeJS.Timeout | undefined;
+    const term = setTimeout(() => {
+      signalHost(child, 'SIGTERM');
+      kill = setTimeout(() => signalHost(child, 'SIGKILL'), timings.termMs);
+      kill.unref();
+    }, timings.graceMs);
+    term.unref();
+    child.once('exit', () => {
+      clearTimeout(term);
+      if (kill) clearTimeout(kill);
+      resolve();
+    });
+    endInput();
+  });
+}

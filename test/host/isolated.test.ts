@@ -1,0 +1,268 @@
+// Faults the isolated host must contain, each with its own fixture plugin.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { ErrorCode, PluginError, PluginLoader, type NativePluginTrait, type PluginLoaderOptions } from '../../src/index.js';
+import type { IsolatedPlugin } from '../../src/host/isolated.js';
+import { REPO_ROOT, buildFixture, buildFixtures, runCli, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
+
+const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
+
+async function rejection(promise: Promise<unknown>, code: string): Promise<PluginError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof PluginError, `expected a PluginError, got ${String(err)}`);
+    assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
+    return err;
+  }
+  assert.fail(`expected rejection with ${code}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return check();
+}
+
+describe('isolated host', () => {
+  let root: string;
+  let dirs: Record<string, string> = {};
+  const loader = (options: PluginLoaderOptions = {}) => new PluginLoader({ pluginsDirs: [root], home: tempHome(), defaultDirs: false, isolation: 'process', sandbox: 'off', ...options });
+
+  before(async () => {
+    root = tempDir();
+    dirs = {};
+    const specs: (FixtureSpec & { key: string })[] = [
+      { key: 'crash', source: 'crash', name: 'crash' },
+      { key: 'crashMeta', source: 'crash', name: 'crash-meta', defines: { CRASH_IN_METADATA: '1' } },
+      { key: 'crashLoad', source: 'crash', name: 'crash-load', defines: { CRASH_IN_LOAD: '1' } },
+      { key: 'hang', source: 'hang', name: 'hang' },
+      { key: 'memhog', source: 'memhog', name: 'memhog' },
+      { key: 'flood', source: 'flood', name: 'flood' },
+      { key: 'heap', source: 'heap', name: 'heap' },
+    ];
+    dirs = await buildFixtures(root, specs);
+  });
+
+  async function withPlugin<T>(key: string, options: PluginLoaderOptions, use: (p: IsolatedPlugin) => Promise<T>): Promise<T> {
+    const plugin = (await loader(options).loadPlugin(dirs[key] as string)) as IsolatedPlugin;
+    try {
+      return await use(plugin);
+    } finally {
+      await plugin.close();
+    }
+  }
+
+  for (const [mode, check] of [
+    ['segv', (e: PluginError) => assert.equal(e.failure?.signal, 'SIGSEGV')],
+    ['abort', (e: PluginError) => assert.equal(e.failure?.signal, 'SIGABRT')],
+    ['exit3', (e: PluginError) => assert.equal(e.failure?.exitCode, 3)],
+  ] as const) {
+    it(`contains a crash (${mode}) with its facts, then serves the next call from a fresh host`, async () => {
+      await withPlugin('crash', {}, async (plugin) => {
+        const firstPid = plugin.hostPid;
+        const err = await rejection(plugin.execute(ctx({ mode })), ErrorCode.CRASHED);
+        check(err);
+        assert.equal(err.failure?.crashed, true);
+        assert.match(err.failure?.stderrTail ?? '', new RegExp(`crash fixture: got .*${mode}`));
+        const next = await plugin.execute(ctx({ mode: 'ok' }));
+        assert.deepEqual(next.output, { alive: true });
+        assert.notEqual(plugin.hostPid, firstPid);
+      });
+    });
+  }
+
+  it('reports a crash inside metadata or the library constructor at load', async () => {
+    const meta = await rejection(loader().loadPlugin(dirs.crashMeta as string), ErrorCode.CRASHED);
+    assert.equal(meta.failure?.signal, 'SIGSEGV');
+    assert.match(meta.failure?.stderrTail ?? '', /dying in metadata/);
+    const load = await rejection(loader().loadPlugin(dirs.crashLoad as string), ErrorCode.CRASHED);
+    assert.equal(load.failure?.signal, 'SIGABRT');
+  });
+
+  it('quarantines a plugin that crashes 3 times within a minute, until reloaded', async () => {
+    await withPlugin('crash', {}, async (plugin) => {
+      for (let i = 0; i < 3; i++) await rejection(plugin.execute(ctx({ mode: 'abort' })), ErrorCode.CRASHED);
+      await rejection(plugin.execute(ctx({ mode: 'ok' })), ErrorCode.QUARANTINED);
+    });
+    await withPlugin('crash', {}, async (reloaded) => {
+      assert.deepEqual((await reloaded.execute(ctx({ mode: 'ok' }))).output, { alive: true });
+    });
+  });
+
+  for (const mode of ['spin', 'sleep']) {
+    it(`times out a hung call (${mode}) within 250 ms of the deadline; queued calls run on a fresh host`, async () => {
+      await withPlugin('hang', {}, async (plugin) => {
+        const started = Date.now();
+        const hung = plugin.execute(ctx({ mode }), { timeoutMs: 300 });
+        const queued = plugin.execute(ctx({ mode: 'answer' }), { timeoutMs: 5000 });
+        const err = await rejection(hung, ErrorCode.TIMEOUT);
+        const elapsed = Date.now() - started;
+        assert.ok(elapsed >= 290 && elapsed < 550, `rejected after ${elapsed} ms`);
+        assert.equal(err.failure?.timedOut, true);
+        assert.deepEqual((await queued).output, { answered: true });
+      });
+    });
+  }
+
+  it('uses the loader default timeout and lets a call override it', async () => {
+    await withPlugin('hang', { timeoutMs: 200 }, async (plugin) => {
+      await rejection(plugin.execute(ctx({ mode: 'sleep' })), ErrorCode.TIMEOUT);
+      assert.deepEqual((await plugin.execute(ctx({}), { timeoutMs: 10_000 })).output, { answered: true });
+    });
+  });
+
+  it('cancels a running call through its AbortSignal by killing the host', async () => {
+    await withPlugin('hang', {}, async (plugin) => {
+      const controller = new AbortController();
+      const hung = plugin.execute(ctx({ mode: 'spin' }), { signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 100));
+      const pid = plugin.hostPid as number;
+      const started = Date.now();
+      controller.abort();
+      const err = await rejection(hung, ErrorCode.CANCELLED);
+      assert.ok(Date.now() - started < 250);
+      assert.equal(err.failure?.cancelled, true);
+      assert.ok(await waitFor(() => !alive(pid), 1000), 'the host was killed');
+      assert.deepEqual((await plugin.execute(ctx({}))).output, { answered: true });
+    });
+  });
+
+  it('stops a runaway allocation at the memory limit with E_RESOURCE_LIMIT', async () => {
+    await withPlugin('memhog', { maxMemoryMb: 256 }, async (plugin) => {
+      const err = await rejection(plugin.execute(ctx({ mode: 'hog' })), ErrorCode.RESOURCE_LIMIT);
+      assert.equal(err.data?.limitMb, 256);
+      assert.deepEqual((await plugin.execute(ctx({}))).output, { small: true });
+    });
+  });
+
+  it('keeps the channel clean while the plugin floods stdout and stderr', async () => {
+    const logs: string[] = [];
+    await withPlugin('flood', { onLog: (_name, text) => logs.push(text) }, async (plugin) => {
+      const result = await plugin.execute(ctx({ mib: 8 }));
+      assert.deepEqual(result.output, { flooded: true });
+      assert.match(plugin.logs(), /flood fixture: last line/);
+      assert.ok(logs.join('').length > 8 * 1024 * 1024, 'logs were streamed');
+    });
+  });
+
+  it('returns a 32 MiB result', async () => {
+    await withPlugin('heap', {}, async (plugin) => {
+      const size = 32 * 1024 * 1024;
+      const result = await plugin.execute(ctx({ mode: 'big', size }));
+      assert.equal((result.output as string).length, size);
+    });
+  });
+
+  it('kills a host whose plugin writes into the private channel', async () => {
+    await withPlugin('crash', {}, async (plugin) => {
+      const err = await rejection(plugin.execute(ctx({ mode: 'scribble' })), ErrorCode.CRASHED);
+      assert.ok(err.data?.protocolError);
+      assert.deepEqual((await plugin.execute(ctx({ mode: 'ok' }))).output, { alive: true });
+    });
+  });
+
+  it('close() stops the host', async () => {
+    const plugin = (await loader().loadPlugin(dirs.crash as string)) as IsolatedPlugin;
+    const pid = plugin.hostPid as number;
+    assert.ok(alive(pid));
+    await plugin.close();
+    assert.equal(alive(pid), false);
+    await rejection(plugin.execute(ctx({ mode: 'ok' })), ErrorCode.CLOSED);
+  });
+
+  it('leaves no host behind when its parent is killed with SIGKILL', async () => {
+    const script = `
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox: 'off' });
+      const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
+      plugin.execute({ input: { mode: 'spin' }, workspace_root: null, config: {} }).catch(() => {});
+      setTimeout(() => console.log(plugin.hostPid), 100);
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    assert.ok(alive(pid), 'the host runs');
+    child.kill('SIGKILL');
+    assert.ok(await waitFor(() => !alive(pid), 2000), `host ${pid} outlived its parent`);
+  });
+
+  it('does not keep the caller alive when idle', async () => {
+    const script = `
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox: 'off' });
+      const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
+      const r = await plugin.execute({ input: {}, workspace_root: null, config: {} });
+      console.log(JSON.stringify(r.output));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(-1);
+      }, 5000);
+      child.on('exit', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 0, 'the script exited by itself');
+    assert.equal(out.trim(), '{"answered":true}');
+  });
+});
+
+describe('isolated host through the CLI', () => {
+  let plugins: string;
+  before(async () => {
+    plugins = tempDir();
+    await Promise.all([buildFixture(plugins, { source: 'crash', name: 'crash' }), buildFixture(plugins, { source: 'hang', name: 'hang' })]);
+  });
+
+  it('reports a crash with exit 4 and E_CRASHED', async () => {
+    const r = await runCli(['run', 'crash', '--plugins-dir', plugins, '--input', '{"mode":"segv"}', '--json']);
+    assert.equal(r.code, 4, r.stderr);
+    const error = JSON.parse(r.stdout).error;
+    assert.equal(error.code, 'E_CRASHED');
+    assert.equal(error.data.failure.signal, 'SIGSEGV');
+  });
+
+  it('shows the plugin stderr tail with a crash in text mode', async () => {
+    const r = await runCli(['run', 'crash', '--plugins-dir', plugins, '--input', '{"mode":"abort"}']);
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /error\[E_CRASHED\]/);
+    assert.match(r.stderr, /crash fixture: got/);
+  });
+
+  it('enforces --timeout with exit 4 and E_TIMEOUT', async () => {
+    const r = await runCli(['run', 'hang', '--plugins-dir', plugins, '--input', '{"mode":"spin"}', '--timeout', '300', '--json']);
+    assert.equal(r.code, 4);
+    assert.equal(JSON.parse(r.stdout).error.code, 'E_TIMEOUT');
+  });
+
+  it('enforces --max-memory and rejects bad values', async () => {
+    const bad = await runCli(['run', 'hang', '--plugins-dir', plugins, '--max-memory', 'lots', '--json']);
+    assert.equal(bad.code, 2);
+    const badIsolation = await runCli(['run', 'hang', '--plugins-dir', plugins, '--isolation', 'vm', '--json']);
+    assert.equal(badIsolation.code, 2);
+  });
+
+  it('runs in-process with --isolation none', async () => {
+    const r = await runCli(['run', 'hang', '--plugins-dir', plugins, '--isolation', 'none', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).output, { answered: true });
+  });
+});
