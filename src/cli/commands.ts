@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isPlainObject } from '../abi/codec.js';
-import type { JsonObject, NativePluginTrait } from '../abi/types.js';
+import type { JsonObject, NativePluginTrait, PluginMetadata } from '../abi/types.js';
+import { cachedMetadata } from '../discovery/metadata-cache.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
-import { ErrorCode, PluginError } from '../errors.js';
+import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { PluginLoader, type IsolationMode } from '../loader/index.js';
 import { readManifest, validatePluginStructure } from '../manifest/index.js';
 import type { SandboxMode } from '../sandbox/index.js';
@@ -16,6 +17,9 @@ export interface LoaderFlags {
   isolation?: string | undefined;
   sandbox?: string | undefined;
   maxMemoryMb?: number | undefined;
+  requireSignature?: boolean | undefined;
+  trustedKey?: string[] | undefined;
+  strict?: boolean | undefined;
 }
 
 /** Builds a loader from CLI flags; warnings go to stderr. */
@@ -26,11 +30,14 @@ export function loaderFromFlags(flags: LoaderFlags): PluginLoader {
     ...(flags.isolation !== undefined ? { isolation: flags.isolation as IsolationMode } : {}),
     ...(flags.sandbox !== undefined ? { sandbox: flags.sandbox as SandboxMode } : {}),
     ...(flags.maxMemoryMb !== undefined ? { maxMemoryMb: flags.maxMemoryMb } : {}),
+    ...(flags.requireSignature ? { requireSignature: true } : {}),
+    ...(flags.strict ? { strict: true } : {}),
+    trustedKeys: flags.trustedKey ?? [],
     onWarning: (message) => writeErr(`skillplug: warning: ${message}`),
   });
 }
 
-function pluginSummary(p: DiscoveredPlugin): Record<string, unknown> {
+function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record<string, unknown> {
   return {
     name: p.name ?? null,
     version: p.version ?? null,
@@ -38,25 +45,54 @@ function pluginSummary(p: DiscoveredPlugin): Record<string, unknown> {
     path: p.path,
     status: p.status,
     errors: p.errors,
+    ...(deep ?? {}),
   };
 }
 
+type DeepFacts = ({ metadata: PluginMetadata } | { metadata_error: { code: string; message: string } }) & { metadata_source?: 'probe' | 'cache' };
+
+// Library metadata for --deep: asked once per build, in an isolated host, and cached by hash.
+async function deepFacts(probeLoader: PluginLoader, p: DiscoveredPlugin): Promise<DeepFacts | undefined> {
+  if (p.status !== 'ok') return undefined;
+  try {
+    const entry = await cachedMetadata(p, async () => {
+      const plugin = await probeLoader.loadPlugin(p.path);
+      await plugin.close();
+      return plugin.metadata;
+    });
+    const source = entry.cached ? 'cache' : 'probe';
+    return 'metadata' in entry ? { metadata: entry.metadata, metadata_source: source } : { metadata_error: entry.error, metadata_source: source };
+  } catch (err) {
+    const e = asPluginError(err, ErrorCode.INTERNAL, `probing ${p.path}`);
+    return { metadata_error: { code: e.code, message: e.message } };
+  }
+}
+
 /** `skillplug list` */
-export async function listCommand(flags: LoaderFlags & { json?: boolean }): Promise<number> {
+export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: boolean }): Promise<number> {
   const loader = loaderFromFlags(flags);
   const plugins = await loader.discoverPlugins();
+  let deep: (DeepFacts | undefined)[] = [];
+  if (flags.deep) {
+    const probeLoader = loaderFromFlags({ ...flags, isolation: 'process' });
+    deep = await Promise.all(plugins.map((p) => deepFacts(probeLoader, p)));
+  }
   if (flags.json) {
-    await writeOut(`${JSON.stringify({ trusted_dirs: loader.trustedDirs(), plugins: plugins.map(pluginSummary) })}\n`);
+    await writeOut(`${JSON.stringify({ trusted_dirs: loader.trustedDirs(), plugins: plugins.map((p, i) => pluginSummary(p, deep[i])) })}\n`);
     return ExitCode.OK;
   }
   const lines = [`Trusted dirs: ${loader.trustedDirs().join(', ')}`];
   if (plugins.length === 0) lines.push('No plugins found. Put plugin directories in a trusted dir, or pass --plugins-dir DIR.');
-  for (const p of plugins) {
+  const marks = { ok: 'ok   ', error: 'ERROR', 'untrusted-workspace': 'UNTRUSTED' } as const;
+  plugins.forEach((p, i) => {
     const label = `${p.name ?? '(unnamed)'}${p.version ? ` ${p.version}` : ''}`;
-    lines.push(`${p.status === 'ok' ? 'ok   ' : 'ERROR'} ${label.padEnd(28)} ${p.path}`);
-    if (p.description && p.status === 'ok') lines.push(`      ${p.description}`);
-    for (const e of p.errors) lines.push(`      [${e.code}] ${e.message}`);
-  }
+    lines.push(`${marks[p.status].padEnd(9)} ${label.padEnd(28)} ${p.path}`);
+    if (p.description && p.status !== 'error') lines.push(`          ${p.description}`);
+    const facts = deep[i];
+    if (facts && 'metadata' in facts) lines.push(`          library: ${facts.metadata.name} ${facts.metadata.version}, thread-safe: ${facts.metadata.thread_safe ? 'yes' : 'no'}`);
+    if (facts && 'metadata_error' in facts) lines.push(`          [${facts.metadata_error.code}] ${facts.metadata_error.message}`);
+    for (const e of p.errors) lines.push(`          [${e.code}] ${e.message}`);
+  });
   await writeOut(`${lines.join('\n')}\n`);
   return ExitCode.OK;
 }

@@ -4,18 +4,27 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { inspectCommand, listCommand, runCommand, validateCommand } from './commands.js';
 import { ExitCode, reportError, writeOut } from './output.js';
+import { keygenCommand, lockCommand, signCommand, trustCommand, verifyCommand } from './trust-commands.js';
 
 const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
 
 Usage:
-  skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--json]
+  skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--deep] [--json]
   skillplug validate DIR [--json]
   skillplug inspect  PLUGIN [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …] [--json]
   skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
                      [--workspace DIR] [--plugins-dir DIR]... [--isolation process|none]
                      [--sandbox auto|required|off] [--timeout MS] [--max-memory MIB] [--json]
+  skillplug keygen   --out PREFIX [--force]
+  skillplug sign     PLUGIN --key FILE
+  skillplug verify   PLUGIN --pubkey FILE
+  skillplug trust    [DIR]        skillplug untrust [DIR]
+  skillplug lock     [--workspace DIR] [--plugins-dir DIR]...
   skillplug demo
   skillplug help | --help | --version
+
+Trust flags (list, inspect, run, lock): --require-signature, --trusted-key FILE (repeatable),
+--strict. Workspace plugin dirs load only after "skillplug trust" or when signed by a trusted key.
 
 PLUGIN is a plugin name found in the trusted dirs or a path to a plugin directory inside one.
 Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/plugins and
@@ -35,6 +44,9 @@ const LOADER_OPTIONS: Options = {
   workspace: { type: 'string' },
   'plugins-dir': { type: 'string', multiple: true },
   json: { type: 'boolean' },
+  'require-signature': { type: 'boolean' },
+  'trusted-key': { type: 'string', multiple: true },
+  strict: { type: 'boolean' },
 };
 
 const HOST_OPTIONS: Options = {
@@ -44,7 +56,13 @@ const HOST_OPTIONS: Options = {
 };
 
 const COMMAND_OPTIONS: Record<string, Options> = {
-  list: LOADER_OPTIONS,
+  list: { ...LOADER_OPTIONS, ...HOST_OPTIONS, deep: { type: 'boolean' } },
+  keygen: { out: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } },
+  sign: { ...LOADER_OPTIONS, key: { type: 'string' } },
+  verify: { ...LOADER_OPTIONS, pubkey: { type: 'string', multiple: true } },
+  trust: { json: { type: 'boolean' } },
+  untrust: { json: { type: 'boolean' } },
+  lock: LOADER_OPTIONS,
   validate: { json: { type: 'boolean' } },
   inspect: { ...LOADER_OPTIONS, ...HOST_OPTIONS },
   run: {
@@ -107,12 +125,35 @@ export async function main(argv: string[]): Promise<number> {
       isolation: values.isolation as string | undefined,
       sandbox: values.sandbox as string | undefined,
       maxMemoryMb: positiveFlag(values['max-memory'] as string | undefined, '--max-memory', 'MiB'),
+      requireSignature: values['require-signature'] === true,
+      trustedKey: values['trusted-key'] as string[] | undefined,
+      strict: values.strict === true,
       json: values.json === true,
+    };
+    const noPositionals = (): void => {
+      if (positionals.length > 0) throw new PluginError(ErrorCode.USAGE, `"skillplug ${command}" takes no positional arguments.`);
+    };
+    const optionalDir = (): string | undefined => {
+      if (positionals.length > 1) throw new PluginError(ErrorCode.USAGE, `"skillplug ${command}" takes at most one directory.`);
+      return positionals[0];
     };
     switch (command) {
       case 'list':
-        if (positionals.length > 0) throw new PluginError(ErrorCode.USAGE, '"skillplug list" takes no positional arguments.');
-        return await listCommand(loaderFlags);
+        noPositionals();
+        return await listCommand({ ...loaderFlags, deep: values.deep === true });
+      case 'keygen':
+        noPositionals();
+        return await keygenCommand(values.out as string | undefined, { force: values.force === true, json: loaderFlags.json });
+      case 'sign':
+        return await signCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, key: values.key as string | undefined });
+      case 'verify':
+        return await verifyCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, pubkey: values.pubkey as string[] | undefined });
+      case 'trust':
+      case 'untrust':
+        return await trustCommand(optionalDir(), command === 'trust', loaderFlags);
+      case 'lock':
+        noPositionals();
+        return await lockCommand(loaderFlags);
       case 'validate':
         return await validateCommand(onePositional(command, positionals, 'plugin directory'), loaderFlags);
       case 'inspect':

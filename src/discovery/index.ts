@@ -28,8 +28,8 @@ export interface DiscoveredPlugin {
   path: string;
   /** The trusted dir it was found in. */
   trustedDir: TrustedDir;
-  /** `ok` when loadable as far as the files tell. */
-  status: 'ok' | 'error';
+  /** `ok` when loadable as far as the files tell; `untrusted-workspace` until the user trusts the workspace. */
+  status: 'ok' | 'error' | 'untrusted-workspace';
   /** The problems found. */
   errors: ValidationIssue[];
   /** The manifest, when valid. */
@@ -65,19 +65,6 @@ export function isInside(child: string, parent: string): boolean {
 /** The trusted dir that contains `canonicalPath`, if any. */
 export function containingTrustedDir(canonicalPath: string, dirs: readonly TrustedDir[]): TrustedDir | undefined {
   return dirs.find((d) => isInside(canonicalPath, d.path));
-}
-
-/** A warning when a trusted dir is writable by group or others (anyone there could plant a plugin). */
-export async function trustedDirWarning(dir: string): Promise<string | undefined> {
-  try {
-    const info = await stat(dir);
-    if (process.platform !== 'win32' && (info.mode & 0o022) !== 0) {
-      return `trusted plugin dir ${dir} is writable by ${info.mode & 0o020 ? 'group' : 'others'}${info.mode & 0o002 && info.mode & 0o020 ? ' and others' : ''}: anyone who can write there can plant a plugin. Run: chmod go-w ${dir}`;
-    }
-  } catch {
-    // A missing dir holds no plugins and needs no warning.
-  }
-  return undefined;
 }
 
 /** Judges one candidate plugin directory from its files, never loading its library. */
@@ -161,4 +148,21 @@ const KIND_RANK: Record<TrustedDirKind, number> = { explicit: 0, workspace: 1, u
 /** Orders plugins by name precedence: explicit dirs, then workspace, then user; stable within a kind. */
 export function byPrecedence(plugins: readonly DiscoveredPlugin[]): DiscoveredPlugin[] {
   return [...plugins].sort((a, b) => KIND_RANK[a.trustedDir.kind] - KIND_RANK[b.trustedDir.kind]);
+}
+
+/**
+ * Problems with who may change a plugin's files: writable by group or others, or owned by a user
+ * other than this one (root excepted).
+ */
+export async function unsafeOwnership(paths: readonly string[]): Promise<string[]> {
+  if (process.platform === 'win32') return [];
+  const uid = process.getuid?.();
+  const problems: string[] = [];
+  for (const p of paths) {
+    const info = await stat(p).catch(() => undefined);
+    if (!info) continue;
+    if ((info.mode & 0o022) !== 0) problems.push(`${p} is writable by ${info.mode & 0o020 ? 'group' : 'others'} (fix: chmod go-w ${p})`);
+    if (uid !== undefined && info.uid !== uid && info.uid !== 0) problems.push(`${p} is owned by another user (uid ${info.uid})`);
+  }
+  return problems;
 }

@@ -34,6 +34,8 @@ export interface IsolatedOpenOptions {
   env: Record<string, string> | undefined;
   onWarning: (message: string) => void;
   onLog: ((plugin: string, text: string) => void) | undefined;
+  /** Runs once the plugin is closed and its host stopped. */
+  onClosed?: (() => void) | undefined;
 }
 
 let warnedNoSandbox = false;
@@ -88,6 +90,7 @@ export class IsolatedPlugin implements NativePluginTrait {
   private running = 0;
   private drained: (() => void) | undefined;
   private lastLogs = '';
+  private disposed = false;
 
   private constructor(options: IsolatedOpenOptions, hostBinary: string, sandbox: SandboxPlan | null, host: HostProcess, metadata: PluginMetadata) {
     this.options = options;
@@ -214,6 +217,7 @@ export class IsolatedPlugin implements NativePluginTrait {
 
   /** Waits for calls in flight, then stops the host (end input, SIGTERM, SIGKILL). Idempotent. */
   async close(): Promise<void> {
+    if (this.closed && this.running === 0 && !this.host) return;
     this.closed = true;
     if (this.running > 0) await new Promise<void>((resolve) => {
       const previous = this.drained;
@@ -223,6 +227,10 @@ export class IsolatedPlugin implements NativePluginTrait {
       };
     });
     await this.host?.stop();
+    if (!this.disposed) {
+      this.disposed = true;
+      this.options.onClosed?.();
+    }
   }
 
   private assertUsable(): void {

@@ -18,6 +18,8 @@ export interface InProcessOpenOptions {
   maxOutputBytes: number;
   /** Concurrent calls allowed for a thread-safe plugin. */
   maxConcurrency: number;
+  /** Runs once the library is unloaded. */
+  onClosed?: (() => void) | undefined;
 }
 
 /**
@@ -35,6 +37,7 @@ export class InProcessPlugin implements NativePluginTrait {
   private running = 0;
   private closed = false;
   private drained: (() => void) | undefined;
+  private readonly onClosed: (() => void) | undefined;
 
   private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions) {
     this.lib = lib;
@@ -44,6 +47,7 @@ export class InProcessPlugin implements NativePluginTrait {
     this.origin = { plugin: metadata.name, path: options.dir };
     this.maxOutputBytes = options.maxOutputBytes;
     this.gate = new CallGate(metadata.thread_safe ? options.maxConcurrency : 1);
+    this.onClosed = options.onClosed;
   }
 
   /** Loads the library (running its constructors), checks its ABI version and metadata. */
@@ -137,6 +141,7 @@ export class InProcessPlugin implements NativePluginTrait {
     this.closed = true;
     await this.waitDrained();
     this.lib.unload();
+    this.onClosed?.();
   }
 
   private waitDrained(): Promise<void> {

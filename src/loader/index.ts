@@ -1,8 +1,9 @@
 import { realpathSync } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { NativePluginTrait } from '../abi/types.js';
+import type { JsonObject, NativePluginTrait } from '../abi/types.js';
+import { mergeSecurity, readConfigFile, userConfigPath, workspaceConfigPath, type EffectiveSecurity, type UserConfig } from '../config/index.js';
 import {
   byPrecedence,
   canonicalOrAbsolute,
@@ -10,16 +11,20 @@ import {
   defaultTrustedDirs,
   discoverPlugins,
   isInside,
-  trustedDirWarning,
+  unsafeOwnership,
   type DiscoveredPlugin,
   type TrustedDir,
   type TrustedDirKind,
 } from '../discovery/index.js';
 import { ErrorCode, PluginError } from '../errors.js';
-import { findLibrary, libraryFilename, readManifest } from '../manifest/index.js';
 import { IsolatedPlugin } from '../host/isolated.js';
+import { MANIFEST_FILE, MAX_MANIFEST_BYTES, findLibrary, libraryFilename, parseManifestText } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
+import { checkLock, readLock } from '../signing/lock.js';
+import type { MinisignPublicKey } from '../signing/minisign.js';
+import { checkPluginSignatures, hasSignatures, loadTrustedKeys } from '../signing/plugin-signatures.js';
 import { InProcessPlugin } from './in-process.js';
+import { writePrivateCopy, type PrivateCopy } from './private-copy.js';
 
 /** How a plugin runs: `'none'` loads it into this process; `'process'` runs it in its own host process. */
 export type IsolationMode = 'none' | 'process';
@@ -31,19 +36,21 @@ export const ISOLATION_MODES: readonly IsolationMode[] = ['process', 'none'];
 export interface PluginLoaderOptions {
   /** Workspace root: becomes `workspace_root` and anchors the workspace plugin dirs. Default: the current directory. */
   workspace?: string;
-  /** Home directory for `~/.vtcode/plugins`. Default: the user's home. */
+  /** Home directory for `~/.vtcode/plugins` and `~/.vtcode/skillplug.json`. Default: the user's home. */
   home?: string;
   /** Extra trusted dirs, the user's explicit choice; they take name precedence over the defaults. */
   pluginsDirs?: string[];
   /** Include the default trusted dirs. Default true. */
   defaultDirs?: boolean;
+  /** Read `~/.vtcode/skillplug.json` and the workspace's `.vtcode/skillplug.json`. Default true. */
+  readConfig?: boolean;
   /** How loaded plugins run. Default `'process'`. */
   isolation?: IsolationMode;
   /** Per-call deadline for isolated plugins, in ms (a call may override it). Default 30 000. */
   timeoutMs?: number;
   /** Address-space limit per isolated host, in MiB. Default 4096. */
   maxMemoryMb?: number;
-  /** Sandbox for isolated hosts. Default `'auto'`. */
+  /** Sandbox for isolated hosts. Default `'auto'` (or the user config's). */
   sandbox?: SandboxMode;
   /** The user's cap on sandbox permissions; plugins get the overlap with what they ask for. */
   grant?: SandboxGrant;
@@ -55,8 +62,19 @@ export interface PluginLoaderOptions {
   maxConcurrency?: number;
   /** Largest result accepted, in bytes. Default 64 MiB. */
   maxOutputBytes?: number;
+  /** Refuse plugins not signed by a trusted key. Default false (or the user config's). */
+  requireSignature?: boolean;
+  /** Trusted minisign public keys: .pub file paths or inline keys, added to the user config's. */
+  trustedKeys?: string[];
+  /** Refuse, rather than warn about, plugin files writable by group/others or owned by another user. */
+  strict?: boolean;
   /** Receives warnings (e.g. a group-writable trusted dir). Default: `process.emitWarning`. */
   onWarning?: (message: string) => void;
+  /** Test hooks. */
+  hooks?: {
+    /** Runs after a plugin's files were verified and before its library loads. */
+    afterVerify?: (info: { dir: string; libraryPath: string }) => void | Promise<void>;
+  };
 }
 
 /** Default largest result: 64 MiB. */
@@ -83,49 +101,58 @@ function positiveInteger(value: unknown, name: string, fallback: number): number
 }
 
 /**
- * Finds, validates and loads native skill plugins from trusted directories.
+ * Finds, validates, verifies and loads native skill plugins from trusted directories.
  * Discovery reads files only; {@link PluginLoader.loadPlugin} is the only step that runs plugin code.
  */
 export class PluginLoader {
   /** Canonical workspace root. */
   readonly workspace: string;
+  /** The security settings in force (user config, workspace restrictions and options merged). */
+  readonly security: EffectiveSecurity;
+  private readonly options: PluginLoaderOptions;
   private readonly dirs: TrustedDir[] = [];
   private readonly isolation: IsolationMode;
   private readonly maxConcurrency: number;
   private readonly maxOutputBytes: number;
   private readonly timeoutMs: number;
   private readonly maxMemoryMb: number;
-  private readonly sandbox: SandboxMode;
-  private readonly grant: SandboxGrant | undefined;
-  private readonly env: Record<string, string> | undefined;
-  private readonly onLog: ((plugin: string, text: string) => void) | undefined;
+  private readonly userConfig: UserConfig;
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
+  private keys: MinisignPublicKey[] | undefined;
 
   constructor(options: PluginLoaderOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new PluginError(ErrorCode.USAGE, 'PluginLoader options must be an object.');
+    this.options = options;
     const isolation = options.isolation ?? 'process';
     if (!ISOLATION_MODES.includes(isolation)) {
       throw new PluginError(ErrorCode.USAGE, `Unknown isolation mode ${JSON.stringify(isolation)}; use one of: ${ISOLATION_MODES.join(', ')}.`);
+    }
+    if (options.sandbox !== undefined && !SANDBOX_MODES.includes(options.sandbox)) {
+      throw new PluginError(ErrorCode.USAGE, `Unknown sandbox mode ${JSON.stringify(options.sandbox)}; use one of: ${SANDBOX_MODES.join(', ')}.`);
     }
     this.isolation = isolation;
     this.maxConcurrency = positiveInteger(options.maxConcurrency, 'maxConcurrency', Math.max(1, os.availableParallelism()));
     this.maxOutputBytes = positiveInteger(options.maxOutputBytes, 'maxOutputBytes', DEFAULT_MAX_OUTPUT_BYTES);
     this.timeoutMs = positiveInteger(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
     this.maxMemoryMb = positiveInteger(options.maxMemoryMb, 'maxMemoryMb', DEFAULT_MAX_MEMORY_MB);
-    const sandbox = options.sandbox ?? 'auto';
-    if (!SANDBOX_MODES.includes(sandbox)) {
-      throw new PluginError(ErrorCode.USAGE, `Unknown sandbox mode ${JSON.stringify(sandbox)}; use one of: ${SANDBOX_MODES.join(', ')}.`);
-    }
-    this.sandbox = sandbox;
-    this.grant = options.grant;
-    this.env = options.env;
-    this.onLog = options.onLog;
     this.warn = options.onWarning ?? ((message) => process.emitWarning(message, { code: 'SKILLPLUG_WARNING' }));
     this.workspace = canonicalOrAbsoluteSync(options.workspace ?? process.cwd());
+    const home = options.home ?? os.homedir();
+    const readConfig = options.readConfig !== false;
+    this.userConfig = readConfig ? readConfigFile(userConfigPath(home)) : {};
+    const workspaceFile = workspaceConfigPath(this.workspace);
+    const workspaceConfig = readConfig ? readConfigFile(workspaceFile) : {};
+    this.security = mergeSecurity(
+      this.userConfig,
+      workspaceConfig,
+      { requireSignature: options.requireSignature, trustedKeys: options.trustedKeys, strict: options.strict, sandbox: options.sandbox },
+      this.warn,
+      workspaceFile,
+    );
     for (const dir of options.pluginsDirs ?? []) this.addTrustedDir(dir);
     if (options.defaultDirs !== false) {
-      for (const dir of defaultTrustedDirs(this.workspace, options.home ?? os.homedir())) this.addDir(dir.path, dir.kind);
+      for (const dir of defaultTrustedDirs(this.workspace, home)) this.addDir(dir.path, dir.kind);
     }
   }
 
@@ -156,21 +183,72 @@ export class PluginLoader {
     return libraryFilename(name);
   }
 
-  private async warnAboutDirs(): Promise<void> {
-    for (const dir of this.dirs) {
-      if (this.warned.has(dir.path)) continue;
-      const warning = await trustedDirWarning(dir.path);
-      if (warning) {
-        this.warned.add(dir.path);
-        this.warn(warning);
-      }
+  /** Whether the user trusts this loader's workspace (its plugin dirs then count as trusted). */
+  workspaceTrusted(): boolean {
+    return this.security.trustedWorkspaces.includes(this.workspace);
+  }
+
+  /** The per-plugin `config` from the user config, or `{}`. */
+  pluginConfig(name: string): JsonObject {
+    return this.userConfig.plugins?.[name]?.config ?? {};
+  }
+
+  private trustedKeys(): MinisignPublicKey[] {
+    this.keys ??= loadTrustedKeys(this.security.trustedKeys);
+    return this.keys;
+  }
+
+  private warnOnce(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.warn(message);
+  }
+
+  private async checkOwnership(paths: string[], plugin?: string): Promise<void> {
+    const problems = await unsafeOwnership(paths);
+    if (problems.length === 0) return;
+    if (this.security.strict) {
+      throw new PluginError(ErrorCode.UNTRUSTED_PATH, `Refusing plugin${plugin ? ` "${plugin}"` : ''} in strict mode: ${problems.join('; ')}. Anyone who can change these files can run code as you.`, {
+        ...(plugin ? { plugin } : {}),
+        data: { problems },
+      });
     }
+    for (const problem of problems) this.warnOnce(`${problem}: anyone who can change it can run code as you.`);
   }
 
   /** Every plugin in the trusted dirs, good and broken, judged from files alone (no plugin code runs). */
   async discoverPlugins(): Promise<DiscoveredPlugin[]> {
-    await this.warnAboutDirs();
-    return discoverPlugins(this.dirs);
+    await this.checkOwnership(this.dirs.map((d) => d.path)).catch((err: PluginError) => this.warnOnce(err.message));
+    const found = await discoverPlugins(this.dirs);
+    if (this.workspaceTrusted()) return found;
+    const keys = this.security.trustedKeys.length > 0 ? this.trustedKeys() : [];
+    return Promise.all(
+      found.map(async (p) => {
+        if (p.trustedDir.kind !== 'workspace' || p.status !== 'ok') return p;
+        if (keys.length > 0 && (await this.signedByTrustedKey(p, keys))) return p;
+        return {
+          ...p,
+          status: 'untrusted-workspace' as const,
+          errors: [{ code: ErrorCode.UNTRUSTED_PATH, message: this.untrustedWorkspaceHint(p.path) }],
+        };
+      }),
+    );
+  }
+
+  private async signedByTrustedKey(p: DiscoveredPlugin, keys: MinisignPublicKey[]): Promise<boolean> {
+    const lookup = p.manifest ? await findLibrary(p.path, p.manifest.name) : undefined;
+    if (!lookup?.found) return false;
+    try {
+      const manifestPath = path.join(p.path, MANIFEST_FILE);
+      const files = { manifestPath, manifestBytes: await readFile(manifestPath), libraryPath: lookup.path, libraryBytes: await readFile(lookup.path) };
+      return (await checkPluginSignatures(files, keys, false, p.name ?? '?', p.path)).signed;
+    } catch {
+      return false;
+    }
+  }
+
+  private untrustedWorkspaceHint(dir: string): string {
+    return `${dir} is in the plugin dir of workspace ${this.workspace}, which you have not trusted: plugins that arrive with a repository do not run until you say so. Run "skillplug trust ${this.workspace}" if you trust this workspace, or sign the plugin with a key you trust.`;
   }
 
   /**
@@ -180,7 +258,7 @@ export class PluginLoader {
   async findPlugin(ref: string): Promise<DiscoveredPlugin> {
     if (typeof ref !== 'string' || ref.length === 0) throw new PluginError(ErrorCode.USAGE, 'A plugin name or path is required.');
     const looksLikePath = ref.includes('/') || ref.includes(path.sep) || ref.startsWith('.');
-    const plugins = await this.discoverPlugins();
+    const plugins = await discoverPlugins(this.dirs);
     if (!looksLikePath) {
       const match = byPrecedence(plugins).find((p) => p.name === ref);
       if (match) return match;
@@ -201,12 +279,12 @@ export class PluginLoader {
   }
 
   /**
-   * Loads the plugin in `dir`: checks that it lies in a trusted dir, validates plugin.json, finds the
-   * library, loads it (this runs its code) and checks its ABI version and metadata.
+   * Loads the plugin in `dir`: checks that it lies in a trusted dir, validates plugin.json, finds
+   * the library, verifies signatures and the lock file when they apply, then loads exactly the
+   * verified bytes (this runs the plugin's code) and checks its ABI version and metadata.
    */
   async loadPlugin(dir: string): Promise<NativePluginTrait> {
     if (typeof dir !== 'string' || dir.length === 0) throw new PluginError(ErrorCode.USAGE, 'loadPlugin needs a plugin directory path.');
-    await this.warnAboutDirs();
     let canonical: string;
     try {
       canonical = await realpath(dir);
@@ -221,7 +299,9 @@ export class PluginLoader {
         { path: canonical, data: { trustedDirs: this.trustedDirs() } },
       );
     }
-    const reading = await readManifest(canonical);
+    const manifestPath = path.join(canonical, MANIFEST_FILE);
+    const manifestBytes = await readManifestBytes(manifestPath);
+    const reading = parseManifestText(manifestBytes.toString('utf8'), manifestPath);
     if (!reading.manifest) {
       const first = reading.issues[0];
       throw new PluginError(ErrorCode.INVALID_MANIFEST, reading.issues.map((i) => i.message).join(' '), {
@@ -229,7 +309,8 @@ export class PluginLoader {
         data: { field: first?.field, issues: reading.issues },
       });
     }
-    const name = reading.manifest.name;
+    const manifest = reading.manifest;
+    const name = manifest.name;
     const lookup = await findLibrary(canonical, name);
     if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { plugin: name, path: canonical });
     const libraryPath = await canonicalOrAbsolute(lookup.path);
@@ -240,24 +321,73 @@ export class PluginLoader {
         { plugin: name, path: libraryPath },
       );
     }
+    await this.checkOwnership([trusted.path, canonical, manifestPath, libraryPath], name);
+
+    const lock = readLock(this.workspace);
+    const untrustedWorkspace = trusted.kind === 'workspace' && !this.workspaceTrusted();
+    const verifying = this.security.requireSignature || lock !== undefined || untrustedWorkspace || hasSignatures(manifestPath, lookup.path);
+    let loadPath = libraryPath;
+    let copy: PrivateCopy | undefined;
+    if (verifying) {
+      // Read once: these exact bytes are verified, hashed and then loaded from a private copy.
+      const libraryBytes = await readFile(libraryPath);
+      const files = { manifestPath, manifestBytes, libraryPath: lookup.path, libraryBytes };
+      const keys = this.security.trustedKeys.length > 0 ? this.trustedKeys() : [];
+      const signatures = await checkPluginSignatures(files, keys, this.security.requireSignature, name, canonical);
+      for (const keyId of signatures.unknownKeys) this.warnOnce(`plugin "${name}" is signed by key ${keyId}, which you do not trust; it loads as if unsigned.`);
+      if (untrustedWorkspace && !signatures.signed) {
+        throw new PluginError(ErrorCode.UNTRUSTED_PATH, this.untrustedWorkspaceHint(canonical), { plugin: name, path: canonical, data: { reason: 'untrusted-workspace', workspace: this.workspace } });
+      }
+      if (lock) checkLock(lock, this.workspace, canonical, name, manifestBytes, libraryBytes);
+      copy = await writePrivateCopy(libraryBytes, path.basename(libraryPath));
+      loadPath = copy.path;
+    }
+    try {
+      await this.options.hooks?.afterVerify?.({ dir: canonical, libraryPath });
+      return await this.open(canonical, loadPath, manifest, copy);
+    } catch (err) {
+      copy?.dispose();
+      throw err;
+    }
+  }
+
+  private async open(dir: string, libraryPath: string, manifest: { name: string; permissions?: unknown }, copy: PrivateCopy | undefined): Promise<NativePluginTrait> {
+    const onClosed = copy ? () => copy.dispose() : undefined;
     if (this.isolation === 'none') {
-      return InProcessPlugin.open({ dir: canonical, libraryPath, manifestName: name, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency });
+      return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, onClosed });
     }
     return IsolatedPlugin.open({
-      dir: canonical,
+      dir,
       libraryPath,
-      manifestName: name,
-      permissions: reading.manifest.permissions,
+      manifestName: manifest.name,
+      permissions: manifest.permissions as never,
       workspace: this.workspace,
       maxOutputBytes: this.maxOutputBytes,
       maxConcurrency: this.maxConcurrency,
       timeoutMs: this.timeoutMs,
       maxMemoryMb: this.maxMemoryMb,
-      sandbox: this.sandbox,
-      grant: this.grant,
-      env: this.env,
-      onWarning: this.warn,
-      onLog: this.onLog,
+      sandbox: this.security.sandbox,
+      grant: this.options.grant,
+      env: this.options.env,
+      onWarning: (m) => this.warnOnce(m),
+      onLog: this.options.onLog,
+      onClosed,
     });
+  }
+}
+
+async function readManifestBytes(file: string): Promise<Buffer> {
+  try {
+    const info = await stat(file);
+    if (info.size > MAX_MANIFEST_BYTES) throw new PluginError(ErrorCode.INVALID_MANIFEST, `${file} is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`, { path: file });
+    return await readFile(file);
+  } catch (err) {
+    if (err instanceof PluginError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PluginError(
+      ErrorCode.INVALID_MANIFEST,
+      `${file} ${code === 'ENOENT' ? 'is missing' : `cannot be read (${code})`}. Every plugin directory needs a plugin.json with name, description and version.`,
+      { path: file },
+    );
   }
 }

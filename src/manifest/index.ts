@@ -71,11 +71,13 @@ export interface ManifestReading {
 const REQUIRED_STRINGS = ['name', 'description', 'version'] as const;
 const OPTIONAL_STRINGS = ['author', 'when_to_use', 'when_not_to_use'] as const;
 
+function bad(message: string, field?: string): ValidationIssue {
+  return field === undefined ? { code: ErrorCode.INVALID_MANIFEST, message } : { code: ErrorCode.INVALID_MANIFEST, message, field };
+}
+
 /** Reads and checks `<dir>/plugin.json` without touching anything else. */
 export async function readManifest(dir: string): Promise<ManifestReading> {
   const file = path.join(dir, MANIFEST_FILE);
-  const bad = (message: string, field?: string): ValidationIssue =>
-    field === undefined ? { code: ErrorCode.INVALID_MANIFEST, message } : { code: ErrorCode.INVALID_MANIFEST, message, field };
   let text: string;
   try {
     const info = await stat(file);
@@ -94,6 +96,11 @@ export async function readManifest(dir: string): Promise<ManifestReading> {
     const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? (err as Error).message})`;
     return { issues: [bad(`${file} ${why}. Every plugin directory needs a plugin.json with name, description and version.`)] };
   }
+  return parseManifestText(text, file);
+}
+
+/** Checks plugin.json text (already read); `file` names it in messages. */
+export function parseManifestText(text: string, file: string): ManifestReading {
   let raw: unknown;
   try {
     raw = JSON.parse(text);

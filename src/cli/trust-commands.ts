@@ -1,0 +1,120 @@
+import { existsSync } from 'node:fs';
+import { readFile, realpath, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readConfigFile, userConfigPath, writeConfigFile } from '../config/index.js';
+import { ErrorCode, PluginError } from '../errors.js';
+import { MANIFEST_FILE, findLibrary, readManifest } from '../manifest/index.js';
+import { lockKey, sha256, writeLock, type LockEntry } from '../signing/lock.js';
+import { generateKeyPair, parsePublicKey } from '../signing/minisign.js';
+import { checkPluginSignatures, signPluginFiles } from '../signing/plugin-signatures.js';
+import { loaderFromFlags, type LoaderFlags } from './commands.js';
+import { ExitCode, writeOut } from './output.js';
+
+/** `skillplug keygen --out PREFIX` */
+export async function keygenCommand(prefix: string | undefined, flags: { force?: boolean; json?: boolean }): Promise<number> {
+  if (!prefix) throw new PluginError(ErrorCode.USAGE, '"skillplug keygen" needs --out PREFIX (writes PREFIX.pub and PREFIX.key).');
+  const pub = `${prefix}.pub`;
+  const key = `${prefix}.key`;
+  for (const file of [pub, key]) {
+    if (existsSync(file) && !flags.force) throw new PluginError(ErrorCode.USAGE, `${file} already exists; pass --force to overwrite it.`, { path: file });
+  }
+  const pair = generateKeyPair();
+  await writeFile(key, pair.secretKeyText, { mode: 0o600 });
+  await writeFile(pub, pair.publicKeyText);
+  if (flags.json) await writeOut(`${JSON.stringify({ key_id: pair.keyId, public_key: path.resolve(pub), secret_key: path.resolve(key) })}\n`);
+  else await writeOut(`Key ${pair.keyId}\n  public: ${path.resolve(pub)} (share it; trust it with --trusted-key)\n  secret: ${path.resolve(key)} (keep it private; it is not password-protected)\n`);
+  return ExitCode.OK;
+}
+
+/** A plugin dir named by path, or by name through the trusted dirs. */
+async function pluginFiles(ref: string, flags: LoaderFlags): Promise<{ dir: string; name: string; manifestPath: string; libraryPath: string }> {
+  let dir: string;
+  if (existsSync(ref) && (ref.includes('/') || ref.startsWith('.') || existsSync(path.join(ref, MANIFEST_FILE)))) dir = await realpath(ref);
+  else dir = (await loaderFromFlags(flags).findPlugin(ref)).path;
+  const reading = await readManifest(dir);
+  if (!reading.manifest) {
+    throw new PluginError(ErrorCode.INVALID_MANIFEST, reading.issues.map((i) => i.message).join(' '), { path: dir, data: { issues: reading.issues } });
+  }
+  const lookup = await findLibrary(dir, reading.manifest.name);
+  if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { path: dir });
+  return { dir, name: reading.manifest.name, manifestPath: path.join(dir, MANIFEST_FILE), libraryPath: lookup.path };
+}
+
+/** `skillplug sign PLUGIN --key FILE` */
+export async function signCommand(ref: string, flags: LoaderFlags & { key?: string; json?: boolean }): Promise<number> {
+  if (!flags.key) throw new PluginError(ErrorCode.USAGE, '"skillplug sign" needs --key FILE (a minisign secret key).');
+  const files = await pluginFiles(ref, flags);
+  const written = await signPluginFiles(files.manifestPath, files.libraryPath, flags.key);
+  if (flags.json) await writeOut(`${JSON.stringify({ plugin: files.name, signatures: written })}\n`);
+  else await writeOut(`Signed plugin "${files.name}":\n${written.map((w) => `  ${w}`).join('\n')}\n`);
+  return ExitCode.OK;
+}
+
+/** `skillplug verify PLUGIN --pubkey FILE` */
+export async function verifyCommand(ref: string, flags: LoaderFlags & { pubkey?: string[]; json?: boolean }): Promise<number> {
+  if (!flags.pubkey || flags.pubkey.length === 0) throw new PluginError(ErrorCode.USAGE, '"skillplug verify" needs --pubkey FILE (a minisign public key).');
+  const keys = await Promise.all(
+    flags.pubkey.map(async (file) => {
+      try {
+        return parsePublicKey(await readFile(file, 'utf8'));
+      } catch (err) {
+        if (err instanceof PluginError) throw new PluginError(ErrorCode.USAGE, `${file}: ${err.message}`, { path: file });
+        throw new PluginError(ErrorCode.USAGE, `Cannot read the public key ${file} (${(err as NodeJS.ErrnoException).code}).`, { path: file });
+      }
+    }),
+  );
+  const files = await pluginFiles(ref, flags);
+  const status = await checkPluginSignatures(
+    { manifestPath: files.manifestPath, manifestBytes: await readFile(files.manifestPath), libraryPath: files.libraryPath, libraryBytes: await readFile(files.libraryPath) },
+    keys,
+    true,
+    files.name,
+    files.dir,
+  );
+  if (flags.json) await writeOut(`${JSON.stringify({ plugin: files.name, verified: true, key_ids: status.keyIds })}\n`);
+  else await writeOut(`Plugin "${files.name}": plugin.json and library signatures verified (key ${status.keyIds.join(', ')}).\n`);
+  return ExitCode.OK;
+}
+
+/** `skillplug trust [DIR]` and `skillplug untrust [DIR]` */
+export async function trustCommand(dirArg: string | undefined, trust: boolean, flags: { json?: boolean }): Promise<number> {
+  const target = path.resolve(dirArg ?? process.cwd());
+  let dir: string;
+  try {
+    dir = await realpath(target);
+  } catch {
+    throw new PluginError(ErrorCode.NOT_FOUND, `${target} does not exist.`, { path: target });
+  }
+  const file = userConfigPath(os.homedir());
+  const config = readConfigFile(file);
+  const list = new Set(config.trusted_workspaces ?? []);
+  const changed = trust ? !list.has(dir) : list.has(dir);
+  if (trust) list.add(dir);
+  else list.delete(dir);
+  config.trusted_workspaces = [...list].sort();
+  if (changed) writeConfigFile(file, config);
+  const verb = trust ? 'trusted' : 'not trusted';
+  if (flags.json) await writeOut(`${JSON.stringify({ workspace: dir, trusted: trust, changed, config: file })}\n`);
+  else await writeOut(`${dir} is ${changed ? 'now' : 'already'} ${verb}${trust ? ': plugins in its .vtcode/plugins and .agents/plugins may load' : ''} (${file}).\n`);
+  return ExitCode.OK;
+}
+
+/** `skillplug lock [--workspace DIR]` */
+export async function lockCommand(flags: LoaderFlags & { json?: boolean }): Promise<number> {
+  const loader = loaderFromFlags(flags);
+  const plugins = (await loader.discoverPlugins()).filter((p) => p.manifest && p.libraryPath);
+  const entries: LockEntry[] = await Promise.all(
+    plugins.map(async (p) => ({
+      name: p.name as string,
+      version: p.version as string,
+      path: lockKey(p.path, loader.workspace),
+      manifest_sha256: sha256(await readFile(path.join(p.path, MANIFEST_FILE))),
+      library_sha256: sha256(await readFile(p.libraryPath as string)),
+    })),
+  );
+  const file = writeLock(loader.workspace, entries);
+  if (flags.json) await writeOut(`${JSON.stringify({ lock: file, plugins: entries })}\n`);
+  else await writeOut(`Locked ${entries.length} plugin${entries.length === 1 ? '' : 's'} in ${file}:\n${entries.map((e) => `  ${e.name} ${e.version}  ${e.path}`).join('\n')}\n`);
+  return ExitCode.OK;
+}
