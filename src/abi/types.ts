@@ -1,3 +1,5 @@
+import type { PluginManifest } from '../manifest/index.js';
+
 /** The native plugin ABI version this host speaks (`vtcode_plugin_version()` must return it). */
 export const PLUGIN_ABI_VERSION = 1;
 
@@ -71,6 +73,8 @@ export interface ExecuteOptions {
 export interface NativePluginTrait {
   /** The library's metadata, read once at load time. */
   readonly metadata: PluginMetadata;
+  /** plugin.json as verified at load time. */
+  readonly manifest: PluginManifest;
   /** The canonical plugin directory. */
   readonly path: string;
   /** The canonical path of the library that was loaded. */

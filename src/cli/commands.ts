@@ -5,7 +5,8 @@ import type { JsonObject, NativePluginTrait, PluginMetadata } from '../abi/types
 import { cachedMetadata } from '../discovery/metadata-cache.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
-import { PluginLoader, type IsolationMode } from '../loader/index.js';
+import { PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../loader/index.js';
+import { serveStdio } from '../tools/mcp-server.js';
 import { readManifest, validatePluginStructure } from '../manifest/index.js';
 import type { SandboxMode } from '../sandbox/index.js';
 import { ExitCode, writeErr, writeOut } from './output.js';
@@ -24,7 +25,11 @@ export interface LoaderFlags {
 
 /** Builds a loader from CLI flags; warnings go to stderr. */
 export function loaderFromFlags(flags: LoaderFlags): PluginLoader {
-  return new PluginLoader({
+  return new PluginLoader(loaderOptions(flags));
+}
+
+function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
+  return {
     ...(flags.workspace !== undefined ? { workspace: flags.workspace } : {}),
     pluginsDirs: flags.pluginsDir ?? [],
     ...(flags.isolation !== undefined ? { isolation: flags.isolation as IsolationMode } : {}),
@@ -34,7 +39,13 @@ export function loaderFromFlags(flags: LoaderFlags): PluginLoader {
     ...(flags.strict ? { strict: true } : {}),
     trustedKeys: flags.trustedKey ?? [],
     onWarning: (message) => writeErr(`skillplug: warning: ${message}`),
-  });
+  };
+}
+
+/** `skillplug serve`: an MCP server on stdio until stdin closes. */
+export async function serveCommand(flags: LoaderFlags & { timeout?: number | undefined }): Promise<void> {
+  if (flags.isolation === 'none') writeErr('skillplug serve: warning: with --isolation none a plugin that writes to stdout corrupts the MCP stream, and a crash stops the server.');
+  await serveStdio({ ...loaderOptions(flags), ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}) });
 }
 
 function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record<string, unknown> {
@@ -194,9 +205,10 @@ export interface RunFlags extends LoaderFlags {
 /** `skillplug run PLUGIN` */
 export async function runCommand(ref: string, flags: RunFlags): Promise<number> {
   const input = await readInputFlag(flags);
-  const config = flags.config === undefined ? {} : parseJsonObjectFlag(flags.config, '--config');
+  const explicitConfig = flags.config === undefined ? undefined : parseJsonObjectFlag(flags.config, '--config');
   const loader = loaderFromFlags(flags);
   return withPlugin(loader, ref, async (plugin) => {
+    const config = explicitConfig ?? loader.pluginConfig(plugin.metadata.name);
     const result = await plugin.execute(
       { input, workspace_root: loader.workspace, config },
       flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {},

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
-import { inspectCommand, listCommand, runCommand, validateCommand } from './commands.js';
+import { inspectCommand, listCommand, runCommand, serveCommand, validateCommand } from './commands.js';
 import { ExitCode, reportError, writeOut } from './output.js';
 import { keygenCommand, lockCommand, signCommand, trustCommand, verifyCommand } from './trust-commands.js';
 
@@ -20,6 +20,8 @@ Usage:
   skillplug verify   PLUGIN --pubkey FILE
   skillplug trust    [DIR]        skillplug untrust [DIR]
   skillplug lock     [--workspace DIR] [--plugins-dir DIR]...
+  skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
+                     [--timeout MS] [--max-memory MIB]      (MCP server on stdio)
   skillplug demo
   skillplug help | --help | --version
 
@@ -73,6 +75,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     config: { type: 'string' },
     timeout: { type: 'string' },
   },
+  serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, timeout: { type: 'string' } },
   demo: {},
 };
 
@@ -166,6 +169,10 @@ export async function main(argv: string[]): Promise<number> {
           config: values.config as string | undefined,
           timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds'),
         });
+      case 'serve':
+        noPositionals();
+        await serveCommand({ ...loaderFlags, timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds') });
+        return ExitCode.OK;
       case 'demo':
         await writeOut('skillplug demo: coming soon. Try "skillplug list" and "skillplug run PLUGIN".\n');
         return ExitCode.OK;

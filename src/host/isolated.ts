@@ -2,10 +2,10 @@ import { existsSync } from 'node:fs';
 import { encodeContext, type Origin } from '../abi/codec.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
-import { cancelledError, checkExecuteOptions, closedError, failureFacts, timeoutError } from '../loader/call-errors.js';
+import type { PluginManifest, PluginPermissions } from '../manifest/index.js';
+import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, failureFacts, timeoutError } from '../loader/call-errors.js';
 import { CallGate } from '../loader/gate.js';
 import { checkAbiVersion, checkMetadata, resultFromReturned } from '../loader/handshake.js';
-import type { PluginPermissions } from '../manifest/index.js';
 import { detectSandbox, effectivePermissions, hostEnvironment, type SandboxGrant, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
 import { ensureHostBinary } from './build.js';
 import { HostProcess, type HostExit } from './host-process.js';
@@ -23,6 +23,7 @@ export interface IsolatedOpenOptions {
   dir: string;
   libraryPath: string;
   manifestName: string;
+  manifest: PluginManifest;
   permissions: PluginPermissions | undefined;
   workspace: string | null;
   maxOutputBytes: number;
@@ -75,6 +76,7 @@ async function planSandbox(options: IsolatedOpenOptions, hostBinary: string): Pr
  */
 export class IsolatedPlugin implements NativePluginTrait {
   readonly metadata: PluginMetadata;
+  readonly manifest: PluginManifest;
   readonly path: string;
   readonly libraryPath: string;
   private readonly options: IsolatedOpenOptions;
@@ -95,6 +97,7 @@ export class IsolatedPlugin implements NativePluginTrait {
   private constructor(options: IsolatedOpenOptions, hostBinary: string, sandbox: SandboxPlan | null, host: HostProcess, metadata: PluginMetadata) {
     this.options = options;
     this.metadata = metadata;
+    this.manifest = options.manifest;
     this.path = options.dir;
     this.libraryPath = options.libraryPath;
     this.origin = { plugin: metadata.name, path: options.dir };
@@ -174,6 +177,7 @@ export class IsolatedPlugin implements NativePluginTrait {
     this.assertUsable();
     checkExecuteOptions(options, this.origin);
     const bytes = encodeContext(ctx, this.origin);
+    checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
     const payload = bytes.subarray(0, bytes.length - 1);
     const { signal } = options;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;

@@ -1,6 +1,7 @@
 import type { Origin } from '../abi/codec.js';
 import type { ExecuteOptions } from '../abi/types.js';
 import { ErrorCode, PluginError, type HostFailure } from '../errors.js';
+import { compileSchema, describeSchemaErrors } from '../tools/schema.js';
 
 /** Checks per-call options before anything runs. */
 export function checkExecuteOptions(options: ExecuteOptions | undefined, origin: Origin): void {
@@ -57,5 +58,18 @@ export function outputTooLargeError(origin: Origin, length: number, limit: numbe
     ErrorCode.OUTPUT_TOO_LARGE,
     `Plugin "${origin.plugin}" (${origin.path}) returned ${length} bytes, over the ${limit}-byte limit. Raise maxOutputBytes if this is expected, or make the plugin return less.`,
     { plugin: origin.plugin, path: origin.path, data: { bytes: length, limit } },
+  );
+}
+
+/** Validates a call's input against the plugin's input_schema; `E_INVALID_INPUT` with the schema errors otherwise. */
+export function checkInputSchema(input: unknown, schema: Record<string, unknown> | undefined, origin: Origin): void {
+  if (schema === undefined) return;
+  const compiled = compileSchema(schema);
+  if (!compiled.ok || compiled.validate(input)) return;
+  const errors = describeSchemaErrors(compiled.validate.errors);
+  throw new PluginError(
+    ErrorCode.INVALID_INPUT,
+    `Input for plugin "${origin.plugin}" (${origin.path}) does not match its input_schema: ${errors.join('; ')}. Nothing was run.`,
+    { plugin: origin.plugin, path: origin.path, data: { errors } },
   );
 }

@@ -2,7 +2,8 @@ import { encodeContext, type Origin, type ReturnedString } from '../abi/codec.js
 import { openNativeLibrary, type NativeLibrary } from '../abi/native.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
-import { cancelledError, checkExecuteOptions, closedError, timeoutError } from './call-errors.js';
+import type { PluginManifest } from '../manifest/index.js';
+import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, timeoutError } from './call-errors.js';
 import { CallGate } from './gate.js';
 import { MAX_METADATA_BYTES, checkAbiVersion, checkMetadata, resultFromReturned } from './handshake.js';
 
@@ -14,6 +15,8 @@ export interface InProcessOpenOptions {
   libraryPath: string;
   /** plugin.json's name. */
   manifestName: string;
+  /** plugin.json as verified. */
+  manifest: PluginManifest;
   /** Largest result accepted, in bytes. */
   maxOutputBytes: number;
   /** Concurrent calls allowed for a thread-safe plugin. */
@@ -28,6 +31,7 @@ export interface InProcessOpenOptions {
  */
 export class InProcessPlugin implements NativePluginTrait {
   readonly metadata: PluginMetadata;
+  readonly manifest: PluginManifest;
   readonly path: string;
   readonly libraryPath: string;
   private readonly lib: NativeLibrary;
@@ -42,6 +46,7 @@ export class InProcessPlugin implements NativePluginTrait {
   private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions) {
     this.lib = lib;
     this.metadata = metadata;
+    this.manifest = options.manifest;
     this.path = options.dir;
     this.libraryPath = options.libraryPath;
     this.origin = { plugin: metadata.name, path: options.dir };
@@ -69,6 +74,7 @@ export class InProcessPlugin implements NativePluginTrait {
     if (this.closed) throw closedError(this.origin);
     checkExecuteOptions(options, this.origin);
     const bytes = encodeContext(ctx, this.origin);
+    checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
     const { signal, timeoutMs } = options;
     if (signal?.aborted) throw cancelledError(this.origin, false);
     const release = await this.gate.acquire(signal, () => cancelledError(this.origin, false));
@@ -125,6 +131,7 @@ export class InProcessPlugin implements NativePluginTrait {
   executeSync(ctx: PluginContext): PluginResult {
     if (this.closed) throw closedError(this.origin);
     const bytes = encodeContext(ctx, this.origin);
+    checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
     if (this.gate.inFlight > 0 && !this.metadata.thread_safe) {
       throw new PluginError(
         ErrorCode.BUSY,

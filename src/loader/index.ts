@@ -18,7 +18,7 @@ import {
 } from '../discovery/index.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { IsolatedPlugin } from '../host/isolated.js';
-import { MANIFEST_FILE, MAX_MANIFEST_BYTES, findLibrary, libraryFilename, parseManifestText } from '../manifest/index.js';
+import { MANIFEST_FILE, MAX_MANIFEST_BYTES, findLibrary, libraryFilename, parseManifestText, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { checkLock, readLock } from '../signing/lock.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
@@ -351,16 +351,17 @@ export class PluginLoader {
     }
   }
 
-  private async open(dir: string, libraryPath: string, manifest: { name: string; permissions?: unknown }, copy: PrivateCopy | undefined): Promise<NativePluginTrait> {
+  private async open(dir: string, libraryPath: string, manifest: PluginManifest, copy: PrivateCopy | undefined): Promise<NativePluginTrait> {
     const onClosed = copy ? () => copy.dispose() : undefined;
     if (this.isolation === 'none') {
-      return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, onClosed });
+      return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, onClosed });
     }
     return IsolatedPlugin.open({
       dir,
       libraryPath,
       manifestName: manifest.name,
-      permissions: manifest.permissions as never,
+      manifest,
+      permissions: manifest.permissions,
       workspace: this.workspace,
       maxOutputBytes: this.maxOutputBytes,
       maxConcurrency: this.maxConcurrency,

@@ -2,6 +2,7 @@ import { lstat, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
+import { compileSchema } from '../tools/schema.js';
 
 /** The manifest file every plugin directory carries. */
 export const MANIFEST_FILE = 'plugin.json';
@@ -136,8 +137,15 @@ export function parseManifestText(text: string, file: string): ManifestReading {
   issues.push(...checkPermissions(raw.permissions, file));
   for (const field of ['input_schema', 'output_schema']) {
     const value = raw[field];
-    if (value !== undefined && !isPlainObject(value) && typeof value !== 'boolean') {
+    if (value === undefined) continue;
+    if (!isPlainObject(value)) {
       issues.push(bad(`${file}: "${field}" must be a JSON Schema object.`, field));
+      continue;
+    }
+    const compiled = compileSchema(value);
+    if (!compiled.ok) issues.push(bad(`${file}: "${field}" is not a valid JSON Schema: ${compiled.problem}.`, field));
+    else if (value.type !== undefined && value.type !== 'object') {
+      issues.push(bad(`${file}: "${field}" must describe a JSON object (type "object"), since tool ${field === 'input_schema' ? 'input' : 'output'} is an object.`, field));
     }
   }
   return issues.length === 0 ? { manifest: raw as PluginManifest, raw, issues } : { raw, issues };

@@ -1,0 +1,248 @@
+// The low-level MCP Server is used on purpose: tool schemas come from plugin.json as JSON Schema, not zod.
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  CallToolRequestSchema,
+  ErrorCode as McpErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type CallToolResult,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import { isPlainObject } from '../abi/codec.js';
+import type { JsonObject, NativePluginTrait, PluginResult } from '../abi/types.js';
+import type { DiscoveredPlugin } from '../discovery/index.js';
+import { ErrorCode, asPluginError, type PluginError } from '../errors.js';
+import { PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
+import { planTools, type ToolDefinition, type ToolPlan } from './definitions.js';
+
+/** Options for {@link SkillplugMcpServer}. */
+export interface McpServerOptions extends PluginLoaderOptions {
+  /** How often to look for added, removed or rebuilt plugins, in ms; 0 turns watching off. Default 1000. */
+  watchIntervalMs?: number;
+  /** How often a long call reports progress when the client asked for it, in ms. Default 2000. */
+  progressIntervalMs?: number;
+  /** Receives diagnostic lines (left-out plugins, shadowed names). Default: stderr. */
+  log?: (line: string) => void;
+}
+
+interface LoadedEntry {
+  plugin: Promise<NativePluginTrait>;
+  fingerprint: string;
+}
+
+async function fileFingerprint(file: string | undefined): Promise<string> {
+  if (!file) return '-';
+  const info = await stat(file).catch(() => undefined);
+  return info ? `${info.size}:${info.mtimeMs}` : 'missing';
+}
+
+async function pluginFingerprint(p: DiscoveredPlugin): Promise<string> {
+  return `${p.path}|${p.status}|${await fileFingerprint(path.join(p.path, 'plugin.json'))}|${await fileFingerprint(p.libraryPath)}`;
+}
+
+function mcpTool(definition: ToolDefinition): Tool {
+  const tool: Tool = {
+    name: definition.name,
+    title: definition.annotations.title,
+    description: definition.description,
+    inputSchema: definition.input_schema as Tool['inputSchema'],
+    annotations: definition.annotations,
+    _meta: {
+      'skillplug/allowed_tools': definition.allowed_tools,
+      'skillplug/plugin': definition.plugin,
+    },
+  };
+  if (definition.output_schema) tool.outputSchema = definition.output_schema as Tool['outputSchema'];
+  return tool;
+}
+
+function errorResult(err: PluginError): CallToolResult {
+  const tail = err.failure?.stderrTail ? `\n--- plugin stderr (last lines) ---\n${err.failure.stderrTail}` : '';
+  return {
+    isError: true,
+    content: [{ type: 'text', text: `error[${err.code}]: ${err.message}${tail}` }],
+    _meta: { 'skillplug/error': err.toJSON() },
+  };
+}
+
+function successResult(result: PluginResult, workspace: string): CallToolResult {
+  const links = result.files.map((file) => {
+    const absolute = path.resolve(workspace, file);
+    return { type: 'resource_link' as const, uri: pathToFileURL(absolute).href, name: path.basename(absolute) };
+  });
+  const text = JSON.stringify(result.output);
+  if (!result.success) {
+    return {
+      isError: true,
+      content: [{ type: 'text', text: `error[E_PLUGIN_FAILED]: ${result.error ?? 'the plugin reported failure'}\n${text}` }, ...links],
+    };
+  }
+  const out: CallToolResult = { content: [{ type: 'text', text }, ...links] };
+  // MCP's structuredContent is an object; other outputs travel as text only.
+  if (isPlainObject(result.output)) out.structuredContent = result.output as JsonObject;
+  return out;
+}
+
+/**
+ * Serves the plugins of the trusted dirs as MCP tools. Plugins run isolated by default, so a
+ * plugin fault becomes an `isError` result and the server keeps serving.
+ */
+export class SkillplugMcpServer {
+  /** The underlying MCP server. */
+  readonly server: Server;
+  /** The loader that finds and runs plugins. */
+  readonly loader: PluginLoader;
+  private readonly options: McpServerOptions;
+  private readonly log: (line: string) => void;
+  private readonly loaded = new Map<string, LoadedEntry>();
+  private readonly reported = new Set<string>();
+  private plan: ToolPlan = { tools: [], shadowed: [] };
+  private fingerprint = '';
+  private watcher: NodeJS.Timeout | undefined;
+  private connected = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: McpServerOptions = {}) {
+    this.options = options;
+    this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.loader = new PluginLoader({ onWarning: (m) => this.log(`skillplug serve: warning: ${m}`), ...options });
+    this.server = new Server({ name: 'skillplug', version: '0.1.0' }, { capabilities: { tools: { listChanged: true } } });
+    this.server.setRequestHandler(ListToolsRequestSchema, async () => {
+      await this.refresh();
+      return { tools: this.plan.tools.map((t) => mcpTool(t.definition)) };
+    });
+    this.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+      let entry = this.plan.tools.find((t) => t.definition.name === request.params.name);
+      if (!entry) {
+        await this.refresh();
+        entry = this.plan.tools.find((t) => t.definition.name === request.params.name);
+      }
+      if (!entry) throw new McpError(McpErrorCode.InvalidParams, `Unknown tool ${JSON.stringify(request.params.name)}.`);
+      const progressToken = extra._meta?.progressToken;
+      let ticks = 0;
+      const progress =
+        progressToken === undefined
+          ? undefined
+          : setInterval(() => {
+              ticks++;
+              void extra
+                .sendNotification({
+                  method: 'notifications/progress',
+                  params: { progressToken, progress: ticks, message: `${entry.definition.name} still running (${(ticks * this.progressInterval()) / 1000} s)` },
+                })
+                .catch(() => undefined);
+            }, this.progressInterval());
+      try {
+        const plugin = await this.pluginFor(entry.plugin);
+        const result = await plugin.execute(
+          { input: (request.params.arguments ?? {}) as JsonObject, workspace_root: this.loader.workspace, config: this.loader.pluginConfig(plugin.metadata.name) },
+          { signal: extra.signal },
+        );
+        return successResult(result, this.loader.workspace);
+      } catch (err) {
+        return errorResult(asPluginError(err, ErrorCode.INTERNAL, `running ${entry.definition.name}`));
+      } finally {
+        if (progress) clearInterval(progress);
+      }
+    });
+  }
+
+  private progressInterval(): number {
+    return this.options.progressIntervalMs ?? 2000;
+  }
+
+  /** Connects to a transport and starts watching for plugin changes. */
+  async connect(transport: Transport): Promise<void> {
+    await this.refresh();
+    await this.server.connect(transport);
+    this.connected = true;
+    const interval = this.options.watchIntervalMs ?? 1000;
+    if (interval > 0) {
+      this.watcher = setInterval(() => void this.refresh(true).catch((err: unknown) => this.log(`skillplug serve: watch failed: ${String(err)}`)), interval);
+      this.watcher.unref();
+    }
+  }
+
+  /** Stops watching, closes every loaded plugin (stopping their hosts) and the server. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.watcher) clearInterval(this.watcher);
+      const entries = [...this.loaded.values()];
+      this.loaded.clear();
+      await Promise.all(entries.map((e) => e.plugin.then((p) => p.close(), () => undefined)));
+      await this.server.close();
+    })();
+    return this.closing;
+  }
+
+  private async pluginFor(found: DiscoveredPlugin): Promise<NativePluginTrait> {
+    const fingerprint = await pluginFingerprint(found);
+    const existing = this.loaded.get(found.path);
+    if (existing && existing.fingerprint === fingerprint) return existing.plugin;
+    if (existing) void existing.plugin.then((p) => p.close(), () => undefined);
+    const plugin = this.loader.loadPlugin(found.path);
+    this.loaded.set(found.path, { plugin, fingerprint });
+    // A load that failed is retried on the next call rather than remembered.
+    plugin.catch(() => {
+      if (this.loaded.get(found.path)?.plugin === plugin) this.loaded.delete(found.path);
+    });
+    return plugin;
+  }
+
+  // Rediscovers plugins; tells the client when the tool list changed.
+  private async refresh(notify = false): Promise<void> {
+    const plugins = await this.loader.discoverPlugins();
+    const plan = planTools(plugins);
+    for (const p of plugins) {
+      if (p.status === 'ok') continue;
+      const line = `skillplug serve: left out ${p.path}: ${p.errors.map((e) => `[${e.code}] ${e.message}`).join(' ')}`;
+      if (!this.reported.has(line)) {
+        this.reported.add(line);
+        this.log(line);
+      }
+    }
+    for (const s of plan.shadowed) {
+      const line = `skillplug serve: tool "${s.name}" from ${s.path} is shadowed by ${s.shadowedBy}, which takes precedence`;
+      if (!this.reported.has(line)) {
+        this.reported.add(line);
+        this.log(line);
+      }
+    }
+    const fingerprint = (await Promise.all(plugins.map(pluginFingerprint))).sort().join('\n');
+    const changed = fingerprint !== this.fingerprint;
+    this.plan = plan;
+    this.fingerprint = fingerprint;
+    if (changed) {
+      for (const [dir, entry] of this.loaded) {
+        const still = plugins.find((p) => p.path === dir && p.status === 'ok');
+        if (!still || (await pluginFingerprint(still)) !== entry.fingerprint) {
+          this.loaded.delete(dir);
+          void entry.plugin.then((p) => p.close(), () => undefined);
+        }
+      }
+      if (notify && this.connected) await this.server.sendToolListChanged().catch(() => undefined);
+    }
+  }
+}
+
+/** Serves MCP over stdin/stdout until stdin ends; returns once serving has stopped. */
+export async function serveStdio(options: McpServerOptions = {}): Promise<void> {
+  const server = new SkillplugMcpServer(options);
+  const transport = new StdioServerTransport();
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (): void => void server.close().finally(resolve);
+    process.stdin.once('end', stop);
+    process.stdin.once('close', stop);
+    transport.onclose = stop;
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await server.connect(transport);
+  await stopped;
+}
+

@@ -1,0 +1,158 @@
+// Drives `skillplug serve` with the official MCP TypeScript client over stdio.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CLI_PATH, buildFixture, tempDir } from '../helpers/fixtures.js';
+
+const text = (r: CallToolResult) => r.content.filter((c) => c.type === 'text').map((c) => (c as { text: string }).text).join('\n');
+
+describe('skillplug serve (MCP over stdio)', () => {
+  let plugins: string;
+  let workspace: string;
+  let home: string;
+  let client: Client;
+  let transport: StdioClientTransport;
+  let stderr = '';
+  let listChanged = 0;
+
+  before(async () => {
+    const base = tempDir();
+    plugins = path.join(base, 'plugins');
+    workspace = path.join(base, 'ws');
+    home = path.join(base, 'home');
+    for (const d of [plugins, workspace, path.join(home, '.vtcode')]) mkdirSync(d, { recursive: true });
+    writeFileSync(path.join(home, '.vtcode', 'skillplug.json'), JSON.stringify({ plugins: { echo: { config: { greeting: 'hi' } } } }));
+    await Promise.all([
+      buildFixture(plugins, {
+        source: 'echo',
+        name: 'echo',
+        manifest: {
+          name: 'echo',
+          description: 'Echoes its context',
+          version: '1.0.0',
+          when_to_use: 'when testing',
+          allowed_tools: ['read'],
+          input_schema: { type: 'object', properties: { q: { type: 'string' } }, required: ['q'] },
+          permissions: { network: true },
+        },
+      }),
+      buildFixture(plugins, { source: 'heap', name: 'heap' }),
+      buildFixture(plugins, { source: 'crash', name: 'crash' }),
+      buildFixture(plugins, { source: 'hang', name: 'hang' }),
+      buildFixture(plugins, { source: 'echo', name: 'broken', manifest: '{"name":"broken"}' }),
+    ]);
+    transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI_PATH, 'serve', '--plugins-dir', plugins, '--workspace', workspace],
+      env: { ...(process.env as Record<string, string>), HOME: home },
+      stderr: 'pipe',
+    });
+    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    client = new Client({ name: 'skillplug-test', version: '1.0.0' });
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      listChanged++;
+    });
+    await client.connect(transport);
+  });
+
+  after(async () => {
+    await client?.close();
+  });
+
+  it('lists valid plugins as tools with schemas, descriptions and annotations; broken ones are logged', async () => {
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['crash', 'echo', 'hang', 'heap']);
+    const echo = tools.find((t) => t.name === 'echo');
+    assert.deepEqual(echo?.inputSchema.required, ['q']);
+    assert.match(echo?.description ?? '', /Echoes its context\nWhen to use: when testing/);
+    assert.equal(echo?.annotations?.readOnlyHint, true);
+    assert.equal(echo?.annotations?.openWorldHint, true);
+    assert.deepEqual(echo?._meta?.['skillplug/allowed_tools'], ['read']);
+    assert.equal(tools.find((t) => t.name === 'heap')?.annotations?.openWorldHint, false);
+    assert.match(stderr, /left out .*broken.*E_INVALID_MANIFEST/);
+  });
+
+  it('runs a tool: structuredContent is the output, with a text copy, resource links and the user config', async () => {
+    const r = (await client.callTool({ name: 'echo', arguments: { q: 'hello' } })) as CallToolResult;
+    assert.equal(r.isError ?? false, false);
+    const ctx = (r.structuredContent as { ctx: Record<string, unknown> }).ctx;
+    assert.deepEqual(ctx, { input: { q: 'hello' }, workspace_root: workspace, config: { greeting: 'hi' } });
+    assert.deepEqual(JSON.parse(text(r)), r.structuredContent);
+    const link = r.content.find((c) => c.type === 'resource_link') as { uri: string; name: string } | undefined;
+    assert.equal(link?.uri, `file://${path.join(workspace, 'echo.txt')}`);
+  });
+
+  it('reports a plugin failure as an isError result', async () => {
+    const r = (await client.callTool({ name: 'heap', arguments: { mode: 'fail' } })) as CallToolResult;
+    assert.equal(r.isError, true);
+    assert.match(text(r), /it went wrong/);
+    const bad = (await client.callTool({ name: 'heap', arguments: { mode: 'notjson' } })) as CallToolResult;
+    assert.equal(bad.isError, true);
+    assert.match(text(bad), /E_INVALID_JSON/);
+  });
+
+  it('survives a crashing call and serves the next one', async () => {
+    const crashed = (await client.callTool({ name: 'crash', arguments: { mode: 'segv' } })) as CallToolResult;
+    assert.equal(crashed.isError, true);
+    assert.match(text(crashed), /E_CRASHED/);
+    assert.match(text(crashed), /SIGSEGV/);
+    const ok = (await client.callTool({ name: 'crash', arguments: { mode: 'ok' } })) as CallToolResult;
+    assert.deepEqual(ok.structuredContent, { alive: true });
+  });
+
+  it('cancels a hung call when the client aborts, then serves the next call', async () => {
+    const controller = new AbortController();
+    const hung = client.callTool({ name: 'hang', arguments: { mode: 'sleep' } }, undefined, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 300);
+    await assert.rejects(hung);
+    const ok = (await client.callTool({ name: 'hang', arguments: {} })) as CallToolResult;
+    assert.deepEqual(ok.structuredContent, { answered: true });
+  });
+
+  it('rejects input that does not match the input_schema before running anything', async () => {
+    const r = (await client.callTool({ name: 'echo', arguments: { q: 5 } })) as CallToolResult;
+    assert.equal(r.isError, true);
+    assert.match(text(r), /E_INVALID_INPUT/);
+    assert.match(text(r), /\/q: must be string/);
+  });
+
+  it('sends progress for long calls when asked', async () => {
+    const steps: number[] = [];
+    const r = (await client.callTool({ name: 'heap', arguments: { mode: 'ok' } }, undefined, { onprogress: (p) => steps.push(p.progress) })) as CallToolResult;
+    assert.equal(r.isError ?? false, false);
+    const slow = client.callTool({ name: 'hang', arguments: { mode: 'sleep' } }, undefined, { onprogress: (p) => steps.push(p.progress), timeout: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 2600));
+    assert.ok(steps.length >= 1, 'a progress notification arrived');
+    await client.close();
+    await slow.catch(() => undefined);
+    // Reconnect for the remaining test.
+    transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI_PATH, 'serve', '--plugins-dir', plugins, '--workspace', workspace],
+      env: { ...(process.env as Record<string, string>), HOME: home },
+      stderr: 'pipe',
+    });
+    client = new Client({ name: 'skillplug-test', version: '1.0.0' });
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      listChanged++;
+    });
+    await client.connect(transport);
+  });
+
+  it('picks up a plugin added while serving (tools/list_changed)', async () => {
+    await client.listTools();
+    const before = listChanged;
+    await buildFixture(plugins, { source: 'echo', name: 'late' });
+    const deadline = Date.now() + 5000;
+    while (listChanged === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(listChanged > before, 'tools/list_changed arrived');
+    const { tools } = await client.listTools();
+    assert.ok(tools.some((t) => t.name === 'late'));
+    const r = (await client.callTool({ name: 'late', arguments: { x: 1 } })) as CallToolResult;
+    assert.equal(r.isError ?? false, false);
+  });
+});
