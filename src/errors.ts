@@ -54,6 +54,8 @@ export const ErrorCode = {
   SIGNATURE: 'E_SIGNATURE',
   /** The plugin's files differ from the lock file. */
   INTEGRITY: 'E_INTEGRITY',
+  /** Building a plugin project failed. */
+  BUILD_FAILED: 'E_BUILD_FAILED',
   /** A skillplug config file is unreadable or invalid. */
   CONFIG: 'E_CONFIG',
   /** An unexpected internal failure (a bug in skillplug). */

@@ -28,7 +28,8 @@ export function loaderFromFlags(flags: LoaderFlags): PluginLoader {
   return new PluginLoader(loaderOptions(flags));
 }
 
-function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
+/** Loader options from CLI flags. */
+export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
   return {
     ...(flags.workspace !== undefined ? { workspace: flags.workspace } : {}),
     pluginsDirs: flags.pluginsDir ?? [],

@@ -4,6 +4,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { inspectCommand, listCommand, runCommand, serveCommand, validateCommand } from './commands.js';
 import { ExitCode, reportError, writeOut } from './output.js';
+import { buildCommand, devCommand, newCommand } from './authoring-commands.js';
+import { demoCommand } from './demo.js';
 import { keygenCommand, lockCommand, signCommand, trustCommand, verifyCommand } from './trust-commands.js';
 
 const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
@@ -20,6 +22,9 @@ Usage:
   skillplug verify   PLUGIN --pubkey FILE
   skillplug trust    [DIR]        skillplug untrust [DIR]
   skillplug lock     [--workspace DIR] [--plugins-dir DIR]...
+  skillplug new      NAME [--lang c|rust] [--dir DIR] [--description TEXT]
+  skillplug build    [DIR] [--out DIR]
+  skillplug dev      DIR [--input JSON] [--once] [--isolation …] [--sandbox …]
   skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
                      [--timeout MS] [--max-memory MIB]      (MCP server on stdio)
   skillplug demo
@@ -76,6 +81,9 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     timeout: { type: 'string' },
   },
   serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, timeout: { type: 'string' } },
+  new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
+  build: { out: { type: 'string' }, json: { type: 'boolean' } },
+  dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, once: { type: 'boolean' } },
   demo: {},
 };
 
@@ -173,9 +181,24 @@ export async function main(argv: string[]): Promise<number> {
         noPositionals();
         await serveCommand({ ...loaderFlags, timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds') });
         return ExitCode.OK;
+      case 'new':
+        return await newCommand(onePositional(command, positionals, 'plugin name'), {
+          lang: values.lang as string | undefined,
+          dir: values.dir as string | undefined,
+          description: values.description as string | undefined,
+          json: loaderFlags.json,
+        });
+      case 'build':
+        return await buildCommand(optionalDir(), { out: values.out as string | undefined, json: loaderFlags.json });
+      case 'dev':
+        return await devCommand(onePositional(command, positionals, 'plugin project directory'), {
+          ...loaderFlags,
+          input: values.input as string | undefined,
+          once: values.once === true,
+        });
       case 'demo':
-        await writeOut('skillplug demo: coming soon. Try "skillplug list" and "skillplug run PLUGIN".\n');
-        return ExitCode.OK;
+        noPositionals();
+        return await demoCommand();
       default:
         throw new PluginError(ErrorCode.USAGE, `Unknown command ${JSON.stringify(command)}.`);
     }

@@ -30,7 +30,8 @@ const LOAD_CODES: ReadonlySet<Code> = new Set<Code>([
 
 /** The exit code for an error. */
 export function exitCodeFor(err: PluginError): number {
-  if (err.code === ErrorCode.USAGE || err.code === ErrorCode.INVALID_INPUT) return ExitCode.USAGE;
+  if (err.code === ErrorCode.USAGE || err.code === ErrorCode.INVALID_INPUT || err.code === ErrorCode.CONFIG) return ExitCode.USAGE;
+  if (err.code === ErrorCode.BUILD_FAILED) return ExitCode.PLUGIN_FAILED;
   if (LOAD_CODES.has(err.code)) return ExitCode.LOAD_FAILED;
   return ExitCode.RUN_FAILED;
 }

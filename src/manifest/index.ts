@@ -171,8 +171,8 @@ function checkPermissions(value: unknown, file: string): ValidationIssue[] {
 
 /** Library file names tried for a plugin name, in order; the first is the canonical one. */
 export function libraryCandidates(name: string, platform: NodeJS.Platform = process.platform): string[] {
-  // Cargo names a cdylib after its crate with "-" turned into "_".
-  const cargoName = name.replace(/-/g, '_');
+  // Cargo names a cdylib after its crate, with "-" (and any other character a crate name cannot hold) as "_".
+  const cargoName = name.replace(/[^A-Za-z0-9_]/g, '_');
   const names = [name, cargoName];
   let files: string[];
   if (platform === 'win32') files = names.flatMap((n) => [`${n}.dll`, `lib${n}.dll`]);
@@ -191,9 +191,13 @@ export function libraryFilename(name: string, platform: NodeJS.Platform = proces
 /** The library found in a plugin directory, or why none was. */
 export type LibraryLookup = { found: true; path: string } | { found: false; issue: ValidationIssue };
 
-/** Finds the plugin's library in `dir` (no loading). */
+/** Where `cargo build --release` leaves a library, so a Cargo project dir is itself a plugin dir. */
+const CARGO_RELEASE_DIR = path.join('target', 'release');
+
+/** Finds the plugin's library in `dir` (no loading): the candidate names, then Cargo's release dir. */
 export async function findLibrary(dir: string, name: string): Promise<LibraryLookup> {
-  const tried = libraryCandidates(name);
+  const cargoBuilt = libraryCandidates(name.replace(/[^A-Za-z0-9_]/g, '_')).map((f) => path.join(CARGO_RELEASE_DIR, f));
+  const tried = [...libraryCandidates(name), ...cargoBuilt];
   for (const file of tried) {
     const candidate = path.join(dir, file);
     let info;

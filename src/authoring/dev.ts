@@ -1,0 +1,94 @@
+import { watch } from 'node:fs';
+import path from 'node:path';
+import type { JsonObject } from '../abi/types.js';
+import { asPluginError, ErrorCode } from '../errors.js';
+import { PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
+import { buildPlugin } from './build.js';
+
+/** Options for {@link devLoop}. */
+export interface DevOptions {
+  /** The plugin project. */
+  dir: string;
+  /** Input for each run. */
+  input: JsonObject;
+  /** Run once and return instead of watching. */
+  once?: boolean;
+  /** Loader options for each fresh load (isolation, sandbox, timeout…). */
+  loader?: PluginLoaderOptions;
+  /** Where lines go. */
+  write: (line: string) => void;
+  /** Stops watching. */
+  signal?: AbortSignal;
+}
+
+const IGNORED = /^(target|dist|\.git|node_modules)(\/|$)|\.(so|dylib|dll|o|tmp)$|~$/;
+
+/**
+ * Builds, loads in a fresh host and runs a plugin project with a sample input; with watching on,
+ * does it again on every save. Resolves with 0 when the last run succeeded, 1 otherwise.
+ */
+export async function devLoop(options: DevOptions): Promise<number> {
+  const dir = path.resolve(options.dir);
+  const out = path.join(dir, 'dist');
+  const runOnce = async (): Promise<number> => {
+    const t0 = Date.now();
+    try {
+      const built = await buildPlugin({ dir, out, onProgress: (ms) => options.write(`  building… ${Math.round(ms / 1000)} s`) });
+      const loader = new PluginLoader({ defaultDirs: false, ...options.loader, pluginsDirs: [out] });
+      const t1 = Date.now();
+      const plugin = await loader.loadPlugin(built.pluginDir);
+      const t2 = Date.now();
+      try {
+        const result = await plugin.execute({ input: options.input, workspace_root: loader.workspace, config: loader.pluginConfig(built.name) });
+        const t3 = Date.now();
+        options.write(`${result.success ? '✔' : '✘'} ${built.name}: built with ${built.tool} in ${built.buildMs} ms · loaded in ${t2 - t1} ms · ran in ${t3 - t2} ms (total ${t3 - t0} ms)`);
+        options.write(JSON.stringify(result, null, 2));
+        return result.success ? 0 : 1;
+      } finally {
+        await plugin.close();
+      }
+    } catch (err) {
+      const e = asPluginError(err, ErrorCode.INTERNAL, 'dev loop failed');
+      options.write(`✘ error[${e.code}]: ${e.message}${e.failure?.stderrTail ? `\n${e.failure.stderrTail}` : ''}`);
+      return 1;
+    }
+  };
+  let status = await runOnce();
+  if (options.once) return status;
+  options.write(`watching ${dir} for changes (Ctrl-C to stop)`);
+  await new Promise<void>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    let running = false;
+    let again = false;
+    const trigger = (): void => {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      void runOnce().then((code) => {
+        status = code;
+        running = false;
+        if (again) {
+          again = false;
+          trigger();
+        }
+      });
+    };
+    const watcher = watch(dir, { recursive: true }, (_event, file) => {
+      if (file && IGNORED.test(String(file).split(path.sep).join('/'))) return;
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        options.write(`change: ${file ?? '(unknown)'}`);
+        trigger();
+      }, 150);
+    });
+    const stop = (): void => {
+      watcher.close();
+      if (timer) clearTimeout(timer);
+      resolve();
+    };
+    options.signal?.addEventListener('abort', stop, { once: true });
+  });
+  return status;
+}

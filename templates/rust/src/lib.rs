@@ -1,0 +1,18 @@
+//! {{name}}: a skillplug plugin (VT Code native plugin ABI v1).
+
+use vtcode_plugin_sdk::{export_plugin, Context, Metadata, Plugin, PluginResult, Value};
+
+struct Skill;
+
+impl Plugin for Skill {
+    fn metadata() -> Metadata {
+        Metadata::new("{{name}}", "{{description_rust}}", env!("CARGO_PKG_VERSION")).thread_safe(true)
+    }
+
+    fn execute(ctx: Context) -> PluginResult {
+        let text = ctx.input.get("text").and_then(Value::as_str).unwrap_or("");
+        PluginResult::ok(Value::object([("chars", Value::from(text.chars().count()))]))
+    }
+}
+
+export_plugin!(Skill);
