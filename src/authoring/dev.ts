@@ -53,42 +53,50 @@ export async function devLoop(options: DevOptions): Promise<number> {
       return 1;
     }
   };
-  let status = await runOnce();
-  if (options.once) return status;
+  if (options.once) return runOnce();
+  // The watcher starts before the first build: Node's recursive watch on Linux sets up asynchronously.
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let again = false;
+  let status = 1;
+  let settle: (() => void) | undefined;
+  const trigger = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    void runOnce().then((code) => {
+      status = code;
+      running = false;
+      if (again) {
+        again = false;
+        trigger();
+      } else settle?.();
+    });
+  };
+  const watcher = watch(dir, { recursive: true }, (_event, file) => {
+    if (file && IGNORED.test(String(file).split(path.sep).join('/'))) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      options.write(`change: ${file ?? '(unknown)'}`);
+      trigger();
+    }, 150);
+  });
+  await new Promise<void>((resolve) => {
+    settle = resolve;
+    trigger();
+  });
+  settle = undefined;
   options.write(`watching ${dir} for changes (Ctrl-C to stop)`);
   await new Promise<void>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
-    let running = false;
-    let again = false;
-    const trigger = (): void => {
-      if (running) {
-        again = true;
-        return;
-      }
-      running = true;
-      void runOnce().then((code) => {
-        status = code;
-        running = false;
-        if (again) {
-          again = false;
-          trigger();
-        }
-      });
-    };
-    const watcher = watch(dir, { recursive: true }, (_event, file) => {
-      if (file && IGNORED.test(String(file).split(path.sep).join('/'))) return;
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        options.write(`change: ${file ?? '(unknown)'}`);
-        trigger();
-      }, 150);
-    });
     const stop = (): void => {
       watcher.close();
       if (timer) clearTimeout(timer);
       resolve();
     };
-    options.signal?.addEventListener('abort', stop, { once: true });
+    if (options.signal?.aborted) stop();
+    else options.signal?.addEventListener('abort', stop, { once: true });
   });
   return status;
 }
