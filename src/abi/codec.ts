@@ -20,11 +20,8 @@ function describeType(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-/**
- * Checks a context and serializes it as the NUL-terminated UTF-8 bytes the ABI takes.
- * Throws `E_INVALID_INPUT` before anything crosses the boundary.
- */
-export function encodeContext(ctx: PluginContext, origin: Origin): Buffer {
+/** Checks a context and serializes it as JSON text. Throws `E_INVALID_INPUT` before anything crosses the boundary. */
+export function encodeContextText(ctx: PluginContext, origin: Origin): string {
   const problems: string[] = [];
   if (!isPlainObject(ctx)) {
     problems.push(`the context must be an object, got ${describeType(ctx)}`);
@@ -44,9 +41,8 @@ export function encodeContext(ctx: PluginContext, origin: Origin): Buffer {
       { plugin: origin.plugin, path: origin.path, data: { problems } },
     );
   }
-  let text: string;
   try {
-    text = JSON.stringify({ input: ctx.input, workspace_root: ctx.workspace_root ?? null, config: ctx.config ?? {} });
+    return JSON.stringify({ input: ctx.input, workspace_root: ctx.workspace_root ?? null, config: ctx.config ?? {} });
   } catch (err) {
     throw new PluginError(
       ErrorCode.INVALID_INPUT,
@@ -54,6 +50,11 @@ export function encodeContext(ctx: PluginContext, origin: Origin): Buffer {
       { plugin: origin.plugin, path: origin.path, cause: err },
     );
   }
+}
+
+/** Checks a context and serializes it as the UTF-8 bytes the ABI takes, NUL-terminated. */
+export function encodeContext(ctx: PluginContext, origin: Origin): Buffer {
+  const text = encodeContextText(ctx, origin);
   const bytes = Buffer.allocUnsafe(Buffer.byteLength(text) + 1);
   const written = bytes.write(text, 0, 'utf8');
   bytes[written] = 0;
@@ -72,6 +73,11 @@ export function parseJsonBytes(bytes: Uint8Array, what: string, origin: Origin):
       { plugin: origin.plugin, path: origin.path, data: { bytes: bytes.length } },
     );
   }
+  return parseJsonText(text, what, origin);
+}
+
+/** Parses JSON text (already known to be valid UTF-8), with the ABI's error code. */
+export function parseJsonText(text: string, what: string, origin: Origin): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -188,15 +194,19 @@ export function validateResult(raw: unknown, origin: Origin): PluginResult {
   };
 }
 
-/** Decodes a plugin's result bytes into a {@link PluginResult}. */
-export function decodeResult(bytes: Uint8Array, origin: Origin): PluginResult {
-  return validateResult(parseJsonBytes(bytes, 'a result', origin), origin);
+function parseReturned(returned: DecodableString, what: string, origin: Origin): unknown {
+  return returned.kind === 'text' ? parseJsonText(returned.text, what, origin) : parseJsonBytes(returned.bytes, what, origin);
 }
 
-/** Decodes a plugin's metadata bytes into {@link PluginMetadata}. */
-export function decodeMetadata(bytes: Uint8Array, origin: Origin): PluginMetadata {
+/** Decodes a plugin's result into a {@link PluginResult}. */
+export function decodeResult(returned: DecodableString, origin: Origin): PluginResult {
+  return validateResult(parseReturned(returned, 'a result', origin), origin);
+}
+
+/** Decodes a plugin's metadata into {@link PluginMetadata}. */
+export function decodeMetadata(returned: DecodableString, origin: Origin): PluginMetadata {
   try {
-    return validateMetadata(parseJsonBytes(bytes, 'metadata', origin), origin);
+    return validateMetadata(parseReturned(returned, 'metadata', origin), origin);
   } catch (err) {
     // Bad metadata bytes are a metadata fault whatever layer found them.
     if (err instanceof PluginError && err.code !== ErrorCode.INVALID_METADATA) {
@@ -210,8 +220,11 @@ export function decodeMetadata(bytes: Uint8Array, origin: Origin): PluginMetadat
   }
 }
 
+/** A returned string's content: raw bytes (checked as UTF-8 when decoded) or text already known to be valid UTF-8. */
+export type DecodableString = { kind: 'bytes'; bytes: Uint8Array } | { kind: 'text'; text: string };
+
 /** A string a plugin returned, copied out of its memory (and already freed when it exports a free function). */
-export type ReturnedString = { kind: 'null' } | { kind: 'bytes'; bytes: Uint8Array } | { kind: 'too-large'; length: number };
+export type ReturnedString = { kind: 'null' } | DecodableString | { kind: 'too-large'; length: number };
 
 /** Builds the NULL-result error. */
 export function nullResultError(what: string, origin: Origin): PluginError {

@@ -17,13 +17,18 @@ let configured = false;
 function configureKoffi(): void {
   if (configured) return;
   configured = true;
-  koffi.config({
-    ...koffi.config(),
-    sync_stack_size: NATIVE_STACK_BYTES,
-    async_stack_size: NATIVE_STACK_BYTES,
-    resident_async_pools: 16,
-    max_async_calls: 4096,
-  });
+  try {
+    koffi.config({
+      ...koffi.config(),
+      sync_stack_size: NATIVE_STACK_BYTES,
+      async_stack_size: NATIVE_STACK_BYTES,
+      resident_async_pools: 16,
+      max_async_calls: 4096,
+    });
+  } catch (err) {
+    // koffi refuses new settings once anything in this process loaded a library through it.
+    process.emitWarning(`skillplug could not configure koffi (${(err as Error).message}); in-process plugins get koffi's current stack sizes.`, { code: 'SKILLPLUG_KOFFI_CONFIG' });
+  }
 }
 
 let strlenFn: ((ptr: unknown) => number | bigint) | undefined;
@@ -46,10 +51,10 @@ export interface NativeLibrary {
   abiVersion(): number;
   /** Calls `vtcode_plugin_metadata()` and copies the string out. */
   metadata(maxBytes: number): ReturnedString;
-  /** Calls `vtcode_plugin_execute()` on this thread. */
-  executeSync(ctx: Buffer, maxBytes: number): ReturnedString;
-  /** Calls `vtcode_plugin_execute()` on a worker thread. */
-  executeAsync(ctx: Buffer, maxBytes: number, done: (err: Error | null, result?: ReturnedString) => void): void;
+  /** Calls `vtcode_plugin_execute()` on this thread with the context JSON. */
+  executeSync(ctx: string, maxBytes: number): ReturnedString;
+  /** Calls `vtcode_plugin_execute()` on a worker thread with the context JSON. */
+  executeAsync(ctx: string, maxBytes: number, done: (err: Error | null, result?: ReturnedString) => void): void;
   /** Unloads the library. Only call with no call in flight. */
   unload(): void;
 }
@@ -86,7 +91,7 @@ export function openNativeLibrary(libraryPath: string, origin: Origin): NativeLi
   };
   const version = bind(ABI_SYMBOLS.version, `uint32_t ${ABI_SYMBOLS.version}(void)`);
   const metadata = bind(ABI_SYMBOLS.metadata, `void *${ABI_SYMBOLS.metadata}(void)`);
-  const execute = bind(ABI_SYMBOLS.execute, `void *${ABI_SYMBOLS.execute}(const uint8_t *ctx)`);
+  const execute = bind(ABI_SYMBOLS.execute, `void *${ABI_SYMBOLS.execute}(const char *ctx)`);
   let freeString: KoffiFn | undefined;
   try {
     freeString = lib.func(`void ${ABI_SYMBOLS.freeString}(void *s)`) as unknown as KoffiFn;
@@ -98,10 +103,21 @@ export function openNativeLibrary(libraryPath: string, origin: Origin): NativeLi
   const take = (ptr: unknown, maxBytes: number): ReturnedString => {
     if (ptr === null || ptr === undefined || ptr === 0n || ptr === 0) return { kind: 'null' };
     try {
+      let text: string | undefined;
+      try {
+        text = koffi.decode(ptr, 'char', -1) as string;
+      } catch {
+        // Longer than a JS string can hold: only its length matters now.
+        return { kind: 'too-large', length: strlen(ptr) };
+      }
+      // A UTF-16 unit is at least one UTF-8 byte and at most three.
+      if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes)) {
+        return { kind: 'too-large', length: Buffer.byteLength(text) };
+      }
+      // Decoding replaces invalid UTF-8 with U+FFFD; only then are the raw bytes needed to tell.
+      if (!text.includes('\uFFFD')) return { kind: 'text', text };
       const length = strlen(ptr);
-      if (length > maxBytes) return { kind: 'too-large', length };
-      const bytes = length === 0 ? new Uint8Array(0) : new Uint8Array(koffi.view(ptr as bigint, length)).slice();
-      return { kind: 'bytes', bytes };
+      return { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr as bigint, length)).slice() };
     } finally {
       if (freeString) freeString(ptr);
     }

@@ -6,7 +6,6 @@ import { cachedMetadata } from '../discovery/metadata-cache.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../loader/index.js';
-import { serveStdio } from '../tools/mcp-server.js';
 import { readManifest, validatePluginStructure } from '../manifest/index.js';
 import type { SandboxMode } from '../sandbox/index.js';
 import { ExitCode, writeErr, writeOut } from './output.js';
@@ -46,6 +45,8 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
 /** `skillplug serve`: an MCP server on stdio until stdin closes. */
 export async function serveCommand(flags: LoaderFlags & { timeout?: number | undefined }): Promise<void> {
   if (flags.isolation === 'none') writeErr('skillplug serve: warning: with --isolation none a plugin that writes to stdout corrupts the MCP stream, and a crash stops the server.');
+  // Imported on demand: the MCP SDK is the heaviest module and only serve needs it.
+  const { serveStdio } = await import('../tools/mcp-server.js');
   await serveStdio({ ...loaderOptions(flags), ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}) });
 }
 

@@ -2,11 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
-import { inspectCommand, listCommand, runCommand, serveCommand, validateCommand } from './commands.js';
 import { ExitCode, reportError, writeOut } from './output.js';
-import { buildCommand, devCommand, newCommand } from './authoring-commands.js';
-import { demoCommand } from './demo.js';
-import { keygenCommand, lockCommand, signCommand, trustCommand, verifyCommand } from './trust-commands.js';
+
+// Each command's module is imported when it runs, so a quick command does not pay for the others.
+const commands = () => import('./commands.js');
+const trustCommands = () => import('./trust-commands.js');
+const authoringCommands = () => import('./authoring-commands.js');
 
 const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
 
@@ -151,26 +152,26 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'list':
         noPositionals();
-        return await listCommand({ ...loaderFlags, deep: values.deep === true });
+        return await (await commands()).listCommand({ ...loaderFlags, deep: values.deep === true });
       case 'keygen':
         noPositionals();
-        return await keygenCommand(values.out as string | undefined, { force: values.force === true, json: loaderFlags.json });
+        return await (await trustCommands()).keygenCommand(values.out as string | undefined, { force: values.force === true, json: loaderFlags.json });
       case 'sign':
-        return await signCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, key: values.key as string | undefined });
+        return await (await trustCommands()).signCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, key: values.key as string | undefined });
       case 'verify':
-        return await verifyCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, pubkey: values.pubkey as string[] | undefined });
+        return await (await trustCommands()).verifyCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, pubkey: values.pubkey as string[] | undefined });
       case 'trust':
       case 'untrust':
-        return await trustCommand(optionalDir(), command === 'trust', loaderFlags);
+        return await (await trustCommands()).trustCommand(optionalDir(), command === 'trust', loaderFlags);
       case 'lock':
         noPositionals();
-        return await lockCommand(loaderFlags);
+        return await (await trustCommands()).lockCommand(loaderFlags);
       case 'validate':
-        return await validateCommand(onePositional(command, positionals, 'plugin directory'), loaderFlags);
+        return await (await commands()).validateCommand(onePositional(command, positionals, 'plugin directory'), loaderFlags);
       case 'inspect':
-        return await inspectCommand(onePositional(command, positionals, 'plugin name or path'), loaderFlags);
+        return await (await commands()).inspectCommand(onePositional(command, positionals, 'plugin name or path'), loaderFlags);
       case 'run':
-        return await runCommand(onePositional(command, positionals, 'plugin name or path'), {
+        return await (await commands()).runCommand(onePositional(command, positionals, 'plugin name or path'), {
           ...loaderFlags,
           input: values.input as string | undefined,
           inputFile: values['input-file'] as string | undefined,
@@ -179,26 +180,26 @@ export async function main(argv: string[]): Promise<number> {
         });
       case 'serve':
         noPositionals();
-        await serveCommand({ ...loaderFlags, timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds') });
+        await (await commands()).serveCommand({ ...loaderFlags, timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds') });
         return ExitCode.OK;
       case 'new':
-        return await newCommand(onePositional(command, positionals, 'plugin name'), {
+        return await (await authoringCommands()).newCommand(onePositional(command, positionals, 'plugin name'), {
           lang: values.lang as string | undefined,
           dir: values.dir as string | undefined,
           description: values.description as string | undefined,
           json: loaderFlags.json,
         });
       case 'build':
-        return await buildCommand(optionalDir(), { out: values.out as string | undefined, json: loaderFlags.json });
+        return await (await authoringCommands()).buildCommand(optionalDir(), { out: values.out as string | undefined, json: loaderFlags.json });
       case 'dev':
-        return await devCommand(onePositional(command, positionals, 'plugin project directory'), {
+        return await (await authoringCommands()).devCommand(onePositional(command, positionals, 'plugin project directory'), {
           ...loaderFlags,
           input: values.input as string | undefined,
           once: values.once === true,
         });
       case 'demo':
         noPositionals();
-        return await demoCommand();
+        return await (await import('./demo.js')).demoCommand();
       default:
         throw new PluginError(ErrorCode.USAGE, `Unknown command ${JSON.stringify(command)}.`);
     }

@@ -30,7 +30,7 @@ export function checkMetadata(returned: ReturnedString, origin: Origin, manifest
       { plugin: origin.plugin, path: origin.path, data: { bytes: returned.length } },
     );
   }
-  const metadata = decodeMetadata(returned.bytes, origin);
+  const metadata = decodeMetadata(returned, origin);
   if (metadata.name !== manifestName) {
     throw new PluginError(
       ErrorCode.INVALID_METADATA,
@@ -45,5 +45,5 @@ export function checkMetadata(returned: ReturnedString, origin: Origin, manifest
 export function resultFromReturned(returned: ReturnedString, origin: Origin, maxOutputBytes: number): PluginResult {
   if (returned.kind === 'null') throw nullResultError('vtcode_plugin_execute()', origin);
   if (returned.kind === 'too-large') throw outputTooLargeError(origin, returned.length, maxOutputBytes);
-  return decodeResult(returned.bytes, origin);
+  return decodeResult(returned, origin);
 }

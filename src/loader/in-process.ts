@@ -1,4 +1,4 @@
-import { encodeContext, type Origin, type ReturnedString } from '../abi/codec.js';
+import { encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
 import { openNativeLibrary, type NativeLibrary } from '../abi/native.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
@@ -73,7 +73,7 @@ export class InProcessPlugin implements NativePluginTrait {
   async execute(ctx: PluginContext, options: ExecuteOptions = {}): Promise<PluginResult> {
     if (this.closed) throw closedError(this.origin);
     checkExecuteOptions(options, this.origin);
-    const bytes = encodeContext(ctx, this.origin);
+    const text = encodeContextText(ctx, this.origin);
     checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
     const { signal, timeoutMs } = options;
     if (signal?.aborted) throw cancelledError(this.origin, false);
@@ -105,7 +105,7 @@ export class InProcessPlugin implements NativePluginTrait {
       }
       signal?.addEventListener('abort', onAbort, { once: true });
       // The slot stays held until the native call really returns, so serialization survives an early reject.
-      this.lib.executeAsync(bytes, this.maxOutputBytes, (err, returned) => {
+      this.lib.executeAsync(text, this.maxOutputBytes, (err, returned) => {
         release();
         this.callFinished();
         if (settled) return;
@@ -130,7 +130,7 @@ export class InProcessPlugin implements NativePluginTrait {
    */
   executeSync(ctx: PluginContext): PluginResult {
     if (this.closed) throw closedError(this.origin);
-    const bytes = encodeContext(ctx, this.origin);
+    const text = encodeContextText(ctx, this.origin);
     checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
     if (this.gate.inFlight > 0 && !this.metadata.thread_safe) {
       throw new PluginError(
@@ -139,7 +139,7 @@ export class InProcessPlugin implements NativePluginTrait {
         { plugin: this.origin.plugin, path: this.path },
       );
     }
-    return resultFromReturned(this.lib.executeSync(bytes, this.maxOutputBytes), this.origin, this.maxOutputBytes);
+    return resultFromReturned(this.lib.executeSync(text, this.maxOutputBytes), this.origin, this.maxOutputBytes);
   }
 
   /** Waits for calls in flight, then unloads the library. Idempotent. */

@@ -17,13 +17,11 @@ import {
   type TrustedDirKind,
 } from '../discovery/index.js';
 import { ErrorCode, PluginError } from '../errors.js';
-import { IsolatedPlugin } from '../host/isolated.js';
 import { MANIFEST_FILE, MAX_MANIFEST_BYTES, findLibrary, libraryFilename, parseManifestText, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { checkLock, readLock } from '../signing/lock.js';
+import { hasSignatures } from '../signing/files.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
-import { checkPluginSignatures, hasSignatures, loadTrustedKeys } from '../signing/plugin-signatures.js';
-import { InProcessPlugin } from './in-process.js';
 import { writePrivateCopy, type PrivateCopy } from './private-copy.js';
 
 /** How a plugin runs: `'none'` loads it into this process; `'process'` runs it in its own host process. */
@@ -193,8 +191,9 @@ export class PluginLoader {
     return this.userConfig.plugins?.[name]?.config ?? {};
   }
 
-  private trustedKeys(): MinisignPublicKey[] {
-    this.keys ??= loadTrustedKeys(this.security.trustedKeys);
+  private async trustedKeys(): Promise<MinisignPublicKey[]> {
+    if (this.security.trustedKeys.length === 0) return [];
+    this.keys ??= (await signatures()).loadTrustedKeys(this.security.trustedKeys);
     return this.keys;
   }
 
@@ -221,7 +220,7 @@ export class PluginLoader {
     await this.checkOwnership(this.dirs.map((d) => d.path)).catch((err: PluginError) => this.warnOnce(err.message));
     const found = await discoverPlugins(this.dirs);
     if (this.workspaceTrusted()) return found;
-    const keys = this.security.trustedKeys.length > 0 ? this.trustedKeys() : [];
+    const keys = await this.trustedKeys();
     return Promise.all(
       found.map(async (p) => {
         if (p.trustedDir.kind !== 'workspace' || p.status !== 'ok') return p;
@@ -241,7 +240,7 @@ export class PluginLoader {
     try {
       const manifestPath = path.join(p.path, MANIFEST_FILE);
       const files = { manifestPath, manifestBytes: await readFile(manifestPath), libraryPath: lookup.path, libraryBytes: await readFile(lookup.path) };
-      return (await checkPluginSignatures(files, keys, false, p.name ?? '?', p.path)).signed;
+      return (await (await signatures()).checkPluginSignatures(files, keys, false, p.name ?? '?', p.path)).signed;
     } catch {
       return false;
     }
@@ -332,10 +331,10 @@ export class PluginLoader {
       // Read once: these exact bytes are verified, hashed and then loaded from a private copy.
       const libraryBytes = await readFile(libraryPath);
       const files = { manifestPath, manifestBytes, libraryPath: lookup.path, libraryBytes };
-      const keys = this.security.trustedKeys.length > 0 ? this.trustedKeys() : [];
-      const signatures = await checkPluginSignatures(files, keys, this.security.requireSignature, name, canonical);
-      for (const keyId of signatures.unknownKeys) this.warnOnce(`plugin "${name}" is signed by key ${keyId}, which you do not trust; it loads as if unsigned.`);
-      if (untrustedWorkspace && !signatures.signed) {
+      const keys = await this.trustedKeys();
+      const signed = await (await signatures()).checkPluginSignatures(files, keys, this.security.requireSignature, name, canonical);
+      for (const keyId of signed.unknownKeys) this.warnOnce(`plugin "${name}" is signed by key ${keyId}, which you do not trust; it loads as if unsigned.`);
+      if (untrustedWorkspace && !signed.signed) {
         throw new PluginError(ErrorCode.UNTRUSTED_PATH, this.untrustedWorkspaceHint(canonical), { plugin: name, path: canonical, data: { reason: 'untrusted-workspace', workspace: this.workspace } });
       }
       if (lock) checkLock(lock, this.workspace, canonical, name, manifestBytes, libraryBytes);
@@ -354,8 +353,11 @@ export class PluginLoader {
   private async open(dir: string, libraryPath: string, manifest: PluginManifest, copy: PrivateCopy | undefined): Promise<NativePluginTrait> {
     const onClosed = copy ? () => copy.dispose() : undefined;
     if (this.isolation === 'none') {
+      // Imported on demand: only in-process loading needs the FFI library.
+      const { InProcessPlugin } = await import('./in-process.js');
       return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, onClosed });
     }
+    const { IsolatedPlugin } = await import('../host/isolated.js');
     return IsolatedPlugin.open({
       dir,
       libraryPath,
@@ -376,6 +378,9 @@ export class PluginLoader {
     });
   }
 }
+
+// Loaded on demand: signature checking pulls in crypto that most loads never need.
+const signatures = (): Promise<typeof import('../signing/plugin-signatures.js')> => import('../signing/plugin-signatures.js');
 
 async function readManifestBytes(file: string): Promise<Buffer> {
   try {

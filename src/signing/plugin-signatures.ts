@@ -1,11 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, PluginError } from '../errors.js';
+import { SIGNATURE_SUFFIX } from './files.js';
 import { parsePublicKey, parseSecretKey, signBytes, verifyBytes, type MinisignPublicKey } from './minisign.js';
 
-/** The suffix of signature files, beside each signed file. */
-export const SIGNATURE_SUFFIX = '.minisig';
 
 /** True when a trusted-key entry is a key itself rather than a path to a .pub file. */
 function isInlineKey(entry: string): boolean {
@@ -113,9 +112,4 @@ export async function signPluginFiles(manifestPath: string, libraryPath: string,
     written.push(sigFile);
   }
   return written;
-}
-
-/** True when either file has a signature beside it. */
-export function hasSignatures(manifestPath: string, libraryPath: string): boolean {
-  return existsSync(`${manifestPath}${SIGNATURE_SUFFIX}`) || existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
 }

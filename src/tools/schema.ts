@@ -1,10 +1,20 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { isPlainObject } from '../abi/codec.js';
 
-// Plugin schemas are authored by third parties: accept unknown keywords rather than refuse them.
-const draft07 = new Ajv({ allErrors: true, strict: false });
-const draft2020 = new Ajv2020({ allErrors: true, strict: false });
+const require = createRequire(import.meta.url);
+let validators: { draft07: Ajv; draft2020: Ajv } | undefined;
+
+// Loaded on first use: ajv costs tens of milliseconds at startup and most runs compile no schema.
+function ajv(): { draft07: Ajv; draft2020: Ajv } {
+  if (!validators) {
+    const { Ajv: Draft07 } = require('ajv') as typeof import('ajv');
+    const { Ajv2020 } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+    // Plugin schemas are authored by third parties: accept unknown keywords rather than refuse them.
+    validators = { draft07: new Draft07({ allErrors: true, strict: false }), draft2020: new Ajv2020({ allErrors: true, strict: false }) };
+  }
+  return validators;
+}
 
 /** A compiled schema, or why it does not compile. */
 export type CompiledSchema = { ok: true; validate: ValidateFunction } | { ok: false; problem: string };
@@ -17,10 +27,11 @@ export function compileSchema(schema: unknown): CompiledSchema {
   if (!isPlainObject(schema)) return { ok: false, problem: 'a JSON Schema must be an object' };
   const hit = cache.get(schema);
   if (hit) return hit;
-  const ajv = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? draft2020 : draft07;
+  const { draft07, draft2020 } = ajv();
+  const compiler = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? draft2020 : draft07;
   let compiled: CompiledSchema;
   try {
-    compiled = { ok: true, validate: ajv.compile(schema) };
+    compiled = { ok: true, validate: compiler.compile(schema) };
   } catch (err) {
     compiled = { ok: false, problem: (err as Error).message };
   }

@@ -1,0 +1,37 @@
+/* The benchmark plugin: thread-safe; a small heap result, or echoes input.data back for payload rows. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static const char small[] = "{\"success\":true,\"output\":{\"ok\":true},\"error\":null,\"files\":[]}";
+
+EXPORT uint32_t vtcode_plugin_version(void) { return 1; }
+
+EXPORT const char *vtcode_plugin_metadata(void) {
+  return strdup("{\"name\":\"bench\",\"description\":\"Benchmark plugin\",\"version\":\"1.0.0\",\"abi_version\":1,\"thread_safe\":true}");
+}
+
+EXPORT void vtcode_plugin_free_string(const char *s) { free((void *)s); }
+
+EXPORT const char *vtcode_plugin_execute(const char *ctx) {
+  const char *data = strstr(ctx, "\"data\":\"");
+  if (!data) {
+    char *out = malloc(sizeof small);
+    if (out) memcpy(out, small, sizeof small);
+    return out;
+  }
+  /* Echo the raw JSON string token back as the output: as many bytes out as came in. */
+  const char *start = data + 7;
+  const char *end = strchr(start + 1, '"');
+  size_t n = end ? (size_t)(end - start) + 1 : 2;
+  static const char head[] = "{\"success\":true,\"output\":";
+  static const char tail[] = ",\"error\":null,\"files\":[]}";
+  char *out = malloc(sizeof head + n + sizeof tail);
+  if (!out) return NULL;
+  memcpy(out, head, sizeof head - 1);
+  memcpy(out + sizeof head - 1, end ? start : "\"\"", n);
+  memcpy(out + sizeof head - 1 + n, tail, sizeof tail);
+  return out;
+}
