@@ -4,7 +4,7 @@ import { decodeResult, encodeContext, validateMetadata } from '../../src/abi/cod
 import { ErrorCode, PluginError } from '../../src/index.js';
 
 const origin = { plugin: 'p', path: '/p' };
-const bytes = (s: string | number[]) => (typeof s === 'string' ? new TextEncoder().encode(s) : Uint8Array.from(s));
+const bytes = (s: string | number[]) => ({ kind: 'bytes' as const, bytes: typeof s === 'string' ? new TextEncoder().encode(s) : Uint8Array.from(s) });
 const code = (fn: () => unknown) => {
   try {
     fn();
@@ -46,6 +46,11 @@ describe('ABI codec', () => {
     assert.equal(code(() => decodeResult(bytes('{"success":1,"output":1,"files":[]}'), origin)), ErrorCode.INVALID_RESULT);
     assert.equal(code(() => decodeResult(bytes('{"success":true,"output":1,"files":[3]}'), origin)), ErrorCode.INVALID_RESULT);
     assert.equal(code(() => decodeResult(bytes('{"success":true,"output":1,"files":[],"error":5}'), origin)), ErrorCode.INVALID_RESULT);
+  });
+
+  it('decodes text already known to be UTF-8 the same way', () => {
+    assert.deepEqual(decodeResult({ kind: 'text', text: '{"success":false,"output":null,"error":"x","files":["a"]}' }, origin), { success: false, output: null, error: 'x', files: ['a'] });
+    assert.equal(code(() => decodeResult({ kind: 'text', text: '{' }, origin)), ErrorCode.INVALID_JSON);
   });
 
   it('validates metadata, defaulting thread_safe to false', () => {

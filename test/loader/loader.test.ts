@@ -103,6 +103,7 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
       await withPlugin('heap', async (plugin) => {
         await plugin.execute(ctx({ mode: 'ok' }));
         await rejectsWith(plugin.execute(ctx({ mode: 'badutf8' })), ErrorCode.INVALID_UTF8);
+        assert.equal((await plugin.execute(ctx({ mode: 'replacement' }))).output, '\uFFFD ok', 'a real U+FFFD is valid UTF-8');
         await rejectsWith(plugin.execute(ctx({ mode: 'notjson' })), ErrorCode.INVALID_JSON);
         await rejectsWith(plugin.execute(ctx({ mode: 'badshape' })), ErrorCode.INVALID_RESULT);
         await rejectsWith(plugin.execute(ctx({ mode: 'null' })), ErrorCode.NULL_RESULT);
@@ -110,8 +111,8 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
         assert.equal(failed.success, false);
         assert.equal(failed.error, 'it went wrong');
         const stats = (await plugin.execute(ctx({ mode: 'stats' }))).output as { allocs: number; frees: number; bad_frees: number };
-        // metadata + ok + badutf8 + notjson + badshape + fail + stats = 7 allocations; all but the stats string itself freed.
-        assert.deepEqual(stats, { allocs: 7, frees: 6, bad_frees: 0 });
+        // metadata + ok + badutf8 + replacement + notjson + badshape + fail + stats = 8 allocations; all but the stats string itself freed.
+        assert.deepEqual(stats, { allocs: 8, frees: 7, bad_frees: 0 });
       });
     });
 
