@@ -1,9 +1,10 @@
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
-import { findLibrary, readManifest, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
+import { findLibrarySync, readManifestSync, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
 
 /** Where a trusted dir came from; decides name precedence (explicit, then workspace, then user). */
 export type TrustedDirKind = 'explicit' | 'workspace' | 'user';
@@ -69,9 +70,13 @@ export function containingTrustedDir(canonicalPath: string, dirs: readonly Trust
 
 /** Judges one candidate plugin directory from its files, never loading its library. */
 export async function inspectPluginDir(entryPath: string, trustedDir: TrustedDir): Promise<DiscoveredPlugin> {
+  return inspectPluginDirSync(entryPath, trustedDir);
+}
+
+function inspectPluginDirSync(entryPath: string, trustedDir: TrustedDir): DiscoveredPlugin {
   let canonical: string;
   try {
-    canonical = await realpath(entryPath);
+    canonical = realpathSync(entryPath);
   } catch (err) {
     return {
       path: entryPath,
@@ -88,7 +93,7 @@ export async function inspectPluginDir(entryPath: string, trustedDir: TrustedDir
       errors: [{ code: ErrorCode.UNTRUSTED_PATH, message: `${entryPath} resolves to ${canonical}, outside the trusted dir ${trustedDir.path}. Move the plugin into the trusted dir instead of linking to it.` }],
     };
   }
-  const reading = await readManifest(canonical);
+  const reading = readManifestSync(canonical);
   const raw = isPlainObject(reading.raw) ? reading.raw : {};
   const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: [...reading.issues] };
   if (typeof raw.name === 'string') found.name = raw.name;
@@ -96,10 +101,15 @@ export async function inspectPluginDir(entryPath: string, trustedDir: TrustedDir
   if (typeof raw.description === 'string') found.description = raw.description;
   if (reading.manifest) {
     found.manifest = reading.manifest;
-    const lookup = await findLibrary(canonical, reading.manifest.name);
+    const lookup = findLibrarySync(canonical, reading.manifest.name);
     if (!lookup.found) found.errors.push(lookup.issue);
     else {
-      const libraryReal = await canonicalOrAbsolute(lookup.path);
+      let libraryReal: string;
+      try {
+        libraryReal = realpathSync(lookup.path);
+      } catch {
+        libraryReal = path.resolve(lookup.path);
+      }
       if (!isInside(libraryReal, trustedDir.path)) {
         found.errors.push({ code: ErrorCode.UNTRUSTED_PATH, message: `The library ${lookup.path} resolves to ${libraryReal}, outside the trusted dir ${trustedDir.path}. Copy the library into the plugin directory.` });
       } else {
@@ -116,31 +126,33 @@ export async function inspectPluginDir(entryPath: string, trustedDir: TrustedDir
  * Reads plugin.json and file facts only: no plugin code runs. One bad plugin never fails the scan.
  */
 export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<DiscoveredPlugin[]> {
-  const perDir = await Promise.all(
-    dirs.map(async (dir) => {
-      let entries;
-      try {
-        entries = await readdir(dir.path, { withFileTypes: true });
-      } catch {
-        return [];
+  // Synchronous on purpose: a handful of tiny reads per plugin, far faster than thread-pool hops.
+  const found: DiscoveredPlugin[] = [];
+  for (const dir of dirs) {
+    let entries;
+    try {
+      entries = readdirSync(dir.path, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    const candidates = entries
+      .filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink()))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of candidates) {
+      const entryPath = path.join(dir.path, entry.name);
+      if (entry.isSymbolicLink()) {
+        let target;
+        try {
+          target = statSync(entryPath);
+        } catch {
+          target = undefined;
+        }
+        if (target && !target.isDirectory()) continue;
       }
-      const candidates = entries
-        .filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink()))
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      const results = await Promise.all(
-        candidates.map(async (entry) => {
-          const entryPath = path.join(dir.path, entry.name);
-          if (entry.isSymbolicLink()) {
-            const target = await stat(entryPath).catch(() => undefined);
-            if (target && !target.isDirectory()) return undefined;
-          }
-          return inspectPluginDir(entryPath, dir);
-        }),
-      );
-      return results.filter((r): r is DiscoveredPlugin => r !== undefined);
-    }),
-  );
-  return perDir.flat();
+      found.push(inspectPluginDirSync(entryPath, dir));
+    }
+  }
+  return found;
 }
 
 const KIND_RANK: Record<TrustedDirKind, number> = { explicit: 0, workspace: 1, user: 2 };

@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Duplex } from 'node:stream';
 import type { ReturnedString } from '../abi/codec.js';
 import { bwrapArgs, type SandboxPlan } from '../sandbox/index.js';
-import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, configureFrame, decodeReturned, executeHeader } from './protocol.js';
+import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, cancelFrame, configureFrame, decodeReturned, executeHeader } from './protocol.js';
 import { signalHost, stopHost } from './terminate.js';
 
 /** How to launch one host. */
@@ -36,6 +36,21 @@ export interface HostExit {
   protocolError?: string;
 }
 
+/** Why a call did not get a result: the host's exit, and whether the call had started running. */
+export interface CallFailure {
+  exit: HostExit;
+  started: boolean;
+}
+
+interface PendingCall {
+  resolve: (r: ReturnedString) => void;
+  reject: (failure: CallFailure) => void;
+  onStart: () => void;
+  started: boolean;
+  /** The caller gave up on it before it started; a CANCEL is on its way. */
+  abandoned: boolean;
+}
+
 /** The host's first message. */
 export type HostReady =
   | { kind: 'ready'; abiVersion: number; hasFree: boolean; metadata: ReturnedString | null }
@@ -56,7 +71,9 @@ export class HostProcess {
   private readonly child: ChildProcess;
   private readonly channel: Duplex;
   private readonly reader: FrameReader;
-  private readonly pending = new Map<number, { resolve: (r: ReturnedString) => void; reject: (e: HostExit) => void }>();
+  // In dispatch order: the host takes calls first in, first out, so the first `workers` are the running ones.
+  private readonly pending = new Map<number, PendingCall>();
+  private workers = 1;
   private nextId = 1;
   private stderr = '';
   private notes = '';
@@ -153,22 +170,61 @@ export class HostProcess {
     return tailLines(this.stderr, TAIL_LINES);
   }
 
-  /** Sends one call; resolves with what the plugin returned, rejects with {@link HostExit} if the host dies. */
-  call(context: Buffer): Promise<ReturnedString> {
-    if (this.exit) return Promise.reject(this.exit);
+  /**
+   * Sends one call. `onStart` runs once the call is among those the host is running (the rest wait in
+   * its queue). The promise rejects with a {@link CallFailure} if the host dies first.
+   */
+  call(context: Buffer, onStart: () => void): { id: number; result: Promise<ReturnedString> } {
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+    if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
+    const result = new Promise<ReturnedString>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onStart, started: false, abandoned: false });
       this.setRef(true);
+      // Corked, so header and payload leave in one writev.
+      this.channel.cork();
       this.channel.write(executeHeader(id, context.length));
       this.channel.write(context);
+      this.channel.uncork();
     });
+    this.promote();
+    return { id, result };
+  }
+
+  /** Whether a call is running (not just queued in the host). */
+  isRunning(id: number): boolean {
+    return this.pending.get(id)?.started === true;
+  }
+
+  /**
+   * Withdraws a call that has not started: the host drops it from its queue. If a worker took it
+   * meanwhile, the host is killed, as for any cancelled running call.
+   */
+  cancelQueued(id: number): void {
+    const call = this.pending.get(id);
+    if (!call || this.exit) return;
+    call.abandoned = true;
+    this.channel.write(cancelFrame(id));
+  }
+
+  // Starts the clock of every call that has entered the host's running window.
+  private promote(): void {
+    let position = 0;
+    for (const call of this.pending.values()) {
+      if (position++ >= this.workers) break;
+      if (!call.started) {
+        call.started = true;
+        call.onStart();
+      }
+    }
   }
 
   /** Tells the host how many worker threads to run (only takes effect once, before the first call). */
   configure(workers: number): void {
-    if (!this.exit && workers > 1) this.channel.write(configureFrame(workers));
+    if (this.exit || workers <= 1) return;
+    this.workers = workers;
+    this.channel.write(configureFrame(workers));
+    this.promote();
   }
 
   /** Kills the host at once (SIGKILL to its group). */
@@ -214,10 +270,14 @@ export class HostProcess {
           this.settleReady.resolve({ kind: 'load-error', reason: frame.payload.readUInt32LE(0), text: frame.payload.subarray(4).toString('utf8') });
           this.settleReady = undefined;
         } else if (frame.kind === HostMessage.RESULT && this.pending.has(frame.id)) {
+          const call = this.pending.get(frame.id) as PendingCall;
+          this.settled(frame.id);
+          call.resolve(decodeReturned(frame.payload, 0));
+        } else if (frame.kind === HostMessage.CANCEL_ACK) {
           const call = this.pending.get(frame.id);
-          this.pending.delete(frame.id);
-          if (this.pending.size === 0) this.setRef(false);
-          call?.resolve(decodeReturned(frame.payload, 0));
+          // No call: its result came first. Status 0: dropped before it ran. Otherwise it is running.
+          if (call && frame.payload.readUInt32LE(0) === 0) this.settled(frame.id);
+          else if (call) this.kill('cancel');
         } else {
           throw new ProtocolViolation(`unexpected frame kind ${frame.kind} id ${frame.id}`);
         }
@@ -226,6 +286,12 @@ export class HostProcess {
         return;
       }
     }
+  }
+
+  private settled(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.setRef(false);
+    this.promote();
   }
 
   // Something in the host process (the plugin) wrote to the channel: nothing on it can be trusted now.
@@ -260,7 +326,7 @@ export class HostProcess {
       this.settleReady.reject(exit);
       this.settleReady = undefined;
     }
-    for (const call of this.pending.values()) call.reject(exit);
+    for (const call of this.pending.values()) call.reject({ exit, started: call.started });
     this.pending.clear();
   }
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { encodeContext, type Origin } from '../abi/codec.js';
+import { encodeContext, type Origin, type ReturnedString } from '../abi/codec.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest, PluginPermissions } from '../manifest/index.js';
@@ -8,13 +8,15 @@ import { CallGate } from '../loader/gate.js';
 import { checkAbiVersion, checkMetadata, resultFromReturned } from '../loader/handshake.js';
 import { detectSandbox, effectivePermissions, hostEnvironment, type SandboxGrant, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
 import { ensureHostBinary } from './build.js';
-import { HostProcess, type HostExit } from './host-process.js';
+import { HostProcess, type CallFailure, type HostExit } from './host-process.js';
 import { LoadErrorReason } from './protocol.js';
 
 /** Crashes within {@link CRASH_WINDOW_MS} that quarantine a plugin. */
 export const CRASHES_TO_QUARANTINE = 3;
 /** The window in which crashes count toward quarantine. */
 export const CRASH_WINDOW_MS = 60_000;
+/** Calls queued in a thread-safe plugin's host per worker thread. */
+const PIPELINE_DEPTH = 32;
 /** A crash whose peak address space reached this share of the limit is reported as a memory limit. */
 const MEMORY_LIMIT_SHARE = 0.9;
 
@@ -103,7 +105,8 @@ export class IsolatedPlugin implements NativePluginTrait {
     this.origin = { plugin: metadata.name, path: options.dir };
     this.hostBinary = hostBinary;
     this.sandbox = sandbox;
-    this.gate = new CallGate(metadata.thread_safe ? options.maxConcurrency : 1);
+    // A thread-safe plugin's host queues calls beyond its workers, so the next one is ready the moment a worker frees up.
+    this.gate = new CallGate(metadata.thread_safe ? options.maxConcurrency * PIPELINE_DEPTH : 1);
     this.adopt(host);
     if (metadata.thread_safe) host.configure(options.maxConcurrency);
   }
@@ -185,38 +188,71 @@ export class IsolatedPlugin implements NativePluginTrait {
     const release = await this.gate.acquire(signal, () => cancelledError(this.origin, false));
     this.running++;
     try {
-      this.assertUsable();
-      const host = await this.ensureHost();
-      const returned = await new Promise<Awaited<ReturnType<HostProcess['call']>>>((resolve, reject) => {
-        let settled = false;
-        const settle = (fn: () => void): void => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          fn();
-        };
-        const timer = setTimeout(() => {
-          const tail = host.stderrTail();
-          host.kill('timeout');
-          settle(() => reject(timeoutError(this.origin, timeoutMs, { stderrTail: tail, signal: 'SIGKILL' }, '; its host was killed and the next call gets a fresh one')));
-        }, timeoutMs);
-        const onAbort = (): void => {
-          const tail = host.stderrTail();
-          host.kill('cancel');
-          settle(() => reject(cancelledError(this.origin, true, { stderrTail: tail, signal: 'SIGKILL' })));
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        host.call(payload).then(
-          (r) => settle(() => resolve(r)),
-          (exit: HostExit) => settle(() => reject(exitError(exit, this.origin, this.options.maxMemoryMb, 'during the call'))),
-        );
-      });
-      return resultFromReturned(returned, this.origin, this.options.maxOutputBytes);
+      return resultFromReturned(await this.dispatch(payload, timeoutMs, signal), this.origin, this.options.maxOutputBytes);
     } finally {
       release();
       this.callFinished();
     }
+  }
+
+  /**
+   * Sends one call to the current host (starting one if needed). The deadline runs from when the
+   * host starts the call, not from when it was queued; a call the host never started is sent again
+   * to a fresh host when the old one dies.
+   */
+  private dispatch(payload: Buffer, timeoutMs: number, signal: AbortSignal | undefined): Promise<ReturnedString> {
+    return new Promise<ReturnedString>((resolve, reject) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      let host: HostProcess | undefined;
+      let id = 0;
+      const settle = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const onAbort = (): void => {
+        if (!host) return settle(() => reject(cancelledError(this.origin, false)));
+        if (!host.isRunning(id)) {
+          host.cancelQueued(id);
+          return settle(() => reject(cancelledError(this.origin, false)));
+        }
+        const tail = host.stderrTail();
+        host.kill('cancel');
+        settle(() => reject(cancelledError(this.origin, true, { stderrTail: tail, signal: 'SIGKILL' })));
+      };
+      const onStart = (): void => {
+        timer = setTimeout(() => {
+          const tail = host?.stderrTail() ?? '';
+          host?.kill('timeout');
+          settle(() => reject(timeoutError(this.origin, timeoutMs, { stderrTail: tail, signal: 'SIGKILL' }, '; its host was killed and the next call gets a fresh one')));
+        }, timeoutMs);
+      };
+      const attempt = async (): Promise<void> => {
+        try {
+          this.assertUsable();
+          host = await this.ensureHost();
+        } catch (err) {
+          return settle(() => reject(err));
+        }
+        if (settled) return;
+        const sent = host.call(payload, onStart);
+        id = sent.id;
+        sent.result.then(
+          (r) => settle(() => resolve(r)),
+          (failure: CallFailure) => {
+            if (settled) return;
+            if (!failure.started && failure.exit.killedFor !== 'close') return void attempt();
+            settle(() => reject(exitError(failure.exit, this.origin, this.options.maxMemoryMb, 'during the call')));
+          },
+        );
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void attempt();
+    });
   }
 
   /** Waits for calls in flight, then stops the host (end input, SIGTERM, SIGKILL). Idempotent. */

@@ -2,9 +2,9 @@
 import type { ReturnedString } from '../abi/codec.js';
 
 /** Host-to-parent frame kinds. */
-export const HostMessage = { READY: 1, LOAD_ERROR: 2, RESULT: 3 } as const;
+export const HostMessage = { READY: 1, LOAD_ERROR: 2, RESULT: 3, CANCEL_ACK: 4 } as const;
 /** Parent-to-host frame kinds. */
-export const HostRequest = { EXECUTE: 1, CONFIGURE: 2 } as const;
+export const HostRequest = { EXECUTE: 1, CONFIGURE: 2, CANCEL: 3 } as const;
 /** Reasons in a LOAD_ERROR frame. */
 export const LoadErrorReason = { DLOPEN: 1, SYMBOL: 2 } as const;
 
@@ -41,6 +41,14 @@ export function configureFrame(workers: number): Buffer {
   frame.writeUInt32LE(0, 4);
   frame.writeBigUInt64LE(4n, 8);
   frame.writeUInt32LE(workers, HEADER_BYTES);
+  return frame;
+}
+
+/** A CANCEL request for a call the host has queued but not started. */
+export function cancelFrame(id: number): Buffer {
+  const frame = Buffer.alloc(HEADER_BYTES);
+  frame.writeUInt32LE(HostRequest.CANCEL, 0);
+  frame.writeUInt32LE(id, 4);
   return frame;
 }
 

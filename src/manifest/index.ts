@@ -1,4 +1,5 @@
-import { lstat, open, stat } from 'node:fs/promises';
+import { closeSync, fstatSync, lstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
@@ -78,19 +79,27 @@ function bad(message: string, field?: string): ValidationIssue {
 
 /** Reads and checks `<dir>/plugin.json` without touching anything else. */
 export async function readManifest(dir: string): Promise<ManifestReading> {
+  return readManifestSync(dir);
+}
+
+/**
+ * The synchronous core of {@link readManifest}. Discovery uses it: a few small synchronous reads per
+ * plugin beat a thread-pool round trip per read by an order of magnitude.
+ */
+export function readManifestSync(dir: string): ManifestReading {
   const file = path.join(dir, MANIFEST_FILE);
   let text: string;
   try {
-    const info = await stat(file);
-    if (!info.isFile()) return { issues: [bad(`${file} is not a regular file. Make plugin.json a JSON file.`)] };
-    if (info.size > MAX_MANIFEST_BYTES) {
-      return { issues: [bad(`${file} is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`)] };
-    }
-    const handle = await open(file, 'r');
+    const fd = openSync(file, 'r');
     try {
-      text = await handle.readFile('utf8');
+      const info = fstatSync(fd);
+      if (!info.isFile()) return { issues: [bad(`${file} is not a regular file. Make plugin.json a JSON file.`)] };
+      if (info.size > MAX_MANIFEST_BYTES) {
+        return { issues: [bad(`${file} is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`)] };
+      }
+      text = readFileSync(fd, 'utf8');
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -196,19 +205,24 @@ const CARGO_RELEASE_DIR = path.join('target', 'release');
 
 /** Finds the plugin's library in `dir` (no loading): the candidate names, then Cargo's release dir. */
 export async function findLibrary(dir: string, name: string): Promise<LibraryLookup> {
+  return findLibrarySync(dir, name);
+}
+
+/** The synchronous core of {@link findLibrary}. */
+export function findLibrarySync(dir: string, name: string): LibraryLookup {
   const cargoBuilt = libraryCandidates(name.replace(/[^A-Za-z0-9_]/g, '_')).map((f) => path.join(CARGO_RELEASE_DIR, f));
   const tried = [...libraryCandidates(name), ...cargoBuilt];
   for (const file of tried) {
     const candidate = path.join(dir, file);
     let info;
     try {
-      info = await lstat(candidate);
+      info = lstatSync(candidate);
     } catch {
       continue;
     }
     if (info.isSymbolicLink()) {
       try {
-        info = await stat(candidate);
+        info = statSync(candidate);
       } catch {
         return { found: false, issue: { code: ErrorCode.INVALID_STRUCTURE, message: `${candidate} is a dangling symlink. Point it at the built library or replace it with the file.` } };
       }

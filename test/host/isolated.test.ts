@@ -54,6 +54,8 @@ describe('isolated host', () => {
       { key: 'memhog', source: 'memhog', name: 'memhog' },
       { key: 'flood', source: 'flood', name: 'flood' },
       { key: 'heap', source: 'heap', name: 'heap' },
+      { key: 'hangTs', source: 'hang', name: 'hang-ts', defines: { THREAD_SAFE: '1' } },
+      { key: 'parallel', source: 'concurrency', name: 'parallel', defines: { THREAD_SAFE: '1' } },
     ];
     dirs = await buildFixtures(root, specs);
   });
@@ -118,6 +120,30 @@ describe('isolated host', () => {
       });
     });
   }
+
+  it('re-sends calls a thread-safe host had queued but not started when a sibling times out', async () => {
+    await withPlugin('hangTs', { maxConcurrency: 1 }, async (plugin) => {
+      const hung = plugin.execute(ctx({ mode: 'spin' }), { timeoutMs: 300 });
+      const queued = [1, 2, 3].map(() => plugin.execute(ctx({ mode: 'answer' }), { timeoutMs: 5000 }));
+      await rejection(hung, ErrorCode.TIMEOUT);
+      for (const r of await Promise.all(queued)) assert.deepEqual(r.output, { answered: true });
+    });
+  });
+
+  it('withdraws a call queued in a thread-safe host when it is cancelled: it never runs', async () => {
+    await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
+      const busy = [0, 1].map((seq) => plugin.execute(ctx({ seq, ms: 300 })));
+      const controller = new AbortController();
+      const queued = plugin.execute(ctx({ seq: 2, ms: 1 }), { signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 50));
+      controller.abort();
+      const err = await rejection(queued, ErrorCode.CANCELLED);
+      assert.equal(err.data?.started, false);
+      await Promise.all(busy);
+      const next = await plugin.execute(ctx({ seq: 3, ms: 1 }));
+      assert.equal((next.output as { order: number }).order, 2, 'the withdrawn call never entered the plugin');
+    });
+  });
 
   it('uses the loader default timeout and lets a call override it', async () => {
     await withPlugin('hang', { timeoutMs: 200 }, async (plugin) => {
