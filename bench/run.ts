@@ -207,7 +207,8 @@ async function discovery(count: number): Promise<{ inProcessMs: number; cliMs: n
   const inProcessMs = (nowUs() - t) / 1000;
   const cli = path.join(ROOT, 'dist', 'cli', 'main.js');
   const t1 = nowUs();
-  await run(process.execPath, [cli, 'list', '--plugins-dir', dir, '--json'], { maxBuffer: 64 * MiB, env: { ...process.env, HOME: work } });
+  // From an empty workspace and home, so only the generated dirs are scanned.
+  await run(process.execPath, [cli, 'list', '--plugins-dir', dir, '--json'], { cwd: work, maxBuffer: 64 * MiB, env: { ...process.env, HOME: work } });
   const cliWall = (nowUs() - t1) / 1000;
   const t2 = nowUs();
   await run(process.execPath, ['-e', '0']);
