@@ -5,6 +5,7 @@ import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest, PluginPermissions } from '../manifest/index.js';
 import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, failureFacts, timeoutError } from '../loader/call-errors.js';
 import { CallGate } from '../loader/gate.js';
+import { InFlight } from '../loader/in-flight.js';
 import { checkAbiVersion, checkMetadata, resultFromReturned } from '../loader/handshake.js';
 import { detectSandbox, effectivePermissions, hostEnvironment, type SandboxGrant, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
 import { ensureHostBinary } from './build.js';
@@ -91,8 +92,7 @@ export class IsolatedPlugin implements NativePluginTrait {
   private crashTimes: number[] = [];
   private quarantined = false;
   private closed = false;
-  private running = 0;
-  private drained: (() => void) | undefined;
+  private readonly inFlight = new InFlight();
   private lastLogs = '';
   private disposed = false;
 
@@ -186,12 +186,12 @@ export class IsolatedPlugin implements NativePluginTrait {
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
     if (signal?.aborted) throw cancelledError(this.origin, false);
     const release = await this.gate.acquire(signal, () => cancelledError(this.origin, false));
-    this.running++;
+    this.inFlight.begin();
     try {
       return resultFromReturned(await this.dispatch(payload, timeoutMs, signal), this.origin, this.options.maxOutputBytes);
     } finally {
       release();
-      this.callFinished();
+      this.inFlight.end();
     }
   }
 
@@ -257,15 +257,9 @@ export class IsolatedPlugin implements NativePluginTrait {
 
   /** Waits for calls in flight, then stops the host (end input, SIGTERM, SIGKILL). Idempotent. */
   async close(): Promise<void> {
-    if (this.closed && this.running === 0 && !this.host) return;
+    if (this.closed && this.inFlight.size === 0 && !this.host) return;
     this.closed = true;
-    if (this.running > 0) await new Promise<void>((resolve) => {
-      const previous = this.drained;
-      this.drained = () => {
-        previous?.();
-        resolve();
-      };
-    });
+    await this.inFlight.drained();
     await this.host?.stop();
     if (!this.disposed) {
       this.disposed = true;
@@ -281,15 +275,6 @@ export class IsolatedPlugin implements NativePluginTrait {
         `Plugin "${this.origin.plugin}" (${this.path}) crashed ${CRASHES_TO_QUARANTINE} times within ${CRASH_WINDOW_MS / 1000} s and is quarantined. Fix the plugin, then load it again.`,
         { plugin: this.origin.plugin, path: this.path, data: { crashes: this.crashTimes.length }, failure: failureFacts({ crashed: true, stderrTail: this.lastLogs }) },
       );
-    }
-  }
-
-  private callFinished(): void {
-    this.running--;
-    if (this.running === 0 && this.drained) {
-      const notify = this.drained;
-      this.drained = undefined;
-      notify();
     }
   }
 

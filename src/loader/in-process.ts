@@ -5,6 +5,7 @@ import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest } from '../manifest/index.js';
 import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, timeoutError } from './call-errors.js';
 import { CallGate } from './gate.js';
+import { InFlight } from './in-flight.js';
 import { MAX_METADATA_BYTES, checkAbiVersion, checkMetadata, resultFromReturned } from './handshake.js';
 
 /** What an in-process plugin needs to open. */
@@ -38,9 +39,8 @@ export class InProcessPlugin implements NativePluginTrait {
   private readonly gate: CallGate;
   private readonly origin: Origin;
   private readonly maxOutputBytes: number;
-  private running = 0;
+  private readonly inFlight = new InFlight();
   private closed = false;
-  private drained: (() => void) | undefined;
   private readonly onClosed: (() => void) | undefined;
 
   private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions) {
@@ -82,7 +82,7 @@ export class InProcessPlugin implements NativePluginTrait {
       release();
       throw closedError(this.origin);
     }
-    this.running++;
+    this.inFlight.begin();
     return new Promise<PluginResult>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
@@ -107,7 +107,7 @@ export class InProcessPlugin implements NativePluginTrait {
       // The slot stays held until the native call really returns, so serialization survives an early reject.
       this.lib.executeAsync(text, this.maxOutputBytes, (err, returned) => {
         release();
-        this.callFinished();
+        this.inFlight.end();
         if (settled) return;
         settled = true;
         cleanup();
@@ -144,30 +144,10 @@ export class InProcessPlugin implements NativePluginTrait {
 
   /** Waits for calls in flight, then unloads the library. Idempotent. */
   async close(): Promise<void> {
-    if (this.closed) return this.waitDrained();
+    if (this.closed) return this.inFlight.drained();
     this.closed = true;
-    await this.waitDrained();
+    await this.inFlight.drained();
     this.lib.unload();
     this.onClosed?.();
-  }
-
-  private waitDrained(): Promise<void> {
-    if (this.running === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const previous = this.drained;
-      this.drained = () => {
-        previous?.();
-        resolve();
-      };
-    });
-  }
-
-  private callFinished(): void {
-    this.running--;
-    if (this.running === 0 && this.drained) {
-      const notify = this.drained;
-      this.drained = undefined;
-      notify();
-    }
   }
 }

@@ -6,19 +6,10 @@ import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type NativePluginTrait, type PluginLoaderOptions } from '../../src/index.js';
 import type { IsolatedPlugin } from '../../src/host/isolated.js';
 import { REPO_ROOT, buildFixture, buildFixtures, runCli, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
+import { rejectsWithCode } from '../helpers/assertions.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
 
-async function rejection(promise: Promise<unknown>, code: string): Promise<PluginError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof PluginError, `expected a PluginError, got ${String(err)}`);
-    assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
-    return err;
-  }
-  assert.fail(`expected rejection with ${code}`);
-}
 
 function alive(pid: number): boolean {
   try {
@@ -77,7 +68,7 @@ describe('isolated host', () => {
     it(`contains a crash (${mode}) with its facts, then serves the next call from a fresh host`, async () => {
       await withPlugin('crash', {}, async (plugin) => {
         const firstPid = plugin.hostPid;
-        const err = await rejection(plugin.execute(ctx({ mode })), ErrorCode.CRASHED);
+        const err = await rejectsWithCode(plugin.execute(ctx({ mode })), ErrorCode.CRASHED);
         check(err);
         assert.equal(err.failure?.crashed, true);
         assert.match(err.failure?.stderrTail ?? '', new RegExp(`crash fixture: got .*${mode}`));
@@ -89,17 +80,17 @@ describe('isolated host', () => {
   }
 
   it('reports a crash inside metadata or the library constructor at load', async () => {
-    const meta = await rejection(loader().loadPlugin(dirs.crashMeta as string), ErrorCode.CRASHED);
+    const meta = await rejectsWithCode(loader().loadPlugin(dirs.crashMeta as string), ErrorCode.CRASHED);
     assert.equal(meta.failure?.signal, 'SIGSEGV');
     assert.match(meta.failure?.stderrTail ?? '', /dying in metadata/);
-    const load = await rejection(loader().loadPlugin(dirs.crashLoad as string), ErrorCode.CRASHED);
+    const load = await rejectsWithCode(loader().loadPlugin(dirs.crashLoad as string), ErrorCode.CRASHED);
     assert.equal(load.failure?.signal, 'SIGABRT');
   });
 
   it('quarantines a plugin that crashes 3 times within a minute, until reloaded', async () => {
     await withPlugin('crash', {}, async (plugin) => {
-      for (let i = 0; i < 3; i++) await rejection(plugin.execute(ctx({ mode: 'abort' })), ErrorCode.CRASHED);
-      await rejection(plugin.execute(ctx({ mode: 'ok' })), ErrorCode.QUARANTINED);
+      for (let i = 0; i < 3; i++) await rejectsWithCode(plugin.execute(ctx({ mode: 'abort' })), ErrorCode.CRASHED);
+      await rejectsWithCode(plugin.execute(ctx({ mode: 'ok' })), ErrorCode.QUARANTINED);
     });
     await withPlugin('crash', {}, async (reloaded) => {
       assert.deepEqual((await reloaded.execute(ctx({ mode: 'ok' }))).output, { alive: true });
@@ -112,7 +103,7 @@ describe('isolated host', () => {
         const started = Date.now();
         const hung = plugin.execute(ctx({ mode }), { timeoutMs: 300 });
         const queued = plugin.execute(ctx({ mode: 'answer' }), { timeoutMs: 5000 });
-        const err = await rejection(hung, ErrorCode.TIMEOUT);
+        const err = await rejectsWithCode(hung, ErrorCode.TIMEOUT);
         const elapsed = Date.now() - started;
         assert.ok(elapsed >= 290 && elapsed < 550, `rejected after ${elapsed} ms`);
         assert.equal(err.failure?.timedOut, true);
@@ -125,7 +116,7 @@ describe('isolated host', () => {
     await withPlugin('hangTs', { maxConcurrency: 1 }, async (plugin) => {
       const hung = plugin.execute(ctx({ mode: 'spin' }), { timeoutMs: 300 });
       const queued = [1, 2, 3].map(() => plugin.execute(ctx({ mode: 'answer' }), { timeoutMs: 5000 }));
-      await rejection(hung, ErrorCode.TIMEOUT);
+      await rejectsWithCode(hung, ErrorCode.TIMEOUT);
       for (const r of await Promise.all(queued)) assert.deepEqual(r.output, { answered: true });
     });
   });
@@ -137,7 +128,7 @@ describe('isolated host', () => {
       const queued = plugin.execute(ctx({ seq: 2, ms: 1 }), { signal: controller.signal });
       await new Promise((r) => setTimeout(r, 50));
       controller.abort();
-      const err = await rejection(queued, ErrorCode.CANCELLED);
+      const err = await rejectsWithCode(queued, ErrorCode.CANCELLED);
       assert.equal(err.data?.started, false);
       await Promise.all(busy);
       const next = await plugin.execute(ctx({ seq: 3, ms: 1 }));
@@ -147,7 +138,7 @@ describe('isolated host', () => {
 
   it('uses the loader default timeout and lets a call override it', async () => {
     await withPlugin('hang', { timeoutMs: 200 }, async (plugin) => {
-      await rejection(plugin.execute(ctx({ mode: 'sleep' })), ErrorCode.TIMEOUT);
+      await rejectsWithCode(plugin.execute(ctx({ mode: 'sleep' })), ErrorCode.TIMEOUT);
       assert.deepEqual((await plugin.execute(ctx({}), { timeoutMs: 10_000 })).output, { answered: true });
     });
   });
@@ -160,7 +151,7 @@ describe('isolated host', () => {
       const pid = plugin.hostPid as number;
       const started = Date.now();
       controller.abort();
-      const err = await rejection(hung, ErrorCode.CANCELLED);
+      const err = await rejectsWithCode(hung, ErrorCode.CANCELLED);
       assert.ok(Date.now() - started < 250);
       assert.equal(err.failure?.cancelled, true);
       assert.ok(await waitFor(() => !alive(pid), 1000), 'the host was killed');
@@ -170,7 +161,7 @@ describe('isolated host', () => {
 
   it('stops a runaway allocation at the memory limit with E_RESOURCE_LIMIT', async () => {
     await withPlugin('memhog', { maxMemoryMb: 256 }, async (plugin) => {
-      const err = await rejection(plugin.execute(ctx({ mode: 'hog' })), ErrorCode.RESOURCE_LIMIT);
+      const err = await rejectsWithCode(plugin.execute(ctx({ mode: 'hog' })), ErrorCode.RESOURCE_LIMIT);
       assert.equal(err.data?.limitMb, 256);
       assert.deepEqual((await plugin.execute(ctx({}))).output, { small: true });
     });
@@ -196,7 +187,7 @@ describe('isolated host', () => {
 
   it('kills a host whose plugin writes into the private channel', async () => {
     await withPlugin('crash', {}, async (plugin) => {
-      const err = await rejection(plugin.execute(ctx({ mode: 'scribble' })), ErrorCode.CRASHED);
+      const err = await rejectsWithCode(plugin.execute(ctx({ mode: 'scribble' })), ErrorCode.CRASHED);
       assert.ok(err.data?.protocolError);
       assert.deepEqual((await plugin.execute(ctx({ mode: 'ok' }))).output, { alive: true });
     });
@@ -208,7 +199,7 @@ describe('isolated host', () => {
     assert.ok(alive(pid));
     await plugin.close();
     assert.equal(alive(pid), false);
-    await rejection(plugin.execute(ctx({ mode: 'ok' })), ErrorCode.CLOSED);
+    await rejectsWithCode(plugin.execute(ctx({ mode: 'ok' })), ErrorCode.CLOSED);
   });
 
   it('leaves no host behind when its parent is killed with SIGKILL', async () => {

@@ -5,17 +5,8 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, ISOLATION_MODES, PluginError, PluginLoader, type IsolationMode, type NativePluginTrait, type PluginResult } from '../../src/index.js';
 import { buildFixture, buildFixtures, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
+import { rejectsWithCode } from '../helpers/assertions.js';
 
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<PluginError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof PluginError, `expected a PluginError, got ${String(err)}`);
-    assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
-    return err;
-  }
-  assert.fail(`expected rejection with ${code}`);
-}
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: '/ws', config: {} });
 
@@ -84,29 +75,29 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
     });
 
     it('refuses an ABI version mismatch, naming both numbers', async () => {
-      const err = await rejectsWith(loader.loadPlugin(dirs.abi as string), ErrorCode.ABI_MISMATCH);
+      const err = await rejectsWithCode(loader.loadPlugin(dirs.abi as string), ErrorCode.ABI_MISMATCH);
       assert.deepEqual(err.data, { expected: 1, found: 2 });
     });
 
     it('refuses a library without vtcode_plugin_execute', async () => {
-      const err = await rejectsWith(loader.loadPlugin(dirs.noexec as string), ErrorCode.MISSING_SYMBOL);
+      const err = await rejectsWithCode(loader.loadPlugin(dirs.noexec as string), ErrorCode.MISSING_SYMBOL);
       assert.equal(err.data?.symbol, 'vtcode_plugin_execute');
     });
 
     for (const key of ['metaNotJson', 'metaMissing', 'metaOther', 'metaNull']) {
       it(`refuses invalid library metadata (${key})`, async () => {
-        await rejectsWith(loader.loadPlugin(dirs[key] as string), ErrorCode.INVALID_METADATA);
+        await rejectsWithCode(loader.loadPlugin(dirs[key] as string), ErrorCode.INVALID_METADATA);
       });
     }
 
     it('frees every returned string exactly once, including bad ones', async () => {
       await withPlugin('heap', async (plugin) => {
         await plugin.execute(ctx({ mode: 'ok' }));
-        await rejectsWith(plugin.execute(ctx({ mode: 'badutf8' })), ErrorCode.INVALID_UTF8);
+        await rejectsWithCode(plugin.execute(ctx({ mode: 'badutf8' })), ErrorCode.INVALID_UTF8);
         assert.equal((await plugin.execute(ctx({ mode: 'replacement' }))).output, '\uFFFD ok', 'a real U+FFFD is valid UTF-8');
-        await rejectsWith(plugin.execute(ctx({ mode: 'notjson' })), ErrorCode.INVALID_JSON);
-        await rejectsWith(plugin.execute(ctx({ mode: 'badshape' })), ErrorCode.INVALID_RESULT);
-        await rejectsWith(plugin.execute(ctx({ mode: 'null' })), ErrorCode.NULL_RESULT);
+        await rejectsWithCode(plugin.execute(ctx({ mode: 'notjson' })), ErrorCode.INVALID_JSON);
+        await rejectsWithCode(plugin.execute(ctx({ mode: 'badshape' })), ErrorCode.INVALID_RESULT);
+        await rejectsWithCode(plugin.execute(ctx({ mode: 'null' })), ErrorCode.NULL_RESULT);
         const failed = await plugin.execute(ctx({ mode: 'fail' }));
         assert.equal(failed.success, false);
         assert.equal(failed.error, 'it went wrong');
@@ -128,7 +119,7 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
       const small = new PluginLoader({ pluginsDirs: [root], home: tempHome(), workspace: root, isolation, maxOutputBytes: 4096 });
       const plugin = await small.loadPlugin(dirs.heap as string);
       try {
-        const err = await rejectsWith(plugin.execute(ctx({ mode: 'big', size: 8192 })), ErrorCode.OUTPUT_TOO_LARGE);
+        const err = await rejectsWithCode(plugin.execute(ctx({ mode: 'big', size: 8192 })), ErrorCode.OUTPUT_TOO_LARGE);
         assert.equal(err.data?.limit, 4096);
         assert.equal((await plugin.execute(ctx({ mode: 'ok' }))).success, true);
       } finally {
@@ -138,10 +129,10 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
 
     it('checks the context before any native call', async () => {
       await withPlugin('heap', async (plugin) => {
-        await rejectsWith(plugin.execute({ input: [] as never, workspace_root: null, config: {} }), ErrorCode.INVALID_INPUT);
-        await rejectsWith(plugin.execute({ input: { n: 1n } as never, workspace_root: null, config: {} }), ErrorCode.INVALID_INPUT);
-        await rejectsWith(plugin.execute({ input: {}, workspace_root: 5 as never, config: {} }), ErrorCode.INVALID_INPUT);
-        await rejectsWith(plugin.execute(ctx({}), { timeoutMs: -1 }), ErrorCode.INVALID_INPUT);
+        await rejectsWithCode(plugin.execute({ input: [] as never, workspace_root: null, config: {} }), ErrorCode.INVALID_INPUT);
+        await rejectsWithCode(plugin.execute({ input: { n: 1n } as never, workspace_root: null, config: {} }), ErrorCode.INVALID_INPUT);
+        await rejectsWithCode(plugin.execute({ input: {}, workspace_root: 5 as never, config: {} }), ErrorCode.INVALID_INPUT);
+        await rejectsWithCode(plugin.execute(ctx({}), { timeoutMs: -1 }), ErrorCode.INVALID_INPUT);
         const stats = (await plugin.execute(ctx({ mode: 'stats' }))).output as { allocs: number };
         assert.equal(stats.allocs, 2, 'only metadata and this call reached the plugin');
       });
@@ -185,7 +176,7 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
         const controller = new AbortController();
         const second = plugin.execute(ctx({ seq: 1, ms: 10 }), { signal: controller.signal });
         controller.abort();
-        const err = await rejectsWith(second, ErrorCode.CANCELLED);
+        const err = await rejectsWithCode(second, ErrorCode.CANCELLED);
         assert.equal(err.data?.started, false);
         await first;
         const third = await plugin.execute(ctx({ seq: 2, ms: 1 }));
@@ -196,7 +187,7 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
     it('rejects calls after close with E_CLOSED', async () => {
       const plugin = await loader.loadPlugin(dirs.echo as string);
       await plugin.close();
-      await rejectsWith(plugin.execute(ctx({})), ErrorCode.CLOSED);
+      await rejectsWithCode(plugin.execute(ctx({})), ErrorCode.CLOSED);
     });
   });
 }
@@ -248,24 +239,24 @@ describe('loader trust rules', () => {
   });
 
   it('refuses a plugin outside every trusted dir', async () => {
-    await rejectsWith(loader.loadPlugin(path.join(outside, 'stranger')), ErrorCode.UNTRUSTED_PATH);
+    await rejectsWithCode(loader.loadPlugin(path.join(outside, 'stranger')), ErrorCode.UNTRUSTED_PATH);
   });
 
   it('refuses a .. escape', async () => {
-    await rejectsWith(loader.loadPlugin(path.join(trusted, '..', 'outside', 'stranger')), ErrorCode.UNTRUSTED_PATH);
+    await rejectsWithCode(loader.loadPlugin(path.join(trusted, '..', 'outside', 'stranger')), ErrorCode.UNTRUSTED_PATH);
   });
 
   it('refuses a symlinked plugin dir that escapes', async () => {
-    await rejectsWith(loader.loadPlugin(path.join(trusted, 'escape')), ErrorCode.UNTRUSTED_PATH);
+    await rejectsWithCode(loader.loadPlugin(path.join(trusted, 'escape')), ErrorCode.UNTRUSTED_PATH);
   });
 
   it('refuses a library that links out of the trusted dir', async () => {
-    await rejectsWith(loader.loadPlugin(path.join(trusted, 'linked-lib')), ErrorCode.UNTRUSTED_PATH);
+    await rejectsWithCode(loader.loadPlugin(path.join(trusted, 'linked-lib')), ErrorCode.UNTRUSTED_PATH);
   });
 
   it('refuses the trusted dir itself and a missing dir', async () => {
-    await rejectsWith(loader.loadPlugin(trusted), ErrorCode.UNTRUSTED_PATH);
-    await rejectsWith(loader.loadPlugin(path.join(trusted, 'nope')), ErrorCode.NOT_FOUND);
+    await rejectsWithCode(loader.loadPlugin(trusted), ErrorCode.UNTRUSTED_PATH);
+    await rejectsWithCode(loader.loadPlugin(path.join(trusted, 'nope')), ErrorCode.NOT_FOUND);
   });
 
   it('refuses a broken manifest with E_INVALID_MANIFEST naming the field', async () => {
@@ -273,14 +264,14 @@ describe('loader trust rules', () => {
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'plugin.json'), JSON.stringify({ name: 'inside', description: 'd' }));
     copyFileSync(path.join(trusted, 'inside', 'libinside.so'), path.join(dir, 'libinside.so'));
-    const err = await rejectsWith(loader.loadPlugin(dir), ErrorCode.INVALID_MANIFEST);
+    const err = await rejectsWithCode(loader.loadPlugin(dir), ErrorCode.INVALID_MANIFEST);
     assert.equal(err.data?.field, 'version');
   });
 
   it('resolves plugins by name with explicit dirs first', async () => {
     const found = await loader.findPlugin('inside');
     assert.equal(found.path, path.join(trusted, 'inside'));
-    await rejectsWith(loader.findPlugin('no-such-plugin'), ErrorCode.NOT_FOUND);
+    await rejectsWithCode(loader.findPlugin('no-such-plugin'), ErrorCode.NOT_FOUND);
   });
 
   it('warns once about a group-writable trusted dir', async () => {
