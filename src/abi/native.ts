@@ -148,3 +148,119 @@ export function openNativeLibrary(libraryPath: string, origin: Origin): NativeLi
     unload: () => lib.unload(),
   };
 }
+
+/** Batched calls of a thread-safe plugin on dedicated threads (see pump.c). */
+export interface NativePump {
+  /** Queues a call; `done` runs on the JS thread with what the plugin returned. Returns the call's id. */
+  submit(ctx: string, maxBytes: number, done: (result: ReturnedString) => void): number;
+  /** Drops a queued call no thread has taken; true if it will never run (its `done` never runs). */
+  cancel(id: number): boolean;
+  /** Stops the threads. Only call with nothing in flight. */
+  destroy(): void;
+}
+
+interface PumpLibrary {
+  create: (libraryPath: string, notify: unknown, threads: number) => unknown;
+  submit: (pump: unknown, id: number, ctx: string) => number;
+  take: (pump: unknown, ids: Uint32Array, results: BigUint64Array, max: number) => number;
+  free: (s: bigint) => void;
+  cancel: (pump: unknown, id: number) => number;
+  stop: (pump: unknown) => void;
+  destroy: (pump: unknown) => void;
+  notifyType: ReturnType<typeof koffi.pointer>;
+}
+
+let pumpLibrary: PumpLibrary | undefined;
+const TAKE_BATCH = 256;
+
+/**
+ * Starts a pump for the plugin library already loaded at `libraryPath` (built from pump.c at
+ * `pumpPath`). Results are copied on the worker threads, so thread-local result buffers are safe.
+ */
+export function createPump(pumpPath: string, libraryPath: string, threads: number): NativePump {
+  configureKoffi();
+  if (!pumpLibrary) {
+    const lib = koffi.load(pumpPath);
+    const notifyProto = koffi.proto('void SkillplugPumpNotify(void)');
+    pumpLibrary = {
+      create: lib.func('void *pump_create(const char *library_path, void *notify, int threads)') as PumpLibrary['create'],
+      submit: lib.func('int pump_submit(void *pump, uint32_t id, const char *ctx)') as PumpLibrary['submit'],
+      take: lib.func('int pump_take(void *pump, void *ids, void *results, int max)') as PumpLibrary['take'],
+      free: lib.func('void pump_free(void *s)') as PumpLibrary['free'],
+      cancel: lib.func('int pump_cancel(void *pump, uint32_t id)') as PumpLibrary['cancel'],
+      stop: lib.func('void pump_stop(void *pump)') as PumpLibrary['stop'],
+      destroy: lib.func('void pump_destroy(void *pump)') as PumpLibrary['destroy'],
+      notifyType: koffi.pointer(notifyProto),
+    };
+  }
+  const api = pumpLibrary;
+  const waiting = new Map<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
+  const ids = new Uint32Array(TAKE_BATCH);
+  const results = new BigUint64Array(TAKE_BATCH);
+  let nextId = 1;
+  let handle: unknown;
+  // koffi delivers the pump's notification only while something keeps the event loop alive.
+  let keepAlive: NodeJS.Timeout | undefined;
+  const drain = (): void => {
+    for (;;) {
+      const n = api.take(handle, ids, results, TAKE_BATCH);
+      for (let i = 0; i < n; i++) {
+        const call = waiting.get(ids[i] as number);
+        waiting.delete(ids[i] as number);
+        const ptr = results[i] as bigint;
+        let returned: ReturnedString;
+        if (ptr === 0n) returned = { kind: 'null' };
+        else {
+          const text = koffi.decode(ptr, 'char', -1) as string;
+          const bytes = Buffer.byteLength(text);
+          if (call && bytes > call.maxBytes) returned = { kind: 'too-large', length: bytes };
+          else if (!text.includes('\uFFFD')) returned = { kind: 'text', text };
+          else returned = { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr, strlen(ptr))).slice() };
+          api.free(ptr);
+        }
+        call?.done(returned);
+      }
+      if (n < TAKE_BATCH) break;
+    }
+    if (waiting.size === 0 && keepAlive) {
+      clearInterval(keepAlive);
+      keepAlive = undefined;
+    }
+  };
+  const notify = koffi.register(drain, api.notifyType);
+  handle = api.create(libraryPath, notify, threads);
+  if (!handle) {
+    koffi.unregister(notify);
+    throw new PluginError(ErrorCode.LOAD_FAILED, `Cannot start the call pump for ${libraryPath}.`, { path: libraryPath });
+  }
+  // A pump thread must not call into JS while the process tears down.
+  const stopAtExit = (): void => api.stop(handle);
+  process.once('exit', stopAtExit);
+  return {
+    submit: (ctx, maxBytes, done) => {
+      const id = nextId++;
+      if (nextId > 0xffffffff) nextId = 1;
+      waiting.set(id, { maxBytes, done });
+      keepAlive ??= setInterval(() => undefined, 1 << 30);
+      if (api.submit(handle, id, ctx) !== 0) {
+        waiting.delete(id);
+        throw new PluginError(ErrorCode.INTERNAL, 'The call pump is out of memory.', { path: libraryPath });
+      }
+      return id;
+    },
+    cancel: (id) => {
+      const dropped = api.cancel(handle, id) === 1;
+      if (dropped) waiting.delete(id);
+      if (waiting.size === 0 && keepAlive) {
+        clearInterval(keepAlive);
+        keepAlive = undefined;
+      }
+      return dropped;
+    },
+    destroy: () => {
+      process.removeListener('exit', stopAtExit);
+      api.destroy(handle);
+      koffi.unregister(notify);
+    },
+  };
+}

@@ -26,10 +26,6 @@ export function packageRoot(): string {
   }
 }
 
-/** The host's C source, shipped with the package. */
-export function hostSourcePath(): string {
-  return path.join(packageRoot(), 'src', 'host', 'skillplug-host.c');
-}
 
 /** skillplug's per-user cache dir: `$SKILLPLUG_CACHE_DIR`, else `$XDG_CACHE_HOME/skillplug`, else `~/.cache/skillplug`. */
 export function cacheDir(): string {
@@ -38,7 +34,53 @@ export function cacheDir(): string {
   return path.join(base, 'skillplug');
 }
 
-let pending: Promise<string> | undefined;
+/** A native helper skillplug compiles from its own C source on first use. */
+interface NativeArtifact {
+  /** What it is, for messages. */
+  title: string;
+  /** Source, relative to the package root. */
+  source: string;
+  /** File name of the build. */
+  output: string;
+  /** Compiler flags before `-o`. */
+  flags: string[];
+  /** Environment variable that names a prebuilt copy instead. */
+  override: string;
+  /** What the user can do instead when no compiler exists. */
+  fallback: string;
+}
+
+const HOST: NativeArtifact = {
+  title: "skillplug's isolated plugin host",
+  source: path.join('src', 'host', 'skillplug-host.c'),
+  output: 'skillplug-host',
+  flags: ['-O2', '-pthread'],
+  override: 'SKILLPLUG_HOST',
+  fallback: 'or use isolation "none" for plugins you fully trust',
+};
+
+const PUMP: NativeArtifact = {
+  title: "skillplug's in-process call pump",
+  source: path.join('src', 'abi', 'pump.c'),
+  output: process.platform === 'darwin' ? 'libskillplug-pump.dylib' : 'libskillplug-pump.so',
+  flags: ['-O2', '-shared', '-fPIC', '-pthread'],
+  override: 'SKILLPLUG_PUMP',
+  fallback: 'in-process calls then use koffi\'s own thread pool',
+};
+
+const pending = new Map<NativeArtifact, Promise<string>>();
+
+function ensureBuilt(artifact: NativeArtifact): Promise<string> {
+  let build = pending.get(artifact);
+  if (!build) {
+    build = buildArtifact(artifact).catch((err: unknown) => {
+      pending.delete(artifact);
+      throw err;
+    });
+    pending.set(artifact, build);
+  }
+  return build;
+}
 
 /**
  * The path of the native host binary, compiling it on first use with the system C compiler into
@@ -46,35 +88,36 @@ let pending: Promise<string> | undefined;
  * Throws `E_HOST_UNAVAILABLE` with what to do when it cannot be built.
  */
 export function ensureHostBinary(): Promise<string> {
-  pending ??= buildHost().catch((err: unknown) => {
-    pending = undefined;
-    throw err;
-  });
-  return pending;
+  return ensureBuilt(HOST);
 }
 
-async function buildHost(): Promise<string> {
-  const override = process.env.SKILLPLUG_HOST;
+/** The path of the in-process call pump library, built like the host. Throws `E_HOST_UNAVAILABLE`. */
+export function ensurePumpLibrary(): Promise<string> {
+  return ensureBuilt(PUMP);
+}
+
+async function buildArtifact(artifact: NativeArtifact): Promise<string> {
+  const override = process.env[artifact.override];
   if (override) {
     try {
-      await access(override, constants.X_OK);
+      await access(override, constants.R_OK);
       return path.resolve(override);
     } catch {
-      throw new PluginError(ErrorCode.HOST_UNAVAILABLE, `SKILLPLUG_HOST names ${override}, which is not an executable file. Unset it to let skillplug build its host.`, { path: override });
+      throw new PluginError(ErrorCode.HOST_UNAVAILABLE, `${artifact.override} names ${override}, which cannot be read. Unset it to let skillplug build ${artifact.title}.`, { path: override });
     }
   }
-  const sourcePath = hostSourcePath();
+  const sourcePath = path.join(packageRoot(), artifact.source);
   let source: Buffer;
   try {
     source = await readFile(sourcePath);
   } catch {
-    throw new PluginError(ErrorCode.HOST_UNAVAILABLE, `The isolated host's source ${sourcePath} is missing; the skillplug install is incomplete. Reinstall skillplug.`, { path: sourcePath });
+    throw new PluginError(ErrorCode.HOST_UNAVAILABLE, `The source of ${artifact.title}, ${sourcePath}, is missing; the skillplug install is incomplete. Reinstall skillplug.`, { path: sourcePath });
   }
   const key = createHash('sha256').update(source).update(`${process.platform}-${process.arch}`).digest('hex').slice(0, 16);
-  const dir = path.join(cacheDir(), `host-${key}`);
-  const binary = path.join(dir, 'skillplug-host');
+  const dir = path.join(cacheDir(), `${path.basename(artifact.output, path.extname(artifact.output))}-${key}`);
+  const binary = path.join(dir, artifact.output);
   try {
-    await access(binary, constants.X_OK);
+    await access(binary, constants.R_OK);
     return binary;
   } catch {
     // Not built yet.
@@ -84,9 +127,9 @@ async function buildHost(): Promise<string> {
   const compiler = process.env.CC ?? 'cc';
   const libs = process.platform === 'linux' ? ['-ldl'] : [];
   try {
-    await run(compiler, ['-O2', '-pthread', '-o', temp, sourcePath, ...libs], { timeout: 120_000 });
+    await run(compiler, [...artifact.flags, '-o', temp, sourcePath, ...libs], { timeout: 120_000 });
     await chmod(temp, 0o755);
-    // Rename is atomic, so concurrent first uses never see a half-written host.
+    // Rename is atomic, so concurrent first uses never see a half-written build.
     await rename(temp, binary);
   } catch (err) {
     await rm(temp, { force: true });
@@ -94,7 +137,7 @@ async function buildHost(): Promise<string> {
     const why = e.code === 'ENOENT' ? `no C compiler was found (tried "${compiler}")` : `${compiler} failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-5).join(' | ')}`;
     throw new PluginError(
       ErrorCode.HOST_UNAVAILABLE,
-      `Cannot build skillplug's isolated plugin host: ${why}. Install a C compiler (e.g. "apt-get install gcc libc6-dev"), point CC at one, set SKILLPLUG_HOST to a prebuilt host, or use isolation "none" for plugins you fully trust.`,
+      `Cannot build ${artifact.title}: ${why}. Install a C compiler (e.g. "apt-get install gcc libc6-dev"), point CC at one, set ${artifact.override} to a prebuilt copy, ${artifact.fallback}.`,
       { path: sourcePath, cause: err },
     );
   }

@@ -1,5 +1,6 @@
 import { encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
-import { openNativeLibrary, type NativeLibrary } from '../abi/native.js';
+import { createPump, openNativeLibrary, type NativeLibrary, type NativePump } from '../abi/native.js';
+import { ensurePumpLibrary } from '../host/build.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest } from '../manifest/index.js';
@@ -42,8 +43,11 @@ export class InProcessPlugin implements NativePluginTrait {
   private readonly inFlight = new InFlight();
   private closed = false;
   private readonly onClosed: (() => void) | undefined;
+  /** For thread-safe plugins: maxConcurrency - 1 threads that batch concurrent calls; the async path is the other one. */
+  private readonly pump: NativePump | undefined;
+  private asyncRunning = 0;
 
-  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions) {
+  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined) {
     this.lib = lib;
     this.metadata = metadata;
     this.manifest = options.manifest;
@@ -51,22 +55,35 @@ export class InProcessPlugin implements NativePluginTrait {
     this.libraryPath = options.libraryPath;
     this.origin = { plugin: metadata.name, path: options.dir };
     this.maxOutputBytes = options.maxOutputBytes;
-    this.gate = new CallGate(metadata.thread_safe ? options.maxConcurrency : 1);
+    this.pump = pump;
+    // Calls beyond the running ones wait in the pump's queue, so the next is ready the moment a thread frees up.
+    this.gate = new CallGate(pump ? options.maxConcurrency * 32 : metadata.thread_safe ? options.maxConcurrency : 1);
     this.onClosed = options.onClosed;
   }
 
   /** Loads the library (running its constructors), checks its ABI version and metadata. */
-  static open(options: InProcessOpenOptions): InProcessPlugin {
+  static async open(options: InProcessOpenOptions): Promise<InProcessPlugin> {
     const origin: Origin = { plugin: options.manifestName, path: options.dir };
     const lib = openNativeLibrary(options.libraryPath, origin);
+    let metadata: PluginMetadata;
     try {
       checkAbiVersion(lib.abiVersion(), origin);
-      const metadata = checkMetadata(lib.metadata(MAX_METADATA_BYTES), origin, options.manifestName);
-      return new InProcessPlugin(lib, metadata, options);
+      metadata = checkMetadata(lib.metadata(MAX_METADATA_BYTES), origin, options.manifestName);
     } catch (err) {
       lib.unload();
       throw err;
     }
+    // Without a C compiler there is no pump, and koffi's async path serves every call.
+    let pump: NativePump | undefined;
+    if (metadata.thread_safe && options.maxConcurrency > 1) {
+      const pumpPath = await ensurePumpLibrary().catch(() => undefined);
+      try {
+        pump = pumpPath ? createPump(pumpPath, options.libraryPath, options.maxConcurrency - 1) : undefined;
+      } catch {
+        pump = undefined;
+      }
+    }
+    return new InProcessPlugin(lib, metadata, options, pump);
   }
 
   /** Runs the plugin on a worker thread; the event loop keeps turning. */
@@ -83,16 +100,27 @@ export class InProcessPlugin implements NativePluginTrait {
       throw closedError(this.origin);
     }
     this.inFlight.begin();
+    // Alone, a call takes koffi's async path (lowest latency); with others in flight, the batching pump,
+    // whose maxConcurrency - 1 threads plus that one async call never exceed maxConcurrency.
+    const pump = this.asyncRunning > 0 ? this.pump : undefined;
     return new Promise<PluginResult>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
+      let withdraw: (() => boolean) | undefined;
       const stopWaiting = (err: PluginError): void => {
         if (settled) return;
         settled = true;
         cleanup();
         reject(err);
       };
-      const onAbort = (): void => stopWaiting(cancelledError(this.origin, true));
+      const onAbort = (): void => {
+        if (withdraw?.()) {
+          // Dropped before any thread took it: it never runs.
+          release();
+          this.inFlight.end();
+          stopWaiting(cancelledError(this.origin, false));
+        } else stopWaiting(cancelledError(this.origin, true));
+      };
       const cleanup = (): void => {
         if (timer) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
@@ -105,7 +133,7 @@ export class InProcessPlugin implements NativePluginTrait {
       }
       signal?.addEventListener('abort', onAbort, { once: true });
       // The slot stays held until the native call really returns, so serialization survives an early reject.
-      this.lib.executeAsync(text, this.maxOutputBytes, (err, returned) => {
+      const finish = (err: Error | null, returned?: ReturnedString): void => {
         release();
         this.inFlight.end();
         if (settled) return;
@@ -120,7 +148,17 @@ export class InProcessPlugin implements NativePluginTrait {
         } catch (decodeErr) {
           reject(decodeErr);
         }
-      });
+      };
+      if (pump) {
+        const id = pump.submit(text, this.maxOutputBytes, (returned) => finish(null, returned));
+        withdraw = () => pump.cancel(id);
+      } else {
+        this.asyncRunning++;
+        this.lib.executeAsync(text, this.maxOutputBytes, (err, returned) => {
+          this.asyncRunning--;
+          finish(err, returned);
+        });
+      }
     });
   }
 
@@ -147,6 +185,7 @@ export class InProcessPlugin implements NativePluginTrait {
     if (this.closed) return this.inFlight.drained();
     this.closed = true;
     await this.inFlight.drained();
+    this.pump?.destroy();
     this.lib.unload();
     this.onClosed?.();
   }

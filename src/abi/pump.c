@@ -1,0 +1,195 @@
+/*
+ * skillplug pump: runs many calls of a thread-safe plugin on dedicated threads and hands the results
+ * back in batches, so 64 calls in flight cost one wake-up of the JS thread, not 64.
+ * Built by skillplug on first use into a per-user cache; loaded through koffi.
+ *
+ * Results are copied on the worker that produced them (a plugin may return a thread-local buffer
+ * that its next call overwrites) and the plugin's own string is freed there, exactly once.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef const char *(*execute_fn)(const char *);
+typedef void (*free_fn)(const char *);
+typedef void (*notify_fn)(void);
+
+typedef struct item {
+  uint32_t id;
+  char *text; /* context on the way in, result copy on the way out (NULL: the plugin returned NULL) */
+  struct item *next;
+} item;
+
+typedef struct {
+  execute_fn execute;
+  free_fn release;
+  notify_fn notify;
+  pthread_mutex_t lock;
+  pthread_cond_t work_ready, done_ready, taken;
+  item *jobs, *jobs_tail, *done, *done_tail;
+  int stopping, notifying, threads;
+  pthread_t *workers, notifier;
+} pump;
+
+static void push(item **head, item **tail, item *it) {
+  it->next = NULL;
+  if (*tail) (*tail)->next = it;
+  else *head = it;
+  *tail = it;
+}
+
+static void *worker(void *arg) {
+  pump *p = arg;
+  pthread_mutex_lock(&p->lock);
+  for (;;) {
+    while (!p->jobs && !p->stopping) pthread_cond_wait(&p->work_ready, &p->lock);
+    if (!p->jobs) break;
+    item *job = p->jobs;
+    p->jobs = job->next;
+    if (!p->jobs) p->jobs_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    const char *out = p->execute(job->text);
+    free(job->text);
+    job->text = out ? strdup(out) : NULL;
+    if (out && p->release) p->release(out);
+    pthread_mutex_lock(&p->lock);
+    push(&p->done, &p->done_tail, job);
+    pthread_cond_signal(&p->done_ready);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return NULL;
+}
+
+/* One thread calls into JS, so workers never wait for the JS thread. */
+static void *notifier(void *arg) {
+  pump *p = arg;
+  pthread_mutex_lock(&p->lock);
+  for (;;) {
+    while (!p->done && !p->stopping) pthread_cond_wait(&p->done_ready, &p->lock);
+    if (p->stopping) break;
+    p->notifying = 1;
+    pthread_mutex_unlock(&p->lock);
+    p->notify();
+    pthread_mutex_lock(&p->lock);
+    /* Whether or not notify() waited for JS, wait until JS has taken the results: one call at a time. */
+    while (p->notifying && !p->stopping) pthread_cond_wait(&p->taken, &p->lock);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return NULL;
+}
+
+/* Binds the plugin already loaded at library_path (its own handle keeps it loaded). */
+void *pump_create(const char *library_path, void *notify, int threads) {
+  void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
+  execute_fn execute = lib ? (execute_fn)dlsym(lib, "vtcode_plugin_execute") : NULL;
+  if (!execute) return NULL;
+  pump *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->execute = execute;
+  p->release = (free_fn)dlsym(lib, "vtcode_plugin_free_string");
+  p->notify = (notify_fn)notify;
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->work_ready, NULL);
+  pthread_cond_init(&p->done_ready, NULL);
+  pthread_cond_init(&p->taken, NULL);
+  p->workers = calloc((size_t)threads, sizeof(pthread_t));
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 8u * 1024u * 1024u);
+  for (int i = 0; i < threads && p->workers; i++)
+    if (pthread_create(&p->workers[i], &attr, worker, p) == 0) p->threads++;
+  pthread_attr_destroy(&attr);
+  if (p->threads == 0 || pthread_create(&p->notifier, NULL, notifier, p) != 0) {
+    free(p->workers);
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* Queues a call; the context is copied. Returns 0, or -1 when out of memory. */
+int pump_submit(void *handle, uint32_t id, const char *ctx) {
+  pump *p = handle;
+  item *job = malloc(sizeof *job);
+  char *copy = job ? strdup(ctx) : NULL;
+  if (!copy) {
+    free(job);
+    return -1;
+  }
+  job->id = id;
+  job->text = copy;
+  pthread_mutex_lock(&p->lock);
+  push(&p->jobs, &p->jobs_tail, job);
+  pthread_cond_signal(&p->work_ready);
+  pthread_mutex_unlock(&p->lock);
+  return 0;
+}
+
+/* Drops a call no worker has taken yet; returns 1 if dropped (it will never run), 0 otherwise. */
+int pump_cancel(void *handle, uint32_t id) {
+  pump *p = handle;
+  int dropped = 0;
+  pthread_mutex_lock(&p->lock);
+  for (item **link = &p->jobs, *prev = NULL; *link; prev = *link, link = &(*link)->next) {
+    if ((*link)->id != id) continue;
+    item *it = *link;
+    *link = it->next;
+    if (p->jobs_tail == it) p->jobs_tail = prev;
+    free(it->text);
+    free(it);
+    dropped = 1;
+    break;
+  }
+  pthread_mutex_unlock(&p->lock);
+  return dropped;
+}
+
+/* Takes up to max finished calls: ids[i] and results[i] (a copy to free with pump_free, or NULL). */
+int pump_take(void *handle, uint32_t *ids, char **results, int max) {
+  pump *p = handle;
+  int n = 0;
+  pthread_mutex_lock(&p->lock);
+  p->notifying = 0;
+  pthread_cond_signal(&p->taken);
+  while (p->done && n < max) {
+    item *it = p->done;
+    p->done = it->next;
+    if (!p->done) p->done_tail = NULL;
+    ids[n] = it->id;
+    results[n] = it->text;
+    free(it);
+    n++;
+  }
+  pthread_mutex_unlock(&p->lock);
+  return n;
+}
+
+void pump_free(char *s) { free(s); }
+
+/* Stops notifying and lets the threads end, without waiting: for process exit, when JS is going away. */
+void pump_stop(void *handle) {
+  pump *p = handle;
+  pthread_mutex_lock(&p->lock);
+  p->stopping = 1;
+  pthread_cond_broadcast(&p->work_ready);
+  pthread_cond_broadcast(&p->done_ready);
+  pthread_cond_broadcast(&p->taken);
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* Stops the threads once the queue is empty; call with no call in flight. */
+void pump_destroy(void *handle) {
+  pump *p = handle;
+  pthread_mutex_lock(&p->lock);
+  p->stopping = 1;
+  pthread_cond_broadcast(&p->work_ready);
+  pthread_cond_broadcast(&p->done_ready);
+  pthread_cond_broadcast(&p->taken);
+  pthread_mutex_unlock(&p->lock);
+  for (int i = 0; i < p->threads; i++) pthread_join(p->workers[i], NULL);
+  pthread_join(p->notifier, NULL);
+  free(p->workers);
+  free(p);
+}

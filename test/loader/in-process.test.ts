@@ -1,0 +1,114 @@
+// In-process specifics: executeSync, and the batching pump that serves concurrent calls of thread-safe plugins.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { ErrorCode, PluginLoader, type PluginResult } from '../../src/index.js';
+import type { InProcessPlugin } from '../../src/loader/in-process.js';
+import { rejectsWithCode } from '../helpers/assertions.js';
+import { REPO_ROOT, buildFixtures, tempDir } from '../helpers/fixtures.js';
+
+const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
+
+describe('in-process plugins', () => {
+  let root: string;
+  let dirs: Record<string, string>;
+  const load = async (key: string, maxConcurrency = 2): Promise<InProcessPlugin> =>
+    (await new PluginLoader({ pluginsDirs: [root], defaultDirs: false, readConfig: false, isolation: 'none', maxConcurrency }).loadPlugin(dirs[key] as string)) as InProcessPlugin;
+
+  // The pump is built on first need; a first concurrent burst starts that, then it serves.
+  async function warmPump(plugin: InProcessPlugin, input: Record<string, unknown>): Promise<void> {
+    await Promise.all([1, 2, 3, 4].map(() => plugin.execute(ctx(input))));
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  before(async () => {
+    root = tempDir();
+    dirs = await buildFixtures(root, [
+      { key: 'echoTs', source: 'echo', name: 'echo-ts', defines: { THREAD_SAFE: '1' } },
+      { key: 'parallel', source: 'concurrency', name: 'parallel', defines: { THREAD_SAFE: '1' } },
+      { key: 'serial', source: 'concurrency', name: 'serial' },
+    ]);
+  });
+
+  it('returns each concurrent caller its own result, even from a plugin with thread-local result buffers', async () => {
+    const plugin = await load('echoTs');
+    try {
+      await warmPump(plugin, { n: -1 });
+      const results = await Promise.all(Array.from({ length: 300 }, (_, n) => plugin.execute(ctx({ n }))));
+      results.forEach((r: PluginResult, n) => assert.deepEqual((r.output as { ctx: { input: unknown } }).ctx.input, { n }));
+    } finally {
+      await plugin.close();
+    }
+  });
+
+  it('never runs more than maxConcurrency calls of a thread-safe plugin at once', async () => {
+    const plugin = await load('parallel', 2);
+    try {
+      await warmPump(plugin, { ms: 1 });
+      const results = await Promise.all(Array.from({ length: 24 }, (_, seq) => plugin.execute(ctx({ seq, ms: 15 }))));
+      const max = Math.max(...results.map((r) => (r.output as { max_inflight: number }).max_inflight));
+      assert.equal(max, 2);
+    } finally {
+      await plugin.close();
+    }
+  });
+
+  it('withdraws a queued call when it is cancelled: it never runs', async () => {
+    const plugin = await load('parallel', 2);
+    try {
+      await warmPump(plugin, { ms: 1 });
+      const before = ((await plugin.execute(ctx({ ms: 1 }))).output as { order: number }).order;
+      const busy = [0, 1, 2].map((seq) => plugin.execute(ctx({ seq, ms: 300 })));
+      const controller = new AbortController();
+      const queued = plugin.execute(ctx({ seq: 3, ms: 1 }), { signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 50));
+      controller.abort();
+      const err = await rejectsWithCode(queued, ErrorCode.CANCELLED);
+      assert.equal(err.data?.started, false);
+      await Promise.all(busy);
+      const after = ((await plugin.execute(ctx({ ms: 1 }))).output as { order: number }).order;
+      assert.equal(after, before + 4, 'three busy calls and this one entered; the withdrawn one did not');
+    } finally {
+      await plugin.close();
+    }
+  });
+
+  it('executeSync returns the result on this thread and refuses to overlap a call in flight on a serial plugin', async () => {
+    const plugin = await load('serial');
+    try {
+      assert.equal((plugin.executeSync(ctx({ seq: 7, ms: 1 })).output as { seq: number }).seq, 7);
+      const pending = plugin.execute(ctx({ ms: 100 }));
+      assert.throws(() => plugin.executeSync(ctx({ ms: 1 })), (e: unknown) => (e as { code?: string }).code === ErrorCode.BUSY);
+      await pending;
+    } finally {
+      await plugin.close();
+    }
+  });
+
+  it('lets a script that used the pump exit by itself', async () => {
+    const script = `
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'none' });
+      const plugin = await loader.loadPlugin(${JSON.stringify(dirs.echoTs)});
+      for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 32 }, (_, n) => plugin.execute({ input: { n }, workspace_root: null, config: {} })));
+      await new Promise((r) => setTimeout(r, 200));
+      await Promise.all(Array.from({ length: 32 }, (_, n) => plugin.execute({ input: { n }, workspace_root: null, config: {} })));
+      console.log('done');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(-1);
+      }, 10_000);
+      child.on('exit', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 0);
+    assert.equal(out.trim(), 'done');
+  });
+});
