@@ -74,6 +74,7 @@ export class HostProcess {
   // In dispatch order: the host takes calls first in, first out, so the first `workers` are the running ones.
   private readonly pending = new Map<number, PendingCall>();
   private workers = 1;
+  private corked = false;
   private nextId = 1;
   private stderr = '';
   private notes = '';
@@ -181,11 +182,9 @@ export class HostProcess {
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false, abandoned: false });
       this.setRef(true);
-      // Corked, so header and payload leave in one writev.
-      this.channel.cork();
+      this.corkUntilTick();
       this.channel.write(executeHeader(id, context.length));
       this.channel.write(context);
-      this.channel.uncork();
     });
     this.promote();
     return { id, result };
@@ -204,7 +203,19 @@ export class HostProcess {
     const call = this.pending.get(id);
     if (!call || this.exit) return;
     call.abandoned = true;
+    this.corkUntilTick();
     this.channel.write(cancelFrame(id));
+  }
+
+  // Writes made in the same tick (many callers answering one batch of results) leave in one writev.
+  private corkUntilTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.channel.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.channel.uncork();
+    });
   }
 
   // Starts the clock of every call that has entered the host's running window.
