@@ -163,7 +163,7 @@ interface PumpLibrary {
   create: (libraryPath: string, notify: unknown, threads: number) => unknown;
   submit: (pump: unknown, id: number, ctx: string) => number;
   take: (pump: unknown, ids: Uint32Array, results: BigUint64Array, max: number) => number;
-  free: (s: bigint) => void;
+  freeAll: (results: BigUint64Array, n: number) => void;
   cancel: (pump: unknown, id: number) => number;
   stop: (pump: unknown) => void;
   destroy: (pump: unknown) => void;
@@ -186,7 +186,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       create: lib.func('void *pump_create(const char *library_path, void *notify, int threads)') as PumpLibrary['create'],
       submit: lib.func('int pump_submit(void *pump, uint32_t id, const char *ctx)') as PumpLibrary['submit'],
       take: lib.func('int pump_take(void *pump, void *ids, void *results, int max)') as PumpLibrary['take'],
-      free: lib.func('void pump_free(void *s)') as PumpLibrary['free'],
+      freeAll: lib.func('void pump_free_all(void *results, int n)') as PumpLibrary['freeAll'],
       cancel: lib.func('int pump_cancel(void *pump, uint32_t id)') as PumpLibrary['cancel'],
       stop: lib.func('void pump_stop(void *pump)') as PumpLibrary['stop'],
       destroy: lib.func('void pump_destroy(void *pump)') as PumpLibrary['destroy'],
@@ -212,14 +212,15 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
         if (ptr === 0n) returned = { kind: 'null' };
         else {
           const text = koffi.decode(ptr, 'char', -1) as string;
-          const bytes = Buffer.byteLength(text);
-          if (call && bytes > call.maxBytes) returned = { kind: 'too-large', length: bytes };
+          const limit = call?.maxBytes ?? Infinity;
+          if (text.length > limit || (text.length * 3 > limit && Buffer.byteLength(text) > limit)) returned = { kind: 'too-large', length: Buffer.byteLength(text) };
           else if (!text.includes('\uFFFD')) returned = { kind: 'text', text };
           else returned = { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr, strlen(ptr))).slice() };
-          api.free(ptr);
         }
         call?.done(returned);
       }
+      // One call frees the whole batch of copies.
+      api.freeAll(results, n);
       if (n < TAKE_BATCH) break;
     }
     if (waiting.size === 0 && keepAlive) {

@@ -166,7 +166,10 @@ int pump_take(void *handle, uint32_t *ids, char **results, int max) {
   return n;
 }
 
-void pump_free(char *s) { free(s); }
+/* Frees the n result copies a pump_take returned. */
+void pump_free_all(char **results, int n) {
+  for (int i = 0; i < n; i++) free(results[i]);
+}
 
 /* Stops notifying and lets the threads end, without waiting: for process exit, when JS is going away. */
 void pump_stop(void *handle) {

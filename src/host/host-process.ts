@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Duplex } from 'node:stream';
 import type { ReturnedString } from '../abi/codec.js';
 import { bwrapArgs, type SandboxPlan } from '../sandbox/index.js';
-import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, cancelFrame, configureFrame, decodeReturned, executeHeader } from './protocol.js';
+import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, cancelFrame, configureFrame, decodeReturned, executeFrame } from './protocol.js';
 import { signalHost, stopHost } from './terminate.js';
 
 /** How to launch one host. */
@@ -175,7 +175,7 @@ export class HostProcess {
    * Sends one call. `onStart` runs once the call is among those the host is running (the rest wait in
    * its queue). The promise rejects with a {@link CallFailure} if the host dies first.
    */
-  call(context: Buffer, onStart: () => void): { id: number; result: Promise<ReturnedString> } {
+  call(context: string, onStart: () => void): { id: number; result: Promise<ReturnedString> } {
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
@@ -183,8 +183,7 @@ export class HostProcess {
       this.pending.set(id, { resolve, reject, onStart, started: false, abandoned: false });
       this.setRef(true);
       this.corkUntilTick();
-      this.channel.write(executeHeader(id, context.length));
-      this.channel.write(context);
+      this.channel.write(executeFrame(id, context));
     });
     this.promote();
     return { id, result };

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { encodeContext, type Origin, type ReturnedString } from '../abi/codec.js';
+import { encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest, PluginPermissions } from '../manifest/index.js';
@@ -179,16 +179,15 @@ export class IsolatedPlugin implements NativePluginTrait {
   async execute(ctx: PluginContext, options: ExecuteOptions = {}): Promise<PluginResult> {
     this.assertUsable();
     checkExecuteOptions(options, this.origin);
-    const bytes = encodeContext(ctx, this.origin);
+    const text = encodeContextText(ctx, this.origin);
     checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
-    const payload = bytes.subarray(0, bytes.length - 1);
     const { signal } = options;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
     if (signal?.aborted) throw cancelledError(this.origin, false);
     const release = await this.gate.acquire(signal, () => cancelledError(this.origin, false));
     this.inFlight.begin();
     try {
-      return resultFromReturned(await this.dispatch(payload, timeoutMs, signal), this.origin, this.options.maxOutputBytes);
+      return resultFromReturned(await this.dispatch(text, timeoutMs, signal), this.origin, this.options.maxOutputBytes);
     } finally {
       release();
       this.inFlight.end();
@@ -200,7 +199,7 @@ export class IsolatedPlugin implements NativePluginTrait {
    * host starts the call, not from when it was queued; a call the host never started is sent again
    * to a fresh host when the old one dies.
    */
-  private dispatch(payload: Buffer, timeoutMs: number, signal: AbortSignal | undefined): Promise<ReturnedString> {
+  private dispatch(payload: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<ReturnedString> {
     return new Promise<ReturnedString>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;

@@ -25,13 +25,15 @@ export interface Frame {
 /** A frame the host should never send: the channel is not to be trusted any more. */
 export class ProtocolViolation extends Error {}
 
-/** The header of an EXECUTE request; the context bytes follow it on the wire. */
-export function executeHeader(id: number, payloadLength: number): Buffer {
-  const header = Buffer.allocUnsafe(HEADER_BYTES);
-  header.writeUInt32LE(HostRequest.EXECUTE, 0);
-  header.writeUInt32LE(id, 4);
-  header.writeBigUInt64LE(BigInt(payloadLength), 8);
-  return header;
+/** A whole EXECUTE request, header and UTF-8 context in one buffer (one write per call). */
+export function executeFrame(id: number, context: string): Buffer {
+  const length = Buffer.byteLength(context);
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
+  frame.writeUInt32LE(HostRequest.EXECUTE, 0);
+  frame.writeUInt32LE(id, 4);
+  frame.writeBigUInt64LE(BigInt(length), 8);
+  frame.write(context, HEADER_BYTES, 'utf8');
+  return frame;
 }
 
 /** A CONFIGURE request: how many worker threads a thread-safe plugin's host should run. */
