@@ -185,12 +185,7 @@ void pump_stop(void *handle) {
 /* Stops the threads once the queue is empty; call with no call in flight. */
 void pump_destroy(void *handle) {
   pump *p = handle;
-  pthread_mutex_lock(&p->lock);
-  p->stopping = 1;
-  pthread_cond_broadcast(&p->work_ready);
-  pthread_cond_broadcast(&p->done_ready);
-  pthread_cond_broadcast(&p->taken);
-  pthread_mutex_unlock(&p->lock);
+  pump_stop(p);
   for (int i = 0; i < p->threads; i++) pthread_join(p->workers[i], NULL);
   pthread_join(p->notifier, NULL);
   free(p->workers);

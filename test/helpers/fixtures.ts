@@ -98,3 +98,22 @@ export async function buildFixtures(parent: string, specs: (FixtureSpec & { key:
   const built = await Promise.all(specs.map(async (s) => [s.key, await buildFixture(parent, s)] as const));
   return Object.fromEntries(built);
 }
+
+/** Runs an ES module script in a fresh Node; resolves with its exit code (-1 if killed after `ms`) and stdout. */
+export async function runScript(script: string, ms: number): Promise<{ code: number | null; stdout: string }> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(-1);
+    }, ms);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  return { code, stdout };
+}

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type NativePluginTrait, type PluginLoaderOptions } from '../../src/index.js';
 import type { IsolatedPlugin } from '../../src/host/isolated.js';
-import { REPO_ROOT, buildFixture, buildFixtures, runCli, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
+import { REPO_ROOT, buildFixture, buildFixtures, runCli, runScript, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
@@ -224,19 +224,7 @@ describe('isolated host', () => {
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
       const r = await plugin.execute({ input: {}, workspace_root: null, config: {} });
       console.log(JSON.stringify(r.output));`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => {
-      const t = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve(-1);
-      }, 5000);
-      child.on('exit', (c) => {
-        clearTimeout(t);
-        resolve(c);
-      });
-    });
+    const { code, stdout: out } = await runScript(script, 5000);
     assert.equal(code, 0, 'the script exited by itself');
     assert.equal(out.trim(), '{"answered":true}');
   });

@@ -1,12 +1,11 @@
 // In-process specifics: executeSync, and the batching pump that serves concurrent calls of thread-safe plugins.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginLoader, type PluginResult } from '../../src/index.js';
 import type { InProcessPlugin } from '../../src/loader/in-process.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
-import { REPO_ROOT, buildFixtures, tempDir } from '../helpers/fixtures.js';
+import { REPO_ROOT, buildFixtures, runScript, tempDir } from '../helpers/fixtures.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
 
@@ -95,19 +94,7 @@ describe('in-process plugins', () => {
       await new Promise((r) => setTimeout(r, 200));
       await Promise.all(Array.from({ length: 32 }, (_, n) => plugin.execute({ input: { n }, workspace_root: null, config: {} })));
       console.log('done');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => {
-      const t = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve(-1);
-      }, 10_000);
-      child.on('exit', (c) => {
-        clearTimeout(t);
-        resolve(c);
-      });
-    });
+    const { code, stdout: out } = await runScript(script, 10_000);
     assert.equal(code, 0);
     assert.equal(out.trim(), 'done');
   });
