@@ -34,8 +34,22 @@ export { SANDBOX_MODES } from './sandbox/index.js';
 export type { SandboxGrant, SandboxMode } from './sandbox/index.js';
 export { planTools, renderSkillsPrompt, toolDefinitions, toolName } from './tools/definitions.js';
 export type { ShadowedTool, ToolAnnotations, ToolDefinition, ToolPlan } from './tools/definitions.js';
-export { SkillplugMcpServer, serveStdio } from './tools/mcp-server.js';
-export type { McpServerOptions } from './tools/mcp-server.js';
+export type { McpServerOptions, SkillplugMcpServer } from './tools/mcp-server.js';
+
+/**
+ * Creates an MCP server over the plugins of the trusted dirs; connect it to any MCP transport.
+ * The MCP SDK loads on first use, so importing skillplug stays cheap.
+ */
+export async function createMcpServer(options: import('./tools/mcp-server.js').McpServerOptions = {}): Promise<import('./tools/mcp-server.js').SkillplugMcpServer> {
+  const { SkillplugMcpServer } = await import('./tools/mcp-server.js');
+  return new SkillplugMcpServer(options);
+}
+
+/** Serves MCP over stdin/stdout until stdin ends (what `skillplug serve` runs). */
+export async function serveStdio(options: import('./tools/mcp-server.js').McpServerOptions = {}): Promise<void> {
+  const server = await import('./tools/mcp-server.js');
+  return server.serveStdio(options);
+}
 export { formatKeyId, generateKeyPair, parsePublicKey, parseSecretKey, signBytes, verifyBytes } from './signing/minisign.js';
 export type { MinisignPublicKey, MinisignSecretKey, VerifiedSignature } from './signing/minisign.js';
 export { checkPluginSignatures, signPluginFiles } from './signing/plugin-signatures.js';
