@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../../src/index.js';
@@ -236,6 +236,16 @@ describe('trust policy', () => {
       const warnings: string[] = [];
       assert.equal(await code(loader({ onWarning: (m) => warnings.push(m) }).loadPlugin(dir)), 'loaded');
       assert.ok(warnings.some((w) => w.includes('libloose.so is writable by group')));
+      assert.equal(await code(loader({ strict: true }).loadPlugin(dir)), ErrorCode.UNTRUSTED_PATH);
+    });
+
+    const isRoot = process.getuid?.() === 0;
+    it('warns about a plugin file owned by another user, and refuses it in strict mode', { skip: isRoot ? false : 'needs root to give a file to another user' }, async () => {
+      const dir = await plugin('foreign-owner');
+      chownSync(path.join(dir, 'libforeign-owner.so'), 65534, 65534);
+      const warnings: string[] = [];
+      assert.equal(await code(loader({ onWarning: (m) => warnings.push(m) }).loadPlugin(dir)), 'loaded');
+      assert.ok(warnings.some((w) => w.includes('owned by another user (uid 65534)')));
       assert.equal(await code(loader({ strict: true }).loadPlugin(dir)), ErrorCode.UNTRUSTED_PATH);
     });
   });
