@@ -165,7 +165,7 @@ interface PumpLibrary {
   take: (pump: unknown, ids: Uint32Array, results: BigUint64Array, max: number) => number;
   freeAll: (results: BigUint64Array, n: number) => void;
   cancel: (pump: unknown, id: number) => number;
-  stop: (pump: unknown) => void;
+  stopAndWait: (pump: unknown, timeoutMs: number) => void;
   destroy: (pump: unknown) => void;
   notifyType: ReturnType<typeof koffi.pointer>;
 }
@@ -188,7 +188,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       take: lib.func('int pump_take(void *pump, void *ids, void *results, int max)') as PumpLibrary['take'],
       freeAll: lib.func('void pump_free_all(void *results, int n)') as PumpLibrary['freeAll'],
       cancel: lib.func('int pump_cancel(void *pump, uint32_t id)') as PumpLibrary['cancel'],
-      stop: lib.func('void pump_stop(void *pump)') as PumpLibrary['stop'],
+      stopAndWait: lib.func('void pump_stop_and_wait(void *pump, int timeout_ms)') as PumpLibrary['stopAndWait'],
       destroy: lib.func('void pump_destroy(void *pump)') as PumpLibrary['destroy'],
       notifyType: koffi.pointer(notifyProto),
     };
@@ -234,8 +234,8 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     koffi.unregister(notify);
     throw new PluginError(ErrorCode.LOAD_FAILED, `Cannot start the call pump for ${libraryPath}.`, { path: libraryPath });
   }
-  // A pump thread must not call into JS while the process tears down.
-  const stopAtExit = (): void => api.stop(handle);
+  // Pump threads must be out of JS and out of the pump's code before the process tears both down.
+  const stopAtExit = (): void => api.stopAndWait(handle, 200);
   process.once('exit', stopAtExit);
   return {
     submit: (ctx, maxBytes, done) => {

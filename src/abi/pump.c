@@ -6,11 +6,13 @@
  * Results are copied on the worker that produced them (a plugin may return a thread-local buffer
  * that its next call overwrites) and the plugin's own string is freed there, exactly once.
  */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef const char *(*execute_fn)(const char *);
 typedef void (*free_fn)(const char *);
@@ -171,7 +173,7 @@ void pump_free_all(char **results, int n) {
   for (int i = 0; i < n; i++) free(results[i]);
 }
 
-/* Stops notifying and lets the threads end, without waiting: for process exit, when JS is going away. */
+/* Stops notifying and lets the threads end, without waiting. */
 void pump_stop(void *handle) {
   pump *p = handle;
   pthread_mutex_lock(&p->lock);
@@ -180,6 +182,27 @@ void pump_stop(void *handle) {
   pthread_cond_broadcast(&p->done_ready);
   pthread_cond_broadcast(&p->taken);
   pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * For process exit: stops the threads and waits up to timeout_ms for them to leave this library's
+ * code, which is unmapped during teardown. A worker stuck in a plugin call is left behind.
+ */
+void pump_stop_and_wait(void *handle, int timeout_ms) {
+  pump *p = handle;
+  pump_stop(p);
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += timeout_ms / 1000;
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+#ifdef __linux__
+  for (int i = 0; i < p->threads; i++) pthread_timedjoin_np(p->workers[i], NULL, &deadline);
+  pthread_timedjoin_np(p->notifier, NULL, &deadline);
+#endif
 }
 
 /* Stops the threads once the queue is empty; call with no call in flight. */

@@ -96,7 +96,7 @@ export class IsolatedPlugin implements NativePluginTrait {
   private lastLogs = '';
   private disposed = false;
 
-  private constructor(options: IsolatedOpenOptions, hostBinary: string, sandbox: SandboxPlan | null, host: HostProcess, metadata: PluginMetadata) {
+  private constructor(options: IsolatedOpenOptions, hostBinary: string, sandbox: SandboxPlan | null, host: HostProcess | undefined, metadata: PluginMetadata) {
     this.options = options;
     this.metadata = metadata;
     this.manifest = options.manifest;
@@ -107,14 +107,20 @@ export class IsolatedPlugin implements NativePluginTrait {
     this.sandbox = sandbox;
     // A thread-safe plugin's host queues calls beyond its workers, so the next one is ready the moment a worker frees up.
     this.gate = new CallGate(metadata.thread_safe ? options.maxConcurrency * PIPELINE_DEPTH : 1);
-    this.adopt(host);
-    if (metadata.thread_safe) host.configure(options.maxConcurrency);
+    if (host) {
+      this.adopt(host);
+      if (metadata.thread_safe) host.configure(options.maxConcurrency);
+    }
   }
 
-  /** Starts the first host, which loads the library and reports its ABI version and metadata. */
-  static async open(options: IsolatedOpenOptions): Promise<IsolatedPlugin> {
+  /**
+   * Starts the first host, which loads the library and reports its ABI version and metadata. With
+   * `knownMetadata` (this exact build answered before) no host starts until the first call.
+   */
+  static async open(options: IsolatedOpenOptions, knownMetadata?: PluginMetadata): Promise<IsolatedPlugin> {
     const hostBinary = await ensureHostBinary();
     const sandbox = await planSandbox(options, hostBinary);
+    if (knownMetadata) return new IsolatedPlugin(options, hostBinary, sandbox, undefined, knownMetadata);
     const origin: Origin = { plugin: options.manifestName, path: options.dir };
     const host = IsolatedPlugin.spawn(options, hostBinary, sandbox, undefined);
     const metadata = await IsolatedPlugin.handshake(host, origin, options);
@@ -293,6 +299,8 @@ export class IsolatedPlugin implements NativePluginTrait {
   }
 
   private ensureHost(): Promise<HostProcess> {
+    // While a host is starting, every caller waits for it, so calls reach it in the order they came.
+    if (this.starting) return this.starting;
     if (this.host?.alive) return Promise.resolve(this.host);
     this.starting ??= (async () => {
       const workers = this.metadata.thread_safe ? this.options.maxConcurrency : undefined;

@@ -21,6 +21,7 @@ import { MANIFEST_FILE, MAX_MANIFEST_BYTES, findLibrary, libraryFilename, parseM
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { checkLock, readLock } from '../signing/lock.js';
 import { hasSignatures } from '../signing/files.js';
+import { metadataKey, readCachedMetadata, writeCachedMetadata } from '../discovery/metadata-cache.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { writePrivateCopy, type PrivateCopy } from './private-copy.js';
 
@@ -327,9 +328,10 @@ export class PluginLoader {
     const verifying = this.security.requireSignature || lock !== undefined || untrustedWorkspace || hasSignatures(manifestPath, lookup.path);
     let loadPath = libraryPath;
     let copy: PrivateCopy | undefined;
+    let libraryBytes: Buffer | undefined;
     if (verifying) {
       // Read once: these exact bytes are verified, hashed and then loaded from a private copy.
-      const libraryBytes = await readFile(libraryPath);
+      libraryBytes = await readFile(libraryPath);
       const files = { manifestPath, manifestBytes, libraryPath: lookup.path, libraryBytes };
       const keys = await this.trustedKeys();
       const signed = await (await signatures()).checkPluginSignatures(files, keys, this.security.requireSignature, name, canonical);
@@ -343,14 +345,14 @@ export class PluginLoader {
     }
     try {
       await this.options.hooks?.afterVerify?.({ dir: canonical, libraryPath });
-      return await this.open(canonical, loadPath, manifest, copy);
+      return await this.open(canonical, loadPath, manifest, copy, libraryBytes);
     } catch (err) {
       copy?.dispose();
       throw err;
     }
   }
 
-  private async open(dir: string, libraryPath: string, manifest: PluginManifest, copy: PrivateCopy | undefined): Promise<NativePluginTrait> {
+  private async open(dir: string, libraryPath: string, manifest: PluginManifest, copy: PrivateCopy | undefined, verifiedBytes: Buffer | undefined): Promise<NativePluginTrait> {
     const onClosed = copy ? () => copy.dispose() : undefined;
     if (this.isolation === 'none') {
       // Imported on demand: only in-process loading needs the FFI library.
@@ -358,7 +360,10 @@ export class PluginLoader {
       return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, onClosed });
     }
     const { IsolatedPlugin } = await import('../host/isolated.js');
-    return IsolatedPlugin.open({
+    // A build that answered before starts no host until its first call.
+    const key = metadataKey(verifiedBytes ?? (await readFile(libraryPath)), manifest.name);
+    const known = await readCachedMetadata(key);
+    const plugin = await IsolatedPlugin.open({
       dir,
       libraryPath,
       manifestName: manifest.name,
@@ -375,7 +380,9 @@ export class PluginLoader {
       onWarning: (m) => this.warnOnce(m),
       onLog: this.options.onLog,
       onClosed,
-    });
+    }, known && 'metadata' in known ? known.metadata : undefined);
+    if (!known) await writeCachedMetadata(key, { metadata: plugin.metadata });
+    return plugin;
   }
 }
 

@@ -193,9 +193,15 @@ describe('isolated host', () => {
     });
   });
 
-  it('close() stops the host', async () => {
+  it('starts a build it already knows lazily, on the first call, and close() stops the host', async () => {
+    const first = await loader().loadPlugin(dirs.crash as string);
+    await first.close();
     const plugin = (await loader().loadPlugin(dirs.crash as string)) as IsolatedPlugin;
-    const pid = plugin.hostPid as number;
+    assert.equal(plugin.hostPid, undefined, 'no host before the first call');
+    assert.equal(plugin.metadata.name, 'crash');
+    await plugin.execute(ctx({ mode: 'ok' }));
+    const started: IsolatedPlugin = plugin;
+    const pid = started.hostPid as number;
     assert.ok(alive(pid));
     await plugin.close();
     assert.equal(alive(pid), false);
