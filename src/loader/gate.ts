@@ -19,6 +19,13 @@ export class CallGate {
     return this.waiting.length;
   }
 
+  /** A slot right now if one is free and nobody waits (no promise, no tick); undefined otherwise. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.active >= this.limit || this.waiting.length > 0) return undefined;
+    this.active++;
+    return this.releaser();
+  }
+
   /**
    * Waits for a slot. Resolves to a release function that must be called exactly once.
    * If `onAbort` is given and the signal fires while waiting, the waiter leaves the queue and the promise rejects with its error.
