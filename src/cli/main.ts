@@ -121,9 +121,14 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const wantsJson = rest.includes('--json');
   try {
-    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    if (command === undefined) {
+      // No command is a usage error: help goes to stderr so stdout stays clean for scripts.
+      process.stderr.write(HELP);
+      return ExitCode.USAGE;
+    }
+    if (command === 'help' || command === '--help' || command === '-h') {
       await writeOut(HELP);
-      return command === undefined ? ExitCode.USAGE : ExitCode.OK;
+      return ExitCode.OK;
     }
     if (command === '--version' || command === '-v') {
       await writeOut(`${packageVersion()}\n`);
