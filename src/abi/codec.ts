@@ -1,5 +1,5 @@
 import { ErrorCode, PluginError } from '../errors.js';
-import type { JsonObject, JsonValue, PluginContext, PluginMetadata, PluginResult } from './types.js';
+import type { JsonValue, PluginContext, PluginMetadata, PluginResult } from './types.js';
 
 /** Who a decoded string came from, for error messages. */
 export interface Origin {
@@ -50,15 +50,6 @@ export function encodeContextText(ctx: PluginContext, origin: Origin): string {
       { plugin: origin.plugin, path: origin.path, cause: err },
     );
   }
-}
-
-/** Checks a context and serializes it as the UTF-8 bytes the ABI takes, NUL-terminated. */
-export function encodeContext(ctx: PluginContext, origin: Origin): Buffer {
-  const text = encodeContextText(ctx, origin);
-  const bytes = Buffer.allocUnsafe(Buffer.byteLength(text) + 1);
-  const written = bytes.write(text, 0, 'utf8');
-  bytes[written] = 0;
-  return bytes;
 }
 
 /** Decodes strict UTF-8 and parses JSON, with the ABI's error codes. */
@@ -233,9 +224,4 @@ export function nullResultError(what: string, origin: Origin): PluginError {
     `Plugin "${origin.plugin}" (${origin.path}) returned NULL from ${what}. The plugin must always return a JSON string; fix the plugin.`,
     { plugin: origin.plugin, path: origin.path },
   );
-}
-
-/** Narrow helper for callers that build JSON objects. */
-export function asJsonObject(value: unknown): JsonObject | undefined {
-  return isPlainObject(value) ? (value as JsonObject) : undefined;
 }

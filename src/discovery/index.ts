@@ -69,11 +69,7 @@ export function containingTrustedDir(canonicalPath: string, dirs: readonly Trust
 }
 
 /** Judges one candidate plugin directory from its files, never loading its library. */
-export async function inspectPluginDir(entryPath: string, trustedDir: TrustedDir): Promise<DiscoveredPlugin> {
-  return inspectPluginDirSync(entryPath, trustedDir);
-}
-
-function inspectPluginDirSync(entryPath: string, trustedDir: TrustedDir): DiscoveredPlugin {
+function inspectPluginDir(entryPath: string, trustedDir: TrustedDir): DiscoveredPlugin {
   let canonical: string;
   try {
     canonical = realpathSync(entryPath);
@@ -149,7 +145,7 @@ export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<Disc
         }
         if (target && !target.isDirectory()) continue;
       }
-      found.push(inspectPluginDirSync(entryPath, dir));
+      found.push(inspectPluginDir(entryPath, dir));
     }
   }
   return found;

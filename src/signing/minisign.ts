@@ -146,11 +146,6 @@ export function signBytes(data: Uint8Array, fileName: string, secret: MinisignSe
   ].join('\n');
 }
 
-/** The key id a signature file names, without verifying anything. */
-export function signatureKeyId(signatureText: string): string {
-  return formatKeyId(decodeLine(splitLines(signatureText)[1], SIGNATURE_BYTES, 'The signature').subarray(2, 10));
-}
-
 /**
  * Verifies a `.minisig` over `data` against trusted keys: key id, signature (prehashed `ED` or
  * legacy `Ed`), and the global signature over the trusted comment. Throws `E_SIGNATURE`.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeResult, encodeContext, validateMetadata } from '../../src/abi/codec.js';
+import { decodeResult, encodeContextText, validateMetadata } from '../../src/abi/codec.js';
 import { ErrorCode, PluginError } from '../../src/index.js';
 
 const origin = { plugin: 'p', path: '/p' };
@@ -16,24 +16,22 @@ const code = (fn: () => unknown) => {
 };
 
 describe('ABI codec', () => {
-  it('encodes a context as NUL-terminated UTF-8 JSON', () => {
-    const buf = encodeContext({ input: { s: 'é' }, workspace_root: null, config: {} }, origin);
-    assert.equal(buf[buf.length - 1], 0);
-    assert.deepEqual(JSON.parse(buf.subarray(0, -1).toString('utf8')), { input: { s: 'é' }, workspace_root: null, config: {} });
+  it('encodes a context as JSON text', () => {
+    const text = encodeContextText({ input: { s: 'é' }, workspace_root: null, config: {} }, origin);
+    assert.deepEqual(JSON.parse(text), { input: { s: 'é' }, workspace_root: null, config: {} });
   });
 
   it('defaults config and workspace_root', () => {
-    const buf = encodeContext({ input: {} } as never, origin);
-    assert.deepEqual(JSON.parse(buf.subarray(0, -1).toString('utf8')), { input: {}, workspace_root: null, config: {} });
+    assert.deepEqual(JSON.parse(encodeContextText({ input: {} } as never, origin)), { input: {}, workspace_root: null, config: {} });
   });
 
   it('refuses contexts that are not JSON objects', () => {
-    assert.equal(code(() => encodeContext(null as never, origin)), ErrorCode.INVALID_INPUT);
-    assert.equal(code(() => encodeContext({ input: 'x' } as never, origin)), ErrorCode.INVALID_INPUT);
-    assert.equal(code(() => encodeContext({ input: {}, config: [] } as never, origin)), ErrorCode.INVALID_INPUT);
+    assert.equal(code(() => encodeContextText(null as never, origin)), ErrorCode.INVALID_INPUT);
+    assert.equal(code(() => encodeContextText({ input: 'x' } as never, origin)), ErrorCode.INVALID_INPUT);
+    assert.equal(code(() => encodeContextText({ input: {}, config: [] } as never, origin)), ErrorCode.INVALID_INPUT);
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
-    assert.equal(code(() => encodeContext({ input: cyclic } as never, origin)), ErrorCode.INVALID_INPUT);
+    assert.equal(code(() => encodeContextText({ input: cyclic } as never, origin)), ErrorCode.INVALID_INPUT);
   });
 
   it('decodes results and reports each kind of bad result', () => {
