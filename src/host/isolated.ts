@@ -190,7 +190,8 @@ export class IsolatedPlugin implements NativePluginTrait {
     const { signal } = options;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
     if (signal?.aborted) throw cancelledError(this.origin, false);
-    const release = await this.gate.acquire(signal, () => cancelledError(this.origin, false));
+    // A free slot is taken synchronously: the common case costs no extra promise or tick.
+    const release = this.gate.tryAcquire() ?? (await this.gate.acquire(signal, () => cancelledError(this.origin, false)));
     this.inFlight.begin();
     try {
       return resultFromReturned(await this.dispatch(text, timeoutMs, signal), this.origin, this.options.maxOutputBytes);
@@ -235,28 +236,34 @@ export class IsolatedPlugin implements NativePluginTrait {
           settle(() => reject(timeoutError(this.origin, timeoutMs, { stderrTail: tail, signal: 'SIGKILL' }, '; its host was killed and the next call gets a fresh one')));
         }, timeoutMs);
       };
-      const attempt = async (): Promise<void> => {
-        try {
-          this.assertUsable();
-          host = await this.ensureHost();
-        } catch (err) {
-          return settle(() => reject(err));
-        }
+      const send = (to: HostProcess): void => {
+        host = to;
         if (settled) return;
-        const sent = host.call(payload, onStart);
+        const sent = to.call(payload, onStart);
         id = sent.id;
         sent.result.then(
           (r) => settle(() => resolve(r)),
           (failure: CallFailure) => {
             if (settled) return;
-            if (!failure.started && failure.exit.killedFor !== 'close') return void attempt();
+            if (!failure.started && failure.exit.killedFor !== 'close') return attempt();
             settle(() => reject(exitError(failure.exit, this.origin, this.options.maxMemoryMb, 'during the call')));
           },
         );
       };
+      const attempt = (): void => {
+        try {
+          this.assertUsable();
+        } catch (err) {
+          return settle(() => reject(err));
+        }
+        // A running host is used at once; otherwise wait for one to start.
+        const ready = this.runningHost();
+        if (ready) return send(ready);
+        this.ensureHost().then(send, (err: unknown) => settle(() => reject(err)));
+      };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      void attempt();
+      attempt();
     });
   }
 
@@ -296,6 +303,11 @@ export class IsolatedPlugin implements NativePluginTrait {
     const now = Date.now();
     this.crashTimes = [...this.crashTimes.filter((t) => now - t < CRASH_WINDOW_MS), now];
     if (this.crashTimes.length >= CRASHES_TO_QUARANTINE) this.quarantined = true;
+  }
+
+  // The current host when it is up and no other is starting.
+  private runningHost(): HostProcess | undefined {
+    return !this.starting && this.host?.alive ? this.host : undefined;
   }
 
   private ensureHost(): Promise<HostProcess> {
