@@ -149,17 +149,75 @@ static int read_exact(void *dst, size_t len) {
   return 0;
 }
 
-/* One frame, written whole under the lock so concurrent workers never interleave. */
+/* Small frames are copied into an outbox; whichever thread finds no flush under way writes the
+   whole outbox in one writev, so results finished together leave together, and none waits. */
+#define SMALL_FRAME_BYTES 4096
+#define FLUSH_IOVECS 64
+typedef struct out_frame {
+  struct out_frame *next;
+  size_t len;
+  unsigned char data[];
+} out_frame;
+static out_frame *outbox, **outbox_tail = &outbox;
+static int flushing;
+static pthread_mutex_t outbox_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Called with outbox_lock held; returns with it held and the outbox empty. */
+static void flush_outbox(void) {
+  flushing = 1;
+  while (outbox) {
+    out_frame *batch = outbox;
+    outbox = NULL;
+    outbox_tail = &outbox;
+    pthread_mutex_unlock(&outbox_lock);
+    struct iovec iov[FLUSH_IOVECS];
+    int n = 0;
+    pthread_mutex_lock(&write_lock);
+    for (out_frame *f = batch; f; f = f->next) {
+      iov[n].iov_base = f->data;
+      iov[n].iov_len = f->len;
+      if (++n == FLUSH_IOVECS || !f->next) {
+        if (writev_all(CHANNEL_FD, iov, n)) _exit(0); /* The parent is gone: nobody is left to serve. */
+        n = 0;
+      }
+    }
+    pthread_mutex_unlock(&write_lock);
+    while (batch) {
+      out_frame *next = batch->next;
+      free(batch);
+      batch = next;
+    }
+    pthread_mutex_lock(&outbox_lock);
+  }
+  flushing = 0;
+}
+
+/* One frame, never interleaved with another. */
 static void send_frame(uint32_t kind, uint32_t id, const void *a, size_t alen, const void *b, size_t blen) {
   unsigned char header[16];
   put_u32(header, kind);
   put_u32(header + 4, id);
   put_u64(header + 8, (uint64_t)alen + blen);
+  size_t total = sizeof header + alen + blen;
+  out_frame *frame = total <= SMALL_FRAME_BYTES ? malloc(sizeof *frame + total) : NULL;
+  if (frame) {
+    frame->next = NULL;
+    frame->len = total;
+    memcpy(frame->data, header, sizeof header);
+    if (alen) memcpy(frame->data + sizeof header, a, alen);
+    if (blen) memcpy(frame->data + sizeof header + alen, b, blen);
+    pthread_mutex_lock(&outbox_lock);
+    *outbox_tail = frame;
+    outbox_tail = &frame->next;
+    if (!flushing) flush_outbox();
+    pthread_mutex_unlock(&outbox_lock);
+    return;
+  }
   struct iovec iov[3] = {{header, sizeof header}, {(void *)a, alen}, {(void *)b, blen}};
   pthread_mutex_lock(&write_lock);
   int failed = writev_all(CHANNEL_FD, iov, 3);
   pthread_mutex_unlock(&write_lock);
-  if (failed) _exit(0); /* The parent is gone: nobody is left to serve. */
+  if (failed) _exit(0);
 }
 
 /* Sends a plugin-returned string after `prefix`, then frees it exactly once. */
