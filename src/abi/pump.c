@@ -32,6 +32,7 @@ typedef struct {
   pthread_cond_t work_ready, done_ready, taken;
   item *jobs, *jobs_tail, *done, *done_tail;
   int stopping, notifying, threads;
+  void *library; /* Our own dlopen reference, dropped on destroy so the plugin unloads with its last user. */
   pthread_t *workers, notifier;
 } pump;
 
@@ -42,10 +43,26 @@ static void push(item **head, item **tail, item *it) {
   *tail = it;
 }
 
+#define SPIN_NS 150000L
+
+static long elapsed_ns(const struct timespec *since) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
 static void *worker(void *arg) {
   pump *p = arg;
   pthread_mutex_lock(&p->lock);
   for (;;) {
+    if (!p->jobs && !p->stopping) {
+      pthread_mutex_unlock(&p->lock);
+      struct timespec start;
+      clock_gettime(CLOCK_MONOTONIC, &start);
+      while (!__atomic_load_n(&p->jobs, __ATOMIC_ACQUIRE) && !__atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE) && elapsed_ns(&start) < SPIN_NS) {
+      }
+      pthread_mutex_lock(&p->lock);
+    }
     while (!p->jobs && !p->stopping) pthread_cond_wait(&p->work_ready, &p->lock);
     if (!p->jobs) break;
     item *job = p->jobs;
@@ -86,10 +103,17 @@ static void *notifier(void *arg) {
 void *pump_create(const char *library_path, void *notify, int threads) {
   void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
   execute_fn execute = lib ? (execute_fn)dlsym(lib, "vtcode_plugin_execute") : NULL;
-  if (!execute) return NULL;
+  if (!execute) {
+    if (lib) dlclose(lib);
+    return NULL;
+  }
   pump *p = calloc(1, sizeof *p);
-  if (!p) return NULL;
+  if (!p) {
+    dlclose(lib);
+    return NULL;
+  }
   p->execute = execute;
+  p->library = lib;
   p->release = (free_fn)dlsym(lib, "vtcode_plugin_free_string");
   p->notify = (notify_fn)notify;
   pthread_mutex_init(&p->lock, NULL);
@@ -105,6 +129,7 @@ void *pump_create(const char *library_path, void *notify, int threads) {
   pthread_attr_destroy(&attr);
   if (p->threads == 0 || pthread_create(&p->notifier, NULL, notifier, p) != 0) {
     free(p->workers);
+    dlclose(lib);
     free(p);
     return NULL;
   }
@@ -211,6 +236,7 @@ void pump_destroy(void *handle) {
   pump_stop(p);
   for (int i = 0; i < p->threads; i++) pthread_join(p->workers[i], NULL);
   pthread_join(p->notifier, NULL);
+  dlclose(p->library);
   free(p->workers);
   free(p);
 }
