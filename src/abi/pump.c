@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 typedef const char *(*execute_fn)(const char *);
@@ -60,6 +61,7 @@ static void *worker(void *arg) {
       struct timespec start;
       clock_gettime(CLOCK_MONOTONIC, &start);
       while (!__atomic_load_n(&p->jobs, __ATOMIC_ACQUIRE) && !__atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE) && elapsed_ns(&start) < SPIN_NS) {
+        sched_yield(); /* Polling, not hogging: the thread that hands results to JS may need this core. */
       }
       pthread_mutex_lock(&p->lock);
     }
