@@ -43,8 +43,9 @@ export class InProcessPlugin implements NativePluginTrait {
   private readonly inFlight = new InFlight();
   private closed = false;
   private readonly onClosed: (() => void) | undefined;
-  /** The plugin's own call threads, which hand results back in batches; koffi's pool when unavailable. */
+  /** For thread-safe plugins: maxConcurrency - 1 threads that batch concurrent calls; the async path is the other one. */
   private readonly pump: NativePump | undefined;
+  private asyncRunning = 0;
 
   private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined) {
     this.lib = lib;
@@ -55,8 +56,8 @@ export class InProcessPlugin implements NativePluginTrait {
     this.origin = { plugin: metadata.name, path: options.dir };
     this.maxOutputBytes = options.maxOutputBytes;
     this.pump = pump;
-    // A thread-safe plugin's calls beyond the running ones wait in the pump's queue, ready the moment a thread frees up.
-    this.gate = new CallGate(!metadata.thread_safe ? 1 : pump ? options.maxConcurrency * 32 : options.maxConcurrency);
+    // Calls beyond the running ones wait in the pump's queue, so the next is ready the moment a thread frees up.
+    this.gate = new CallGate(pump ? options.maxConcurrency * 32 : metadata.thread_safe ? options.maxConcurrency : 1);
     this.onClosed = options.onClosed;
   }
 
@@ -72,15 +73,15 @@ export class InProcessPlugin implements NativePluginTrait {
       lib.unload();
       throw err;
     }
-    // Calls run on the pump's own threads: one for a plugin that is not thread-safe (so calls stay
-    // serialized and in order), maxConcurrency for one that is. Without a C compiler there is no
-    // pump, and koffi's async thread pool serves every call instead.
+    // Without a C compiler there is no pump, and koffi's async path serves every call.
     let pump: NativePump | undefined;
-    const pumpPath = await ensurePumpLibrary().catch(() => undefined);
-    try {
-      pump = pumpPath ? createPump(pumpPath, options.libraryPath, metadata.thread_safe ? options.maxConcurrency : 1) : undefined;
-    } catch {
-      pump = undefined;
+    if (metadata.thread_safe && options.maxConcurrency > 1) {
+      const pumpPath = await ensurePumpLibrary().catch(() => undefined);
+      try {
+        pump = pumpPath ? createPump(pumpPath, options.libraryPath, options.maxConcurrency - 1) : undefined;
+      } catch {
+        pump = undefined;
+      }
     }
     return new InProcessPlugin(lib, metadata, options, pump);
   }
@@ -110,7 +111,9 @@ export class InProcessPlugin implements NativePluginTrait {
   private run(text: string, release: () => void, options: ExecuteOptions): Promise<PluginResult> {
     const { signal, timeoutMs } = options;
     this.inFlight.begin();
-    const pump = this.pump;
+    // Alone, a call takes koffi's async path (lowest latency); with others in flight, the batching pump,
+    // whose maxConcurrency - 1 threads plus that one async call never exceed maxConcurrency.
+    const pump = this.asyncRunning > 0 ? this.pump : undefined;
     return new Promise<PluginResult>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
@@ -160,7 +163,13 @@ export class InProcessPlugin implements NativePluginTrait {
       if (pump) {
         const id = pump.submit(text, this.maxOutputBytes, (returned) => finish(null, returned));
         withdraw = () => pump.cancel(id);
-      } else this.lib.executeAsync(text, this.maxOutputBytes, finish);
+      } else {
+        this.asyncRunning++;
+        this.lib.executeAsync(text, this.maxOutputBytes, (err, returned) => {
+          this.asyncRunning--;
+          finish(err, returned);
+        });
+      }
     });
   }
 
