@@ -104,6 +104,8 @@ static int read_all(int fd, void *buf, size_t len) {
   return 0;
 }
 
+static int pool_saturated(void);
+
 /* How long to poll for the next request before sleeping in read(). */
 #define SPIN_NS 150000L
 
@@ -137,7 +139,8 @@ static int read_exact(void *dst, size_t len) {
   len -= have;
   read_start = read_end = 0;
   if (len >= sizeof read_buffer) return read_all(CHANNEL_FD, out, len);
-  spin_for_input();
+  /* With the workers saturated, they need the cores more than the reader needs a fast wake-up. */
+  if (!pool_saturated()) spin_for_input();
   while (read_end < len) {
     ssize_t n = read(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end);
     if (n < 0 && errno == EINTR) continue;
@@ -319,6 +322,14 @@ typedef struct job {
   struct job *next;
 } job;
 static job *queue_head, *queue_tail;
+
+static long queued_jobs, pool_workers;
+
+/* A hint, read without the lock: more calls wait than there are workers to take them. */
+static int pool_saturated(void) {
+  long workers = __atomic_load_n(&pool_workers, __ATOMIC_RELAXED);
+  return workers > 0 && __atomic_load_n(&queued_jobs, __ATOMIC_RELAXED) > workers;
+}
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queue_ready = PTHREAD_COND_INITIALIZER;
 
@@ -337,6 +348,7 @@ static void *worker(void *arg) {
     job *j = queue_head;
     queue_head = j->next;
     if (!queue_head) queue_tail = NULL;
+    __atomic_sub_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&queue_lock);
     run_job(j->id, j->ctx);
     free(j);
@@ -353,6 +365,7 @@ static void cancel_queued(uint32_t id) {
     job *j = *link;
     *link = j->next;
     if (queue_tail == j) queue_tail = prev;
+    __atomic_sub_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
     free(j->ctx);
     free(j);
     dropped = 1;
@@ -374,6 +387,7 @@ static void enqueue(uint32_t id, char *ctx) {
   if (queue_tail) queue_tail->next = j;
   else queue_head = j;
   queue_tail = j;
+  __atomic_add_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
   pthread_cond_signal(&queue_ready);
   pthread_mutex_unlock(&queue_lock);
 }
@@ -391,6 +405,7 @@ static int start_workers(long wanted) {
     pthread_detach(t);
   }
   pthread_attr_destroy(&attr);
+  __atomic_store_n(&pool_workers, started, __ATOMIC_RELAXED);
   return started > 0;
 }
 
