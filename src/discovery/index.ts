@@ -72,7 +72,7 @@ export function containingTrustedDir(canonicalPath: string, dirs: readonly Trust
 function inspectPluginDir(entryPath: string, trustedDir: TrustedDir): DiscoveredPlugin {
   let canonical: string;
   try {
-    canonical = realpathSync(entryPath);
+    canonical = realpathSync.native(entryPath);
   } catch (err) {
     return {
       path: entryPath,
@@ -102,7 +102,7 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir): Discovered
     else {
       let libraryReal: string;
       try {
-        libraryReal = realpathSync(lookup.path);
+        libraryReal = realpathSync.native(lookup.path);
       } catch {
         libraryReal = path.resolve(lookup.path);
       }
