@@ -41,6 +41,19 @@ function strlen(ptr: unknown): number {
 }
 
 
+/**
+ * What a decoded C string is: too large, valid text, or (when decoding replaced something with
+ * U+FFFD) its raw bytes, so the caller can tell invalid UTF-8 from a real U+FFFD.
+ */
+function classify(ptr: bigint, text: string, maxBytes: number): ReturnedString {
+  // A UTF-16 unit is at least one UTF-8 byte and at most three.
+  if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes)) {
+    return { kind: 'too-large', length: Buffer.byteLength(text) };
+  }
+  if (!text.includes('\uFFFD')) return { kind: 'text', text };
+  return { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr, strlen(ptr))).slice() };
+}
+
 /** A dlopen'ed ABI v1 library. */
 export interface NativeLibrary {
   /** The path given to the dynamic loader. */
@@ -103,21 +116,14 @@ export function openNativeLibrary(libraryPath: string, origin: Origin): NativeLi
   const take = (ptr: unknown, maxBytes: number): ReturnedString => {
     if (ptr === null || ptr === undefined || ptr === 0n || ptr === 0) return { kind: 'null' };
     try {
-      let text: string | undefined;
+      let text: string;
       try {
         text = koffi.decode(ptr, 'char', -1) as string;
       } catch {
         // Longer than a JS string can hold: only its length matters now.
         return { kind: 'too-large', length: strlen(ptr) };
       }
-      // A UTF-16 unit is at least one UTF-8 byte and at most three.
-      if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes)) {
-        return { kind: 'too-large', length: Buffer.byteLength(text) };
-      }
-      // Decoding replaces invalid UTF-8 with U+FFFD; only then are the raw bytes needed to tell.
-      if (!text.includes('\uFFFD')) return { kind: 'text', text };
-      const length = strlen(ptr);
-      return { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr as bigint, length)).slice() };
+      return classify(ptr as bigint, text, maxBytes);
     } finally {
       if (freeString) freeString(ptr);
     }
@@ -201,6 +207,11 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
   let handle: unknown;
   // koffi delivers the pump's notification only while something keeps the event loop alive.
   let keepAlive: NodeJS.Timeout | undefined;
+  const letLoopIdle = (): void => {
+    if (waiting.size > 0 || !keepAlive) return;
+    clearInterval(keepAlive);
+    keepAlive = undefined;
+  };
   const drain = (): void => {
     for (;;) {
       const n = api.take(handle, ids, results, TAKE_BATCH);
@@ -210,23 +221,14 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
         const ptr = results[i] as bigint;
         let returned: ReturnedString;
         if (ptr === 0n) returned = { kind: 'null' };
-        else {
-          const text = koffi.decode(ptr, 'char', -1) as string;
-          const limit = call?.maxBytes ?? Infinity;
-          if (text.length > limit || (text.length * 3 > limit && Buffer.byteLength(text) > limit)) returned = { kind: 'too-large', length: Buffer.byteLength(text) };
-          else if (!text.includes('\uFFFD')) returned = { kind: 'text', text };
-          else returned = { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr, strlen(ptr))).slice() };
-        }
+        else returned = classify(ptr, koffi.decode(ptr, 'char', -1) as string, call?.maxBytes ?? Infinity);
         call?.done(returned);
       }
       // One call frees the whole batch of copies.
       api.freeAll(results, n);
       if (n < TAKE_BATCH) break;
     }
-    if (waiting.size === 0 && keepAlive) {
-      clearInterval(keepAlive);
-      keepAlive = undefined;
-    }
+    letLoopIdle();
   };
   const notify = koffi.register(drain, api.notifyType);
   handle = api.create(libraryPath, notify, threads);
@@ -252,10 +254,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     cancel: (id) => {
       const dropped = api.cancel(handle, id) === 1;
       if (dropped) waiting.delete(id);
-      if (waiting.size === 0 && keepAlive) {
-        clearInterval(keepAlive);
-        keepAlive = undefined;
-      }
+      letLoopIdle();
       return dropped;
     },
     destroy: () => {

@@ -44,6 +44,8 @@ static void push(item **head, item **tail, item *it) {
   *tail = it;
 }
 
+/* How long an idle worker polls (yielding) for the next call before sleeping: a burst's next call
+   then costs no sleep/wake. */
 #define SPIN_NS 150000L
 
 static long elapsed_ns(const struct timespec *since) {
@@ -175,7 +177,7 @@ int pump_cancel(void *handle, uint32_t id) {
   return dropped;
 }
 
-/* Takes up to max finished calls: ids[i] and results[i] (a copy to free with pump_free, or NULL). */
+/* Takes up to max finished calls: ids[i] and results[i] (a copy to free with pump_free_all, or NULL). */
 int pump_take(void *handle, uint32_t *ids, char **results, int max) {
   pump *p = handle;
   int n = 0;

@@ -47,8 +47,6 @@ interface PendingCall {
   reject: (failure: CallFailure) => void;
   onStart: () => void;
   started: boolean;
-  /** The caller gave up on it before it started; a CANCEL is on its way. */
-  abandoned: boolean;
 }
 
 /** The host's first message. */
@@ -180,7 +178,7 @@ export class HostProcess {
     if (this.nextId > 0xffffffff) this.nextId = 1;
     if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
     const result = new Promise<ReturnedString>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onStart, started: false, abandoned: false });
+      this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
       this.corkUntilTick();
       this.channel.write(executeFrame(id, context));
@@ -199,9 +197,7 @@ export class HostProcess {
    * meanwhile, the host is killed, as for any cancelled running call.
    */
   cancelQueued(id: number): void {
-    const call = this.pending.get(id);
-    if (!call || this.exit) return;
-    call.abandoned = true;
+    if (!this.pending.has(id) || this.exit) return;
     this.corkUntilTick();
     this.channel.write(cancelFrame(id));
   }

@@ -4,7 +4,7 @@ import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, 
 import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest, PluginPermissions } from '../manifest/index.js';
 import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, failureFacts, timeoutError } from '../loader/call-errors.js';
-import { CallGate } from '../loader/gate.js';
+import { CallGate, PIPELINE_DEPTH } from '../loader/gate.js';
 import { InFlight } from '../loader/in-flight.js';
 import { checkAbiVersion, checkMetadata, resultFromReturned } from '../loader/handshake.js';
 import { detectSandbox, effectivePermissions, hostEnvironment, type SandboxGrant, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
@@ -16,8 +16,6 @@ import { LoadErrorReason } from './protocol.js';
 export const CRASHES_TO_QUARANTINE = 3;
 /** The window in which crashes count toward quarantine. */
 export const CRASH_WINDOW_MS = 60_000;
-/** Calls queued in a thread-safe plugin's host per worker thread. */
-const PIPELINE_DEPTH = 32;
 /** A crash whose peak address space reached this share of the limit is reported as a memory limit. */
 const MEMORY_LIMIT_SHARE = 0.9;
 

@@ -1,3 +1,6 @@
+/** Calls queued per worker thread of a thread-safe plugin, so the next is ready the moment one frees up. */
+export const PIPELINE_DEPTH = 32;
+
 /**
  * A FIFO gate that lets at most `limit` holders in at once. With limit 1 it serializes calls in order.
  */

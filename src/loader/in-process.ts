@@ -5,7 +5,7 @@ import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, 
 import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest } from '../manifest/index.js';
 import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, timeoutError } from './call-errors.js';
-import { CallGate } from './gate.js';
+import { CallGate, PIPELINE_DEPTH } from './gate.js';
 import { InFlight } from './in-flight.js';
 import { MAX_METADATA_BYTES, checkAbiVersion, checkMetadata, resultFromReturned } from './handshake.js';
 
@@ -57,7 +57,7 @@ export class InProcessPlugin implements NativePluginTrait {
     this.maxOutputBytes = options.maxOutputBytes;
     this.pump = pump;
     // Calls beyond the running ones wait in the pump's queue, so the next is ready the moment a thread frees up.
-    this.gate = new CallGate(pump ? options.maxConcurrency * 32 : metadata.thread_safe ? options.maxConcurrency : 1);
+    this.gate = new CallGate(pump ? options.maxConcurrency * PIPELINE_DEPTH : metadata.thread_safe ? options.maxConcurrency : 1);
     this.onClosed = options.onClosed;
   }
 
