@@ -42,7 +42,13 @@ export function encodeContextText(ctx: PluginContext, origin: Origin): string {
     );
   }
   try {
-    return JSON.stringify({ input: ctx.input, workspace_root: ctx.workspace_root ?? null, config: ctx.config ?? {} });
+    // Field by field: no intermediate object, and the common null/{} parts cost nothing.
+    const input = JSON.stringify(ctx.input) as string | undefined;
+    if (typeof input !== 'string') throw new TypeError('"input" serializes to nothing (a toJSON() returned undefined)');
+    const root = typeof ctx.workspace_root === 'string' ? JSON.stringify(ctx.workspace_root) : 'null';
+    const config = ctx.config === undefined ? '{}' : (JSON.stringify(ctx.config) as string | undefined);
+    if (typeof config !== 'string') throw new TypeError('"config" serializes to nothing (a toJSON() returned undefined)');
+    return `{"input":${input},"workspace_root":${root},"config":${config}}`;
   } catch (err) {
     throw new PluginError(
       ErrorCode.INVALID_INPUT,

@@ -1,5 +1,6 @@
 // The one door to native code: no other module imports the FFI library.
 import koffi from 'koffi';
+import { isUtf8 } from 'node:buffer';
 import { ErrorCode, PluginError } from '../errors.js';
 import { ABI_SYMBOLS } from './types.js';
 import type { Origin, ReturnedString } from './codec.js';
@@ -75,10 +76,11 @@ export interface NativeLibrary {
 type KoffiFn = ((...args: unknown[]) => unknown) & { async: (...args: unknown[]) => void };
 
 /**
- * Opens a library and binds the ABI v1 symbols. Runs the library's constructors.
+ * Opens a library and binds the ABI v1 symbols. Runs the library's constructors. With `helperPath`
+ * (the pump library built from pump.c), executeSync takes the one-native-call direct path.
  * Throws `E_LOAD_FAILED` or `E_MISSING_SYMBOL`.
  */
-export function openNativeLibrary(libraryPath: string, origin: Origin): NativeLibrary {
+export function openNativeLibrary(libraryPath: string, origin: Origin, helperPath?: string): NativeLibrary {
   configureKoffi();
   let lib: ReturnType<typeof koffi.load>;
   try {
@@ -129,12 +131,26 @@ export function openNativeLibrary(libraryPath: string, origin: Origin): NativeLi
     }
   };
 
+  // undefined: not opened yet; null: unavailable, so koffi's three calls do the job.
+  let direct: DirectCalls | null | undefined = helperPath ? undefined : null;
+  const executeSync = (ctx: string, maxBytes: number): ReturnedString => {
+    if (direct === undefined) direct = openDirectCalls(helperPath as string, libraryPath) ?? null;
+    if (direct === null) return take(execute(ctx), maxBytes);
+    const length = Number(direct.call(ctx));
+    if (length < 0) return { kind: 'null' };
+    if (length > direct.out.length) return take(direct.pending(), maxBytes);
+    if (length > maxBytes) return { kind: 'too-large', length };
+    const text = direct.out.toString('utf8', 0, length);
+    if (!text.includes('\uFFFD') || isUtf8(direct.out.subarray(0, length))) return { kind: 'text', text };
+    return { kind: 'bytes', bytes: direct.out.subarray(0, length).slice() };
+  };
+
   return {
     path: libraryPath,
     hasFreeString: freeString !== undefined,
     abiVersion: () => Number(version()),
     metadata: (maxBytes) => take(metadata(), maxBytes),
-    executeSync: (ctx, maxBytes) => take(execute(ctx), maxBytes),
+    executeSync,
     executeAsync: (ctx, maxBytes, done) => {
       execute.async(ctx, (err: Error | null, ptr: unknown) => {
         if (err) {
@@ -151,7 +167,11 @@ export function openNativeLibrary(libraryPath: string, origin: Origin): NativeLi
         done(null, result);
       });
     },
-    unload: () => lib.unload(),
+    unload: () => {
+      direct?.close();
+      direct = null;
+      lib.unload();
+    },
   };
 }
 
@@ -165,6 +185,29 @@ export interface NativePump {
   destroy(): void;
 }
 
+/** Results up to this size come back through the direct path's buffer; larger ones are read in place. */
+const DIRECT_OUT_BYTES = 64 * 1024;
+
+interface DirectCalls {
+  out: Buffer;
+  call: (ctx: string) => number | bigint;
+  pending: () => unknown;
+  close: () => void;
+}
+
+function openDirectCalls(helperPath: string, libraryPath: string): DirectCalls | undefined {
+  const api = helperLibrary(helperPath);
+  const out = Buffer.allocUnsafeSlow(DIRECT_OUT_BYTES);
+  const handle = api.directOpen(libraryPath, out, out.length);
+  if (!handle) return undefined;
+  return {
+    out,
+    call: (ctx) => api.directCall(handle, ctx),
+    pending: () => api.directPending(handle),
+    close: () => api.directClose(handle),
+  };
+}
+
 interface PumpLibrary {
   create: (libraryPath: string, notify: unknown, threads: number) => unknown;
   submit: (pump: unknown, id: number, ctx: string) => number;
@@ -174,16 +217,15 @@ interface PumpLibrary {
   stopAndWait: (pump: unknown, timeoutMs: number) => void;
   destroy: (pump: unknown) => void;
   notifyType: ReturnType<typeof koffi.pointer>;
+  directOpen: (libraryPath: string, out: Buffer, outCap: number) => unknown;
+  directCall: (direct: unknown, ctx: string) => number | bigint;
+  directPending: (direct: unknown) => unknown;
+  directClose: (direct: unknown) => void;
 }
 
 let pumpLibrary: PumpLibrary | undefined;
-const TAKE_BATCH = 256;
 
-/**
- * Starts a pump for the plugin library already loaded at `libraryPath` (built from pump.c at
- * `pumpPath`). Results are copied on the worker threads, so thread-local result buffers are safe.
- */
-export function createPump(pumpPath: string, libraryPath: string, threads: number): NativePump {
+function helperLibrary(pumpPath: string): PumpLibrary {
   configureKoffi();
   if (!pumpLibrary) {
     const lib = koffi.load(pumpPath);
@@ -197,9 +239,23 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       stopAndWait: lib.func('void pump_stop_and_wait(void *pump, int timeout_ms)') as PumpLibrary['stopAndWait'],
       destroy: lib.func('void pump_destroy(void *pump)') as PumpLibrary['destroy'],
       notifyType: koffi.pointer(notifyProto),
+      directOpen: lib.func('void *direct_open(const char *library_path, void *out, int64_t out_cap)') as PumpLibrary['directOpen'],
+      directCall: lib.func('int64_t direct_call(void *direct, const char *ctx)') as PumpLibrary['directCall'],
+      directPending: lib.func('void *direct_pending(void *direct)') as PumpLibrary['directPending'],
+      directClose: lib.func('void direct_close(void *direct)') as PumpLibrary['directClose'],
     };
   }
-  const api = pumpLibrary;
+  return pumpLibrary;
+}
+
+const TAKE_BATCH = 256;
+
+/**
+ * Starts a pump for the plugin library already loaded at `libraryPath` (built from pump.c at
+ * `pumpPath`). Results are copied on the worker threads, so thread-local result buffers are safe.
+ */
+export function createPump(pumpPath: string, libraryPath: string, threads: number): NativePump {
+  const api = helperLibrary(pumpPath);
   const waiting = new Map<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
   const ids = new Uint32Array(TAKE_BATCH);
   const results = new BigUint64Array(TAKE_BATCH);

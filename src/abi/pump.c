@@ -5,6 +5,9 @@
  *
  * Results are copied on the worker that produced them (a plugin may return a thread-local buffer
  * that its next call overwrites) and the plugin's own string is freed there, exactly once.
+ *
+ * It also holds the direct path for executeSync: one native call that runs the plugin, copies its
+ * result into a buffer JS owns and frees the plugin's string (koffi would need three calls).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -243,4 +246,64 @@ void pump_destroy(void *handle) {
   dlclose(p->library);
   free(p->workers);
   free(p);
+}
+
+/* ---------- direct calls on the JS thread (executeSync) ---------- */
+
+typedef struct {
+  void *library;
+  execute_fn execute;
+  free_fn release;
+  char *out; /* JS-owned buffer of out_cap bytes; JS keeps it alive while this handle lives */
+  int64_t out_cap;
+  const char *pending; /* a result too large for out, not yet freed */
+} direct;
+
+/* Binds the plugin already loaded at library_path for direct calls that copy results into out. */
+void *direct_open(const char *library_path, char *out, int64_t out_cap) {
+  void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
+  execute_fn execute = lib ? (execute_fn)dlsym(lib, "vtcode_plugin_execute") : NULL;
+  direct *d = execute ? calloc(1, sizeof *d) : NULL;
+  if (!d) {
+    if (lib) dlclose(lib);
+    return NULL;
+  }
+  d->library = lib;
+  d->execute = execute;
+  d->release = (free_fn)dlsym(lib, "vtcode_plugin_free_string");
+  d->out = out;
+  d->out_cap = out_cap;
+  return d;
+}
+
+/*
+ * Runs the plugin. Returns -1 for a NULL result, else the result's length in bytes: when it fits in
+ * out, the result is there and already freed; otherwise it waits in direct_pending() for the caller.
+ */
+int64_t direct_call(void *handle, const char *ctx) {
+  direct *d = handle;
+  const char *result = d->execute(ctx);
+  if (!result) return -1;
+  int64_t length = (int64_t)strlen(result);
+  if (length > d->out_cap) {
+    d->pending = result;
+    return length;
+  }
+  memcpy(d->out, result, (size_t)length);
+  if (d->release) d->release(result);
+  return length;
+}
+
+/* The result the last direct_call left in place because it did not fit; the caller frees it. */
+const char *direct_pending(void *handle) {
+  direct *d = handle;
+  const char *result = d->pending;
+  d->pending = NULL;
+  return result;
+}
+
+void direct_close(void *handle) {
+  direct *d = handle;
+  dlclose(d->library);
+  free(d);
 }

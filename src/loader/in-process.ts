@@ -57,14 +57,18 @@ export class InProcessPlugin implements NativePluginTrait {
     this.maxOutputBytes = options.maxOutputBytes;
     this.pump = pump;
     // Calls beyond the running ones wait in the pump's queue, so the next is ready the moment a thread frees up.
-    this.gate = new CallGate(pump ? options.maxConcurrency * PIPELINE_DEPTH : metadata.thread_safe ? options.maxConcurrency : 1);
+    // Without the pump, one call at a time: koffi hands results over after its thread may have run the next
+    // call, which overwrites a result kept in a thread-local buffer.
+    this.gate = new CallGate(pump ? options.maxConcurrency * PIPELINE_DEPTH : 1);
     this.onClosed = options.onClosed;
   }
 
   /** Loads the library (running its constructors), checks its ABI version and metadata. */
   static async open(options: InProcessOpenOptions): Promise<InProcessPlugin> {
     const origin: Origin = { plugin: options.manifestName, path: options.dir };
-    const lib = openNativeLibrary(options.libraryPath, origin);
+    // Without a C compiler there is no helper library: koffi's async path and three-call sync path serve.
+    const helperPath = await ensurePumpLibrary().catch(() => undefined);
+    const lib = openNativeLibrary(options.libraryPath, origin, helperPath);
     let metadata: PluginMetadata;
     try {
       checkAbiVersion(lib.abiVersion(), origin);
@@ -73,12 +77,10 @@ export class InProcessPlugin implements NativePluginTrait {
       lib.unload();
       throw err;
     }
-    // Without a C compiler there is no pump, and koffi's async path serves every call.
     let pump: NativePump | undefined;
-    if (metadata.thread_safe && options.maxConcurrency > 1) {
-      const pumpPath = await ensurePumpLibrary().catch(() => undefined);
+    if (metadata.thread_safe && options.maxConcurrency > 1 && helperPath) {
       try {
-        pump = pumpPath ? createPump(pumpPath, options.libraryPath, options.maxConcurrency - 1) : undefined;
+        pump = createPump(helperPath, options.libraryPath, options.maxConcurrency - 1);
       } catch {
         pump = undefined;
       }

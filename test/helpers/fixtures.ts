@@ -100,9 +100,9 @@ export async function buildFixtures(parent: string, specs: (FixtureSpec & { key:
 }
 
 /** Runs an ES module script in a fresh Node; resolves with its exit code (-1 if killed after `ms`) and stdout. */
-export async function runScript(script: string, ms: number): Promise<{ code: number | null; stdout: string }> {
+export async function runScript(script: string, ms: number, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string }> {
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env });
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const code = await new Promise<number | null>((resolve) => {

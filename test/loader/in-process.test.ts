@@ -27,6 +27,8 @@ describe('in-process plugins', () => {
       { key: 'echoTs', source: 'echo', name: 'echo-ts', defines: { THREAD_SAFE: '1' } },
       { key: 'parallel', source: 'concurrency', name: 'parallel', defines: { THREAD_SAFE: '1' } },
       { key: 'serial', source: 'concurrency', name: 'serial' },
+      { key: 'heap', source: 'heap', name: 'heap' },
+      { key: 'heapSmall', source: 'heap', name: 'heap-small' },
     ]);
   });
 
@@ -83,6 +85,70 @@ describe('in-process plugins', () => {
     } finally {
       await plugin.close();
     }
+  });
+
+  const withHeap = async (key: string, maxOutputBytes: number, use: (call: (input: Record<string, unknown>) => PluginResult | string) => void): Promise<void> => {
+    const plugin = (await new PluginLoader({ pluginsDirs: [root], defaultDirs: false, readConfig: false, isolation: 'none', maxOutputBytes }).loadPlugin(
+      dirs[key] as string,
+    )) as InProcessPlugin;
+    try {
+      // A result, or the code of the error it threw.
+      use((input) => {
+        try {
+          return plugin.executeSync(ctx(input));
+        } catch (err) {
+          return String((err as { code?: string }).code);
+        }
+      });
+    } finally {
+      await plugin.close();
+    }
+  };
+  const output = (r: PluginResult | string): unknown => (typeof r === 'string' ? r : r.output);
+
+  it('executeSync decodes, checks and frees every kind of returned string exactly once', async () => {
+    await withHeap('heap', 200_000, (call) => {
+      assert.deepEqual(output(call({ mode: 'ok' })), { ok: true });
+      assert.equal(call({ mode: 'badutf8' }), ErrorCode.INVALID_UTF8);
+      assert.equal(output(call({ mode: 'replacement' })), '\uFFFD ok', 'a real U+FFFD is valid UTF-8');
+      assert.equal(call({ mode: 'notjson' }), ErrorCode.INVALID_JSON);
+      assert.equal(call({ mode: 'badshape' }), ErrorCode.INVALID_RESULT);
+      assert.equal(call({ mode: 'null' }), ErrorCode.NULL_RESULT);
+      // Small results come back through a copy buffer; larger ones are read where the plugin put them.
+      for (const size of [10_000, 150_000]) assert.equal((output(call({ mode: 'big', size })) as string).length, size);
+      assert.equal(call({ mode: 'big', size: 300_000 }), ErrorCode.OUTPUT_TOO_LARGE);
+      // metadata + 5 modes (null allocates nothing) + 3 big + stats; all but the stats string freed.
+      assert.deepEqual(output(call({ mode: 'stats' })), { allocs: 10, frees: 9, bad_frees: 0 });
+    });
+  });
+
+  it('executeSync refuses a result over maxOutputBytes that fits its copy buffer, and frees it', async () => {
+    await withHeap('heapSmall', 20_000, (call) => {
+      assert.equal(call({ mode: 'big', size: 30_000 }), ErrorCode.OUTPUT_TOO_LARGE);
+      assert.equal((output(call({ mode: 'big', size: 10_000 })) as string).length, 10_000);
+      assert.deepEqual(output(call({ mode: 'stats' })), { allocs: 4, frees: 3, bad_frees: 0 });
+    });
+  });
+
+  it('runs on koffi alone when the helper library cannot be built', async () => {
+    const script = `
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'none' });
+      const heap = await loader.loadPlugin(${JSON.stringify(dirs.heap)});
+      const c = (mode) => ({ input: { mode }, workspace_root: null, config: {} });
+      const codeOf = (mode) => { try { heap.executeSync(c(mode)); return 'ok'; } catch (e) { return e.code; } };
+      const sync = [codeOf('ok'), codeOf('badutf8'), heap.executeSync(c('replacement')).output, codeOf('null')];
+      const echo = await loader.loadPlugin(${JSON.stringify(dirs.echoTs)});
+      const burst = await Promise.all(Array.from({ length: 16 }, (_, n) => echo.execute({ input: { n }, workspace_root: null, config: {} })));
+      console.log(JSON.stringify({ sync, burst: burst.map((r) => r.output.ctx.input.n), stats: heap.executeSync(c('stats')).output }));`;
+    // An unreadable override makes the helper unavailable, as a machine without a C compiler would.
+    const { code, stdout: out } = await runScript(script, 10_000, { ...process.env, SKILLPLUG_PUMP: path.join(root, 'missing.so') });
+    assert.equal(code, 0);
+    assert.deepEqual(JSON.parse(out), {
+      sync: ['ok', ErrorCode.INVALID_UTF8, '\uFFFD ok', ErrorCode.NULL_RESULT],
+      burst: Array.from({ length: 16 }, (_, n) => n),
+      stats: { allocs: 5, frees: 4, bad_frees: 0 },
+    });
   });
 
   it('lets a script that used the pump exit by itself', async () => {
