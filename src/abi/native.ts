@@ -4,6 +4,7 @@ import { isUtf8 } from 'node:buffer';
 import { ErrorCode, PluginError } from '../errors.js';
 import { ABI_SYMBOLS } from './types.js';
 import type { Origin, ReturnedString } from './codec.js';
+import { BusyPoll } from './busy-poll.js';
 
 /** koffi struct type for ABI v1's `PluginMetadataFFI { const char* json_ptr; }`. */
 export const PluginMetadataFFI = koffi.struct('PluginMetadataFFI', { json_ptr: 'const char *' });
@@ -209,7 +210,7 @@ function openDirectCalls(helperPath: string, libraryPath: string): DirectCalls |
 }
 
 interface PumpLibrary {
-  create: (libraryPath: string, notify: unknown, threads: number) => unknown;
+  create: (libraryPath: string, notify: unknown, shared: Int32Array, threads: number) => unknown;
   submit: (pump: unknown, id: number, ctx: string) => number;
   take: (pump: unknown, ids: Uint32Array, results: BigUint64Array, max: number) => number;
   freeAll: (results: BigUint64Array, n: number) => void;
@@ -231,7 +232,7 @@ function helperLibrary(pumpPath: string): PumpLibrary {
     const lib = koffi.load(pumpPath);
     const notifyProto = koffi.proto('void SkillplugPumpNotify(void)');
     pumpLibrary = {
-      create: lib.func('void *pump_create(const char *library_path, void *notify, int threads)') as PumpLibrary['create'],
+      create: lib.func('void *pump_create(const char *library_path, void *notify, void *shared, int threads)') as PumpLibrary['create'],
       submit: lib.func('int pump_submit(void *pump, uint32_t id, const char *ctx)') as PumpLibrary['submit'],
       take: lib.func('int pump_take(void *pump, void *ids, void *results, int max)') as PumpLibrary['take'],
       freeAll: lib.func('void pump_free_all(void *results, int n)') as PumpLibrary['freeAll'],
@@ -253,12 +254,19 @@ const TAKE_BATCH = 256;
 /**
  * Starts a pump for the plugin library already loaded at `libraryPath` (built from pump.c at
  * `pumpPath`). Results are copied on the worker threads, so thread-local result buffers are safe.
+ * With `pollMicros` > 0, the JS thread polls for results (between event-loop turns) for up to that
+ * long after each submit or result, so a serial caller pays no cross-thread wake-up.
  */
-export function createPump(pumpPath: string, libraryPath: string, threads: number): NativePump {
+export function createPump(pumpPath: string, libraryPath: string, threads: number, pollMicros = 0): NativePump {
   const api = helperLibrary(pumpPath);
   const waiting = new Map<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
   const ids = new Uint32Array(TAKE_BATCH);
   const results = new BigUint64Array(TAKE_BATCH);
+  // A page of its own: the pump keeps this address, and V8 never moves an ArrayBuffer's backing store.
+  const shared = new Int32Array(new ArrayBuffer(4096));
+  const FINISHED = 0;
+  const JS_POLLING = 1;
+  let seenFinished = 0;
   let nextId = 1;
   let handle: unknown;
   // koffi delivers the pump's notification only while something keeps the event loop alive.
@@ -269,6 +277,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     keepAlive = undefined;
   };
   const drain = (): void => {
+    seenFinished = Atomics.load(shared, FINISHED);
     for (;;) {
       const n = api.take(handle, ids, results, TAKE_BATCH);
       for (let i = 0; i < n; i++) {
@@ -286,8 +295,22 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     }
     letLoopIdle();
   };
+  const poller = new BusyPoll(pollMicros, {
+    waiting: () => waiting.size > 0,
+    check: () => {
+      if (Atomics.load(shared, FINISHED) === seenFinished) return false;
+      drain();
+      return true;
+    },
+    onStart: () => Atomics.store(shared, JS_POLLING, 1),
+    onStop: () => {
+      Atomics.store(shared, JS_POLLING, 0);
+      // A result that finished before the store above was counted but not notified: take it now.
+      if (Atomics.load(shared, FINISHED) !== seenFinished) drain();
+    },
+  });
   const notify = koffi.register(drain, api.notifyType);
-  handle = api.create(libraryPath, notify, threads);
+  handle = api.create(libraryPath, notify, shared, threads);
   if (!handle) {
     koffi.unregister(notify);
     throw new PluginError(ErrorCode.LOAD_FAILED, `Cannot start the call pump for ${libraryPath}.`, { path: libraryPath });
@@ -301,6 +324,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       if (nextId > 0xffffffff) nextId = 1;
       waiting.set(id, { maxBytes, done });
       keepAlive ??= setInterval(() => undefined, 1 << 30);
+      poller.touch();
       if (api.submit(handle, id, ctx) !== 0) {
         waiting.delete(id);
         throw new PluginError(ErrorCode.INTERNAL, 'The call pump is out of memory.', { path: libraryPath });

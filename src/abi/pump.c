@@ -1,6 +1,7 @@
 /*
- * skillplug pump: runs many calls of a thread-safe plugin on dedicated threads and hands the results
- * back in batches, so 64 calls in flight cost one wake-up of the JS thread, not 64.
+ * skillplug pump: runs a plugin's calls on dedicated threads and hands the results back in batches,
+ * so 64 calls in flight cost one wake-up of the JS thread, not 64; while JS polls for results (a
+ * serial caller), a call costs no wake-up at all.
  * Built by skillplug on first use into a per-user cache; loaded through koffi.
  *
  * Results are copied on the worker that produced them (a plugin may return a thread-local buffer
@@ -28,10 +29,14 @@ typedef struct item {
   struct item *next;
 } item;
 
+/* Words shared with JS (its buffer, alive while the pump lives). */
+enum { SHARED_FINISHED = 0, SHARED_JS_POLLING = 1 };
+
 typedef struct {
   execute_fn execute;
   free_fn release;
   notify_fn notify;
+  int32_t *shared; /* [SHARED_FINISHED]: results finished so far; [SHARED_JS_POLLING]: JS is polling that count */
   pthread_mutex_t lock;
   pthread_cond_t work_ready, done_ready, taken;
   item *jobs, *jobs_tail, *done, *done_tail;
@@ -82,7 +87,9 @@ static void *worker(void *arg) {
     if (out && p->release) p->release(out);
     pthread_mutex_lock(&p->lock);
     push(&p->done, &p->done_tail, job);
-    pthread_cond_signal(&p->done_ready);
+    __atomic_add_fetch(&p->shared[SHARED_FINISHED], 1, __ATOMIC_SEQ_CST);
+    /* JS clears its flag before its last look at the count, so one of the two always sees the other. */
+    if (!__atomic_load_n(&p->shared[SHARED_JS_POLLING], __ATOMIC_SEQ_CST)) pthread_cond_signal(&p->done_ready);
   }
   pthread_mutex_unlock(&p->lock);
   return NULL;
@@ -106,8 +113,11 @@ static void *notifier(void *arg) {
   return NULL;
 }
 
-/* Binds the plugin already loaded at library_path (its own handle keeps it loaded). */
-void *pump_create(const char *library_path, void *notify, int threads) {
+/*
+ * Binds the plugin already loaded at library_path (its own handle keeps it loaded). While JS sets
+ * shared[SHARED_JS_POLLING], finished calls are only counted in shared[SHARED_FINISHED], not notified.
+ */
+void *pump_create(const char *library_path, void *notify, int32_t *shared, int threads) {
   void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
   execute_fn execute = lib ? (execute_fn)dlsym(lib, "vtcode_plugin_execute") : NULL;
   if (!execute) {
@@ -123,6 +133,7 @@ void *pump_create(const char *library_path, void *notify, int threads) {
   p->library = lib;
   p->release = (free_fn)dlsym(lib, "vtcode_plugin_free_string");
   p->notify = (notify_fn)notify;
+  p->shared = shared;
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->work_ready, NULL);
   pthread_cond_init(&p->done_ready, NULL);

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Duplex } from 'node:stream';
+import { BusyPoll } from '../abi/busy-poll.js';
 import type { ReturnedString } from '../abi/codec.js';
 import { bwrapArgs, type SandboxPlan } from '../sandbox/index.js';
 import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, cancelFrame, configureFrame, decodeReturned, executeFrame } from './protocol.js';
@@ -12,6 +13,8 @@ export interface HostLaunch {
   libraryPath: string;
   /** Worker threads in the host, when already known (thread-safe plugins); else configure later. */
   concurrency?: number;
+  /** How long the event loop polls for results (µs) after each call or result; 0: never. */
+  pollMicros: number;
   maxOutputBytes: number;
   /** Address-space limit; 0 for none. */
   maxMemoryMb: number;
@@ -71,6 +74,7 @@ export class HostProcess {
   private readonly reader: FrameReader;
   // In dispatch order: the host takes calls first in, first out, so the first `workers` are the running ones.
   private readonly pending = new Map<number, PendingCall>();
+  private readonly poller: BusyPoll;
   private workers = 1;
   private corked = false;
   private nextId = 1;
@@ -83,6 +87,8 @@ export class HostProcess {
   private readonly sandboxed: boolean;
 
   constructor(launch: HostLaunch) {
+    // Turning the event loop without sleeping lets libuv see the host's answer without being woken for it.
+    this.poller = new BusyPoll(launch.pollMicros, { waiting: () => this.pending.size > 0 });
     const hostArgs = [
       launch.libraryPath,
       String(launch.maxOutputBytes),
@@ -180,6 +186,7 @@ export class HostProcess {
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
+      this.poller.touch();
       this.corkUntilTick();
       this.channel.write(executeFrame(id, context));
     });
@@ -257,6 +264,7 @@ export class HostProcess {
   }
 
   private onData(chunk: Buffer): void {
+    this.poller.touch();
     let frames;
     try {
       frames = this.reader.push(chunk);

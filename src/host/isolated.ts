@@ -29,6 +29,8 @@ export interface IsolatedOpenOptions {
   workspace: string | null;
   maxOutputBytes: number;
   maxConcurrency: number;
+  /** How long the event loop polls for a host's results (µs); 0: it sleeps until they arrive. */
+  pollMicros: number;
   timeoutMs: number;
   maxMemoryMb: number;
   sandbox: SandboxMode;
@@ -130,6 +132,7 @@ export class IsolatedPlugin implements NativePluginTrait {
       hostBinary,
       libraryPath: options.libraryPath,
       concurrency,
+      pollMicros: options.pollMicros,
       maxOutputBytes: options.maxOutputBytes,
       maxMemoryMb: options.maxMemoryMb,
       sandbox,

@@ -23,6 +23,8 @@ export interface InProcessOpenOptions {
   maxOutputBytes: number;
   /** Concurrent calls allowed for a thread-safe plugin. */
   maxConcurrency: number;
+  /** How long the JS thread polls for results (µs); 0: it waits to be notified. */
+  pollMicros: number;
   /** Runs once the library is unloaded. */
   onClosed?: (() => void) | undefined;
 }
@@ -43,11 +45,16 @@ export class InProcessPlugin implements NativePluginTrait {
   private readonly inFlight = new InFlight();
   private closed = false;
   private readonly onClosed: (() => void) | undefined;
-  /** For thread-safe plugins: maxConcurrency - 1 threads that batch concurrent calls; the async path is the other one. */
+  /**
+   * Threads that run calls and batch their results. When JS polls, every call goes here (maxConcurrency
+   * threads, or one for a plugin that is not thread-safe); otherwise a call alone takes koffi's async
+   * path and the pump's maxConcurrency - 1 threads serve the others.
+   */
   private readonly pump: NativePump | undefined;
+  private readonly pumpServesAll: boolean;
   private asyncRunning = 0;
 
-  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined) {
+  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined, pumpServesAll: boolean) {
     this.lib = lib;
     this.metadata = metadata;
     this.manifest = options.manifest;
@@ -56,10 +63,12 @@ export class InProcessPlugin implements NativePluginTrait {
     this.origin = { plugin: metadata.name, path: options.dir };
     this.maxOutputBytes = options.maxOutputBytes;
     this.pump = pump;
-    // Calls beyond the running ones wait in the pump's queue, so the next is ready the moment a thread frees up.
-    // Without the pump, one call at a time: koffi hands results over after its thread may have run the next
-    // call, which overwrites a result kept in a thread-local buffer.
-    this.gate = new CallGate(pump ? options.maxConcurrency * PIPELINE_DEPTH : 1);
+    this.pumpServesAll = pumpServesAll;
+    // Calls beyond the running ones wait in the pump's queue (FIFO, so a one-thread pump keeps order), ready
+    // the moment a thread frees up. Without the pump, one call at a time: koffi hands results over after its
+    // thread may have run the next call, which overwrites a result kept in a thread-local buffer.
+    const threads = metadata.thread_safe ? options.maxConcurrency : 1;
+    this.gate = new CallGate(pump ? threads * PIPELINE_DEPTH : 1);
     this.onClosed = options.onClosed;
   }
 
@@ -77,15 +86,17 @@ export class InProcessPlugin implements NativePluginTrait {
       lib.unload();
       throw err;
     }
+    const servesAll = options.pollMicros > 0;
+    const threads = metadata.thread_safe ? options.maxConcurrency - (servesAll ? 0 : 1) : servesAll ? 1 : 0;
     let pump: NativePump | undefined;
-    if (metadata.thread_safe && options.maxConcurrency > 1 && helperPath) {
+    if (threads > 0 && helperPath) {
       try {
-        pump = createPump(helperPath, options.libraryPath, options.maxConcurrency - 1);
+        pump = createPump(helperPath, options.libraryPath, threads, options.pollMicros);
       } catch {
         pump = undefined;
       }
     }
-    return new InProcessPlugin(lib, metadata, options, pump);
+    return new InProcessPlugin(lib, metadata, options, pump, servesAll);
   }
 
   /** Runs the plugin on a worker thread; the event loop keeps turning. */
@@ -113,9 +124,9 @@ export class InProcessPlugin implements NativePluginTrait {
   private run(text: string, release: () => void, options: ExecuteOptions): Promise<PluginResult> {
     const { signal, timeoutMs } = options;
     this.inFlight.begin();
-    // Alone, a call takes koffi's async path (lowest latency); with others in flight, the batching pump,
-    // whose maxConcurrency - 1 threads plus that one async call never exceed maxConcurrency.
-    const pump = this.asyncRunning > 0 ? this.pump : undefined;
+    // Without polling, a call alone takes koffi's async path (one wake-up each way); with others in flight,
+    // the batching pump, whose maxConcurrency - 1 threads plus that one async call never exceed maxConcurrency.
+    const pump = this.pumpServesAll || this.asyncRunning > 0 ? this.pump : undefined;
     return new Promise<PluginResult>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;

@@ -10,8 +10,14 @@ import { rejectsWithCode } from '../helpers/assertions.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: '/ws', config: {} });
 
-for (const isolation of ISOLATION_MODES as IsolationMode[]) {
-  describe(`loader (isolation: ${isolation})`, () => {
+// Each mode with the default polling for results, and each with polling off (results wake the loop).
+const variants = (ISOLATION_MODES as IsolationMode[]).flatMap((isolation) => [
+  { isolation, pollMicros: undefined },
+  { isolation, pollMicros: 0 },
+]);
+
+for (const { isolation, pollMicros } of variants) {
+  describe(`loader (isolation: ${isolation}, pollMicros: ${pollMicros ?? 'default'})`, () => {
     let root: string;
     let loader: PluginLoader;
     let dirs: Record<string, string> = {};
@@ -33,7 +39,7 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
         { key: 'cargo', source: 'echo', name: 'cargo-style', libraryFile: 'libcargo_style.so' },
       ];
       dirs = await buildFixtures(root, specs);
-      loader = new PluginLoader({ pluginsDirs: [root], home: tempHome(), workspace: root, isolation });
+      loader = new PluginLoader({ pluginsDirs: [root], home: tempHome(), workspace: root, isolation, pollMicros });
     });
 
     async function withPlugin<T>(key: string, use: (p: NativePluginTrait) => Promise<T>): Promise<T> {
@@ -116,7 +122,7 @@ for (const isolation of ISOLATION_MODES as IsolationMode[]) {
     });
 
     it('refuses a result over maxOutputBytes with E_OUTPUT_TOO_LARGE', async () => {
-      const small = new PluginLoader({ pluginsDirs: [root], home: tempHome(), workspace: root, isolation, maxOutputBytes: 4096 });
+      const small = new PluginLoader({ pluginsDirs: [root], home: tempHome(), workspace: root, isolation, pollMicros, maxOutputBytes: 4096 });
       const plugin = await small.loadPlugin(dirs.heap as string);
       try {
         const err = await rejectsWithCode(plugin.execute(ctx({ mode: 'big', size: 8192 })), ErrorCode.OUTPUT_TOO_LARGE);
@@ -289,5 +295,9 @@ describe('loader trust rules', () => {
   it('rejects bad loader options', () => {
     assert.throws(() => new PluginLoader({ isolation: 'vm' as never }), (e: unknown) => e instanceof PluginError && e.code === ErrorCode.USAGE);
     assert.throws(() => new PluginLoader({ maxConcurrency: 0 }), (e: unknown) => e instanceof PluginError && e.code === ErrorCode.USAGE);
+    for (const pollMicros of [-1, 1.5, '200' as never]) {
+      assert.throws(() => new PluginLoader({ pollMicros }), (e: unknown) => e instanceof PluginError && e.code === ErrorCode.USAGE, String(pollMicros));
+    }
+    assert.doesNotThrow(() => new PluginLoader({ pollMicros: 0 }));
   });
 });

@@ -1,0 +1,48 @@
+/** What a {@link BusyPoll} asks of its owner. */
+export interface BusyPollHooks {
+  /** Whether any result is still due; polling stops when none is. */
+  waiting: () => boolean;
+  /** Looks for results; true when it found some. Without it, the turn itself (libuv's I/O poll) is the look. */
+  check?: () => boolean;
+  /** Runs when polling starts. */
+  onStart?: () => void;
+  /** Runs when polling stops. */
+  onStop?: () => void;
+}
+
+/**
+ * Keeps the event loop turning, without sleeping, while results are due: a result that lands (from
+ * a pump thread, or on a host's socket) is then seen on the next turn instead of after a cross-thread
+ * or cross-process wake-up. Gives up `micros` after the last activity, so a long call costs little CPU.
+ */
+export class BusyPoll {
+  private running = false;
+  private lastActivity = 0;
+  private readonly windowMs: number;
+  private readonly hooks: BusyPollHooks;
+
+  constructor(micros: number, hooks: BusyPollHooks) {
+    this.windowMs = micros / 1000;
+    this.hooks = hooks;
+  }
+
+  /** Starts polling, or extends it: call on each submit and each result. */
+  touch(): void {
+    this.lastActivity = performance.now();
+    if (this.running || this.windowMs <= 0) return;
+    this.running = true;
+    this.hooks.onStart?.();
+    setImmediate(this.turn);
+  }
+
+  private readonly turn = (): void => {
+    const now = performance.now();
+    if (this.hooks.check?.()) this.lastActivity = now;
+    if (this.hooks.waiting() && now - this.lastActivity < this.windowMs) {
+      setImmediate(this.turn);
+      return;
+    }
+    this.running = false;
+    this.hooks.onStop?.();
+  };
+}
