@@ -1,6 +1,6 @@
 /** What a {@link BusyPoll} asks of its owner. */
 export interface BusyPollHooks {
-  /** Whether any result is still due; polling stops when none is. */
+  /** Whether polling still pays (a result is due, and few enough that polling beats waiting); it stops when not. */
   waiting: () => boolean;
   /** Looks for results; true when it found some. Without it, the turn itself (libuv's I/O poll) is the look. */
   check?: () => boolean;

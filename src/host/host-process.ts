@@ -88,7 +88,9 @@ export class HostProcess {
 
   constructor(launch: HostLaunch) {
     // Turning the event loop without sleeping lets libuv see the host's answer without being woken for it.
-    this.poller = new BusyPoll(launch.pollMicros, { waiting: () => this.pending.size > 0 });
+    // Only for a call alone: with more in flight, answers keep the loop awake anyway, and a spinning JS
+    // thread would take a core from the host's workers.
+    this.poller = new BusyPoll(launch.pollMicros, { waiting: () => this.pending.size === 1 });
     const hostArgs = [
       launch.libraryPath,
       String(launch.maxOutputBytes),
