@@ -56,6 +56,18 @@ function classify(ptr: bigint, text: string, maxBytes: number): ReturnedString {
   return { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr, strlen(ptr))).slice() };
 }
 
+/** Reads a NUL-terminated string (the caller frees it) and classifies it. */
+function decodeCString(ptr: bigint, maxBytes: number): ReturnedString {
+  let text: string;
+  try {
+    text = koffi.decode(ptr, 'char', -1) as string;
+  } catch {
+    // Longer than a JS string can hold: only its length matters now.
+    return { kind: 'too-large', length: strlen(ptr) };
+  }
+  return classify(ptr, text, maxBytes);
+}
+
 /** A dlopen'ed ABI v1 library. */
 export interface NativeLibrary {
   /** The path given to the dynamic loader. */
@@ -119,14 +131,7 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
   const take = (ptr: unknown, maxBytes: number): ReturnedString => {
     if (ptr === null || ptr === undefined || ptr === 0n || ptr === 0) return { kind: 'null' };
     try {
-      let text: string;
-      try {
-        text = koffi.decode(ptr, 'char', -1) as string;
-      } catch {
-        // Longer than a JS string can hold: only its length matters now.
-        return { kind: 'too-large', length: strlen(ptr) };
-      }
-      return classify(ptr as bigint, text, maxBytes);
+      return decodeCString(ptr as bigint, maxBytes);
     } finally {
       if (freeString) freeString(ptr);
     }
@@ -284,10 +289,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
         const call = waiting.get(ids[i] as number);
         waiting.delete(ids[i] as number);
         const ptr = results[i] as bigint;
-        let returned: ReturnedString;
-        if (ptr === 0n) returned = { kind: 'null' };
-        else returned = classify(ptr, koffi.decode(ptr, 'char', -1) as string, call?.maxBytes ?? Infinity);
-        call?.done(returned);
+        call?.done(ptr === 0n ? { kind: 'null' } : decodeCString(ptr, call?.maxBytes ?? Infinity));
       }
       // One call frees the whole batch of copies.
       api.freeAll(results, n);
