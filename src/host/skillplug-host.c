@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -111,15 +112,17 @@ static int pool_saturated(void);
 
 /* A caller in a loop sends its next request within microseconds; catching it without a sleep/wake
    cycle saves a scheduler round trip per call. Gives up after SPIN_NS so an idle host costs no CPU. */
+static long elapsed_since(const struct timespec *start) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
+}
+
 static void spin_for_input(void) {
-  struct timespec start, now;
+  struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   struct pollfd pfd = {CHANNEL_FD, POLLIN, 0};
-  for (;;) {
-    if (poll(&pfd, 1, 0) != 0) return;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) > SPIN_NS) return;
-  }
+  while (poll(&pfd, 1, 0) == 0 && elapsed_since(&start) <= SPIN_NS) sched_yield();
 }
 
 /* Requests are read through a buffer: one read() usually brings a header and its payload. */
@@ -343,6 +346,10 @@ static void *worker(void *arg) {
   (void)arg;
   install_alt_stack();
   for (;;) {
+    /* Like the reader: a caller's next call usually comes within microseconds, so look before sleeping. */
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!__atomic_load_n(&queue_head, __ATOMIC_ACQUIRE) && elapsed_since(&start) < SPIN_NS) sched_yield();
     pthread_mutex_lock(&queue_lock);
     while (!queue_head) pthread_cond_wait(&queue_ready, &queue_lock);
     job *j = queue_head;
@@ -385,7 +392,7 @@ static void enqueue(uint32_t id, char *ctx) {
   j->next = NULL;
   pthread_mutex_lock(&queue_lock);
   if (queue_tail) queue_tail->next = j;
-  else queue_head = j;
+  else __atomic_store_n(&queue_head, j, __ATOMIC_RELEASE); /* Idle workers poll it without the lock. */
   queue_tail = j;
   __atomic_add_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
   pthread_cond_signal(&queue_ready);
