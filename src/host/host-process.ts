@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import type { Readable, Duplex } from 'node:stream';
+import type { Readable, Duplex, Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
 import type { ReturnedString } from '../abi/codec.js';
 import { bwrapArgs, type SandboxPlan } from '../sandbox/index.js';
@@ -59,6 +59,7 @@ export type HostReady =
 
 const STDERR_KEEP_BYTES = 64 * 1024;
 const TAIL_LINES = 20;
+const WAKE_BYTE = Buffer.of(1);
 const SIGNAL_NAMES = new Map<number, string>();
 // First name wins, so 6 is SIGABRT rather than its alias SIGIOT.
 for (const [name, num] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(num)) SIGNAL_NAMES.set(num, name);
@@ -75,6 +76,10 @@ export class HostProcess {
   // In dispatch order: the host takes calls first in, first out, so the first `workers` are the running ones.
   private readonly pending = new Map<number, PendingCall>();
   private readonly poller: BusyPoll;
+  // The host's standby reader sleeps on fd 5; a byte wakes it to read fd 3 while a lone call runs.
+  private readonly wakeChannel: Writable;
+  private wakeClosed = false;
+  private aloneId: number | undefined;
   private workers = 1;
   private corked = false;
   private nextId = 1;
@@ -108,10 +113,13 @@ export class HostProcess {
     this.child = spawn(command, args, {
       cwd: launch.cwd,
       env: launch.sandbox ? {} : launch.env,
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: true,
     });
     this.channel = this.child.stdio[3] as Duplex;
+    this.wakeChannel = (this.child.stdio as unknown as Writable[])[5] as Writable;
+    // EPIPE: the host closed fd 5 because it runs no standby reader.
+    this.wakeChannel.on('error', () => (this.wakeClosed = true));
     const errStream = this.child.stdio[2] as Readable;
     const notesStream = this.child.stdio[4] as Readable;
     errStream.setEncoding('utf8');
@@ -185,12 +193,15 @@ export class HostProcess {
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
+    const alone = this.pending.size === 0 && this.workers > 1;
+    const wake = this.standbyWake();
+    if (alone) this.aloneId = id;
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
       this.poller.touch();
       this.corkUntilTick();
-      this.channel.write(executeFrame(id, context));
+      this.channel.write(executeFrame(id, context, alone), wake);
     });
     this.promote();
     return { id, result };
@@ -208,7 +219,15 @@ export class HostProcess {
   cancelQueued(id: number): void {
     if (!this.pending.has(id) || this.exit) return;
     this.corkUntilTick();
-    this.channel.write(cancelFrame(id));
+    this.channel.write(cancelFrame(id), this.standbyWake());
+  }
+
+  // While a lone call may be running on the host's reader, a frame must wake the standby once it is written.
+  private standbyWake(): (() => void) | undefined {
+    if (this.aloneId === undefined || !this.pending.has(this.aloneId) || this.wakeClosed) return undefined;
+    return () => {
+      if (!this.wakeClosed && !this.exit) this.wakeChannel.write(WAKE_BYTE);
+    };
   }
 
   // Writes made in the same tick (many callers answering one batch of results) leave in one writev.
@@ -261,7 +280,7 @@ export class HostProcess {
 
   // Referenced only while someone awaits the host, so an idle host never keeps the caller alive.
   private setRef(on: boolean): void {
-    const handles = [this.child, this.channel, this.child.stdio[2], this.child.stdio[4]] as unknown as { ref?: () => void; unref?: () => void }[];
+    const handles = [this.child, this.channel, this.child.stdio[2], this.child.stdio[4], this.wakeChannel] as unknown as { ref?: () => void; unref?: () => void }[];
     for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
   }
 

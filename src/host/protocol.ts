@@ -4,7 +4,7 @@ import type { ReturnedString } from '../abi/codec.js';
 /** Host-to-parent frame kinds. */
 export const HostMessage = { READY: 1, LOAD_ERROR: 2, RESULT: 3, CANCEL_ACK: 4 } as const;
 /** Parent-to-host frame kinds. */
-export const HostRequest = { EXECUTE: 1, CONFIGURE: 2, CANCEL: 3 } as const;
+export const HostRequest = { EXECUTE: 1, CONFIGURE: 2, CANCEL: 3, EXECUTE_ALONE: 4 } as const;
 /** Reasons in a LOAD_ERROR frame. */
 export const LoadErrorReason = { DLOPEN: 1, SYMBOL: 2 } as const;
 
@@ -25,11 +25,14 @@ export interface Frame {
 /** A frame the host should never send: the channel is not to be trusted any more. */
 export class ProtocolViolation extends Error {}
 
-/** A whole EXECUTE request, header and UTF-8 context in one buffer (one write per call). */
-export function executeFrame(id: number, context: string): Buffer {
+/**
+ * A whole EXECUTE request, header and UTF-8 context in one buffer (one write per call). `alone`: no
+ * other call is in flight, so a pooled host may run it on its reader thread.
+ */
+export function executeFrame(id: number, context: string, alone = false): Buffer {
   const length = Buffer.byteLength(context);
   const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
-  frame.writeUInt32LE(HostRequest.EXECUTE, 0);
+  frame.writeUInt32LE(alone ? HostRequest.EXECUTE_ALONE : HostRequest.EXECUTE, 0);
   frame.writeUInt32LE(id, 4);
   frame.writeBigUInt64LE(BigInt(length), 8);
   frame.write(context, HEADER_BYTES, 'utf8');

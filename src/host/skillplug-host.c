@@ -7,7 +7,11 @@
  * Frames on fd 3 (little-endian): u32 kind, u32 id, u64 payload length, payload.
  *   parent -> host: kind 1 EXECUTE, payload = context JSON (no NUL);
  *                   kind 2 CONFIGURE, payload = u32 worker threads (>1 only for thread-safe plugins);
- *                   kind 3 CANCEL (id = the call): drop it if no worker has taken it yet.
+ *                   kind 3 CANCEL (id = the call): drop it if no worker has taken it yet;
+ *                   kind 4 EXECUTE_ALONE: an EXECUTE sent with no other call in flight, which a
+ *                   pooled host runs on the reader itself (no hand-over to a worker).
+ * While an EXECUTE_ALONE call runs, the parent writes a byte to fd 5 after each further frame: the
+ * standby thread then reads fd 3 in the reader's place, so nothing waits behind the lone call.
  *   host -> parent: kind 1 READY (id 0): u32 abi version, u32 has_free, then a returned string
  *                   (only when the version is 1); kind 2 LOAD_ERROR: u32 reason, text;
  *                   kind 3 RESULT: a returned string;
@@ -38,11 +42,12 @@
 
 #define CHANNEL_FD 3
 #define NOTES_FD 4
+#define WAKE_FD 5
 #define PLUGIN_ABI_VERSION 1u
 #define MAX_METADATA_BYTES (1024u * 1024u)
 #define WORKER_STACK_BYTES (8u * 1024u * 1024u)
 
-enum { REQ_EXECUTE = 1, REQ_CONFIGURE = 2, REQ_CANCEL = 3 };
+enum { REQ_EXECUTE = 1, REQ_CONFIGURE = 2, REQ_CANCEL = 3, REQ_EXECUTE_ALONE = 4 };
 enum { MSG_READY = 1, MSG_LOAD_ERROR = 2, MSG_RESULT = 3, MSG_CANCEL_ACK = 4 };
 enum { RET_BYTES = 0, RET_NULL = 1, RET_TOO_LARGE = 2 };
 enum { LOADERR_DLOPEN = 1, LOADERR_SYMBOL = 2, LOADERR_USAGE = 3 };
@@ -342,6 +347,31 @@ static void run_job(uint32_t id, char *ctx) {
   send_returned(MSG_RESULT, id, NULL, 0, out, max_output);
 }
 
+/* Calls running now, on workers or the reader: never more than pool_workers (the parent's maxConcurrency). */
+static long running_jobs;
+
+/* A hint, read without the lock: a queued call and a free slot to run it. */
+static int job_ready(void) {
+  return __atomic_load_n(&queue_head, __ATOMIC_ACQUIRE) && __atomic_load_n(&running_jobs, __ATOMIC_RELAXED) < __atomic_load_n(&pool_workers, __ATOMIC_RELAXED);
+}
+
+static void job_done(void) {
+  pthread_mutex_lock(&queue_lock);
+  __atomic_sub_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
+  /* A queued call may have waited for this slot. */
+  if (queue_head) pthread_cond_signal(&queue_ready);
+  pthread_mutex_unlock(&queue_lock);
+}
+
+/* Takes a slot for a lone call on the reader; 0 when every slot is busy or calls wait (then it queues). */
+static int take_slot_here(void) {
+  pthread_mutex_lock(&queue_lock);
+  int ok = !queue_head && running_jobs < pool_workers;
+  if (ok) __atomic_add_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&queue_lock);
+  return ok;
+}
+
 static void *worker(void *arg) {
   (void)arg;
   install_alt_stack();
@@ -349,16 +379,18 @@ static void *worker(void *arg) {
     /* Like the reader: a caller's next call usually comes within microseconds, so look before sleeping. */
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    while (!__atomic_load_n(&queue_head, __ATOMIC_ACQUIRE) && elapsed_since(&start) < SPIN_NS) sched_yield();
+    while (!job_ready() && elapsed_since(&start) < SPIN_NS) sched_yield();
     pthread_mutex_lock(&queue_lock);
-    while (!queue_head) pthread_cond_wait(&queue_ready, &queue_lock);
+    while (!queue_head || running_jobs >= pool_workers) pthread_cond_wait(&queue_ready, &queue_lock);
     job *j = queue_head;
     queue_head = j->next;
     if (!queue_head) queue_tail = NULL;
     __atomic_sub_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&queue_lock);
     run_job(j->id, j->ctx);
     free(j);
+    job_done();
   }
   return NULL;
 }
@@ -399,6 +431,84 @@ static void enqueue(uint32_t id, char *ctx) {
   pthread_mutex_unlock(&queue_lock);
 }
 
+/* Whoever holds it reads fd 3: the main thread, except while it runs a lone call (then the standby may). */
+static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
+static int use_pool, standby_running;
+static int start_workers(long wanted);
+static void start_standby(void);
+
+/*
+ * Reads one frame and acts on it; call with read_lock held. The main thread (may_run_here) runs a
+ * lone call itself, letting go of read_lock meanwhile; the standby never runs a call.
+ */
+static void handle_frame(int may_run_here) {
+  unsigned char header[16];
+  if (read_exact(header, sizeof header)) _exit(0); /* Input ended: shut down. */
+  uint32_t kind = get_u32(header);
+  uint32_t id = get_u32(header + 4);
+  uint64_t len = get_u64(header + 8);
+  char *ctx = malloc(len + 1);
+  if (!ctx) abort();
+  if (read_exact(ctx, len)) _exit(0);
+  ctx[len] = 0;
+  if (kind == REQ_CONFIGURE) {
+    if (len >= 4 && !use_pool) {
+      use_pool = start_workers((long)get_u32((unsigned char *)ctx));
+      if (use_pool) start_standby();
+      else close(WAKE_FD);
+    }
+    free(ctx);
+  } else if (kind == REQ_CANCEL) {
+    free(ctx);
+    cancel_queued(id);
+  } else if (kind != REQ_EXECUTE && kind != REQ_EXECUTE_ALONE) {
+    free(ctx);
+  } else if (!use_pool) {
+    run_job(id, ctx);
+  } else if (kind == REQ_EXECUTE_ALONE && may_run_here && standby_running && take_slot_here()) {
+    pthread_mutex_unlock(&read_lock);
+    run_job(id, ctx);
+    job_done();
+    pthread_mutex_lock(&read_lock);
+  } else {
+    enqueue(id, ctx);
+  }
+}
+
+static int input_waiting(void) {
+  struct pollfd pfd = {CHANNEL_FD, POLLIN, 0};
+  return read_end > read_start || poll(&pfd, 1, 0) > 0;
+}
+
+/* Sleeps on fd 5; woken by the parent, reads whatever fd 3 holds while the main thread runs a lone call. */
+static void *standby(void *arg) {
+  (void)arg;
+  unsigned char wake[64];
+  for (;;) {
+    ssize_t n = read(WAKE_FD, wake, sizeof wake);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return NULL; /* The parent is gone; the main thread sees fd 3 end and exits. */
+    pthread_mutex_lock(&read_lock);
+    while (input_waiting()) handle_frame(0);
+    pthread_mutex_unlock(&read_lock);
+  }
+}
+
+/* Starts the standby reader, or closes fd 5 so the parent learns (EPIPE) that nobody reads it. */
+static void start_standby(void) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256u * 1024u);
+  pthread_t t;
+  if (fcntl(WAKE_FD, F_GETFD) != -1 && pthread_create(&t, &attr, standby, NULL) == 0) {
+    pthread_detach(t);
+    standby_running = 1;
+  } else {
+    close(WAKE_FD);
+  }
+  pthread_attr_destroy(&attr);
+}
+
 /* Starts up to `wanted` workers; returns 1 when calls go to the pool, 0 when they run inline. */
 static int start_workers(long wanted) {
   if (wanted <= 1) return 0;
@@ -422,7 +532,6 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *library = argv[1];
-  int use_pool = 0;
   max_output = strtoull(argv[2], NULL, 10);
   uint64_t memory_mb = strtoull(argv[3], NULL, 10);
   long parent = strtol(argv[4], NULL, 10);
@@ -466,31 +575,6 @@ int main(int argc, char **argv) {
   }
   send_returned(MSG_READY, 0, ready, 8, metadata(), MAX_METADATA_BYTES);
 
-  for (;;) {
-    unsigned char header[16];
-    if (read_exact(header, sizeof header)) _exit(0); /* Input ended: shut down. */
-    uint32_t kind = get_u32(header);
-    uint32_t id = get_u32(header + 4);
-    uint64_t len = get_u64(header + 8);
-    char *ctx = malloc(len + 1);
-    if (!ctx) abort();
-    if (read_exact(ctx, len)) _exit(0);
-    ctx[len] = 0;
-    if (kind == REQ_CONFIGURE) {
-      if (len >= 4 && !use_pool) use_pool = start_workers((long)get_u32((unsigned char *)ctx));
-      free(ctx);
-      continue;
-    }
-    if (kind == REQ_CANCEL) {
-      free(ctx);
-      cancel_queued(id);
-      continue;
-    }
-    if (kind != REQ_EXECUTE) {
-      free(ctx);
-      continue;
-    }
-    if (use_pool) enqueue(id, ctx);
-    else run_job(id, ctx);
-  }
+  pthread_mutex_lock(&read_lock);
+  for (;;) handle_frame(1);
 }

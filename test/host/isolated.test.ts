@@ -136,6 +136,31 @@ describe('isolated host', () => {
     });
   });
 
+  it('runs a lone call on the host reader without holding up calls sent while it runs', async () => {
+    await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
+      let longDone = false;
+      const long = plugin.execute(ctx({ seq: 0, ms: 400 })).then((r) => {
+        longDone = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      const short = await plugin.execute(ctx({ seq: 1, ms: 1 }));
+      assert.equal(longDone, false, 'the short call finished while the lone call still ran');
+      assert.equal((short.output as { max_inflight: number }).max_inflight, 2);
+      await long;
+    });
+  });
+
+  it('counts a lone call on the host reader against maxConcurrency', async () => {
+    await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
+      const first = plugin.execute(ctx({ seq: 0, ms: 200 }));
+      await new Promise((r) => setTimeout(r, 20));
+      const rest = [1, 2, 3, 4].map((seq) => plugin.execute(ctx({ seq, ms: 60 })));
+      const results = await Promise.all([first, ...rest]);
+      assert.equal(Math.max(...results.map((r) => (r.output as { max_inflight: number }).max_inflight)), 2);
+    });
+  });
+
   it('uses the loader default timeout and lets a call override it', async () => {
     await withPlugin('hang', { timeoutMs: 200 }, async (plugin) => {
       await rejectsWithCode(plugin.execute(ctx({ mode: 'sleep' })), ErrorCode.TIMEOUT);
