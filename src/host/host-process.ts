@@ -4,7 +4,7 @@ import type { Readable, Duplex, Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
 import type { ReturnedString } from '../abi/codec.js';
 import { bwrapArgs, type SandboxPlan } from '../sandbox/index.js';
-import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, cancelFrame, configureFrame, decodeReturned, executeFrame } from './protocol.js';
+import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, cancelFrame, configureFrame, decodeReturned, executeFrame, markAlone } from './protocol.js';
 import { signalHost, stopHost } from './terminate.js';
 
 /** How to launch one host. */
@@ -80,6 +80,8 @@ export class HostProcess {
   private readonly wakeChannel: Writable;
   private wakeClosed = false;
   private aloneId: number | undefined;
+  // A call sent with nothing in flight; at flush it goes as EXECUTE_ALONE if no other call joined it.
+  private aloneCandidate: { id: number; frame: Buffer } | undefined;
   private workers = 1;
   private corked = false;
   private nextId = 1;
@@ -193,15 +195,15 @@ export class HostProcess {
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
-    const alone = this.pending.size === 0 && this.workers > 1;
+    const frame = executeFrame(id, context);
+    if (this.pending.size === 0 && this.workers > 1) this.aloneCandidate = { id, frame };
     const wake = this.standbyWake();
-    if (alone) this.aloneId = id;
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
       this.poller.touch();
       this.corkUntilTick();
-      this.channel.write(executeFrame(id, context, alone), wake);
+      this.channel.write(frame, wake);
     });
     this.promote();
     return { id, result };
@@ -237,6 +239,13 @@ export class HostProcess {
     this.channel.cork();
     process.nextTick(() => {
       this.corked = false;
+      const candidate = this.aloneCandidate;
+      this.aloneCandidate = undefined;
+      // Calls that come in a batch (many callers answering one batch of results) are not alone.
+      if (candidate && this.pending.size === 1 && this.pending.has(candidate.id)) {
+        markAlone(candidate.frame);
+        this.aloneId = candidate.id;
+      }
       this.channel.uncork();
     });
   }

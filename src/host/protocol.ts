@@ -25,18 +25,20 @@ export interface Frame {
 /** A frame the host should never send: the channel is not to be trusted any more. */
 export class ProtocolViolation extends Error {}
 
-/**
- * A whole EXECUTE request, header and UTF-8 context in one buffer (one write per call). `alone`: no
- * other call is in flight, so a pooled host may run it on its reader thread.
- */
-export function executeFrame(id: number, context: string, alone = false): Buffer {
+/** A whole EXECUTE request, header and UTF-8 context in one buffer (one write per call). */
+export function executeFrame(id: number, context: string): Buffer {
   const length = Buffer.byteLength(context);
   const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
-  frame.writeUInt32LE(alone ? HostRequest.EXECUTE_ALONE : HostRequest.EXECUTE, 0);
+  frame.writeUInt32LE(HostRequest.EXECUTE, 0);
   frame.writeUInt32LE(id, 4);
   frame.writeBigUInt64LE(BigInt(length), 8);
   frame.write(context, HEADER_BYTES, 'utf8');
   return frame;
+}
+
+/** Turns an EXECUTE frame not yet written into EXECUTE_ALONE: no other call is in flight, so a pooled host may run it on its reader. */
+export function markAlone(frame: Buffer): void {
+  frame.writeUInt32LE(HostRequest.EXECUTE_ALONE, 0);
 }
 
 /** A CONFIGURE request: how many worker threads a thread-safe plugin's host should run. */

@@ -355,6 +355,7 @@ static int job_ready(void) {
   return __atomic_load_n(&queue_head, __ATOMIC_ACQUIRE) && __atomic_load_n(&running_jobs, __ATOMIC_RELAXED) < __atomic_load_n(&pool_workers, __ATOMIC_RELAXED);
 }
 
+/* For a lone call the reader ran: frees its slot for a queued call. */
 static void job_done(void) {
   pthread_mutex_lock(&queue_lock);
   __atomic_sub_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
@@ -375,13 +376,17 @@ static int take_slot_here(void) {
 static void *worker(void *arg) {
   (void)arg;
   install_alt_stack();
+  pthread_mutex_lock(&queue_lock);
   for (;;) {
-    /* Like the reader: a caller's next call usually comes within microseconds, so look before sleeping. */
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (!job_ready() && elapsed_since(&start) < SPIN_NS) sched_yield();
-    pthread_mutex_lock(&queue_lock);
-    while (!queue_head || running_jobs >= pool_workers) pthread_cond_wait(&queue_ready, &queue_lock);
+    if (!queue_head || running_jobs >= pool_workers) {
+      pthread_mutex_unlock(&queue_lock);
+      /* Like the reader: a caller's next call usually comes within microseconds, so look before sleeping. */
+      struct timespec start;
+      clock_gettime(CLOCK_MONOTONIC, &start);
+      while (!job_ready() && elapsed_since(&start) < SPIN_NS) sched_yield();
+      pthread_mutex_lock(&queue_lock);
+      while (!queue_head || running_jobs >= pool_workers) pthread_cond_wait(&queue_ready, &queue_lock);
+    }
     job *j = queue_head;
     queue_head = j->next;
     if (!queue_head) queue_tail = NULL;
@@ -390,7 +395,9 @@ static void *worker(void *arg) {
     pthread_mutex_unlock(&queue_lock);
     run_job(j->id, j->ctx);
     free(j);
-    job_done();
+    /* Busy: straight on to the next queued call under the same lock. */
+    pthread_mutex_lock(&queue_lock);
+    __atomic_sub_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
   }
   return NULL;
 }
@@ -434,6 +441,8 @@ static void enqueue(uint32_t id, char *ctx) {
 /* Whoever holds it reads fd 3: the main thread, except while it runs a lone call (then the standby may). */
 static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
 static int use_pool, standby_running;
+/* Set while the main thread runs a lone call: only then does the standby read. */
+static int reader_away;
 static int start_workers(long wanted);
 static void start_standby(void);
 
@@ -466,9 +475,11 @@ static void handle_frame(int may_run_here) {
   } else if (!use_pool) {
     run_job(id, ctx);
   } else if (kind == REQ_EXECUTE_ALONE && may_run_here && standby_running && take_slot_here()) {
+    __atomic_store_n(&reader_away, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&read_lock);
     run_job(id, ctx);
     job_done();
+    __atomic_store_n(&reader_away, 0, __ATOMIC_RELEASE);
     pthread_mutex_lock(&read_lock);
   } else {
     enqueue(id, ctx);
@@ -489,7 +500,8 @@ static void *standby(void *arg) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return NULL; /* The parent is gone; the main thread sees fd 3 end and exits. */
     pthread_mutex_lock(&read_lock);
-    while (input_waiting()) handle_frame(0);
+    /* Reads only while the main thread is away, which hands reading back as soon as it returns. */
+    while (__atomic_load_n(&reader_away, __ATOMIC_ACQUIRE) && input_waiting()) handle_frame(0);
     pthread_mutex_unlock(&read_lock);
   }
 }
