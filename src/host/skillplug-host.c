@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <poll.h>
 #include <time.h>
@@ -115,19 +116,11 @@ static int pool_saturated(void);
 /* How long to poll for the next request before sleeping in read(). */
 #define SPIN_NS 150000L
 
-/* A caller in a loop sends its next request within microseconds; catching it without a sleep/wake
-   cycle saves a scheduler round trip per call. Gives up after SPIN_NS so an idle host costs no CPU. */
+
 static long elapsed_since(const struct timespec *start) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
-}
-
-static void spin_for_input(void) {
-  struct timespec start;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  struct pollfd pfd = {CHANNEL_FD, POLLIN, 0};
-  while (poll(&pfd, 1, 0) == 0 && elapsed_since(&start) <= SPIN_NS) sched_yield();
 }
 
 /* Requests are read through a buffer: one read() usually brings a header and its payload. */
@@ -147,11 +140,21 @@ static int read_exact(void *dst, size_t len) {
   len -= have;
   read_start = read_end = 0;
   if (len >= sizeof read_buffer) return read_all(CHANNEL_FD, out, len);
-  /* With the workers saturated, they need the cores more than the reader needs a fast wake-up. */
-  if (!pool_saturated()) spin_for_input();
+  /* A caller in a loop sends its next request within microseconds: polling for it with non-blocking
+     reads saves a sleep/wake cycle and a syscall per call. Gives up after SPIN_NS, so an idle host
+     costs no CPU, and never polls while the workers are saturated: they need the cores more. */
+  int polling = !pool_saturated();
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
   while (read_end < len) {
-    ssize_t n = read(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end);
+    ssize_t n = polling ? recv(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end, MSG_DONTWAIT)
+                        : read(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && polling && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK)) {
+      if (errno == ENOTSOCK || elapsed_since(&start) > SPIN_NS) polling = 0;
+      else sched_yield();
+      continue;
+    }
     if (n <= 0) return -1;
     read_end += (size_t)n;
   }
