@@ -187,8 +187,8 @@ export interface NativePump {
   submit(ctx: string, maxBytes: number, done: (result: ReturnedString) => void): number;
   /** Drops a queued call no thread has taken; true if it will never run (its `done` never runs). */
   cancel(id: number): boolean;
-  /** Stops the threads. Only call with nothing in flight. */
-  destroy(): void;
+  /** Stops the threads and frees the pump. Only call with nothing in flight. */
+  destroy(): Promise<void>;
 }
 
 /** Results up to this size come back through the direct path's buffer; larger ones are read in place. */
@@ -221,6 +221,8 @@ interface PumpLibrary {
   freeAll: (results: BigUint64Array, n: number) => void;
   cancel: (pump: unknown, id: number) => number;
   stopAndWait: (pump: unknown, timeoutMs: number) => void;
+  stop: (pump: unknown) => void;
+  stopped: (pump: unknown) => number;
   destroy: (pump: unknown) => void;
   notifyType: ReturnType<typeof koffi.pointer>;
   directOpen: (libraryPath: string, out: Buffer, outCap: number) => unknown;
@@ -243,6 +245,8 @@ function helperLibrary(pumpPath: string): PumpLibrary {
       freeAll: lib.func('void pump_free_all(void *results, int n)') as PumpLibrary['freeAll'],
       cancel: lib.func('int pump_cancel(void *pump, uint32_t id)') as PumpLibrary['cancel'],
       stopAndWait: lib.func('void pump_stop_and_wait(void *pump, int timeout_ms)') as PumpLibrary['stopAndWait'],
+      stop: lib.func('void pump_stop(void *pump)') as PumpLibrary['stop'],
+      stopped: lib.func('int pump_stopped(void *pump)') as PumpLibrary['stopped'],
       destroy: lib.func('void pump_destroy(void *pump)') as PumpLibrary['destroy'],
       notifyType: koffi.pointer(notifyProto),
       directOpen: lib.func('void *direct_open(const char *library_path, void *out, int64_t out_cap)') as PumpLibrary['directOpen'],
@@ -339,8 +343,11 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       letLoopIdle();
       return dropped;
     },
-    destroy: () => {
+    destroy: async () => {
       process.removeListener('exit', stopAtExit);
+      api.stop(handle);
+      // The notifier may be waiting for this thread to run a notification: keep the loop turning until it is out.
+      while (api.stopped(handle) !== 1) await new Promise((resolve) => setTimeout(resolve, 1));
       api.destroy(handle);
       koffi.unregister(notify);
     },

@@ -40,7 +40,7 @@ typedef struct {
   pthread_mutex_t lock;
   pthread_cond_t work_ready, done_ready, taken;
   item *jobs, *jobs_tail, *done, *done_tail;
-  int stopping, notifying, threads;
+  int stopping, notifying, threads, exited;
   void *library; /* Our own dlopen reference, dropped on destroy so the plugin unloads with its last user. */
   pthread_t *workers, notifier;
 } pump;
@@ -91,6 +91,7 @@ static void *worker(void *arg) {
     /* JS clears its flag before its last look at the count, so one of the two always sees the other. */
     if (!__atomic_load_n(&p->shared[SHARED_JS_POLLING], __ATOMIC_SEQ_CST)) pthread_cond_signal(&p->done_ready);
   }
+  p->exited++;
   pthread_mutex_unlock(&p->lock);
   return NULL;
 }
@@ -109,6 +110,7 @@ static void *notifier(void *arg) {
     /* Whether or not notify() waited for JS, wait until JS has taken the results: one call at a time. */
     while (p->notifying && !p->stopping) pthread_cond_wait(&p->taken, &p->lock);
   }
+  p->exited++;
   pthread_mutex_unlock(&p->lock);
   return NULL;
 }
@@ -248,7 +250,19 @@ void pump_stop_and_wait(void *handle, int timeout_ms) {
 #endif
 }
 
-/* Stops the threads once the queue is empty; call with no call in flight. */
+/*
+ * Whether every thread has left, after pump_stop. The notifier may be inside a call into JS that
+ * waits for the JS thread, so JS must keep its event loop turning until this says 1.
+ */
+int pump_stopped(void *handle) {
+  pump *p = handle;
+  pthread_mutex_lock(&p->lock);
+  int stopped = p->exited == p->threads + 1;
+  pthread_mutex_unlock(&p->lock);
+  return stopped;
+}
+
+/* Frees the pump once pump_stopped says 1; call with no call in flight. */
 void pump_destroy(void *handle) {
   pump *p = handle;
   pump_stop(p);

@@ -209,7 +209,7 @@ export class InProcessPlugin implements NativePluginTrait {
     if (this.closed) return this.inFlight.drained();
     this.closed = true;
     await this.inFlight.drained();
-    this.pump?.destroy();
+    await this.pump?.destroy();
     this.lib.unload();
     this.onClosed?.();
   }

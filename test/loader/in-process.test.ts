@@ -151,6 +151,21 @@ describe('in-process plugins', () => {
     });
   });
 
+  it('closes a plugin right after its last result, again and again, without waiting on itself', { timeout: 60_000 }, async () => {
+    // A result taken by polling can race the notifier into a call that needs this thread; close must not join it blindly.
+    // Calls longer than the polling window end on the notifier's path, while new calls restart polling.
+    for (let round = 0; round < 40; round++) {
+      const plugin = await load('parallel');
+      const calls = [];
+      for (let n = 0; n < 6; n++) {
+        calls.push(plugin.execute(ctx({ seq: n, ms: 1 })));
+        await new Promise((r) => setTimeout(r, n % 2));
+      }
+      await Promise.all(calls);
+      await plugin.close();
+    }
+  });
+
   it('lets a script that used the pump exit by itself', async () => {
     const script = `
       const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
