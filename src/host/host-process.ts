@@ -80,6 +80,8 @@ export class HostProcess {
   private readonly wakeChannel: Writable;
   private wakeClosed = false;
   private aloneId: number | undefined;
+  // Handles start referenced (spawned child and its pipes).
+  private referenced = true;
   // A call sent with nothing in flight; at flush it goes as EXECUTE_ALONE if no other call joined it.
   private aloneCandidate: { id: number; frame: Buffer } | undefined;
   private workers = 1;
@@ -201,7 +203,7 @@ export class HostProcess {
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
-      this.poller.touch();
+      if (this.pending.size === 1) this.poller.touch();
       this.corkUntilTick();
       this.channel.write(frame, wake);
     });
@@ -289,6 +291,8 @@ export class HostProcess {
 
   // Referenced only while someone awaits the host, so an idle host never keeps the caller alive.
   private setRef(on: boolean): void {
+    if (on === this.referenced) return;
+    this.referenced = on;
     const handles = [this.child, this.channel, this.child.stdio[2], this.child.stdio[4], this.wakeChannel] as unknown as { ref?: () => void; unref?: () => void }[];
     for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
   }

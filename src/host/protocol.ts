@@ -31,7 +31,9 @@ export function executeFrame(id: number, context: string): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
   frame.writeUInt32LE(HostRequest.EXECUTE, 0);
   frame.writeUInt32LE(id, 4);
-  frame.writeBigUInt64LE(BigInt(length), 8);
+  // A context is far below 4 GiB (a JS string is), so the length's high word is 0: no BigInt per call.
+  frame.writeUInt32LE(length, 8);
+  frame.writeUInt32LE(0, 12);
   frame.write(context, HEADER_BYTES, 'utf8');
   return frame;
 }
@@ -93,9 +95,10 @@ export class FrameReader {
         const header = this.take(HEADER_BYTES);
         this.pendingKind = header.readUInt32LE(0);
         this.pendingId = header.readUInt32LE(4);
-        const length = header.readBigUInt64LE(8);
-        if (length > BigInt(this.maxPayload)) throw new ProtocolViolation(`frame of ${length} bytes exceeds the ${this.maxPayload}-byte limit`);
-        this.pendingLength = Number(length);
+        // Two 32-bit halves: exact below 2^53, far beyond any limit, and no BigInt per frame.
+        const length = header.readUInt32LE(12) * 2 ** 32 + header.readUInt32LE(8);
+        if (length > this.maxPayload) throw new ProtocolViolation(`frame of ${length} bytes exceeds the ${this.maxPayload}-byte limit`);
+        this.pendingLength = length;
       }
       if (this.size < this.pendingLength) break;
       frames.push({ kind: this.pendingKind, id: this.pendingId, payload: this.take(this.pendingLength) });
