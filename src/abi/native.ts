@@ -1,6 +1,5 @@
 // The one door to native code: no other module imports the FFI library.
 import koffi from 'koffi';
-import { isUtf8 } from 'node:buffer';
 import { ErrorCode, PluginError } from '../errors.js';
 import { ABI_SYMBOLS } from './types.js';
 import type { Origin, ReturnedString } from './codec.js';
@@ -44,16 +43,15 @@ function strlen(ptr: unknown): number {
 
 
 /**
- * What a decoded C string is: too large, valid text, or (when decoding replaced something with
- * U+FFFD) its raw bytes, so the caller can tell invalid UTF-8 from a real U+FFFD.
+ * What a decoded string is: too large, or valid text; undefined when decoding replaced something with
+ * U+FFFD, so the caller must hand over the raw bytes to tell invalid UTF-8 from a real U+FFFD.
  */
-function classify(ptr: bigint, text: string, maxBytes: number): ReturnedString {
+function classify(text: string, maxBytes: number): ReturnedString | undefined {
   // A UTF-16 unit is at least one UTF-8 byte and at most three.
   if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes)) {
     return { kind: 'too-large', length: Buffer.byteLength(text) };
   }
-  if (!text.includes('\uFFFD')) return { kind: 'text', text };
-  return { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr, strlen(ptr))).slice() };
+  return text.includes('\uFFFD') ? undefined : { kind: 'text', text };
 }
 
 /** Reads a NUL-terminated string (the caller frees it) and classifies it. */
@@ -65,7 +63,7 @@ function decodeCString(ptr: bigint, maxBytes: number): ReturnedString {
     // Longer than a JS string can hold: only its length matters now.
     return { kind: 'too-large', length: strlen(ptr) };
   }
-  return classify(ptr, text, maxBytes);
+  return classify(text, maxBytes) ?? { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr, strlen(ptr))).slice() };
 }
 
 /** A dlopen'ed ABI v1 library. */
@@ -146,9 +144,7 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
     if (length < 0) return { kind: 'null' };
     if (length > direct.out.length) return take(direct.pending(), maxBytes);
     if (length > maxBytes) return { kind: 'too-large', length };
-    const text = direct.out.toString('utf8', 0, length);
-    if (!text.includes('\uFFFD') || isUtf8(direct.out.subarray(0, length))) return { kind: 'text', text };
-    return { kind: 'bytes', bytes: direct.out.subarray(0, length).slice() };
+    return classify(direct.out.toString('utf8', 0, length), maxBytes) ?? { kind: 'bytes', bytes: direct.out.subarray(0, length).slice() };
   };
 
   return {
