@@ -26,10 +26,10 @@ export class BusyPoll {
     this.hooks = hooks;
   }
 
-  /** Starts polling, or extends it: call on each submit and each result. */
+  /** Starts polling (if it pays now), or extends it: call on each submit and each result. */
   touch(): void {
     this.lastActivity = performance.now();
-    if (this.running || this.windowMs <= 0) return;
+    if (this.running || this.windowMs <= 0 || !this.hooks.waiting()) return;
     this.running = true;
     this.hooks.onStart?.();
     setImmediate(this.turn);

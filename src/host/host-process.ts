@@ -203,7 +203,7 @@ export class HostProcess {
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
-      if (this.pending.size === 1) this.poller.touch();
+      this.poller.touch();
       this.corkUntilTick();
       this.channel.write(frame, wake);
     });
@@ -298,7 +298,6 @@ export class HostProcess {
   }
 
   private onData(chunk: Buffer): void {
-    this.poller.touch();
     let frames;
     try {
       frames = this.reader.push(chunk);
@@ -334,6 +333,8 @@ export class HostProcess {
         return;
       }
     }
+    // A result in: keep polling for the one call that may still be in flight.
+    this.poller.touch();
   }
 
   private settled(id: number): void {
