@@ -54,7 +54,7 @@ export class InProcessPlugin implements NativePluginTrait {
   private readonly pumpServesAll: boolean;
   private asyncRunning = 0;
 
-  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined, pumpServesAll: boolean) {
+  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined) {
     this.lib = lib;
     this.metadata = metadata;
     this.manifest = options.manifest;
@@ -63,7 +63,7 @@ export class InProcessPlugin implements NativePluginTrait {
     this.origin = { plugin: metadata.name, path: options.dir };
     this.maxOutputBytes = options.maxOutputBytes;
     this.pump = pump;
-    this.pumpServesAll = pumpServesAll;
+    this.pumpServesAll = options.pollMicros > 0;
     // Calls beyond the running ones wait in the pump's queue (FIFO, so a one-thread pump keeps order), ready
     // the moment a thread frees up. Without the pump, one call at a time: koffi hands results over after its
     // thread may have run the next call, which overwrites a result kept in a thread-local buffer.
@@ -96,7 +96,7 @@ export class InProcessPlugin implements NativePluginTrait {
         pump = undefined;
       }
     }
-    return new InProcessPlugin(lib, metadata, options, pump, servesAll);
+    return new InProcessPlugin(lib, metadata, options, pump);
   }
 
   /** Runs the plugin on a worker thread; the event loop keeps turning. */
