@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { ErrorCode, PluginLoader, type PluginResult } from '../../src/index.js';
+import { ErrorCode, PluginLoader, type PluginLoaderOptions, type PluginResult } from '../../src/index.js';
 import type { InProcessPlugin } from '../../src/loader/in-process.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { REPO_ROOT, buildFixtures, runScript, tempDir } from '../helpers/fixtures.js';
@@ -12,10 +12,12 @@ const ctx = (input: Record<string, unknown>) => ({ input: input as never, worksp
 describe('in-process plugins', () => {
   let root: string;
   let dirs: Record<string, string>;
-  const load = async (key: string, maxConcurrency = 2): Promise<InProcessPlugin> =>
-    (await new PluginLoader({ pluginsDirs: [root], defaultDirs: false, readConfig: false, isolation: 'none', maxConcurrency }).loadPlugin(dirs[key] as string)) as InProcessPlugin;
+  const load = async (key: string, options: PluginLoaderOptions = {}): Promise<InProcessPlugin> =>
+    (await new PluginLoader({ pluginsDirs: [root], defaultDirs: false, readConfig: false, isolation: 'none', maxConcurrency: 2, ...options }).loadPlugin(
+      dirs[key] as string,
+    )) as InProcessPlugin;
 
-  // The pump is built on first need; a first concurrent burst starts that, then it serves.
+  // A first concurrent burst gets the pump's threads running before the calls a test looks at.
   async function warmPump(plugin: InProcessPlugin, input: Record<string, unknown>): Promise<void> {
     await Promise.all([1, 2, 3, 4].map(() => plugin.execute(ctx(input))));
     await new Promise((r) => setTimeout(r, 300));
@@ -44,7 +46,7 @@ describe('in-process plugins', () => {
   });
 
   it('never runs more than maxConcurrency calls of a thread-safe plugin at once', async () => {
-    const plugin = await load('parallel', 2);
+    const plugin = await load('parallel', { maxConcurrency: 2 });
     try {
       await warmPump(plugin, { ms: 1 });
       const results = await Promise.all(Array.from({ length: 24 }, (_, seq) => plugin.execute(ctx({ seq, ms: 15 }))));
@@ -56,7 +58,7 @@ describe('in-process plugins', () => {
   });
 
   it('withdraws a queued call when it is cancelled: it never runs', async () => {
-    const plugin = await load('parallel', 2);
+    const plugin = await load('parallel', { maxConcurrency: 2 });
     try {
       await warmPump(plugin, { ms: 1 });
       const before = ((await plugin.execute(ctx({ ms: 1 }))).output as { order: number }).order;
@@ -88,9 +90,7 @@ describe('in-process plugins', () => {
   });
 
   const withHeap = async (key: string, maxOutputBytes: number, use: (call: (input: Record<string, unknown>) => PluginResult | string) => void): Promise<void> => {
-    const plugin = (await new PluginLoader({ pluginsDirs: [root], defaultDirs: false, readConfig: false, isolation: 'none', maxOutputBytes }).loadPlugin(
-      dirs[key] as string,
-    )) as InProcessPlugin;
+    const plugin = await load(key, { maxOutputBytes });
     try {
       // A result, or the code of the error it threw.
       use((input) => {
