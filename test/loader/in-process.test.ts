@@ -161,7 +161,8 @@ describe('in-process plugins', () => {
         calls.push(plugin.execute(ctx({ seq: n, ms: 1 })));
         await new Promise((r) => setTimeout(r, n % 2));
       }
-      await Promise.all(calls);
+      const seqs = (await Promise.all(calls)).map((r) => (r.output as { seq: number }).seq);
+      assert.deepEqual(seqs, [0, 1, 2, 3, 4, 5]);
       await plugin.close();
     }
   });
