@@ -20,21 +20,39 @@ function describeType(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-/** Checks a context and serializes it as JSON text. Throws `E_INVALID_INPUT` before anything crosses the boundary. */
-export function encodeContextText(ctx: PluginContext, origin: Origin): string {
-  const problems: string[] = [];
+// An empty config is the common case, and cheaper to spot than to stringify.
+function isEmptyPlainObject(value: object): boolean {
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const _key in value) return false;
+  return true;
+}
+
+/**
+ * A checked context serialized field by field; `null` stands for the usual `null` workspace root and
+ * `{}` config, so the common case crosses the boundary as one string.
+ */
+export interface ContextParts {
+  input: string;
+  workspaceRoot: string | null;
+  config: string | null;
+}
+
+/** Checks a context and serializes its fields. Throws `E_INVALID_INPUT` before anything crosses the boundary. */
+export function encodeContextParts(ctx: PluginContext, origin: Origin): ContextParts {
+  // Allocated only when something is wrong: this runs on every call.
+  let problems: string[] | undefined;
   if (!isPlainObject(ctx)) {
-    problems.push(`the context must be an object, got ${describeType(ctx)}`);
+    (problems ??= []).push(`the context must be an object, got ${describeType(ctx)}`);
   } else {
-    if (!isPlainObject(ctx.input)) problems.push(`"input" must be a JSON object, got ${describeType(ctx.input)}`);
+    if (!isPlainObject(ctx.input)) (problems ??= []).push(`"input" must be a JSON object, got ${describeType(ctx.input)}`);
     if (ctx.workspace_root !== null && ctx.workspace_root !== undefined && typeof ctx.workspace_root !== 'string') {
-      problems.push(`"workspace_root" must be a string or null, got ${describeType(ctx.workspace_root)}`);
+      (problems ??= []).push(`"workspace_root" must be a string or null, got ${describeType(ctx.workspace_root)}`);
     }
     if (ctx.config !== undefined && !isPlainObject(ctx.config)) {
-      problems.push(`"config" must be a JSON object, got ${describeType(ctx.config)}`);
+      (problems ??= []).push(`"config" must be a JSON object, got ${describeType(ctx.config)}`);
     }
   }
-  if (problems.length > 0) {
+  if (problems) {
     throw new PluginError(
       ErrorCode.INVALID_INPUT,
       `Invalid context for plugin "${origin.plugin}" (${origin.path}): ${problems.join('; ')}. Nothing was run.`,
@@ -42,13 +60,12 @@ export function encodeContextText(ctx: PluginContext, origin: Origin): string {
     );
   }
   try {
-    // Field by field: no intermediate object, and the common null/{} parts cost nothing.
     const input = JSON.stringify(ctx.input) as string | undefined;
     if (typeof input !== 'string') throw new TypeError('"input" serializes to nothing (a toJSON() returned undefined)');
-    const root = typeof ctx.workspace_root === 'string' ? JSON.stringify(ctx.workspace_root) : 'null';
-    const config = ctx.config === undefined ? '{}' : (JSON.stringify(ctx.config) as string | undefined);
-    if (typeof config !== 'string') throw new TypeError('"config" serializes to nothing (a toJSON() returned undefined)');
-    return `{"input":${input},"workspace_root":${root},"config":${config}}`;
+    const workspaceRoot = typeof ctx.workspace_root === 'string' ? JSON.stringify(ctx.workspace_root) : null;
+    const config = ctx.config === undefined || isEmptyPlainObject(ctx.config) ? null : (JSON.stringify(ctx.config) as string | undefined);
+    if (config === undefined) throw new TypeError('"config" serializes to nothing (a toJSON() returned undefined)');
+    return { input, workspaceRoot, config };
   } catch (err) {
     throw new PluginError(
       ErrorCode.INVALID_INPUT,
@@ -56,6 +73,16 @@ export function encodeContextText(ctx: PluginContext, origin: Origin): string {
       { plugin: origin.plugin, path: origin.path, cause: err },
     );
   }
+}
+
+/** The context JSON the ABI passes to `vtcode_plugin_execute` (pump.c's direct_call builds the same bytes). */
+export function joinContext(parts: ContextParts): string {
+  return `{"input":${parts.input},"workspace_root":${parts.workspaceRoot ?? 'null'},"config":${parts.config ?? '{}'}}`;
+}
+
+/** Checks a context and serializes it as JSON text. Throws `E_INVALID_INPUT` before anything crosses the boundary. */
+export function encodeContextText(ctx: PluginContext, origin: Origin): string {
+  return joinContext(encodeContextParts(ctx, origin));
 }
 
 /** Decodes strict UTF-8 and parses JSON, with the ABI's error codes. */
@@ -153,29 +180,35 @@ export function validateMetadata(raw: unknown, origin: Origin): PluginMetadata {
   return metadata;
 }
 
+function allStrings(values: unknown[]): boolean {
+  for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') return false;
+  return true;
+}
+
 /**
  * Validates a parsed result JSON against the ABI's shape.
  * Throws `E_INVALID_RESULT` listing every problem.
  */
 export function validateResult(raw: unknown, origin: Origin): PluginResult {
-  const problems: string[] = [];
+  // Allocated only when something is wrong: this runs on every call.
+  let problems: string[] | undefined;
   if (!isPlainObject(raw)) {
-    problems.push(`the result must be a JSON object, got ${describeType(raw)}`);
+    (problems ??= []).push(`the result must be a JSON object, got ${describeType(raw)}`);
   } else {
     if (typeof raw.success !== 'boolean') {
-      problems.push(raw.success === undefined ? '"success" is missing' : `"success" must be a boolean, got ${describeType(raw.success)}`);
+      (problems ??= []).push(raw.success === undefined ? '"success" is missing' : `"success" must be a boolean, got ${describeType(raw.success)}`);
     }
-    if (!('output' in raw)) problems.push('"output" is missing');
+    if (!('output' in raw)) (problems ??= []).push('"output" is missing');
     if (raw.error !== undefined && raw.error !== null && typeof raw.error !== 'string') {
-      problems.push(`"error" must be a string or null, got ${describeType(raw.error)}`);
+      (problems ??= []).push(`"error" must be a string or null, got ${describeType(raw.error)}`);
     }
     if (!Array.isArray(raw.files)) {
-      problems.push(raw.files === undefined ? '"files" is missing' : `"files" must be an array, got ${describeType(raw.files)}`);
-    } else if (!raw.files.every((f) => typeof f === 'string')) {
-      problems.push('"files" must hold only strings');
+      (problems ??= []).push(raw.files === undefined ? '"files" is missing' : `"files" must be an array, got ${describeType(raw.files)}`);
+    } else if (!allStrings(raw.files)) {
+      (problems ??= []).push('"files" must hold only strings');
     }
   }
-  if (problems.length > 0) {
+  if (problems) {
     throw new PluginError(
       ErrorCode.INVALID_RESULT,
       `Plugin "${origin.plugin}" (${origin.path}) returned a result of the wrong shape: ${problems.join('; ')}. A result is {"success":bool,"output":…,"error":string|null,"files":[string]}; fix the plugin.`,

@@ -2,7 +2,7 @@
 import koffi from 'koffi';
 import { ErrorCode, PluginError } from '../errors.js';
 import { ABI_SYMBOLS } from './types.js';
-import type { Origin, ReturnedString } from './codec.js';
+import { joinContext, type ContextParts, type Origin, type ReturnedString } from './codec.js';
 import { BusyPoll } from './busy-poll.js';
 
 /** koffi struct type for ABI v1's `PluginMetadataFFI { const char* json_ptr; }`. */
@@ -77,7 +77,7 @@ export interface NativeLibrary {
   /** Calls `vtcode_plugin_metadata()` and copies the string out. */
   metadata(maxBytes: number): ReturnedString;
   /** Calls `vtcode_plugin_execute()` on this thread with the context JSON. */
-  executeSync(ctx: string, maxBytes: number): ReturnedString;
+  executeSync(ctx: ContextParts, maxBytes: number): ReturnedString;
   /** Calls `vtcode_plugin_execute()` on a worker thread with the context JSON. */
   executeAsync(ctx: string, maxBytes: number, done: (err: Error | null, result?: ReturnedString) => void): void;
   /** Unloads the library. Only call with no call in flight. */
@@ -137,14 +137,14 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
 
   // undefined: not opened yet; null: unavailable, so koffi's three calls do the job.
   let direct: DirectCalls | null | undefined = helperPath ? undefined : null;
-  const executeSync = (ctx: string, maxBytes: number): ReturnedString => {
+  const executeSync = (ctx: ContextParts, maxBytes: number): ReturnedString => {
     if (direct === undefined) direct = openDirectCalls(helperPath as string, libraryPath) ?? null;
-    if (direct === null) return take(execute(ctx), maxBytes);
-    const length = Number(direct.call(ctx));
-    if (length < 0) return { kind: 'null' };
-    if (length > direct.out.length) return take(direct.pending(), maxBytes);
-    if (length > maxBytes) return { kind: 'too-large', length };
-    return classify(direct.out.toString('utf8', 0, length), maxBytes) ?? { kind: 'bytes', bytes: direct.out.subarray(0, length).slice() };
+    if (direct === null) return take(execute(joinContext(ctx)), maxBytes);
+    const text = direct.call(ctx);
+    const length = direct.length[0] as number;
+    if (text !== null) return classify(text, maxBytes) ?? { kind: 'bytes', bytes: direct.out.subarray(0, length).slice() };
+    if (length === DIRECT_NO_MEMORY) return take(execute(joinContext(ctx)), maxBytes);
+    return length === DIRECT_NULL ? { kind: 'null' } : take(direct.pending(), maxBytes);
   };
 
   return {
@@ -189,22 +189,32 @@ export interface NativePump {
 
 /** Results up to this size come back through the direct path's buffer; larger ones are read in place. */
 const DIRECT_OUT_BYTES = 64 * 1024;
+/** direct_call's length word when the plugin returned NULL. */
+const DIRECT_NULL = -1;
+/** direct_call's length word when it could not allocate the context (the plugin did not run). */
+const DIRECT_NO_MEMORY = -2;
 
 interface DirectCalls {
+  /** The copy of the last result that fit (NUL-terminated). */
   out: Buffer;
-  call: (ctx: string) => number | bigint;
+  /** The last result's length in bytes, or DIRECT_NULL / DIRECT_NO_MEMORY. */
+  length: Int32Array;
+  /** Runs the plugin: the result decoded, or null (see `length`) for NULL, no memory, or a result left for `pending`. */
+  call: (ctx: ContextParts) => string | null;
   pending: () => unknown;
   close: () => void;
 }
 
 function openDirectCalls(helperPath: string, libraryPath: string): DirectCalls | undefined {
   const api = helperLibrary(helperPath);
-  const out = Buffer.allocUnsafeSlow(DIRECT_OUT_BYTES);
-  const handle = api.directOpen(libraryPath, out, out.length);
+  const out = Buffer.allocUnsafeSlow(DIRECT_OUT_BYTES + 1);
+  const length = new Int32Array(1);
+  const handle = api.directOpen(libraryPath, out, DIRECT_OUT_BYTES, length);
   if (!handle) return undefined;
   return {
     out,
-    call: (ctx) => api.directCall(handle, ctx),
+    length,
+    call: (ctx) => api.directCall(handle, ctx.input, ctx.workspaceRoot, ctx.config),
     pending: () => api.directPending(handle),
     close: () => api.directClose(handle),
   };
@@ -221,8 +231,8 @@ interface PumpLibrary {
   stopped: (pump: unknown) => number;
   destroy: (pump: unknown) => void;
   notifyType: ReturnType<typeof koffi.pointer>;
-  directOpen: (libraryPath: string, out: Buffer, outCap: number) => unknown;
-  directCall: (direct: unknown, ctx: string) => number | bigint;
+  directOpen: (libraryPath: string, out: Buffer, outCap: number, length: Int32Array) => unknown;
+  directCall: (direct: unknown, input: string, workspaceRoot: string | null, config: string | null) => string | null;
   directPending: (direct: unknown) => unknown;
   directClose: (direct: unknown) => void;
 }
@@ -245,8 +255,8 @@ function helperLibrary(pumpPath: string): PumpLibrary {
       stopped: lib.func('int pump_stopped(void *pump)') as PumpLibrary['stopped'],
       destroy: lib.func('void pump_destroy(void *pump)') as PumpLibrary['destroy'],
       notifyType: koffi.pointer(notifyProto),
-      directOpen: lib.func('void *direct_open(const char *library_path, void *out, int64_t out_cap)') as PumpLibrary['directOpen'],
-      directCall: lib.func('int64_t direct_call(void *direct, const char *ctx)') as PumpLibrary['directCall'],
+      directOpen: lib.func('void *direct_open(const char *library_path, void *out, int64_t out_cap, void *length)') as PumpLibrary['directOpen'],
+      directCall: lib.func('const char *direct_call(void *direct, const char *input, const char *workspace_root, const char *config)') as PumpLibrary['directCall'],
       directPending: lib.func('void *direct_pending(void *direct)') as PumpLibrary['directPending'],
       directClose: lib.func('void direct_close(void *direct)') as PumpLibrary['directClose'],
     };

@@ -279,13 +279,22 @@ typedef struct {
   void *library;
   execute_fn execute;
   free_fn release;
-  char *out; /* JS-owned buffer of out_cap bytes; JS keeps it alive while this handle lives */
+  char *ctx; /* the context JSON assembled for the current call */
+  size_t ctx_cap;
+  char *out;       /* JS-owned buffer of out_cap + 1 bytes; JS keeps it alive while this handle lives */
   int64_t out_cap;
+  int32_t *length; /* JS-owned: the last result's length in bytes (capped at INT32_MAX), or a DIRECT_ code */
   const char *pending; /* a result too large for out, not yet freed */
 } direct;
 
+/* Codes in *length, mirrored in native.ts. */
+#define DIRECT_NULL (-1)
+#define DIRECT_NO_MEMORY (-2)
+/* Context buffer kept between calls; a larger one is freed when a smaller call comes. */
+#define DIRECT_KEEP_BYTES (1 << 20)
+
 /* Binds the plugin already loaded at library_path for direct calls that copy results into out. */
-void *direct_open(const char *library_path, char *out, int64_t out_cap) {
+void *direct_open(const char *library_path, char *out, int64_t out_cap, int32_t *length) {
   void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
   execute_fn execute = lib ? (execute_fn)dlsym(lib, "vtcode_plugin_execute") : NULL;
   direct *d = execute ? calloc(1, sizeof *d) : NULL;
@@ -298,25 +307,67 @@ void *direct_open(const char *library_path, char *out, int64_t out_cap) {
   d->release = (free_fn)dlsym(lib, "vtcode_plugin_free_string");
   d->out = out;
   d->out_cap = out_cap;
+  d->length = length;
   return d;
 }
 
-/*
- * Runs the plugin. Returns -1 for a NULL result, else the result's length in bytes: when it fits in
- * out, the result is there and already freed; otherwise it waits in direct_pending() for the caller.
- */
-int64_t direct_call(void *handle, const char *ctx) {
-  direct *d = handle;
-  const char *result = d->execute(ctx);
-  if (!result) return -1;
-  int64_t length = (int64_t)strlen(result);
-  if (length > d->out_cap) {
-    d->pending = result;
-    return length;
+static char *append(char *at, const char *text, size_t n) {
+  memcpy(at, text, n);
+  return at + n;
+}
+
+/* Builds the same bytes as joinContext() in codec.ts; NULL parts are the defaults null and {}. */
+static const char *assemble_context(direct *d, const char *input, const char *workspace_root, const char *config) {
+  static const char k_input[] = "{\"input\":", k_root[] = ",\"workspace_root\":", k_config[] = ",\"config\":";
+  if (!workspace_root) workspace_root = "null";
+  if (!config) config = "{}";
+  size_t n_input = strlen(input), n_root = strlen(workspace_root), n_config = strlen(config);
+  size_t need = sizeof k_input + n_input + sizeof k_root + n_root + sizeof k_config + n_config + 2;
+  /* Shrinks after a large call, so one huge context does not stay resident. */
+  if (need > d->ctx_cap || (d->ctx_cap > DIRECT_KEEP_BYTES && need <= DIRECT_KEEP_BYTES)) {
+    char *grown = malloc(need);
+    if (!grown) return NULL;
+    free(d->ctx);
+    d->ctx = grown;
+    d->ctx_cap = need;
   }
-  memcpy(d->out, result, (size_t)length);
+  char *at = append(d->ctx, k_input, sizeof k_input - 1);
+  at = append(at, input, n_input);
+  at = append(at, k_root, sizeof k_root - 1);
+  at = append(at, workspace_root, n_root);
+  at = append(at, k_config, sizeof k_config - 1);
+  at = append(at, config, n_config);
+  append(at, "}", 2);
+  return d->ctx;
+}
+
+/*
+ * Assembles the context, runs the plugin and records the result's length. Returns out holding a
+ * NUL-terminated copy of a result that fits (the plugin's string already freed), so the caller
+ * decodes it in this same native call; NULL for a NULL result, a context it could not allocate
+ * (the plugin did not run), or a result that waits in direct_pending() because it did not fit.
+ */
+const char *direct_call(void *handle, const char *input, const char *workspace_root, const char *config) {
+  direct *d = handle;
+  const char *ctx = assemble_context(d, input, workspace_root, config);
+  if (!ctx) {
+    *d->length = DIRECT_NO_MEMORY;
+    return NULL;
+  }
+  const char *result = d->execute(ctx);
+  if (!result) {
+    *d->length = DIRECT_NULL;
+    return NULL;
+  }
+  size_t length = strlen(result);
+  *d->length = length > INT32_MAX ? INT32_MAX : (int32_t)length;
+  if ((int64_t)length > d->out_cap) {
+    d->pending = result;
+    return NULL;
+  }
+  memcpy(d->out, result, length + 1);
   if (d->release) d->release(result);
-  return length;
+  return d->out;
 }
 
 /* The result the last direct_call left in place because it did not fit; the caller frees it. */
@@ -330,5 +381,6 @@ const char *direct_pending(void *handle) {
 void direct_close(void *handle) {
   direct *d = handle;
   dlclose(d->library);
+  free(d->ctx);
   free(d);
 }

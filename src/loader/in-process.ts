@@ -1,4 +1,4 @@
-import { encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
+import { encodeContextParts, encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
 import { createPump, openNativeLibrary, type NativeLibrary, type NativePump } from '../abi/native.js';
 import { ensurePumpLibrary } from '../host/build.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
@@ -192,7 +192,7 @@ export class InProcessPlugin implements NativePluginTrait {
    */
   executeSync(ctx: PluginContext): PluginResult {
     if (this.closed) throw closedError(this.origin);
-    const text = encodeContextText(ctx, this.origin);
+    const parts = encodeContextParts(ctx, this.origin);
     checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
     if (this.gate.inFlight > 0 && !this.metadata.thread_safe) {
       throw new PluginError(
@@ -201,7 +201,7 @@ export class InProcessPlugin implements NativePluginTrait {
         { plugin: this.origin.plugin, path: this.path },
       );
     }
-    return resultFromReturned(this.lib.executeSync(text, this.maxOutputBytes), this.origin, this.maxOutputBytes);
+    return resultFromReturned(this.lib.executeSync(parts, this.maxOutputBytes), this.origin, this.maxOutputBytes);
   }
 
   /** Waits for calls in flight, then unloads the library. Idempotent. */

@@ -2,12 +2,14 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { ErrorCode, PluginLoader, type PluginLoaderOptions, type PluginResult } from '../../src/index.js';
+import { ErrorCode, PluginLoader, type PluginContext, type PluginLoaderOptions, type PluginResult } from '../../src/index.js';
 import type { InProcessPlugin } from '../../src/loader/in-process.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { REPO_ROOT, buildFixtures, runScript, tempDir } from '../helpers/fixtures.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
+// Plain JS callers may leave out workspace_root and config.
+const partial = (context: Partial<PluginContext>): PluginContext => context as PluginContext;
 
 describe('in-process plugins', () => {
   let root: string;
@@ -72,6 +74,29 @@ describe('in-process plugins', () => {
       await Promise.all(busy);
       const after = ((await plugin.execute(ctx({ ms: 1 }))).output as { order: number }).order;
       assert.equal(after, before + 4, 'three busy calls and this one entered; the withdrawn one did not');
+    } finally {
+      await plugin.close();
+    }
+  });
+
+  it('executeSync hands the plugin the same context bytes as execute, defaults and large contexts included', async () => {
+    const plugin = await load('echoTs');
+    try {
+      const contexts: PluginContext[] = [
+        { input: { text: 'é ✓ "quoted" \u0000 \\' }, workspace_root: '/tmp/ws "q"', config: { k: [1, 2], nested: { on: true } } },
+        partial({ input: {} }),
+        { input: { n: 1 }, workspace_root: null, config: {} },
+        partial({ input: { n: 2 }, config: Object.create(null) as Record<string, never> }),
+        { input: { big: 'x'.repeat(3 * 1024 * 1024) }, workspace_root: '/w', config: { c: 1 } },
+        partial({ input: { after: 'big' } }),
+      ];
+      for (const context of contexts) {
+        const viaSync = JSON.stringify((plugin.executeSync(context).output as { ctx: unknown }).ctx);
+        const viaAsync = JSON.stringify(((await plugin.execute(context)).output as { ctx: unknown }).ctx);
+        assert.equal(viaSync, viaAsync);
+        const expected = { input: context.input, workspace_root: context.workspace_root ?? null, config: context.config ?? {} };
+        assert.equal(viaSync, JSON.stringify(expected));
+      }
     } finally {
       await plugin.close();
     }
