@@ -68,11 +68,14 @@ export function containingTrustedDir(canonicalPath: string, dirs: readonly Trust
   return dirs.find((d) => isInside(canonicalPath, d.path));
 }
 
-/** Judges one candidate plugin directory from its files, never loading its library. */
-function inspectPluginDir(entryPath: string, trustedDir: TrustedDir): DiscoveredPlugin {
+/**
+ * Judges one candidate plugin directory from its files, never loading its library. `plainDir`: the
+ * entry is a directory, not a symlink, so inside the canonical trusted dir its path is canonical.
+ */
+function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: boolean): DiscoveredPlugin {
   let canonical: string;
   try {
-    canonical = realpathSync.native(entryPath);
+    canonical = plainDir ? entryPath : realpathSync.native(entryPath);
   } catch (err) {
     return {
       path: entryPath,
@@ -102,7 +105,7 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir): Discovered
     else {
       let libraryReal: string;
       try {
-        libraryReal = realpathSync.native(lookup.path);
+        libraryReal = lookup.plain ? lookup.path : realpathSync.native(lookup.path);
       } catch {
         libraryReal = path.resolve(lookup.path);
       }
@@ -131,6 +134,13 @@ export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<Disc
     } catch {
       continue;
     }
+    // Entries of a dir stored in canonical form are canonical unless they are links (a dir created after it was trusted may not be).
+    let storedCanonical: boolean;
+    try {
+      storedCanonical = realpathSync.native(dir.path) === dir.path;
+    } catch {
+      storedCanonical = false;
+    }
     const candidates = entries
       .filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink()))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -145,7 +155,7 @@ export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<Disc
         }
         if (target && !target.isDirectory()) continue;
       }
-      found.push(inspectPluginDir(entryPath, dir));
+      found.push(inspectPluginDir(entryPath, dir, storedCanonical && !entry.isSymbolicLink()));
     }
   }
   return found;

@@ -17,7 +17,7 @@ import {
   type TrustedDirKind,
 } from '../discovery/index.js';
 import { ErrorCode, PluginError } from '../errors.js';
-import { MANIFEST_FILE, MAX_MANIFEST_BYTES, findLibrary, libraryFilename, parseManifestText, type PluginManifest } from '../manifest/index.js';
+import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { checkLock, readLock } from '../signing/lock.js';
 import { hasSignatures } from '../signing/files.js';
@@ -254,7 +254,7 @@ export class PluginLoader {
     if (!lookup?.found) return false;
     try {
       const manifestPath = path.join(p.path, MANIFEST_FILE);
-      const files = { manifestPath, manifestBytes: await readFile(manifestPath), libraryPath: lookup.path, libraryBytes: await readFile(lookup.path) };
+      const files = { manifestPath, manifestBytes: readManifestBytes(manifestPath), libraryPath: lookup.path, libraryBytes: await readFile(lookup.path) };
       return (await (await signatures()).checkPluginSignatures(files, keys, false, p.name ?? '?', p.path)).signed;
     } catch {
       return false;
@@ -314,7 +314,7 @@ export class PluginLoader {
       );
     }
     const manifestPath = path.join(canonical, MANIFEST_FILE);
-    const manifestBytes = await readManifestBytes(manifestPath);
+    const manifestBytes = readManifestBytes(manifestPath);
     const reading = parseManifestText(manifestBytes.toString('utf8'), manifestPath);
     if (!reading.manifest) {
       const first = reading.issues[0];
@@ -404,18 +404,8 @@ export class PluginLoader {
 // Loaded on demand: signature checking pulls in crypto that most loads never need.
 const signatures = (): Promise<typeof import('../signing/plugin-signatures.js')> => import('../signing/plugin-signatures.js');
 
-async function readManifestBytes(file: string): Promise<Buffer> {
-  try {
-    const info = await stat(file);
-    if (info.size > MAX_MANIFEST_BYTES) throw new PluginError(ErrorCode.INVALID_MANIFEST, `${file} is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`, { path: file });
-    return await readFile(file);
-  } catch (err) {
-    if (err instanceof PluginError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new PluginError(
-      ErrorCode.INVALID_MANIFEST,
-      `${file} ${code === 'ENOENT' ? 'is missing' : `cannot be read (${code})`}. Every plugin directory needs a plugin.json with name, description and version.`,
-      { path: file },
-    );
-  }
+function readManifestBytes(file: string): Buffer {
+  const read = readManifestBytesSync(file);
+  if ('issue' in read) throw new PluginError(ErrorCode.INVALID_MANIFEST, read.issue.message, { path: file });
+  return read.bytes;
 }

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, lstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
@@ -88,25 +88,51 @@ export async function readManifest(dir: string): Promise<ManifestReading> {
  */
 export function readManifestSync(dir: string): ManifestReading {
   const file = path.join(dir, MANIFEST_FILE);
-  let text: string;
+  const read = readManifestBytesSync(file);
+  return 'issue' in read ? { issues: [read.issue] } : parseManifestText(read.bytes.toString('utf8'), file);
+}
+
+/**
+ * plugin.json's bytes, or why they cannot be had: missing, not a regular file, over
+ * MAX_MANIFEST_BYTES, unreadable. Never blocks, even on a FIFO planted as plugin.json.
+ */
+export function readManifestBytesSync(file: string): { bytes: Buffer } | { issue: ValidationIssue } {
   try {
-    const fd = openSync(file, 'r');
+    const fd = openSync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
     try {
       const info = fstatSync(fd);
-      if (!info.isFile()) return { issues: [bad(`${file} is not a regular file. Make plugin.json a JSON file.`)] };
+      if (!info.isFile()) return { issue: bad(`${file} is not a regular file. Make plugin.json a JSON file.`) };
       if (info.size > MAX_MANIFEST_BYTES) {
-        return { issues: [bad(`${file} is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`)] };
+        return { issue: bad(`${file} is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`) };
       }
-      text = readFileSync(fd, 'utf8');
+      return { bytes: readSmallFile(fd, info.size) };
     } finally {
       closeSync(fd);
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? (err as Error).message})`;
-    return { issues: [bad(`${file} ${why}. Every plugin directory needs a plugin.json with name, description and version.`)] };
+    return { issue: bad(`${file} ${why}. Every plugin directory needs a plugin.json with name, description and version.`) };
   }
-  return parseManifestText(text, file);
+}
+
+let readBuffer = Buffer.allocUnsafe(64 * 1024);
+
+// One read for the common case: a read shorter than asked for is the end of a regular file.
+function readSmallFile(fd: number, size: number): Buffer {
+  if (readBuffer.length < size + 1) readBuffer = Buffer.allocUnsafe(size + 1);
+  let length = 0;
+  for (;;) {
+    const n = readSync(fd, readBuffer, length, readBuffer.length - length, length);
+    length += n;
+    if (n === 0 || length < readBuffer.length) break;
+    // The file grew since fstat: keep reading, still within the limit.
+    if (length > MAX_MANIFEST_BYTES) throw Object.assign(new Error(`grew past ${MAX_MANIFEST_BYTES} bytes while being read`), { code: 'EFBIG' });
+    const grown = Buffer.allocUnsafe(readBuffer.length * 2);
+    readBuffer.copy(grown, 0, 0, length);
+    readBuffer = grown;
+  }
+  return Buffer.from(readBuffer.subarray(0, length));
 }
 
 /** Checks plugin.json text (already read); `file` names it in messages. */
@@ -197,8 +223,11 @@ export function libraryFilename(name: string, platform: NodeJS.Platform = proces
   return libraryCandidates(name, platform)[0] as string;
 }
 
-/** The library found in a plugin directory, or why none was. */
-export type LibraryLookup = { found: true; path: string } | { found: false; issue: ValidationIssue };
+/**
+ * The library found in a plugin directory, or why none was. `plain`: a regular file (no symlink)
+ * right in the dir, so its path is canonical when the dir's is.
+ */
+export type LibraryLookup = { found: true; path: string; plain: boolean } | { found: false; issue: ValidationIssue };
 
 /** Where `cargo build --release` leaves a library, so a Cargo project dir is itself a plugin dir. */
 const CARGO_RELEASE_DIR = path.join('target', 'release');
@@ -210,28 +239,17 @@ export async function findLibrary(dir: string, name: string): Promise<LibraryLoo
 
 /** The synchronous core of {@link findLibrary}. */
 export function findLibrarySync(dir: string, name: string): LibraryLookup {
-  const cargoBuilt = libraryCandidates(name.replace(/[^A-Za-z0-9_]/g, '_')).map((f) => path.join(CARGO_RELEASE_DIR, f));
-  const tried = [...libraryCandidates(name), ...cargoBuilt];
-  for (const file of tried) {
-    const candidate = path.join(dir, file);
-    let info;
-    try {
-      info = lstatSync(candidate);
-    } catch {
-      continue;
-    }
-    if (info.isSymbolicLink()) {
-      try {
-        info = statSync(candidate);
-      } catch {
-        return { found: false, issue: { code: ErrorCode.INVALID_STRUCTURE, message: `${candidate} is a dangling symlink. Point it at the built library or replace it with the file.` } };
-      }
-    }
-    if (!info.isFile()) {
-      return { found: false, issue: { code: ErrorCode.INVALID_STRUCTURE, message: `${candidate} is not a regular file. Put the built library there.` } };
-    }
-    return { found: true, path: candidate };
+  const inDir = libraryCandidates(name);
+  for (const file of inDir) {
+    const probe = probeLibrary(path.join(dir, file), true);
+    if (probe) return probe;
   }
+  const cargoBuilt = libraryCandidates(name.replace(/[^A-Za-z0-9_]/g, '_')).map((f) => path.join(CARGO_RELEASE_DIR, f));
+  for (const file of cargoBuilt) {
+    const probe = probeLibrary(path.join(dir, file), false);
+    if (probe) return probe;
+  }
+  const tried = [...inDir, ...cargoBuilt];
   return {
     found: false,
     issue: {
@@ -239,6 +257,30 @@ export function findLibrarySync(dir: string, name: string): LibraryLookup {
       message: `No library for plugin "${name}" in ${dir}: tried ${tried.join(', ')}. Build the plugin and copy its library there as ${tried[0]}.`,
     },
   };
+}
+
+/** The lookup's answer for one candidate path, or undefined when nothing is there. */
+function probeLibrary(candidate: string, directlyInDir: boolean): LibraryLookup | undefined {
+  let info;
+  try {
+    info = lstatSync(candidate, { throwIfNoEntry: false });
+  } catch {
+    info = undefined; // e.g. ENOTDIR when target/ is a file: nothing usable there either
+  }
+  if (!info) return undefined;
+  const link = info.isSymbolicLink();
+  if (link) {
+    try {
+      info = statSync(candidate, { throwIfNoEntry: false });
+    } catch {
+      info = undefined; // a symlink loop
+    }
+    if (!info) return { found: false, issue: { code: ErrorCode.INVALID_STRUCTURE, message: `${candidate} is a dangling symlink. Point it at the built library or replace it with the file.` } };
+  }
+  if (!info.isFile()) {
+    return { found: false, issue: { code: ErrorCode.INVALID_STRUCTURE, message: `${candidate} is not a regular file. Put the built library there.` } };
+  }
+  return { found: true, path: candidate, plain: directlyInDir && !link };
 }
 
 /**

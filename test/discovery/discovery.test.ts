@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginLoader, type DiscoveredPlugin } from '../../src/index.js';
@@ -25,6 +25,9 @@ describe('discovery', () => {
     mkdirSync(outside);
     await buildFixture(outside, { source: 'echo', name: 'escapee' });
     symlinkSync(path.join(outside, 'escapee'), path.join(trusted, 'escape-link'));
+    const linked = await buildFixture(trusted, { source: 'echo', name: 'linkedlib', libraryFile: 'build.so' });
+    symlinkSync('build.so', path.join(linked, 'liblinkedlib.so'));
+    symlinkSync('good', path.join(trusted, 'alias'));
     mkdirSync(path.join(trusted, '.hidden'));
     writeFileSync(path.join(trusted, 'README.md'), 'not a plugin');
     found = await new PluginLoader({ pluginsDirs: [trusted], defaultDirs: false }).discoverPlugins();
@@ -33,7 +36,7 @@ describe('discovery', () => {
   const byDir = (name: string) => found.find((p) => path.basename(p.path) === name || p.path.endsWith(`${path.sep}${name}`));
 
   it('finds every plugin dir, good and broken, skipping files and hidden dirs', () => {
-    assert.equal(found.length, 6);
+    assert.equal(found.length, 8);
   });
 
   it('judges good plugins ok with their facts', () => {
@@ -49,6 +52,17 @@ describe('discovery', () => {
     assert.equal(byDir('badjson')?.errors[0]?.code, ErrorCode.INVALID_MANIFEST);
     assert.equal(byDir('wronglib')?.errors[0]?.code, ErrorCode.INVALID_STRUCTURE);
     for (const name of ['nomanifest', 'badjson', 'wronglib']) assert.equal(byDir(name)?.status, 'error');
+  });
+
+  it('reports canonical paths for symlinked dirs and libraries that stay inside the trusted dir', () => {
+    const canonical = realpathSync(trusted);
+    const alias = found.find((p) => p.path === path.join(canonical, 'good') && p !== byDir('good'));
+    assert.ok(alias, 'the alias resolves to the good plugin');
+    assert.equal(alias?.status, 'ok');
+    const linked = byDir('linkedlib');
+    assert.equal(linked?.status, 'ok');
+    assert.equal(linked?.libraryPath, path.join(canonical, 'linkedlib', 'build.so'));
+    assert.equal(byDir('good')?.libraryPath, path.join(canonical, 'good', 'libgood.so'));
   });
 
   it('flags a plugin dir whose canonical path leaves the trusted dir', () => {

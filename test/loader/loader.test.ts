@@ -1,5 +1,6 @@
 // Shared loader cases, run against every isolation mode this build supports.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -272,6 +273,13 @@ describe('loader trust rules', () => {
     copyFileSync(path.join(trusted, 'inside', 'libinside.so'), path.join(dir, 'libinside.so'));
     const err = await rejectsWithCode(loader.loadPlugin(dir), ErrorCode.INVALID_MANIFEST);
     assert.equal(err.data?.field, 'version');
+  });
+
+  it('refuses a FIFO planted as plugin.json with E_INVALID_MANIFEST instead of waiting for a writer', { skip: process.platform === 'win32' }, async () => {
+    const dir = path.join(trusted, 'fifo');
+    mkdirSync(dir);
+    execFileSync('mkfifo', [path.join(dir, 'plugin.json')]);
+    await rejectsWithCode(loader.loadPlugin(dir), ErrorCode.INVALID_MANIFEST);
   });
 
   it('resolves plugins by name with explicit dirs first', async () => {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCode, libraryCandidates, validatePluginStructure } from '../../src/index.js';
+import { MAX_MANIFEST_BYTES } from '../../src/manifest/index.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
 
 function pluginDir(manifest: string | null, library?: string): string {
@@ -68,6 +70,31 @@ describe('validatePluginStructure', () => {
       pluginDir(JSON.stringify({ name: 'x', description: 'd', version: '1', permissions: { network: 'yes', fs_write: [''] } }), 'libx.so'),
     );
     assert.deepEqual(issues.map((i) => i.field).sort(), ['permissions.fs_write', 'permissions.network']);
+  });
+
+  it('reads a plugin.json larger than one read buffer, and refuses one over the limit unread', async () => {
+    const long = { name: 'x', description: 'd'.repeat(200 * 1024), version: '1' };
+    assert.deepEqual(await validatePluginStructure(pluginDir(JSON.stringify(long), 'libx.so')), []);
+    const huge = { ...long, description: 'd'.repeat(MAX_MANIFEST_BYTES) };
+    const issues = await validatePluginStructure(pluginDir(JSON.stringify(huge), 'libx.so'));
+    assert.equal(issues[0]?.code, ErrorCode.INVALID_MANIFEST);
+  });
+
+  it('reports a FIFO planted as plugin.json without waiting for a writer', { skip: process.platform === 'win32' }, async () => {
+    const dir = pluginDir(null, 'libx.so');
+    execFileSync('mkfifo', [path.join(dir, 'plugin.json')]);
+    const issues = await validatePluginStructure(dir);
+    assert.equal(issues[0]?.code, ErrorCode.INVALID_MANIFEST);
+  });
+
+  it('finds a library through a symlink, and reports a dangling one', async () => {
+    const dir = pluginDir(JSON.stringify({ name: 'x', description: 'd', version: '1' }), 'real.so');
+    symlinkSync('real.so', path.join(dir, 'libx.so'));
+    assert.deepEqual(await validatePluginStructure(dir), []);
+    const dangling = pluginDir(JSON.stringify({ name: 'x', description: 'd', version: '1' }));
+    symlinkSync('gone.so', path.join(dangling, 'libx.so'));
+    const issues = await validatePluginStructure(dangling);
+    assert.equal(issues[0]?.code, ErrorCode.INVALID_STRUCTURE);
   });
 
   it('reports a directory that does not exist', async () => {
