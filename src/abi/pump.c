@@ -8,10 +8,12 @@
  * that its next call overwrites) and the plugin's own string is freed there, exactly once.
  *
  * It also holds the direct path for executeSync: one native call that runs the plugin, copies its
- * result into a buffer JS owns and frees the plugin's string (koffi would need three calls).
+ * result into a buffer JS owns and frees the plugin's string (koffi would need three calls), and
+ * maps the region an isolated host shares with this process (JS cannot mmap).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -383,4 +385,16 @@ void direct_close(void *handle) {
   dlclose(d->library);
   free(d->ctx);
   free(d);
+}
+
+/* ---------- the shared lane of an isolated host (see skillplug-host.c) ---------- */
+
+/* Maps the file the parent shares with a host; NULL on failure. */
+void *shared_map(int fd, int64_t bytes) {
+  void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void shared_unmap(void *p, int64_t bytes) {
+  munmap(p, (size_t)bytes);
 }

@@ -1,10 +1,30 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
+import { closeSync, ftruncateSync, openSync, unlinkSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Readable, Duplex, Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
 import type { ReturnedString } from '../abi/codec.js';
+import type { SharedMapping } from '../abi/native.js';
 import { bwrapArgs, type SandboxPlan } from '../sandbox/index.js';
-import { FrameReader, HEADER_BYTES, HostMessage, ProtocolViolation, cancelFrame, configureFrame, decodeReturned, executeFrame, markAlone } from './protocol.js';
+import { ensurePumpLibrary } from './build.js';
+import {
+  FrameReader,
+  HEADER_BYTES,
+  HostMessage,
+  ProtocolViolation,
+  SHARED_AREA_BYTES,
+  SHARED_BYTES,
+  SHARED_REQ,
+  SHARED_RESP,
+  SHARED_WAKE_FRAME,
+  SharedWord,
+  cancelFrame,
+  configureFrame,
+  decodeReturned,
+  executeFrame,
+  markAlone,
+} from './protocol.js';
 import { signalHost, stopHost } from './terminate.js';
 
 /** How to launch one host. */
@@ -57,6 +77,24 @@ export type HostReady =
   | { kind: 'ready'; abiVersion: number; hasFree: boolean; metadata: ReturnedString | null }
   | { kind: 'load-error'; reason: number; text: string };
 
+/**
+ * Calls made alone before a host's shared lane starts: mapping it loads koffi and the pump library,
+ * which only a caller making call after call gets back.
+ */
+const SHARED_AFTER_LONE_CALLS = 64;
+
+// Loaded once per process, by the first host whose lane starts; later hosts map theirs at once.
+interface LaneTools {
+  map: typeof import('../abi/native.js').mapSharedFile;
+  helper: string;
+}
+let laneTools: LaneTools | undefined;
+
+// The test suite sets SKILLPLUG_SHARED_AFTER=0 to send (nearly) every lone call through the lane.
+function sharedAfterLoneCalls(): number {
+  const value = Number(process.env.SKILLPLUG_SHARED_AFTER || NaN);
+  return Number.isInteger(value) && value >= 0 ? value : SHARED_AFTER_LONE_CALLS;
+}
 const STDERR_KEEP_BYTES = 64 * 1024;
 const TAIL_LINES = 20;
 const WAKE_BYTE = Buffer.of(1);
@@ -92,6 +130,15 @@ export class HostProcess {
   private killedFor: HostExit['killedFor'] = null;
   private protocolError: string | undefined;
   private exit: HostExit | undefined;
+  // The shared lane (fd 6, see skillplug-host.c): a call alone goes through memory both processes map.
+  private sharedFd: number | undefined;
+  private shared: SharedMapping | undefined;
+  private sharedStarting = false;
+  private sharedCallId = 0;
+  private loneCalls = 0;
+  // Bytes written to fd 3 so far, modulo 2^32.
+  private bytesSent = 0;
+  private readonly sharedAfter = sharedAfterLoneCalls();
   private settleReady: { resolve: (r: HostReady) => void; reject: (e: HostExit) => void } | undefined;
   private readonly sandboxed: boolean;
 
@@ -99,7 +146,18 @@ export class HostProcess {
     // Turning the event loop without sleeping lets libuv see the host's answer without being woken for it.
     // Only for a call alone: with more in flight, answers keep the loop awake anyway, and a spinning JS
     // thread would take a core from the host's workers.
-    this.poller = new BusyPoll(launch.pollMicros, { waiting: () => this.pending.size === 1 });
+    this.poller = new BusyPoll(launch.pollMicros, {
+      waiting: () => this.pending.size === 1,
+      check: () => this.takeSharedResult(),
+      onStart: () => this.setParentPolling(1),
+      // Cleared before one last look, as the host sets the result before it looks at this word.
+      onStop: () => {
+        this.setParentPolling(0);
+        this.takeSharedResult();
+      },
+    });
+    // Only where polling runs: without it, every shared result would need a wake-up on fd 3 anyway.
+    if (process.platform === 'linux' && launch.pollMicros > 0) this.sharedFd = createSharedFile();
     const hostArgs = [
       launch.libraryPath,
       String(launch.maxOutputBytes),
@@ -117,7 +175,7 @@ export class HostProcess {
     this.child = spawn(command, args, {
       cwd: launch.cwd,
       env: launch.sandbox ? {} : launch.env,
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', this.sharedFd ?? 'ignore'],
       detached: true,
     });
     this.channel = this.child.stdio[3] as Duplex;
@@ -163,6 +221,7 @@ export class HostProcess {
     });
     void this.exited.then((exit) => this.onExit(exit));
     if (launch.concurrency !== undefined) this.configure(launch.concurrency);
+    if (this.sharedFd !== undefined && this.sharedAfter === 0 && laneTools) this.startSharedLane();
     // Referenced until the handshake ends; afterwards only while calls are in flight.
     void this.ready.finally(() => {
       if (this.pending.size === 0) this.setRef(false);
@@ -197,18 +256,102 @@ export class HostProcess {
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
-    const frame = executeFrame(id, context);
-    if (this.pending.size === 0 && this.workers > 1) this.aloneCandidate = { id, frame };
+    const lone = this.pending.size === 0;
+    if (lone && !this.sharedStarting && this.sharedFd !== undefined && ++this.loneCalls > this.sharedAfter) this.startSharedLane();
     const wake = this.standbyWake();
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
       this.poller.touch();
+      if (lone && this.postShared(id, context)) return;
+      const frame = executeFrame(id, context);
+      if (lone && this.workers > 1) this.aloneCandidate = { id, frame };
       this.corkUntilTick();
-      this.channel.write(frame, wake);
+      this.send(frame, wake);
     });
     this.promote();
     return { id, result };
+  }
+
+  // Every frame goes through here, so that bytesSent orders shared posts among them.
+  private send(frame: Buffer, written?: () => void): void {
+    this.bytesSent = (this.bytesSent + frame.length) >>> 0;
+    this.channel.write(frame, written);
+  }
+
+  // Maps the shared file (in the background the first time); calls use fd 3 until it is up, or for good if it fails.
+  private startSharedLane(): void {
+    this.sharedStarting = true;
+    if (laneTools) return this.mapShared(laneTools);
+    void Promise.all([import('../abi/native.js'), ensurePumpLibrary()])
+      .then(([native, helper]) => this.mapShared((laneTools = { map: native.mapSharedFile, helper })))
+      .catch(() => this.closeSharedFd());
+  }
+
+  private mapShared(tools: LaneTools): void {
+    if (!this.exit && this.sharedFd !== undefined) this.shared = tools.map(tools.helper, this.sharedFd, SHARED_BYTES);
+    this.closeSharedFd();
+  }
+
+  // The host holds its own copy of the descriptor, and a mapping outlives it.
+  private closeSharedFd(): void {
+    if (this.sharedFd === undefined) return;
+    closeSync(this.sharedFd);
+    this.sharedFd = undefined;
+  }
+
+  // Posts a call made alone in the shared region; false when the lane is not up or the context does not fit.
+  private postShared(id: number, context: string): boolean {
+    const shared = this.shared;
+    if (!shared) return false;
+    if (context.length * 3 > SHARED_AREA_BYTES && Buffer.byteLength(context) > SHARED_AREA_BYTES) return false;
+    const length = shared.bytes.write(context, SHARED_REQ, SHARED_AREA_BYTES, 'utf8');
+    Atomics.store(shared.words, SharedWord.REQ_LEN, length);
+    // The host takes the post only after every frame written before it (a CONFIGURE, say), and before any written after.
+    Atomics.store(shared.words, SharedWord.REQ_AFTER, this.bytesSent | 0);
+    Atomics.store(shared.words, SharedWord.REQ_SEQ, id | 0);
+    this.sharedCallId = id;
+    // Like EXECUTE_ALONE: a pooled host runs it on its reader, so further frames must wake the standby.
+    if (this.workers > 1) this.aloneId = id;
+    // The host is going to sleep on fd 3: wake it there. It clears its word before its last look, so one of us sees the other.
+    if (Atomics.load(shared.words, SharedWord.HOST_POLLING) === 0) this.send(SHARED_WAKE_FRAME);
+    return true;
+  }
+
+  // Takes the shared call's result once the host has put it in; true when it did.
+  private takeSharedResult(): boolean {
+    const shared = this.shared;
+    const id = this.sharedCallId;
+    if (!shared || id === 0 || Atomics.load(shared.words, SharedWord.RESP_SEQ) !== (id | 0)) return false;
+    this.sharedCallId = 0;
+    const length = Atomics.load(shared.words, SharedWord.RESP_LEN);
+    if (length < 4 || length > SHARED_AREA_BYTES) {
+      this.violation(`a shared result of ${length} bytes`);
+      return true;
+    }
+    // A copy first: the plugin can write to the region too, even while this decodes it.
+    const payload = Buffer.from(shared.bytes.subarray(SHARED_RESP, SHARED_RESP + length));
+    const call = this.pending.get(id);
+    if (!call) return true;
+    let returned: ReturnedString;
+    try {
+      returned = decodeReturned(payload, 0);
+    } catch (err) {
+      this.violation((err as Error).message);
+      return true;
+    }
+    this.settled(id);
+    call.resolve(returned);
+    return true;
+  }
+
+  private setParentPolling(on: 0 | 1): void {
+    if (this.shared) Atomics.store(this.shared.words, SharedWord.PARENT_POLLING, on);
+  }
+
+  /** Whether calls made alone go through the shared region now (for tests). */
+  get sharedLaneUp(): boolean {
+    return this.shared !== undefined;
   }
 
   /** Whether a call is running (not just queued in the host). */
@@ -223,7 +366,7 @@ export class HostProcess {
   cancelQueued(id: number): void {
     if (!this.pending.has(id) || this.exit) return;
     this.corkUntilTick();
-    this.channel.write(cancelFrame(id), this.standbyWake());
+    this.send(cancelFrame(id), this.standbyWake());
   }
 
   // While a lone call may be running on the host's reader, a frame must wake the standby once it is written.
@@ -268,7 +411,7 @@ export class HostProcess {
   configure(workers: number): void {
     if (this.exit || workers <= 1) return;
     this.workers = workers;
-    this.channel.write(configureFrame(workers));
+    this.send(configureFrame(workers));
     this.promote();
   }
 
@@ -318,8 +461,13 @@ export class HostProcess {
           this.settleReady = undefined;
         } else if (frame.kind === HostMessage.RESULT && this.pending.has(frame.id)) {
           const call = this.pending.get(frame.id) as PendingCall;
+          // A shared call's result too large for the region, or one the host queued, comes here.
+          if (frame.id === this.sharedCallId) this.sharedCallId = 0;
           this.settled(frame.id);
           call.resolve(decodeReturned(frame.payload, 0));
+        } else if (frame.kind === HostMessage.SHARED_RESULT) {
+          // Polling may have taken it already; otherwise it must be there now.
+          if (frame.id === this.sharedCallId && !this.takeSharedResult()) throw new ProtocolViolation(`SHARED_RESULT for call ${frame.id} before its result`);
         } else if (frame.kind === HostMessage.CANCEL_ACK) {
           const call = this.pending.get(frame.id);
           // No call: its result came first. Status 0: dropped before it ran. Otherwise it is running.
@@ -369,6 +517,10 @@ export class HostProcess {
 
   private onExit(exit: HostExit): void {
     this.exit = exit;
+    this.sharedCallId = 0;
+    this.shared?.unmap();
+    this.shared = undefined;
+    if (!this.sharedStarting) this.closeSharedFd();
     this.setRef(false);
     this.channel.destroy();
     if (this.settleReady) {
@@ -378,6 +530,27 @@ export class HostProcess {
     for (const call of this.pending.values()) call.reject({ exit, started: call.started });
     this.pending.clear();
   }
+}
+
+// An unlinked file of SHARED_BYTES for the shared lane: in memory (/dev/shm) where there is one.
+function createSharedFile(): number | undefined {
+  for (const dir of ['/dev/shm', tmpdir()]) {
+    const file = path.join(dir, `skillplug-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx+', 0o600);
+    } catch {
+      continue;
+    }
+    try {
+      unlinkSync(file);
+      ftruncateSync(fd, SHARED_BYTES);
+      return fd;
+    } catch {
+      closeSync(fd);
+    }
+  }
+  return undefined;
 }
 
 function tailLines(text: string, lines: number): string {

@@ -2,9 +2,20 @@
 import type { ReturnedString } from '../abi/codec.js';
 
 /** Host-to-parent frame kinds. */
-export const HostMessage = { READY: 1, LOAD_ERROR: 2, RESULT: 3, CANCEL_ACK: 4 } as const;
+export const HostMessage = { READY: 1, LOAD_ERROR: 2, RESULT: 3, CANCEL_ACK: 4, SHARED_RESULT: 5 } as const;
 /** Parent-to-host frame kinds. */
-export const HostRequest = { EXECUTE: 1, CONFIGURE: 2, CANCEL: 3, EXECUTE_ALONE: 4 } as const;
+export const HostRequest = { EXECUTE: 1, CONFIGURE: 2, CANCEL: 3, EXECUTE_ALONE: 4, SHARED_WAKE: 5 } as const;
+
+/** The shared lane's layout (fd 6): indices of its 32-bit words, then where the two data areas lie. */
+export const SharedWord = { REQ_SEQ: 0, REQ_LEN: 1, RESP_SEQ: 2, RESP_LEN: 3, HOST_POLLING: 4, PARENT_POLLING: 5, REQ_AFTER: 6 } as const;
+/** Offset of the request area (a context in UTF-8). */
+export const SHARED_REQ = 4096;
+/** Size of each data area. */
+export const SHARED_AREA_BYTES = 64 * 1024;
+/** Offset of the response area (a returned string, as in a RESULT payload). */
+export const SHARED_RESP = SHARED_REQ + SHARED_AREA_BYTES;
+/** Size of the shared file. */
+export const SHARED_BYTES = SHARED_RESP + SHARED_AREA_BYTES;
 /** Reasons in a LOAD_ERROR frame. */
 export const LoadErrorReason = { DLOPEN: 1, SYMBOL: 2 } as const;
 
@@ -52,6 +63,13 @@ export function configureFrame(workers: number): Buffer {
   frame.writeUInt32LE(workers, HEADER_BYTES);
   return frame;
 }
+
+/** SHARED_WAKE: wakes a host that went to sleep on fd 3 just as a call was posted in the shared region. */
+export const SHARED_WAKE_FRAME: Buffer = (() => {
+  const frame = Buffer.alloc(HEADER_BYTES);
+  frame.writeUInt32LE(HostRequest.SHARED_WAKE, 0);
+  return frame;
+})();
 
 /** A CANCEL request for a call the host has queued but not started. */
 export function cancelFrame(id: number): Buffer {

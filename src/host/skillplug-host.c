@@ -10,12 +10,20 @@
  *                   kind 3 CANCEL (id = the call): drop it if no worker has taken it yet;
  *                   kind 4 EXECUTE_ALONE: an EXECUTE sent with no other call in flight, which a
  *                   pooled host runs on the reader itself (no hand-over to a worker).
- * While an EXECUTE_ALONE call runs, the parent writes a byte to fd 5 after each further frame: the
- * standby thread then reads fd 3 in the reader's place, so nothing waits behind the lone call.
+ *                   kind 5 SHARED_WAKE: a call was posted in the shared region while the host slept.
+ * While an EXECUTE_ALONE (or shared) call runs, the parent writes a byte to fd 5 after each further
+ * frame: the standby thread then reads fd 3 in the reader's place, so nothing waits behind the lone call.
+ * fd 6, when open, is a file of SHARED_BYTES mapped by both sides (the shared lane): the parent posts
+ * a call alone there (REQ_LEN, the context at SHARED_REQ, REQ_AFTER = the bytes it had written on
+ * fd 3 by then, then REQ_SEQ = its id) instead of on fd 3; the reader, which polls it between frames,
+ * takes it once it has handled REQ_AFTER bytes of frames, and answers there (RESP_LEN, a returned
+ * string at SHARED_RESP, then RESP_SEQ = the id). Whoever is about to sleep clears its *_POLLING word and looks
+ * again; the other side, seeing it clear, sends a wake: SHARED_WAKE on fd 3, or SHARED_RESULT to the parent.
  *   host -> parent: kind 1 READY (id 0): u32 abi version, u32 has_free, then a returned string
  *                   (only when the version is 1); kind 2 LOAD_ERROR: u32 reason, text;
  *                   kind 3 RESULT: a returned string;
- *                   kind 4 CANCEL_ACK (id = the call): u32 0 = dropped, never ran; 1 = already running or done.
+ *                   kind 4 CANCEL_ACK (id = the call): u32 0 = dropped, never ran; 1 = already running or done;
+ *                   kind 5 SHARED_RESULT (id = the call): its result is in the shared region.
  *   A returned string is u32 tag then: tag 0 bytes, tag 1 NULL (nothing), tag 2 too large (u64 length).
  * Fatal signals write "signal=N peak_kb=K\n" to fd 4 before the host dies.
  * The plugin's stdout is redirected to stderr so nothing it prints can reach the channel.
@@ -31,7 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <poll.h>
@@ -44,12 +54,19 @@
 #define CHANNEL_FD 3
 #define NOTES_FD 4
 #define WAKE_FD 5
+#define SHARED_FD 6
+/* The shared lane's layout, mirrored in protocol.ts: 32-bit words, then the two data areas. */
+enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_POLLING, W_REQ_AFTER };
+#define SHARED_REQ 4096u
+#define SHARED_AREA_BYTES (64u * 1024u)
+#define SHARED_RESP (SHARED_REQ + SHARED_AREA_BYTES)
+#define SHARED_BYTES (SHARED_RESP + SHARED_AREA_BYTES)
 #define PLUGIN_ABI_VERSION 1u
 #define MAX_METADATA_BYTES (1024u * 1024u)
 #define WORKER_STACK_BYTES (8u * 1024u * 1024u)
 
-enum { REQ_EXECUTE = 1, REQ_CONFIGURE = 2, REQ_CANCEL = 3, REQ_EXECUTE_ALONE = 4 };
-enum { MSG_READY = 1, MSG_LOAD_ERROR = 2, MSG_RESULT = 3, MSG_CANCEL_ACK = 4 };
+enum { REQ_EXECUTE = 1, REQ_CONFIGURE = 2, REQ_CANCEL = 3, REQ_EXECUTE_ALONE = 4, REQ_SHARED_WAKE = 5 };
+enum { MSG_READY = 1, MSG_LOAD_ERROR = 2, MSG_RESULT = 3, MSG_CANCEL_ACK = 4, MSG_SHARED_RESULT = 5 };
 enum { RET_BYTES = 0, RET_NULL = 1, RET_TOO_LARGE = 2 };
 enum { LOADERR_DLOPEN = 1, LOADERR_SYMBOL = 2, LOADERR_USAGE = 3 };
 
@@ -160,6 +177,70 @@ static int read_exact(void *dst, size_t len) {
   }
   memcpy(out, read_buffer, len);
   read_start = len;
+  return 0;
+}
+
+/* The shared lane (see the top): NULL unless the parent gave fd 6. */
+static unsigned char *shared;
+/* The id of the last call taken from the shared region. */
+static uint32_t shared_seen;
+
+static int32_t *shared_word(int word) {
+  return (int32_t *)(void *)shared + word;
+}
+
+/* Bytes of frames handled so far, modulo 2^32 (read_lock held). */
+static uint32_t consumed;
+
+/* A call is posted, and every frame written before it has been handled. */
+static int shared_posted(void) {
+  if (!shared || (uint32_t)__atomic_load_n(shared_word(W_REQ_SEQ), __ATOMIC_SEQ_CST) == shared_seen) return 0;
+  uint32_t after = (uint32_t)__atomic_load_n(shared_word(W_REQ_AFTER), __ATOMIC_RELAXED);
+  return (int32_t)(consumed - after) >= 0;
+}
+
+static unsigned char *map_shared(void) {
+  struct stat info;
+  void *p = MAP_FAILED;
+  if (fstat(SHARED_FD, &info) == 0 && S_ISREG(info.st_mode) && info.st_size >= (off_t)SHARED_BYTES) {
+    p = mmap(NULL, SHARED_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, SHARED_FD, 0);
+    close(SHARED_FD);
+  }
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Between frames, on the main thread: waits for the next request. Returns 1 when a call is posted in
+ * the shared region, 0 when fd 3 has bytes to read. Polls both for SPIN_NS (unless the workers are
+ * saturated), then sleeps on fd 3, where the parent sends SHARED_WAKE if it posts meanwhile.
+ */
+static int await_request(void) {
+  if (shared_posted()) return 1;
+  if (read_end > read_start) return 0;
+  read_start = read_end = 0;
+  __atomic_store_n(shared_word(W_HOST_POLLING), 1, __ATOMIC_SEQ_CST);
+  int polling = !pool_saturated();
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  while (polling) {
+    /* The post first: frames written after it must wait for it (those written before, it waits for). */
+    if (shared_posted()) return 1;
+    ssize_t n = recv(CHANNEL_FD, read_buffer, sizeof read_buffer, MSG_DONTWAIT);
+    if (n > 0) {
+      read_end = (size_t)n;
+      return 0;
+    }
+    if (n == 0) _exit(0); /* Input ended: shut down. */
+    if (errno == EINTR) continue;
+    if ((errno != EAGAIN && errno != EWOULDBLOCK) || elapsed_since(&start) > SPIN_NS) break;
+    sched_yield();
+  }
+  /* About to sleep: say so, then look once more, since the parent posts before it looks at this word. */
+  __atomic_store_n(shared_word(W_HOST_POLLING), 0, __ATOMIC_SEQ_CST);
+  if (shared_posted()) return 1;
+  struct pollfd pfd = {CHANNEL_FD, POLLIN, 0};
+  while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+  }
   return 0;
 }
 
@@ -449,11 +530,70 @@ static int reader_away;
 static int start_workers(long wanted);
 static void start_standby(void);
 
+/* Puts a shared call's result in the shared region (or on fd 3 when it does not fit) and frees it once. */
+static void answer_shared(uint32_t id, const char *s) {
+  unsigned char *area = shared + SHARED_RESP;
+  size_t n = s ? strlen(s) : 0;
+  uint32_t len;
+  if (!s) {
+    put_u32(area, RET_NULL);
+    len = 4;
+  } else if (n > max_output) {
+    put_u32(area, RET_TOO_LARGE);
+    put_u64(area + 4, n);
+    len = 12;
+  } else if (n <= SHARED_AREA_BYTES - 4) {
+    put_u32(area, RET_BYTES);
+    memcpy(area + 4, s, n);
+    len = 4 + (uint32_t)n;
+  } else {
+    send_returned(MSG_RESULT, id, NULL, 0, s, max_output);
+    return;
+  }
+  if (s && plugin_free) plugin_free(s);
+  __atomic_store_n(shared_word(W_RESP_LEN), (int32_t)len, __ATOMIC_RELAXED);
+  __atomic_store_n(shared_word(W_RESP_SEQ), (int32_t)id, __ATOMIC_SEQ_CST);
+  /* The parent stopped polling: tell it on fd 3. It clears its word before it looks, so one of us sees the other. */
+  if (!__atomic_load_n(shared_word(W_PARENT_POLLING), __ATOMIC_SEQ_CST)) send_frame(MSG_SHARED_RESULT, id, NULL, 0, NULL, 0);
+}
+
+/* Takes the call posted in the shared region: runs it here like EXECUTE_ALONE, or queues it when no slot is free. */
+static void take_shared_call(void) {
+  uint32_t id = (uint32_t)__atomic_load_n(shared_word(W_REQ_SEQ), __ATOMIC_SEQ_CST);
+  int32_t len = __atomic_load_n(shared_word(W_REQ_LEN), __ATOMIC_RELAXED);
+  shared_seen = id;
+  if (len < 0 || (uint32_t)len > SHARED_AREA_BYTES) abort(); /* Only the parent writes these words. */
+  char *ctx = malloc((size_t)len + 1);
+  if (!ctx) abort();
+  memcpy(ctx, shared + SHARED_REQ, (size_t)len);
+  ctx[len] = 0;
+  if (!use_pool) {
+    const char *out = plugin_execute(ctx);
+    free(ctx);
+    answer_shared(id, out);
+  } else if (standby_running && take_slot_here()) {
+    __atomic_store_n(&reader_away, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&read_lock);
+    const char *out = plugin_execute(ctx);
+    free(ctx);
+    answer_shared(id, out);
+    job_done();
+    __atomic_store_n(&reader_away, 0, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&read_lock);
+  } else {
+    enqueue(id, ctx); /* Its result comes on fd 3. */
+  }
+}
+
 /*
  * Reads one frame and acts on it; call with read_lock held. The main thread (may_run_here) runs a
  * lone call itself, letting go of read_lock meanwhile; the standby never runs a call.
  */
 static void handle_frame(int may_run_here) {
+  if (may_run_here && shared && await_request()) {
+    take_shared_call();
+    return;
+  }
   unsigned char header[16];
   if (read_exact(header, sizeof header)) _exit(0); /* Input ended: shut down. */
   uint32_t kind = get_u32(header);
@@ -463,6 +603,7 @@ static void handle_frame(int may_run_here) {
   if (!ctx) abort();
   if (read_exact(ctx, len)) _exit(0);
   ctx[len] = 0;
+  consumed += (uint32_t)(sizeof header + len);
   if (kind == REQ_CONFIGURE) {
     if (len >= 4 && !use_pool) {
       use_pool = start_workers((long)get_u32((unsigned char *)ctx));
@@ -474,7 +615,7 @@ static void handle_frame(int may_run_here) {
     free(ctx);
     cancel_queued(id);
   } else if (kind != REQ_EXECUTE && kind != REQ_EXECUTE_ALONE) {
-    free(ctx);
+    free(ctx); /* SHARED_WAKE: having woken is the point; the next await_request() finds the call. */
   } else if (!use_pool) {
     run_job(id, ctx);
   } else if (kind == REQ_EXECUTE_ALONE && may_run_here && standby_running && take_slot_here()) {
@@ -557,6 +698,8 @@ int main(int argc, char **argv) {
 #else
   (void)parent;
 #endif
+  /* Mapped before the plugin's constructors run, and fd 6 closed, so the plugin never sees the file. */
+  shared = map_shared();
   install_alt_stack();
   install_fatal_handlers();
   /* Plugin stdout goes to stderr: fd 1 is never the channel, and the parent reads one log stream. */

@@ -2,11 +2,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
 import type { IsolatedPlugin } from '../../src/host/isolated.js';
 import { REPO_ROOT, buildFixture, buildFixtures, runCli, runScript, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
+import { laneUp, warmSharedLane } from '../helpers/lane.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
 
@@ -29,12 +30,18 @@ async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   return check();
 }
 
-describe('isolated host', () => {
+// Every fault twice: calls on fd 3, then calls made alone through the shared memory lane from a host's first call on.
+for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls through the shared lane' : 'isolated host', () => {
   let root: string;
   let dirs: Record<string, string> = {};
   const loader = (options: PluginLoaderOptions = {}) => new PluginLoader({ pluginsDirs: [root], home: tempHome(), defaultDirs: false, isolation: 'process', sandbox: 'off', ...options });
 
+  after(() => {
+    delete process.env.SKILLPLUG_SHARED_AFTER;
+  });
+
   before(async () => {
+    if (lane) process.env.SKILLPLUG_SHARED_AFTER = '0';
     root = tempDir();
     dirs = {};
     const specs: (FixtureSpec & { key: string })[] = [
@@ -49,6 +56,12 @@ describe('isolated host', () => {
       { key: 'parallel', source: 'concurrency', name: 'parallel', defines: { THREAD_SAFE: '1' } },
     ];
     dirs = await buildFixtures(root, specs);
+    if (lane) {
+      // The first lane of a process maps in the background; every later host maps its own at spawn.
+      const warm = await loader().loadPlugin(dirs.parallel as string);
+      await warmSharedLane(warm, ctx({ ms: 1 }));
+      await warm.close();
+    }
   });
 
   async function withPlugin<T>(key: string, options: PluginLoaderOptions, use: (p: IsolatedPlugin) => Promise<T>): Promise<T> {
@@ -212,8 +225,17 @@ describe('isolated host', () => {
 
   it('kills a host whose plugin writes into the private channel', async () => {
     await withPlugin('crash', {}, async (plugin) => {
-      const err = await rejectsWithCode(plugin.execute(ctx({ mode: 'scribble' })), ErrorCode.CRASHED);
-      assert.ok(err.data?.protocolError);
+      if (lane) {
+        // The call's own result may come through the lane before the junk on fd 3 is read; the host dies either way.
+        await plugin.execute(ctx({ mode: 'ok' }));
+        const pid = plugin.hostPid as number;
+        const outcome = await plugin.execute(ctx({ mode: 'scribble' })).then(() => 'answered', (e: PluginError) => e.code);
+        assert.ok(['answered', ErrorCode.CRASHED].includes(outcome), outcome);
+        assert.ok(await waitFor(() => !alive(pid), 1000), 'the host was killed');
+      } else {
+        const err = await rejectsWithCode(plugin.execute(ctx({ mode: 'scribble' })), ErrorCode.CRASHED);
+        assert.ok(err.data?.protocolError);
+      }
       assert.deepEqual((await plugin.execute(ctx({ mode: 'ok' }))).output, { alive: true });
     });
   });
@@ -247,6 +269,48 @@ describe('isolated host', () => {
     child.kill('SIGKILL');
     assert.ok(await waitFor(() => !alive(pid), 2000), `host ${pid} outlived its parent`);
   });
+
+  if (lane) {
+    it('takes a fresh host\'s first call through the lane, with every kind of result', async () => {
+      await withPlugin('heap', {}, async (plugin) => {
+        assert.deepEqual((await plugin.execute(ctx({}))).success, true);
+        assert.equal(laneUp(plugin), true);
+        await rejectsWithCode(plugin.execute(ctx({ mode: 'null' })), ErrorCode.NULL_RESULT);
+        await rejectsWithCode(plugin.execute(ctx({ mode: 'badutf8' })), ErrorCode.INVALID_UTF8);
+        assert.equal((await plugin.execute(ctx({ mode: 'replacement' }))).output, '\uFFFD ok');
+        await rejectsWithCode(plugin.execute(ctx({ mode: 'notjson' })), ErrorCode.INVALID_JSON);
+        // Beyond the lane's 64 KiB: the result comes on fd 3, and the next call takes the lane again.
+        assert.equal(((await plugin.execute(ctx({ mode: 'big', size: 200_000 }))).output as string).length, 200_000);
+        assert.equal(((await plugin.execute(ctx({ mode: 'big', size: 100 }))).output as string).length, 100);
+        // A context too large for the lane goes on fd 3.
+        assert.equal((await plugin.execute(ctx({ pad: 'p'.repeat(100_000) }))).success, true);
+        assert.equal(laneUp(plugin), true);
+      });
+      await withPlugin('heap', { maxOutputBytes: 1000 }, async (plugin) => {
+        await plugin.execute(ctx({}));
+        assert.equal(laneUp(plugin), true);
+        await rejectsWithCode(plugin.execute(ctx({ mode: 'big', size: 5000 })), ErrorCode.OUTPUT_TOO_LARGE);
+      });
+    });
+
+    it('gets a result the host finished after the caller stopped polling, and wakes a host that went to sleep', async () => {
+      await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
+        await plugin.execute(ctx({ ms: 1 }));
+        assert.equal(laneUp(plugin), true);
+        for (let i = 0; i < 5; i++) {
+          assert.equal(((await plugin.execute(ctx({ seq: i, ms: 15 }))).output as { seq: number }).seq, i);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      });
+    });
+
+    it('answers a thousand calls in a row through the lane, each with its own result', async () => {
+      await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
+        for (let seq = 0; seq < 1000; seq++) assert.equal(((await plugin.execute(ctx({ seq, ms: 0 }))).output as { seq: number }).seq, seq);
+        assert.equal(laneUp(plugin), true);
+      });
+    });
+  }
 
   it('does not keep the caller alive when idle', async () => {
     const script = `

@@ -3,27 +3,37 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { ErrorCode, ISOLATION_MODES, PluginError, PluginLoader, type IsolationMode, type NativePluginTrait, type PluginResult } from '../../src/index.js';
 import { buildFixture, buildFixtures, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
+import { laneUp, warmSharedLane } from '../helpers/lane.js';
 
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: '/ws', config: {} });
 
-// Each mode with the default polling for results, and each with polling off (results wake the loop).
-const variants = (ISOLATION_MODES as IsolationMode[]).flatMap((isolation) => [
-  { isolation, pollMicros: undefined },
-  { isolation, pollMicros: 0 },
-]);
+// Each mode with the default polling for results, and each with polling off (results wake the loop);
+// and isolated hosts taking lone calls through the shared lane from the start.
+const variants = [
+  ...(ISOLATION_MODES as IsolationMode[]).flatMap((isolation) => [
+    { isolation, pollMicros: undefined, lane: false },
+    { isolation, pollMicros: 0, lane: false },
+  ]),
+  { isolation: 'process' as IsolationMode, pollMicros: undefined, lane: true },
+];
 
-for (const { isolation, pollMicros } of variants) {
-  describe(`loader (isolation: ${isolation}, pollMicros: ${pollMicros ?? 'default'})`, () => {
+for (const { isolation, pollMicros, lane } of variants) {
+  describe(`loader (isolation: ${isolation}, pollMicros: ${pollMicros ?? 'default'}${lane ? ', shared lane' : ''})`, () => {
     let root: string;
     let loader: PluginLoader;
     let dirs: Record<string, string> = {};
 
+    after(() => {
+      delete process.env.SKILLPLUG_SHARED_AFTER;
+    });
+
     before(async () => {
+      if (lane) process.env.SKILLPLUG_SHARED_AFTER = '0';
       root = tempDir();
       const specs: (FixtureSpec & { key: string })[] = [
         { key: 'echo', source: 'echo', name: 'echo' },
@@ -41,6 +51,11 @@ for (const { isolation, pollMicros } of variants) {
       ];
       dirs = await buildFixtures(root, specs);
       loader = new PluginLoader({ pluginsDirs: [root], home: tempHome(), workspace: root, isolation, pollMicros });
+      if (lane) {
+        const warm = await loader.loadPlugin(dirs.echo as string);
+        await warmSharedLane(warm, ctx({}));
+        await warm.close();
+      }
     });
 
     async function withPlugin<T>(key: string, use: (p: NativePluginTrait) => Promise<T>): Promise<T> {
@@ -111,6 +126,7 @@ for (const { isolation, pollMicros } of variants) {
         const stats = (await plugin.execute(ctx({ mode: 'stats' }))).output as { allocs: number; frees: number; bad_frees: number };
         // metadata + ok + badutf8 + replacement + notjson + badshape + fail + stats = 8 allocations; all but the stats string itself freed.
         assert.deepEqual(stats, { allocs: 8, frees: 7, bad_frees: 0 });
+        if (lane) assert.equal(laneUp(plugin), true, 'these calls went through the shared lane');
       });
     });
 
