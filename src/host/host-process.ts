@@ -122,6 +122,8 @@ export class HostProcess {
   private referenced = true;
   // A call sent with nothing in flight; at flush it goes as EXECUTE_ALONE if no other call joined it.
   private aloneCandidate: { id: number; frame: Buffer } | undefined;
+  // The same for the shared lane: a call made alone is posted there at flush if no other call joined it.
+  private sharedCandidate: { id: number; context: string } | undefined;
   private workers = 1;
   private corked = false;
   private nextId = 1;
@@ -263,10 +265,17 @@ export class HostProcess {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
       this.poller.touch();
-      if (lone && this.postShared(id, context)) return;
+      this.corkUntilTick();
+      // Another call in the same tick: the candidate was not alone after all, and goes first on fd 3.
+      const joined = this.sharedCandidate;
+      this.sharedCandidate = undefined;
+      if (joined) this.send(executeFrame(joined.id, joined.context));
+      if (lone && this.fitsShared(context)) {
+        this.sharedCandidate = { id, context };
+        return;
+      }
       const frame = executeFrame(id, context);
       if (lone && this.workers > 1) this.aloneCandidate = { id, frame };
-      this.corkUntilTick();
       this.send(frame, wake);
     });
     this.promote();
@@ -300,11 +309,15 @@ export class HostProcess {
     this.sharedFd = undefined;
   }
 
-  // Posts a call made alone in the shared region; false when the lane is not up or the context does not fit.
+  // Whether a call can go through the shared lane: it is up and the context fits.
+  private fitsShared(context: string): boolean {
+    return this.shared !== undefined && (context.length * 3 <= SHARED_AREA_BYTES || Buffer.byteLength(context) <= SHARED_AREA_BYTES);
+  }
+
+  // Posts a call made alone in the shared region (checked by fitsShared); false when the lane went down meanwhile.
   private postShared(id: number, context: string): boolean {
     const shared = this.shared;
     if (!shared) return false;
-    if (context.length * 3 > SHARED_AREA_BYTES && Buffer.byteLength(context) > SHARED_AREA_BYTES) return false;
     const length = shared.bytes.write(context, SHARED_REQ, SHARED_AREA_BYTES, 'utf8');
     Atomics.store(shared.words, SharedWord.REQ_LEN, length);
     // The host takes the post only after every frame written before it (a CONFIGURE, say), and before any written after.
@@ -384,6 +397,10 @@ export class HostProcess {
     this.channel.cork();
     process.nextTick(() => {
       this.corked = false;
+      // Still alone at the end of its tick (no caller joined it): it takes the shared lane.
+      const lone = this.sharedCandidate;
+      this.sharedCandidate = undefined;
+      if (lone && this.pending.has(lone.id) && !this.postShared(lone.id, lone.context)) this.send(executeFrame(lone.id, lone.context));
       const candidate = this.aloneCandidate;
       this.aloneCandidate = undefined;
       // Calls that come in a batch (many callers answering one batch of results) are not alone.

@@ -140,6 +140,9 @@ static long elapsed_since(const struct timespec *start) {
   return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
 }
 
+/* Set when await_request() has just polled fd 3 in vain: read_exact() then sleeps at once. */
+static int polled_already;
+
 /* Requests are read through a buffer: one read() usually brings a header and its payload. */
 static unsigned char read_buffer[64 * 1024];
 static size_t read_start, read_end;
@@ -160,7 +163,8 @@ static int read_exact(void *dst, size_t len) {
   /* A caller in a loop sends its next request within microseconds: polling for it with non-blocking
      reads saves a sleep/wake cycle and a syscall per call. Gives up after SPIN_NS, so an idle host
      costs no CPU, and never polls while the workers are saturated: they need the cores more. */
-  int polling = !pool_saturated();
+  int polling = !polled_already && !pool_saturated();
+  polled_already = 0;
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   while (read_end < len) {
@@ -235,12 +239,11 @@ static int await_request(void) {
     if ((errno != EAGAIN && errno != EWOULDBLOCK) || elapsed_since(&start) > SPIN_NS) break;
     sched_yield();
   }
-  /* About to sleep: say so, then look once more, since the parent posts before it looks at this word. */
+  /* About to sleep in read(): say so, then look once more, since the parent posts before it looks at
+     this word; a post from now on comes with SHARED_WAKE on fd 3, which ends that read(). */
   __atomic_store_n(shared_word(W_HOST_POLLING), 0, __ATOMIC_SEQ_CST);
   if (shared_posted()) return 1;
-  struct pollfd pfd = {CHANNEL_FD, POLLIN, 0};
-  while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
-  }
+  polled_already = 1;
   return 0;
 }
 
