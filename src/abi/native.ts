@@ -76,8 +76,11 @@ export interface NativeLibrary {
   abiVersion(): number;
   /** Calls `vtcode_plugin_metadata()` and copies the string out. */
   metadata(maxBytes: number): ReturnedString;
-  /** Calls `vtcode_plugin_execute()` on this thread with the context JSON. */
-  executeSync(ctx: ContextParts, maxBytes: number): ReturnedString;
+  /**
+   * Calls `vtcode_plugin_execute()` on this thread with the context. The result's text when it is
+   * valid UTF-8 within maxBytes (a hot loop's common case, so no wrapper is allocated); else what it is.
+   */
+  executeSync(ctx: ContextParts, maxBytes: number): string | ReturnedString;
   /** Calls `vtcode_plugin_execute()` on a worker thread with the context JSON. */
   executeAsync(ctx: string, maxBytes: number, done: (err: Error | null, result?: ReturnedString) => void): void;
   /** Unloads the library. Only call with no call in flight. */
@@ -137,12 +140,15 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
 
   // undefined: not opened yet; null: unavailable, so koffi's three calls do the job.
   let direct: DirectCalls | null | undefined = helperPath ? undefined : null;
-  const executeSync = (ctx: ContextParts, maxBytes: number): ReturnedString => {
+  const executeSync = (ctx: ContextParts, maxBytes: number): string | ReturnedString => {
     if (direct === undefined) direct = openDirectCalls(helperPath as string, libraryPath) ?? null;
     if (direct === null) return take(execute(joinContext(ctx)), maxBytes);
     const text = direct.call(ctx);
+    if (text !== null) {
+      if (text.length <= maxBytes && text.length * 3 <= maxBytes && !text.includes('\uFFFD')) return text;
+      return classify(text, maxBytes) ?? { kind: 'bytes', bytes: direct.out.subarray(0, direct.length[0]).slice() };
+    }
     const length = direct.length[0] as number;
-    if (text !== null) return classify(text, maxBytes) ?? { kind: 'bytes', bytes: direct.out.subarray(0, length).slice() };
     if (length === DIRECT_NO_MEMORY) return take(execute(joinContext(ctx)), maxBytes);
     return length === DIRECT_NULL ? { kind: 'null' } : take(direct.pending(), maxBytes);
   };

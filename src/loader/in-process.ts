@@ -1,4 +1,4 @@
-import { encodeContextParts, encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
+import { encodeContextParts, encodeContextText, parseJsonText, validateResult, type Origin, type ReturnedString } from '../abi/codec.js';
 import { createPump, openNativeLibrary, type NativeLibrary, type NativePump } from '../abi/native.js';
 import { ensurePumpLibrary } from '../host/build.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
@@ -201,7 +201,9 @@ export class InProcessPlugin implements NativePluginTrait {
         { plugin: this.origin.plugin, path: this.path },
       );
     }
-    return resultFromReturned(this.lib.executeSync(parts, this.maxOutputBytes), this.origin, this.maxOutputBytes);
+    const returned = this.lib.executeSync(parts, this.maxOutputBytes);
+    if (typeof returned === 'string') return validateResult(parseJsonText(returned, 'a result', this.origin), this.origin);
+    return resultFromReturned(returned, this.origin, this.maxOutputBytes);
   }
 
   /** Waits for calls in flight, then unloads the library. Idempotent. */
