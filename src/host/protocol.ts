@@ -94,7 +94,9 @@ export function decodeReturned(payload: Buffer, offset: number): ReturnedString 
  * and joined once per frame.
  */
 export class FrameReader {
-  private chunks: Buffer[] = [];
+  private readonly chunks: Buffer[] = [];
+  // Bytes of chunks[0] already consumed: frames are read in place, without a view per step.
+  private offset = 0;
   private size = 0;
   private pendingLength = -1;
   private pendingKind = 0;
@@ -110,11 +112,18 @@ export class FrameReader {
     for (;;) {
       if (this.pendingLength < 0) {
         if (this.size < HEADER_BYTES) break;
-        const header = this.take(HEADER_BYTES);
-        this.pendingKind = header.readUInt32LE(0);
-        this.pendingId = header.readUInt32LE(4);
+        let header = this.chunks[0] as Buffer;
+        let at = this.offset;
+        if (header.length - at < HEADER_BYTES) {
+          header = this.take(HEADER_BYTES);
+          at = 0;
+        } else {
+          this.skip(HEADER_BYTES);
+        }
+        this.pendingKind = header.readUInt32LE(at);
+        this.pendingId = header.readUInt32LE(at + 4);
         // Two 32-bit halves: exact below 2^53, far beyond any limit, and no BigInt per frame.
-        const length = header.readUInt32LE(12) * 2 ** 32 + header.readUInt32LE(8);
+        const length = header.readUInt32LE(at + 12) * 2 ** 32 + header.readUInt32LE(at + 8);
         if (length > this.maxPayload) throw new ProtocolViolation(`frame of ${length} bytes exceeds the ${this.maxPayload}-byte limit`);
         this.pendingLength = length;
       }
@@ -125,27 +134,34 @@ export class FrameReader {
     return frames;
   }
 
-  private take(n: number): Buffer {
-    const first = this.chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    let out: Buffer;
-    if (first !== undefined && first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let filled = 0;
-      while (filled < n) {
-        const chunk = this.chunks[0] as Buffer;
-        const use = Math.min(chunk.length, n - filled);
-        chunk.copy(out, filled, 0, use);
-        filled += use;
-        if (use === chunk.length) this.chunks.shift();
-        else this.chunks[0] = chunk.subarray(use);
-      }
-    }
+  // Consumes n bytes that lie within the first chunk.
+  private skip(n: number): void {
+    this.offset += n;
     this.size -= n;
+    if (this.offset === (this.chunks[0] as Buffer).length) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
+  }
+
+  // The next n bytes: a view when they lie in one chunk, else a copy.
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0] as Buffer;
+    if (first.length - this.offset >= n) {
+      const out = first.subarray(this.offset, this.offset + n);
+      this.skip(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0] as Buffer;
+      const use = Math.min(chunk.length - this.offset, n - filled);
+      chunk.copy(out, filled, this.offset, this.offset + use);
+      filled += use;
+      this.skip(use);
+    }
     return out;
   }
 }
