@@ -24,7 +24,7 @@ const option = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const SMOKE = flag('--smoke');
-const ROUNDS = Number(option('--rounds') ?? (SMOKE ? 1 : 5));
+const ROUNDS = Number(option('--rounds') ?? (SMOKE ? 1 : 7));
 const scale = (n: number): number => (SMOKE ? Math.max(1, Math.ceil(n / 200)) : n);
 const MiB = 1024 * 1024;
 

@@ -43,6 +43,7 @@ typedef struct {
   pthread_cond_t work_ready, done_ready, taken;
   item *jobs, *jobs_tail, *done, *done_tail;
   int stopping, notifying, threads, exited;
+  int spinners; /* idle workers polling for the next call: at most one, so a serial caller's spinning JS thread keeps a core */
   void *library; /* Our own dlopen reference, dropped on destroy so the plugin unloads with its last user. */
   pthread_t *workers, notifier;
 } pump;
@@ -68,7 +69,8 @@ static void *worker(void *arg) {
   pump *p = arg;
   pthread_mutex_lock(&p->lock);
   for (;;) {
-    if (!p->jobs && !p->stopping) {
+    if (!p->jobs && !p->stopping && p->spinners == 0) {
+      p->spinners++;
       pthread_mutex_unlock(&p->lock);
       struct timespec start;
       clock_gettime(CLOCK_MONOTONIC, &start);
@@ -76,12 +78,16 @@ static void *worker(void *arg) {
         sched_yield(); /* Polling, not hogging: the thread that hands results to JS may need this core. */
       }
       pthread_mutex_lock(&p->lock);
+      /* Under the lock, so a submit either sees this spinner (and skips the wake-up) or wakes a sleeper. */
+      p->spinners--;
     }
     while (!p->jobs && !p->stopping) pthread_cond_wait(&p->work_ready, &p->lock);
     if (!p->jobs) break;
     item *job = p->jobs;
     p->jobs = job->next;
     if (!p->jobs) p->jobs_tail = NULL;
+    /* More calls wait: a submit that counted on the spinner did not wake anyone for them. */
+    else pthread_cond_signal(&p->work_ready);
     pthread_mutex_unlock(&p->lock);
     const char *out = p->execute(job->text);
     free(job->text);
@@ -171,7 +177,8 @@ int pump_submit(void *handle, uint32_t id, const char *ctx) {
   job->text = copy;
   pthread_mutex_lock(&p->lock);
   push(&p->jobs, &p->jobs_tail, job);
-  pthread_cond_signal(&p->work_ready);
+  /* A polling worker takes it without a wake-up (a syscall on this, the JS, thread). */
+  if (p->spinners == 0) pthread_cond_signal(&p->work_ready);
   pthread_mutex_unlock(&p->lock);
   return 0;
 }
