@@ -460,25 +460,33 @@ static int take_slot_here(void) {
   return ok;
 }
 
+/* Idle workers polling for the next call (queue_lock held): at most one, so they leave the cores to the rest. */
+static int spinning_workers;
+
 static void *worker(void *arg) {
   (void)arg;
   install_alt_stack();
   pthread_mutex_lock(&queue_lock);
   for (;;) {
-    if (!queue_head || running_jobs >= pool_workers) {
+    if ((!queue_head || running_jobs >= pool_workers) && spinning_workers == 0) {
+      spinning_workers++;
       pthread_mutex_unlock(&queue_lock);
       /* Like the reader: a caller's next call usually comes within microseconds, so look before sleeping. */
       struct timespec start;
       clock_gettime(CLOCK_MONOTONIC, &start);
       while (!job_ready() && elapsed_since(&start) < SPIN_NS) sched_yield();
       pthread_mutex_lock(&queue_lock);
-      while (!queue_head || running_jobs >= pool_workers) pthread_cond_wait(&queue_ready, &queue_lock);
+      /* Under the lock, so an enqueue either sees this spinner (and skips the wake-up) or wakes a sleeper. */
+      spinning_workers--;
     }
+    while (!queue_head || running_jobs >= pool_workers) pthread_cond_wait(&queue_ready, &queue_lock);
     job *j = queue_head;
     queue_head = j->next;
     if (!queue_head) queue_tail = NULL;
     __atomic_sub_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
+    /* More calls wait and a slot is free: an enqueue that counted on the spinner woke no one for them. */
+    if (queue_head && running_jobs < pool_workers) pthread_cond_signal(&queue_ready);
     pthread_mutex_unlock(&queue_lock);
     run_job(j->id, j->ctx);
     free(j);
@@ -521,7 +529,8 @@ static void enqueue(uint32_t id, char *ctx) {
   else __atomic_store_n(&queue_head, j, __ATOMIC_RELEASE); /* Idle workers poll it without the lock. */
   queue_tail = j;
   __atomic_add_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
-  pthread_cond_signal(&queue_ready);
+  /* A polling worker takes it without a wake-up. */
+  if (spinning_workers == 0) pthread_cond_signal(&queue_ready);
   pthread_mutex_unlock(&queue_lock);
 }
 
