@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
 import { bwrapArgs, detectSandbox, effectivePermissions, expandPermissionPath } from '../../src/sandbox/index.js';
 import { buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
+import { laneUp, warmSharedLane } from '../helpers/lane.js';
 
 describe('sandbox permissions', () => {
   it('expands ${workspace} and resolves relative paths against the workspace', () => {
@@ -119,6 +120,24 @@ describe('sandboxed host', async () => {
     assert.equal(existsSync(target), true);
     const capped = await probe('probe-granted', { sandbox: 'required', grant: { network: false, fs_write: [] } }, { write: path.join(workspace, 'out', 'capped.txt'), port });
     assert.deepEqual(capped, { wrote: false, connected: false, env_visible: false });
+  });
+
+  it('sandboxed, calls through the shared memory lane are just as confined', { skip }, async () => {
+    process.env.SKILLPLUG_SHARED_AFTER = '0';
+    const loader = new PluginLoader({ pluginsDirs: [plugins], home: tempHome(), workspace, defaultDirs: false, isolation: 'process', sandbox: 'required' });
+    const plugin = await loader.loadPlugin(path.join(plugins, 'probe'));
+    try {
+      const quiet = { input: {} as never, workspace_root: workspace, config: {} };
+      await warmSharedLane(plugin, quiet);
+      const target = path.join(outside, 'through-the-lane.txt');
+      const out = (await plugin.execute({ input: { write: target, port } as never, workspace_root: workspace, config: {} })).output;
+      assert.deepEqual(out, { wrote: false, connected: false, env_visible: false });
+      assert.equal(existsSync(target), false);
+      assert.equal(laneUp(plugin), true);
+    } finally {
+      delete process.env.SKILLPLUG_SHARED_AFTER;
+      await plugin.close();
+    }
   });
 
   it('passes explicit env to the host', { skip }, async () => {
