@@ -8,9 +8,14 @@ export function laneUp(plugin: NativePluginTrait): boolean {
 
 /**
  * Sends lone calls until the plugin's host has its lane up. With SKILLPLUG_SHARED_AFTER=0 the first
- * lane of a process maps in the background; every host spawned after it maps its own at spawn.
+ * lane of a process maps in the background (on a fresh machine after compiling the pump library);
+ * every host spawned after it maps its own at spawn.
  */
 export async function warmSharedLane(plugin: NativePluginTrait, ctx: PluginContext): Promise<void> {
-  for (let i = 0; i < 1000 && !laneUp(plugin); i++) await plugin.execute(ctx);
-  if (!laneUp(plugin)) throw new Error('the shared lane never came up');
+  const deadline = Date.now() + 120_000;
+  while (!laneUp(plugin)) {
+    if (Date.now() > deadline) throw new Error('the shared lane never came up');
+    await plugin.execute(ctx);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
