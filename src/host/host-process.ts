@@ -309,9 +309,11 @@ export class HostProcess {
     this.sharedFd = undefined;
   }
 
-  // Whether a call can go through the shared lane: it is up and the context fits.
+  // Whether a call can go through the shared lane: both sides mapped it and the context fits.
   private fitsShared(context: string): boolean {
-    return this.shared !== undefined && (context.length * 3 <= SHARED_AREA_BYTES || Buffer.byteLength(context) <= SHARED_AREA_BYTES);
+    const shared = this.shared;
+    if (!shared || Atomics.load(shared.words, SharedWord.HOST_MAPPED) !== 1) return false;
+    return context.length * 3 <= SHARED_AREA_BYTES || Buffer.byteLength(context) <= SHARED_AREA_BYTES;
   }
 
   // Posts a call made alone in the shared region (checked by fitsShared); false when the lane went down meanwhile.
@@ -364,7 +366,7 @@ export class HostProcess {
 
   /** Whether calls made alone go through the shared region now (for tests). */
   get sharedLaneUp(): boolean {
-    return this.shared !== undefined;
+    return this.shared !== undefined && Atomics.load(this.shared.words, SharedWord.HOST_MAPPED) === 1;
   }
 
   /** Whether a call is running (not just queued in the host). */

@@ -13,7 +13,8 @@
  *                   kind 5 SHARED_WAKE: a call was posted in the shared region while the host slept.
  * While an EXECUTE_ALONE (or shared) call runs, the parent writes a byte to fd 5 after each further
  * frame: the standby thread then reads fd 3 in the reader's place, so nothing waits behind the lone call.
- * fd 6, when open, is a file of SHARED_BYTES mapped by both sides (the shared lane): the parent posts
+ * fd 6, when open, is a file of SHARED_BYTES mapped by both sides (the shared lane; the host sets
+ * HOST_MAPPED once it has mapped it, before READY, and the parent uses it only then): the parent posts
  * a call alone there (REQ_LEN, the context at SHARED_REQ, REQ_AFTER = the bytes it had written on
  * fd 3 by then, then REQ_SEQ = its id) instead of on fd 3; the reader, which polls it between frames,
  * takes it once it has handled REQ_AFTER bytes of frames, and answers there (RESP_LEN, a returned
@@ -56,7 +57,7 @@
 #define WAKE_FD 5
 #define SHARED_FD 6
 /* The shared lane's layout, mirrored in protocol.ts: 32-bit words, then the two data areas. */
-enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_POLLING, W_REQ_AFTER };
+enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_POLLING, W_REQ_AFTER, W_HOST_MAPPED };
 #define SHARED_REQ 4096u
 #define SHARED_AREA_BYTES (64u * 1024u)
 #define SHARED_RESP (SHARED_REQ + SHARED_AREA_BYTES)
@@ -210,7 +211,10 @@ static unsigned char *map_shared(void) {
     p = mmap(NULL, SHARED_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, SHARED_FD, 0);
     close(SHARED_FD);
   }
-  return p == MAP_FAILED ? NULL : p;
+  if (p == MAP_FAILED) return NULL;
+  /* The parent posts nothing until it sees this: a host that could not map the file keeps to fd 3. */
+  __atomic_store_n((int32_t *)p + W_HOST_MAPPED, 1, __ATOMIC_SEQ_CST);
+  return p;
 }
 
 /*
