@@ -316,12 +316,15 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
   let seenFinished = 0;
   let nextId = 1;
   let handle: unknown;
-  // koffi delivers the pump's notification only while something keeps the event loop alive.
-  let keepAlive: NodeJS.Timeout | undefined;
+  // koffi delivers the pump's notification only while something keeps the event loop alive: this
+  // timer, referenced while calls wait (toggling it costs far less than a new timer per call).
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  keepAlive.unref();
+  let keptAlive = false;
   const letLoopIdle = (): void => {
-    if (waiting.size > 0 || !keepAlive) return;
-    clearInterval(keepAlive);
-    keepAlive = undefined;
+    if (waiting.size > 0 || !keptAlive) return;
+    keptAlive = false;
+    keepAlive.unref();
   };
   const drain = (): void => {
     seenFinished = Atomics.load(shared, FINISHED);
@@ -357,6 +360,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
   handle = api.create(libraryPath, notify, shared, threads);
   if (!handle) {
     koffi.unregister(notify);
+    clearInterval(keepAlive);
     throw new PluginError(ErrorCode.LOAD_FAILED, `Cannot start the call pump for ${libraryPath}.`, { path: libraryPath });
   }
   // Pump threads must be out of JS and out of the pump's code before the process tears both down.
@@ -367,7 +371,10 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       const id = nextId++;
       if (nextId > 0xffffffff) nextId = 1;
       waiting.set(id, { maxBytes, done });
-      keepAlive ??= setInterval(() => undefined, 1 << 30);
+      if (!keptAlive) {
+        keptAlive = true;
+        keepAlive.ref();
+      }
       poller.touch();
       if (api.submit(handle, id, ctx) !== 0) {
         waiting.delete(id);
@@ -383,6 +390,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     },
     destroy: async () => {
       process.removeListener('exit', stopAtExit);
+      clearInterval(keepAlive);
       api.stop(handle);
       // The notifier may be waiting for this thread to run a notification: keep the loop turning until it is out.
       while (api.stopped(handle) !== 1) await new Promise((resolve) => setTimeout(resolve, 1));
