@@ -9,6 +9,7 @@ import { InFlight } from '../loader/in-flight.js';
 import { checkAbiVersion, checkMetadata, resultFromReturned } from '../loader/handshake.js';
 import { detectSandbox, effectivePermissions, hostEnvironment, type SandboxGrant, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
 import { ensureHostBinary } from './build.js';
+import { Deadlines, type Deadline } from './deadlines.js';
 import { HostProcess, type CallFailure, type HostExit } from './host-process.js';
 import { LoadErrorReason } from './protocol.js';
 
@@ -93,6 +94,7 @@ export class IsolatedPlugin implements NativePluginTrait {
   private quarantined = false;
   private closed = false;
   private readonly inFlight = new InFlight();
+  private readonly deadlines = new Deadlines();
   private lastLogs = '';
   private disposed = false;
 
@@ -210,13 +212,13 @@ export class IsolatedPlugin implements NativePluginTrait {
   private dispatch(payload: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<ReturnedString> {
     return new Promise<ReturnedString>((resolve, reject) => {
       let settled = false;
-      let timer: NodeJS.Timeout | undefined;
+      let deadline: Deadline | undefined;
       let host: HostProcess | undefined;
       let id = 0;
       const settle = (fn: () => void): void => {
         if (settled) return;
         settled = true;
-        if (timer) clearTimeout(timer);
+        if (deadline) this.deadlines.remove(deadline);
         signal?.removeEventListener('abort', onAbort);
         fn();
       };
@@ -231,11 +233,11 @@ export class IsolatedPlugin implements NativePluginTrait {
         settle(() => reject(cancelledError(this.origin, true, { stderrTail: tail, signal: 'SIGKILL' })));
       };
       const onStart = (): void => {
-        timer = setTimeout(() => {
+        deadline = this.deadlines.add(timeoutMs, () => {
           const tail = host?.stderrTail() ?? '';
           host?.kill('timeout');
           settle(() => reject(timeoutError(this.origin, timeoutMs, { stderrTail: tail, signal: 'SIGKILL' }, '; its host was killed and the next call gets a fresh one')));
-        }, timeoutMs);
+        });
       };
       const send = (to: HostProcess): void => {
         host = to;
