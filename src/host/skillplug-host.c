@@ -432,10 +432,14 @@ static int pool_saturated(void) {
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queue_ready = PTHREAD_COND_INITIALIZER;
 
-static void run_job(uint32_t id, char *ctx) {
+static void answer_shared(uint32_t id, const char *s);
+
+/* Runs a call and sends its result: on fd 3, or in the shared region for a call taken from there. */
+static void run_job(uint32_t id, char *ctx, int answer_in_shared) {
   const char *out = plugin_execute(ctx);
   free(ctx);
-  send_returned(MSG_RESULT, id, NULL, 0, out, max_output);
+  if (answer_in_shared) answer_shared(id, out);
+  else send_returned(MSG_RESULT, id, NULL, 0, out, max_output);
 }
 
 /* Calls running now, on workers or the reader: never more than pool_workers (the parent's maxConcurrency). */
@@ -492,7 +496,7 @@ static void *worker(void *arg) {
     /* More calls wait and a slot is free: an enqueue that counted on the spinner woke no one for them. */
     if (queue_head && running_jobs < pool_workers) pthread_cond_signal(&queue_ready);
     pthread_mutex_unlock(&queue_lock);
-    run_job(j->id, j->ctx);
+    run_job(j->id, j->ctx, 0);
     free(j);
     /* Busy: straight on to the next queued call under the same lock. */
     pthread_mutex_lock(&queue_lock);
@@ -573,6 +577,19 @@ static void answer_shared(uint32_t id, const char *s) {
   if (!__atomic_load_n(shared_word(W_PARENT_POLLING), __ATOMIC_SEQ_CST)) send_frame(MSG_SHARED_RESULT, id, NULL, 0, NULL, 0);
 }
 
+/*
+ * Runs a lone call on the main thread, in a slot already taken: read_lock is let go meanwhile, so the
+ * standby reads fd 3 and nothing waits behind the call.
+ */
+static void run_on_reader(uint32_t id, char *ctx, int answer_in_shared) {
+  __atomic_store_n(&reader_away, 1, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&read_lock);
+  run_job(id, ctx, answer_in_shared);
+  job_done();
+  __atomic_store_n(&reader_away, 0, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&read_lock);
+}
+
 /* Takes the call posted in the shared region: runs it here like EXECUTE_ALONE, or queues it when no slot is free. */
 static void take_shared_call(void) {
   uint32_t id = (uint32_t)__atomic_load_n(shared_word(W_REQ_SEQ), __ATOMIC_SEQ_CST);
@@ -583,22 +600,9 @@ static void take_shared_call(void) {
   if (!ctx) abort();
   memcpy(ctx, shared + SHARED_REQ, (size_t)len);
   ctx[len] = 0;
-  if (!use_pool) {
-    const char *out = plugin_execute(ctx);
-    free(ctx);
-    answer_shared(id, out);
-  } else if (standby_running && take_slot_here()) {
-    __atomic_store_n(&reader_away, 1, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&read_lock);
-    const char *out = plugin_execute(ctx);
-    free(ctx);
-    answer_shared(id, out);
-    job_done();
-    __atomic_store_n(&reader_away, 0, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&read_lock);
-  } else {
-    enqueue(id, ctx); /* Its result comes on fd 3. */
-  }
+  if (!use_pool) run_job(id, ctx, 1);
+  else if (standby_running && take_slot_here()) run_on_reader(id, ctx, 1);
+  else enqueue(id, ctx); /* Its result comes on fd 3. */
 }
 
 /*
@@ -633,14 +637,9 @@ static void handle_frame(int may_run_here) {
   } else if (kind != REQ_EXECUTE && kind != REQ_EXECUTE_ALONE) {
     free(ctx); /* SHARED_WAKE: having woken is the point; the next await_request() finds the call. */
   } else if (!use_pool) {
-    run_job(id, ctx);
+    run_job(id, ctx, 0);
   } else if (kind == REQ_EXECUTE_ALONE && may_run_here && standby_running && take_slot_here()) {
-    __atomic_store_n(&reader_away, 1, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&read_lock);
-    run_job(id, ctx);
-    job_done();
-    __atomic_store_n(&reader_away, 0, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&read_lock);
+    run_on_reader(id, ctx, 0);
   } else {
     enqueue(id, ctx);
   }
