@@ -123,25 +123,34 @@ static void *notifier(void *arg) {
   return NULL;
 }
 
+/* Our own reference to the plugin already loaded at library_path, with its execute and free functions; NULL without execute. */
+static void *bind_plugin(const char *library_path, execute_fn *execute, free_fn *release) {
+  void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
+  *execute = lib ? (execute_fn)dlsym(lib, "vtcode_plugin_execute") : NULL;
+  if (!*execute) {
+    if (lib) dlclose(lib);
+    return NULL;
+  }
+  *release = (free_fn)dlsym(lib, "vtcode_plugin_free_string");
+  return lib;
+}
+
 /*
  * Binds the plugin already loaded at library_path (its own handle keeps it loaded). While JS sets
  * shared[SHARED_JS_POLLING], finished calls are only counted in shared[SHARED_FINISHED], not notified.
  */
 void *pump_create(const char *library_path, void *notify, int32_t *shared, int threads) {
-  void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
-  execute_fn execute = lib ? (execute_fn)dlsym(lib, "vtcode_plugin_execute") : NULL;
-  if (!execute) {
-    if (lib) dlclose(lib);
-    return NULL;
-  }
-  pump *p = calloc(1, sizeof *p);
+  execute_fn execute;
+  free_fn release;
+  void *lib = bind_plugin(library_path, &execute, &release);
+  pump *p = lib ? calloc(1, sizeof *p) : NULL;
   if (!p) {
-    dlclose(lib);
+    if (lib) dlclose(lib);
     return NULL;
   }
   p->execute = execute;
   p->library = lib;
-  p->release = (free_fn)dlsym(lib, "vtcode_plugin_free_string");
+  p->release = release;
   p->notify = (notify_fn)notify;
   p->shared = shared;
   pthread_mutex_init(&p->lock, NULL);
@@ -304,16 +313,17 @@ typedef struct {
 
 /* Binds the plugin already loaded at library_path for direct calls that copy results into out. */
 void *direct_open(const char *library_path, char *out, int64_t out_cap, int32_t *length) {
-  void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
-  execute_fn execute = lib ? (execute_fn)dlsym(lib, "vtcode_plugin_execute") : NULL;
-  direct *d = execute ? calloc(1, sizeof *d) : NULL;
+  execute_fn execute;
+  free_fn release;
+  void *lib = bind_plugin(library_path, &execute, &release);
+  direct *d = lib ? calloc(1, sizeof *d) : NULL;
   if (!d) {
     if (lib) dlclose(lib);
     return NULL;
   }
   d->library = lib;
   d->execute = execute;
-  d->release = (free_fn)dlsym(lib, "vtcode_plugin_free_string");
+  d->release = release;
   d->out = out;
   d->out_cap = out_cap;
   d->length = length;
