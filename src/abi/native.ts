@@ -145,7 +145,8 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
     if (direct === null) return take(execute(joinContext(ctx)), maxBytes);
     const text = direct.call(ctx);
     if (text !== null) {
-      if (text.length <= maxBytes && text.length * 3 <= maxBytes && !text.includes('\uFFFD')) return text;
+      // classify()'s common case without its wrapper: surely within maxBytes, and nothing was replaced.
+      if (text.length * 3 <= maxBytes && !text.includes('\uFFFD')) return text;
       return classify(text, maxBytes) ?? { kind: 'bytes', bytes: direct.out.subarray(0, direct.length[0]).slice() };
     }
     const length = direct.length[0] as number;
