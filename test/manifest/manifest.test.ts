@@ -80,7 +80,7 @@ describe('validatePluginStructure', () => {
     assert.equal(issues[0]?.code, ErrorCode.INVALID_MANIFEST);
   });
 
-  it('reports a FIFO planted as plugin.json without waiting for a writer', { skip: process.platform === 'win32' }, async () => {
+  it('reports a FIFO planted as plugin.json without waiting for a writer', { skip: process.platform === 'win32' ? 'Windows has no FIFOs (mkfifo)' : false }, async () => {
     const dir = pluginDir(null, 'libx.so');
     execFileSync('mkfifo', [path.join(dir, 'plugin.json')]);
     const issues = await validatePluginStructure(dir);
