@@ -120,10 +120,9 @@ export class HostProcess {
   private aloneId: number | undefined;
   // Handles start referenced (spawned child and its pipes).
   private referenced = true;
-  // A call sent with nothing in flight; at flush it goes as EXECUTE_ALONE if no other call joined it.
-  private aloneCandidate: { id: number; frame: Buffer } | undefined;
-  // The same for the shared lane: a call made alone is posted there at flush if no other call joined it.
-  private sharedCandidate: { id: number; context: string } | undefined;
+  // A call made with nothing in flight waits for the end of its tick: still alone then, it takes the
+  // shared lane or goes as EXECUTE_ALONE; joined by another call, it goes first as a plain EXECUTE.
+  private loneCandidate: { id: number; context: string } | undefined;
   private workers = 1;
   private corked = false;
   private nextId = 1;
@@ -266,17 +265,12 @@ export class HostProcess {
       this.setRef(true);
       this.poller.touch();
       this.corkUntilTick();
-      // Another call in the same tick: the candidate was not alone after all, and goes first on fd 3.
-      const joined = this.sharedCandidate;
-      this.sharedCandidate = undefined;
+      // Calls that come in a batch (many callers answering one batch of results) are not alone.
+      const joined = this.loneCandidate;
+      this.loneCandidate = undefined;
       if (joined) this.send(executeFrame(joined.id, joined.context));
-      if (lone && this.fitsShared(context)) {
-        this.sharedCandidate = { id, context };
-        return;
-      }
-      const frame = executeFrame(id, context);
-      if (lone && this.workers > 1) this.aloneCandidate = { id, frame };
-      this.send(frame, wake);
+      if (lone) this.loneCandidate = { id, context };
+      else this.send(executeFrame(id, context), wake);
     });
     this.promote();
     return { id, result };
@@ -309,17 +303,11 @@ export class HostProcess {
     this.sharedFd = undefined;
   }
 
-  // Whether a call can go through the shared lane: both sides mapped it and the context fits.
-  private fitsShared(context: string): boolean {
-    const shared = this.shared;
-    if (!shared || Atomics.load(shared.words, SharedWord.HOST_MAPPED) !== 1) return false;
-    return context.length * 3 <= SHARED_AREA_BYTES || Buffer.byteLength(context) <= SHARED_AREA_BYTES;
-  }
-
-  // Posts a call made alone in the shared region (checked by fitsShared); false when the lane went down meanwhile.
+  // Posts a call made alone in the shared region; false unless both sides mapped it and the context fits.
   private postShared(id: number, context: string): boolean {
     const shared = this.shared;
-    if (!shared) return false;
+    if (!shared || Atomics.load(shared.words, SharedWord.HOST_MAPPED) !== 1) return false;
+    if (context.length * 3 > SHARED_AREA_BYTES && Buffer.byteLength(context) > SHARED_AREA_BYTES) return false;
     const length = shared.bytes.write(context, SHARED_REQ, SHARED_AREA_BYTES, 'utf8');
     Atomics.store(shared.words, SharedWord.REQ_LEN, length);
     // The host takes the post only after every frame written before it (a CONFIGURE, say), and before any written after.
@@ -399,16 +387,16 @@ export class HostProcess {
     this.channel.cork();
     process.nextTick(() => {
       this.corked = false;
-      // Still alone at the end of its tick (no caller joined it): it takes the shared lane.
-      const lone = this.sharedCandidate;
-      this.sharedCandidate = undefined;
-      if (lone && this.pending.has(lone.id) && !this.postShared(lone.id, lone.context)) this.send(executeFrame(lone.id, lone.context));
-      const candidate = this.aloneCandidate;
-      this.aloneCandidate = undefined;
-      // Calls that come in a batch (many callers answering one batch of results) are not alone.
-      if (candidate && this.pending.size === 1 && this.pending.has(candidate.id)) {
-        markAlone(candidate.frame);
-        this.aloneId = candidate.id;
+      const lone = this.loneCandidate;
+      this.loneCandidate = undefined;
+      if (lone && this.pending.has(lone.id) && !this.postShared(lone.id, lone.context)) {
+        const frame = executeFrame(lone.id, lone.context);
+        // A pooled host runs it on its reader; further frames then wake the standby.
+        if (this.workers > 1) {
+          markAlone(frame);
+          this.aloneId = lone.id;
+        }
+        this.send(frame);
       }
       this.channel.uncork();
     });
