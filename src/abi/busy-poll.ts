@@ -8,6 +8,8 @@ export interface BusyPollHooks {
   onStart?: () => void;
   /** Runs when polling stops. */
   onStop?: () => void;
+  /** The clock, in ms. Default `performance.now`; tests inject one so the window does not depend on the machine's speed. */
+  now?: () => number;
 }
 
 /**
@@ -20,15 +22,17 @@ export class BusyPoll {
   private lastActivity = 0;
   private readonly windowMs: number;
   private readonly hooks: BusyPollHooks;
+  private readonly now: () => number;
 
   constructor(micros: number, hooks: BusyPollHooks) {
     this.windowMs = micros / 1000;
     this.hooks = hooks;
+    this.now = hooks.now ?? (() => performance.now());
   }
 
   /** Starts polling (if it pays now), or extends it: call on each submit and each result. */
   touch(): void {
-    this.lastActivity = performance.now();
+    this.lastActivity = this.now();
     if (this.running || this.windowMs <= 0 || !this.hooks.waiting()) return;
     this.running = true;
     this.hooks.onStart?.();
@@ -36,7 +40,7 @@ export class BusyPoll {
   }
 
   private readonly turn = (): void => {
-    const now = performance.now();
+    const now = this.now();
     if (this.hooks.check?.()) this.lastActivity = now;
     if (this.hooks.waiting() && now - this.lastActivity < this.windowMs) {
       setImmediate(this.turn);
