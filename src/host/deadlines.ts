@@ -13,10 +13,16 @@ export class Deadlines {
   private readonly entries = new Set<Deadline>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
+  private readonly now: () => number;
+
+  /** `now` is the clock in ms (default `performance.now`); tests inject one together with mocked timers. */
+  constructor(now: () => number = () => performance.now()) {
+    this.now = now;
+  }
 
   /** Runs `onExpire` once `ms` have passed, unless the deadline is removed first. */
   add(ms: number, onExpire: () => void): Deadline {
-    const deadline: Deadline = { at: performance.now() + ms, onExpire };
+    const deadline: Deadline = { at: this.now() + ms, onExpire };
     this.entries.add(deadline);
     // A timer already due earlier wakes up in time to re-arm for this one.
     if (deadline.at < this.timerAt) this.arm(deadline.at);
@@ -31,14 +37,14 @@ export class Deadlines {
   private arm(at: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(this.fire, Math.max(0, at - performance.now()));
+    this.timer = setTimeout(this.fire, Math.max(0, at - this.now()));
     this.timer.unref();
   }
 
   private readonly fire = (): void => {
     this.timer = undefined;
     this.timerAt = Infinity;
-    const now = performance.now();
+    const now = this.now();
     let next = Infinity;
     for (const deadline of [...this.entries]) {
       if (deadline.at <= now) {
