@@ -48,10 +48,11 @@ typedef struct {
   pthread_t *workers, notifier;
 } pump;
 
+/* Called with the lock held; the head is stored atomically since idle workers poll p->jobs without the lock. */
 static void push(item **head, item **tail, item *it) {
   it->next = NULL;
   if (*tail) (*tail)->next = it;
-  else *head = it;
+  else __atomic_store_n(head, it, __ATOMIC_RELEASE);
   *tail = it;
 }
 
@@ -84,7 +85,7 @@ static void *worker(void *arg) {
     while (!p->jobs && !p->stopping) pthread_cond_wait(&p->work_ready, &p->lock);
     if (!p->jobs) break;
     item *job = p->jobs;
-    p->jobs = job->next;
+    __atomic_store_n(&p->jobs, job->next, __ATOMIC_RELEASE);
     if (!p->jobs) p->jobs_tail = NULL;
     /* More calls wait: a submit that counted on the spinner did not wake anyone for them. */
     else pthread_cond_signal(&p->work_ready);
@@ -122,6 +123,8 @@ static void *notifier(void *arg) {
   pthread_mutex_unlock(&p->lock);
   return NULL;
 }
+
+void pump_stop(void *handle);
 
 /* Our own reference to the plugin already loaded at library_path, with its execute and free functions; NULL without execute. */
 static void *bind_plugin(const char *library_path, execute_fn *execute, free_fn *release) {
@@ -165,6 +168,9 @@ void *pump_create(const char *library_path, void *notify, int32_t *shared, int t
     if (pthread_create(&p->workers[i], &attr, worker, p) == 0) p->threads++;
   pthread_attr_destroy(&attr);
   if (p->threads == 0 || pthread_create(&p->notifier, NULL, notifier, p) != 0) {
+    /* Workers already started hold p: stop and join them before it is freed. */
+    pump_stop(p);
+    for (int i = 0; i < p->threads; i++) pthread_join(p->workers[i], NULL);
     free(p->workers);
     dlclose(lib);
     free(p);
@@ -200,7 +206,7 @@ int pump_cancel(void *handle, uint32_t id) {
   for (item **link = &p->jobs, *prev = NULL; *link; prev = *link, link = &(*link)->next) {
     if ((*link)->id != id) continue;
     item *it = *link;
-    *link = it->next;
+    __atomic_store_n(link, it->next, __ATOMIC_RELEASE); /* link may be &p->jobs, which spinners read without the lock */
     if (p->jobs_tail == it) p->jobs_tail = prev;
     free(it->text);
     free(it);
@@ -240,7 +246,7 @@ void pump_free_all(char **results, int n) {
 void pump_stop(void *handle) {
   pump *p = handle;
   pthread_mutex_lock(&p->lock);
-  p->stopping = 1;
+  __atomic_store_n(&p->stopping, 1, __ATOMIC_RELEASE); /* Spinning workers read it without the lock. */
   pthread_cond_broadcast(&p->work_ready);
   pthread_cond_broadcast(&p->done_ready);
   pthread_cond_broadcast(&p->taken);

@@ -407,7 +407,7 @@ static void install_fatal_handlers(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_fatal;
-  sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+  sa.sa_flags = (int)(SA_ONSTACK | SA_RESETHAND);
   sigemptyset(&sa.sa_mask);
   int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
   for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &sa, NULL);
@@ -424,9 +424,14 @@ static job *queue_head, *queue_tail;
 
 static long queued_jobs, pool_workers;
 
+/* Set once by start_workers() after the workers it counts are running, so every read is atomic. */
+static long workers_started(void) {
+  return __atomic_load_n(&pool_workers, __ATOMIC_RELAXED);
+}
+
 /* A hint, read without the lock: more calls wait than there are workers to take them. */
 static int pool_saturated(void) {
-  long workers = __atomic_load_n(&pool_workers, __ATOMIC_RELAXED);
+  long workers = workers_started();
   return workers > 0 && __atomic_load_n(&queued_jobs, __ATOMIC_RELAXED) > workers;
 }
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -447,7 +452,7 @@ static long running_jobs;
 
 /* A hint, read without the lock: a queued call and a free slot to run it. */
 static int job_ready(void) {
-  return __atomic_load_n(&queue_head, __ATOMIC_ACQUIRE) && __atomic_load_n(&running_jobs, __ATOMIC_RELAXED) < __atomic_load_n(&pool_workers, __ATOMIC_RELAXED);
+  return __atomic_load_n(&queue_head, __ATOMIC_ACQUIRE) && __atomic_load_n(&running_jobs, __ATOMIC_RELAXED) < workers_started();
 }
 
 /* For a lone call the reader ran: frees its slot for a queued call. */
@@ -462,7 +467,7 @@ static void job_done(void) {
 /* Takes a slot for a lone call on the reader; 0 when every slot is busy or calls wait (then it queues). */
 static int take_slot_here(void) {
   pthread_mutex_lock(&queue_lock);
-  int ok = !queue_head && running_jobs < pool_workers;
+  int ok = !queue_head && running_jobs < workers_started();
   if (ok) __atomic_add_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&queue_lock);
   return ok;
@@ -476,7 +481,7 @@ static void *worker(void *arg) {
   install_alt_stack();
   pthread_mutex_lock(&queue_lock);
   for (;;) {
-    if ((!queue_head || running_jobs >= pool_workers) && spinning_workers == 0) {
+    if ((!queue_head || running_jobs >= workers_started()) && spinning_workers == 0) {
       spinning_workers++;
       pthread_mutex_unlock(&queue_lock);
       /* Like the reader: a caller's next call usually comes within microseconds, so look before sleeping. */
@@ -487,14 +492,14 @@ static void *worker(void *arg) {
       /* Under the lock, so an enqueue either sees this spinner (and skips the wake-up) or wakes a sleeper. */
       spinning_workers--;
     }
-    while (!queue_head || running_jobs >= pool_workers) pthread_cond_wait(&queue_ready, &queue_lock);
+    while (!queue_head || running_jobs >= workers_started()) pthread_cond_wait(&queue_ready, &queue_lock);
     job *j = queue_head;
-    queue_head = j->next;
+    __atomic_store_n(&queue_head, j->next, __ATOMIC_RELEASE);
     if (!queue_head) queue_tail = NULL;
     __atomic_sub_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
     /* More calls wait and a slot is free: an enqueue that counted on the spinner woke no one for them. */
-    if (queue_head && running_jobs < pool_workers) pthread_cond_signal(&queue_ready);
+    if (queue_head && running_jobs < workers_started()) pthread_cond_signal(&queue_ready);
     pthread_mutex_unlock(&queue_lock);
     run_job(j->id, j->ctx, 0);
     free(j);
@@ -512,7 +517,7 @@ static void cancel_queued(uint32_t id) {
   for (job **link = &queue_head, *prev = NULL; *link; prev = *link, link = &(*link)->next) {
     if ((*link)->id != id) continue;
     job *j = *link;
-    *link = j->next;
+    __atomic_store_n(link, j->next, __ATOMIC_RELEASE); /* link may be &queue_head, which job_ready() reads without the lock */
     if (queue_tail == j) queue_tail = prev;
     __atomic_sub_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
     free(j->ctx);
