@@ -12,7 +12,8 @@ export type {
   PluginMetadata,
   PluginResult,
 } from './abi/types.js';
-export { PluginMetadataFFI, PluginResultFFI } from './abi/native.js';
+export { abiStructTypes } from './abi/native.js';
+export type { AbiStructTypes } from './abi/native.js';
 export { ErrorCode, PluginError, isPluginError } from './errors.js';
 export type { HostFailure, PluginErrorDetails } from './errors.js';
 export {

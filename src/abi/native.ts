@@ -1,15 +1,35 @@
 // The one door to native code: no other module imports the FFI library.
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type * as Koffi from 'koffi';
 import { ErrorCode, PluginError } from '../errors.js';
 import { ABI_SYMBOLS } from './types.js';
 import { joinContext, type ContextParts, type Origin, type ReturnedString } from './codec.js';
 import { BusyPoll } from './busy-poll.js';
 
-/** koffi struct type for ABI v1's `PluginMetadataFFI { const char* json_ptr; }`. */
-export const PluginMetadataFFI = koffi.struct('PluginMetadataFFI', { json_ptr: 'const char *' });
+const requireFromHere = createRequire(import.meta.url);
+let koffiModule: typeof Koffi | undefined;
+// koffi's native addon loads on first use, so importing skillplug (or running plugins isolated) never pays for it.
+function koffi(): typeof Koffi {
+  return (koffiModule ??= requireFromHere('koffi') as typeof Koffi);
+}
 
-/** koffi struct type for ABI v1's `PluginResultFFI { const char* json_ptr; }`. */
-export const PluginResultFFI = koffi.struct('PluginResultFFI', { json_ptr: 'const char *' });
+/** koffi struct types for ABI v1's C structs. */
+export interface AbiStructTypes {
+  /** `PluginMetadataFFI { const char* json_ptr; }` */
+  PluginMetadataFFI: Koffi.TypeObject;
+  /** `PluginResultFFI { const char* json_ptr; }` */
+  PluginResultFFI: Koffi.TypeObject;
+}
+
+let structTypes: AbiStructTypes | undefined;
+/** ABI v1's struct types for koffi, built (and koffi loaded) on the first call; the same objects after that. */
+export function abiStructTypes(): AbiStructTypes {
+  structTypes ??= {
+    PluginMetadataFFI: koffi().struct('PluginMetadataFFI', { json_ptr: 'const char *' }),
+    PluginResultFFI: koffi().struct('PluginResultFFI', { json_ptr: 'const char *' }),
+  };
+  return structTypes;
+}
 
 /** Stack for each native call: plugins written for a normal thread expect megabytes, not koffi's 128 KiB. */
 const NATIVE_STACK_BYTES = 8 * 1024 * 1024;
@@ -19,8 +39,8 @@ function configureKoffi(): void {
   if (configured) return;
   configured = true;
   try {
-    koffi.config({
-      ...koffi.config(),
+    koffi().config({
+      ...koffi().config(),
       sync_stack_size: NATIVE_STACK_BYTES,
       async_stack_size: NATIVE_STACK_BYTES,
       resident_async_pools: 16,
@@ -35,7 +55,7 @@ function configureKoffi(): void {
 let strlenFn: ((ptr: unknown) => number | bigint) | undefined;
 function strlen(ptr: unknown): number {
   if (!strlenFn) {
-    const libc = process.platform === 'win32' ? koffi.load('msvcrt.dll') : koffi.load(null);
+    const libc = process.platform === 'win32' ? koffi().load('msvcrt.dll') : koffi().load(null);
     strlenFn = libc.func('size_t strlen(void *s)') as (ptr: unknown) => number | bigint;
   }
   return Number(strlenFn(ptr));
@@ -58,12 +78,12 @@ function classify(text: string, maxBytes: number): ReturnedString | undefined {
 function decodeCString(ptr: bigint, maxBytes: number): ReturnedString {
   let text: string;
   try {
-    text = koffi.decode(ptr, 'char', -1) as string;
+    text = koffi().decode(ptr, 'char', -1) as string;
   } catch {
     // Longer than a JS string can hold: only its length matters now.
     return { kind: 'too-large', length: strlen(ptr) };
   }
-  return classify(text, maxBytes) ?? { kind: 'bytes', bytes: new Uint8Array(koffi.view(ptr, strlen(ptr))).slice() };
+  return classify(text, maxBytes) ?? { kind: 'bytes', bytes: new Uint8Array(koffi().view(ptr, strlen(ptr))).slice() };
 }
 
 /** A dlopen'ed ABI v1 library. */
@@ -96,9 +116,9 @@ type KoffiFn = ((...args: unknown[]) => unknown) & { async: (...args: unknown[])
  */
 export function openNativeLibrary(libraryPath: string, origin: Origin, helperPath?: string): NativeLibrary {
   configureKoffi();
-  let lib: ReturnType<typeof koffi.load>;
+  let lib: Koffi.LibraryHandle;
   try {
-    lib = koffi.load(libraryPath);
+    lib = koffi().load(libraryPath);
   } catch (err) {
     throw new PluginError(
       ErrorCode.LOAD_FAILED,
@@ -241,7 +261,7 @@ export function mapSharedFile(helperPath: string, fd: number, size: number): Sha
   const api = helperLibrary(helperPath);
   const pointer = api.sharedMap(fd, size);
   if (!pointer) return undefined;
-  const region = koffi.view(pointer, size);
+  const region = koffi().view(pointer, size);
   return {
     bytes: Buffer.from(region),
     words: new Int32Array(region, 0, 16),
@@ -259,7 +279,7 @@ interface PumpLibrary {
   stop: (pump: unknown) => void;
   stopped: (pump: unknown) => number;
   destroy: (pump: unknown) => void;
-  notifyType: ReturnType<typeof koffi.pointer>;
+  notifyType: Koffi.TypeObject;
   directOpen: (libraryPath: string, out: Buffer, outCap: number, length: Int32Array) => unknown;
   directCall: (direct: unknown, input: string, workspaceRoot: string | null, config: string | null) => string | null;
   directPending: (direct: unknown) => unknown;
@@ -273,8 +293,8 @@ let pumpLibrary: PumpLibrary | undefined;
 function helperLibrary(pumpPath: string): PumpLibrary {
   configureKoffi();
   if (!pumpLibrary) {
-    const lib = koffi.load(pumpPath);
-    const notifyProto = koffi.proto('void SkillplugPumpNotify(void)');
+    const lib = koffi().load(pumpPath);
+    const notifyProto = koffi().proto('void SkillplugPumpNotify(void)');
     pumpLibrary = {
       create: lib.func('void *pump_create(const char *library_path, void *notify, void *shared, int threads)') as PumpLibrary['create'],
       submit: lib.func('int pump_submit(void *pump, uint32_t id, const char *ctx)') as PumpLibrary['submit'],
@@ -285,7 +305,7 @@ function helperLibrary(pumpPath: string): PumpLibrary {
       stop: lib.func('void pump_stop(void *pump)') as PumpLibrary['stop'],
       stopped: lib.func('int pump_stopped(void *pump)') as PumpLibrary['stopped'],
       destroy: lib.func('void pump_destroy(void *pump)') as PumpLibrary['destroy'],
-      notifyType: koffi.pointer(notifyProto),
+      notifyType: koffi().pointer(notifyProto),
       directOpen: lib.func('void *direct_open(const char *library_path, void *out, int64_t out_cap, void *length)') as PumpLibrary['directOpen'],
       directCall: lib.func('const char *direct_call(void *direct, const char *input, const char *workspace_root, const char *config)') as PumpLibrary['directCall'],
       directPending: lib.func('void *direct_pending(void *direct)') as PumpLibrary['directPending'],
@@ -298,6 +318,13 @@ function helperLibrary(pumpPath: string): PumpLibrary {
 }
 
 const TAKE_BATCH = 256;
+
+// Pump threads must be out of JS and out of the pump's code before the process tears both down:
+// one 'exit' listener for every live pump (one each gave MaxListenersExceededWarning past ten).
+const stopAtProcessExit = new Set<() => void>();
+process.once('exit', () => {
+  for (const stop of stopAtProcessExit) stop();
+});
 
 /**
  * Starts a pump for the plugin library already loaded at `libraryPath` (built from pump.c at
@@ -357,16 +384,15 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       if (Atomics.load(shared, FINISHED) !== seenFinished) drain();
     },
   });
-  const notify = koffi.register(drain, api.notifyType);
+  const notify = koffi().register(drain, api.notifyType);
   handle = api.create(libraryPath, notify, shared, threads);
   if (!handle) {
-    koffi.unregister(notify);
+    koffi().unregister(notify);
     clearInterval(keepAlive);
     throw new PluginError(ErrorCode.LOAD_FAILED, `Cannot start the call pump for ${libraryPath}.`, { path: libraryPath });
   }
-  // Pump threads must be out of JS and out of the pump's code before the process tears both down.
   const stopAtExit = (): void => api.stopAndWait(handle, 200);
-  process.once('exit', stopAtExit);
+  stopAtProcessExit.add(stopAtExit);
   return {
     submit: (ctx, maxBytes, done) => {
       const id = nextId++;
@@ -390,13 +416,13 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       return dropped;
     },
     destroy: async () => {
-      process.removeListener('exit', stopAtExit);
+      stopAtProcessExit.delete(stopAtExit);
       clearInterval(keepAlive);
       api.stop(handle);
       // The notifier may be waiting for this thread to run a notification: keep the loop turning until it is out.
       while (api.stopped(handle) !== 1) await new Promise((resolve) => setTimeout(resolve, 1));
       api.destroy(handle);
-      koffi.unregister(notify);
+      koffi().unregister(notify);
     },
   };
 }

@@ -47,6 +47,21 @@ describe('in-process plugins', () => {
     }
   });
 
+  it('serves a dozen thread-safe plugins at once without one exit listener each', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const plugins = await Promise.all(Array.from({ length: 12 }, () => load('echoTs')));
+    try {
+      await Promise.all(plugins.map((p, n) => p.execute(ctx({ n }))));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings.filter((w) => w === 'MaxListenersExceededWarning'), []);
+    } finally {
+      process.off('warning', onWarning);
+      await Promise.all(plugins.map((p) => p.close()));
+    }
+  });
+
   it('never runs more than maxConcurrency calls of a thread-safe plugin at once', async () => {
     const plugin = await load('parallel', { maxConcurrency: 2 });
     try {

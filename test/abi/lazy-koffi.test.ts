@@ -1,0 +1,30 @@
+// The public entry point must not load koffi's native addon; in-process plugins load it when used.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { REPO_ROOT } from '../helpers/fixtures.js';
+
+const INDEX_URL = new URL(`file://${path.join(REPO_ROOT, 'dist', 'index.js')}`).href;
+
+function koffiLoadedAfter(body: string): boolean {
+  const script = `
+    const skillplug = await import(${JSON.stringify(INDEX_URL)});
+    ${body}
+    const { createRequire } = await import('node:module');
+    const cache = createRequire(import.meta.url).cache;
+    console.log(JSON.stringify(Object.keys(cache).some((k) => k.includes('koffi'))));`;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(result.status, 0, result.stderr);
+  return JSON.parse(result.stdout.trim()) as boolean;
+}
+
+describe('koffi loads lazily', () => {
+  it('importing skillplug does not load koffi', () => {
+    assert.equal(koffiLoadedAfter(''), false);
+  });
+
+  it('abiStructTypes() loads it and returns the same struct types every time', () => {
+    assert.equal(koffiLoadedAfter('const a = skillplug.abiStructTypes(); if (a !== skillplug.abiStructTypes() || !a.PluginMetadataFFI || !a.PluginResultFFI) process.exit(3);'), true);
+  });
+});
