@@ -13,6 +13,7 @@ import {
   HEADER_BYTES,
   HostMessage,
   ProtocolViolation,
+  READY_PAYLOAD_BYTES,
   SHARED_AREA_BYTES,
   SHARED_BYTES,
   SHARED_REQ,
@@ -169,7 +170,8 @@ export class HostProcess {
       ? [launch.sandbox.bwrap, [...bwrapArgs(launch.sandbox), '--', launch.hostBinary, ...hostArgs]]
       : [launch.hostBinary, hostArgs];
     this.sandboxed = launch.sandbox !== null;
-    this.reader = new FrameReader(launch.maxOutputBytes + HEADER_BYTES);
+    // READY carries up to 1 MiB of metadata whatever the result limit (the host caps results itself, as TOO_LARGE).
+    this.reader = new FrameReader(Math.max(launch.maxOutputBytes, READY_PAYLOAD_BYTES) + HEADER_BYTES);
     this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
     this.ready.catch(() => undefined);
     // Own process group, so a kill reaches anything the plugin forked.

@@ -25,6 +25,10 @@ const RET_TOO_LARGE = 2;
 
 /** Size of every frame header. */
 export const HEADER_BYTES = 16;
+/** Longest metadata string the host sends in READY (MAX_METADATA_BYTES in skillplug-host.c). */
+export const HOST_METADATA_BYTES = 1024 * 1024;
+/** Largest READY payload: version, has_free, then a returned string (tag and length before the bytes). */
+export const READY_PAYLOAD_BYTES = 8 + 12 + HOST_METADATA_BYTES;
 
 /** One frame from the host. */
 export interface Frame {
