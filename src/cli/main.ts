@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { ExitCode, reportError, writeOut } from './output.js';
+import { packageVersion } from '../version.js';
 
 // Each command's module is imported when it runs, so a quick command does not pay for the others.
 const commands = () => import('./commands.js');
@@ -88,10 +88,6 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   demo: {},
 };
 
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 function parseCommand(command: string, args: string[]): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {

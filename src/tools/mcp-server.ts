@@ -18,6 +18,7 @@ import type { JsonObject, NativePluginTrait, PluginResult } from '../abi/types.j
 import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, asPluginError, type PluginError } from '../errors.js';
 import { PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
+import { packageVersion } from '../version.js';
 import { planTools, type ToolDefinition, type ToolPlan } from './definitions.js';
 
 /** Options for {@link SkillplugMcpServer}. */
@@ -111,7 +112,7 @@ export class SkillplugMcpServer {
     this.options = options;
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.loader = new PluginLoader({ onWarning: (m) => this.log(`skillplug serve: warning: ${m}`), ...options });
-    this.server = new Server({ name: 'skillplug', version: '0.1.0' }, { capabilities: { tools: { listChanged: true } } });
+    this.server = new Server({ name: 'skillplug', version: packageVersion() }, { capabilities: { tools: { listChanged: true } } });
     this.server.setRequestHandler(ListToolsRequestSchema, async () => {
       await this.refresh();
       return { tools: this.plan.tools.map((t) => mcpTool(t.definition)) };

@@ -1,12 +1,12 @@
 // Drives `skillplug serve` with the official MCP TypeScript client over stdio.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { CLI_PATH, buildFixture, tempDir } from '../helpers/fixtures.js';
+import { CLI_PATH, REPO_ROOT, buildFixture, tempDir } from '../helpers/fixtures.js';
 
 const text = (r: CallToolResult) => r.content.filter((c) => c.type === 'text').map((c) => (c as { text: string }).text).join('\n');
 
@@ -61,6 +61,11 @@ describe('skillplug serve (MCP over stdio)', () => {
 
   after(async () => {
     await client?.close();
+  });
+
+  it('reports the package\'s own version', () => {
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.deepEqual(client.getServerVersion(), { name: 'skillplug', version: pkg.version });
   });
 
   it('lists valid plugins as tools with schemas, descriptions and annotations; broken ones are logged', async () => {

@@ -1,0 +1,17 @@
+// What `npm pack` ships: the built library, the C sources skillplug compiles on first use, no maps into sources it does not ship.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { REPO_ROOT } from '../helpers/fixtures.js';
+
+describe('package contents', () => {
+  it('ships dist, the host and pump sources and the SDKs, and no source maps or dev scripts', () => {
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
+    for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'src/host/skillplug-host.c', 'src/abi/pump.c', 'sdk/c/vtcode_plugin.h', 'README.md']) {
+      assert.ok(files.includes(needed), `${needed} is shipped`);
+    }
+    assert.deepEqual(files.filter((f) => f.endsWith('.map')), [], 'no source maps pointing at sources that are not shipped');
+    assert.deepEqual(files.filter((f) => f.startsWith('scripts/') || f.startsWith('test/') || f.startsWith('build/')), [], 'no dev-only files');
+  });
+});
