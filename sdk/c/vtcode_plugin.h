@@ -74,14 +74,46 @@ static inline char *vtcode_strdup(const char *s) {
   return out;
 }
 
-/* A malloc'ed JSON string literal (with quotes) for UTF-8 text s. */
-static inline char *vtcode_json_quote(const char *s) {
-  size_t cap = strlen(s) * 6 + 3;
-  char *out = (char *)malloc(cap);
-  if (!out) return NULL;
-  char *p = out;
+/*
+ * Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0 when the bytes there are not
+ * one: a stray continuation byte, a truncated or overlong sequence, a surrogate, or past U+10FFFF.
+ */
+static inline size_t vtcode_utf8_sequence(const unsigned char *s, size_t n) {
+  if (n == 0) return 0;
+  unsigned char c = s[0];
+  if (c < 0x80) return 1;
+  size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+  if (len == 0 || c < 0xC2 || c > 0xF4 || n < len) return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xC0) != 0x80) return 0;
+  if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
+  if (c == 0xED && s[1] >= 0xA0) return 0; /* a surrogate */
+  if (c == 0xF0 && s[1] < 0x90) return 0; /* overlong */
+  if (c == 0xF4 && s[1] >= 0x90) return 0; /* past U+10FFFF */
+  return len;
+}
+
+/* Byte offset of the first invalid UTF-8 in the n bytes at s, or n when all of it is valid. */
+static inline size_t vtcode_utf8_invalid_at(const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t at = 0;
+  while (at < n) {
+    size_t len = vtcode_utf8_sequence(u + at, n - at);
+    if (len == 0) return at;
+    at += len;
+  }
+  return n;
+}
+
+/* Writes the JSON escape of n bytes of text at out (room for 6n + 2 bytes); invalid UTF-8 becomes U+FFFD. */
+static inline char *vtcode__quote_into(char *p, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *c = (const unsigned char *)s, *end = c + n;
   *p++ = '"';
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+  while (c < end) {
+    size_t len = vtcode_utf8_sequence(c, (size_t)(end - c));
+    if (len == 0) { memcpy(p, "\\ufffd", 6); p += 6; c++; continue; }
+    if (len > 1) { memcpy(p, c, len); p += len; c += len; continue; }
     switch (*c) {
       case '"': *p++ = '\\'; *p++ = '"'; break;
       case '\\': *p++ = '\\'; *p++ = '\\'; break;
@@ -89,12 +121,21 @@ static inline char *vtcode_json_quote(const char *s) {
       case '\r': *p++ = '\\'; *p++ = 'r'; break;
       case '\t': *p++ = '\\'; *p++ = 't'; break;
       default:
-        if (*c < 0x20) p += sprintf(p, "\\u%04x", *c);
+        if (*c < 0x20 || *c == 0x7F) { memcpy(p, "\\u00", 4); p[4] = hex[*c >> 4]; p[5] = hex[*c & 15]; p += 6; }
         else *p++ = (char)*c;
     }
+    c++;
   }
   *p++ = '"';
-  *p = 0;
+  return p;
+}
+
+/* A malloc'ed JSON string literal (with quotes) for the text s; invalid UTF-8 in s becomes U+FFFD. */
+static inline char *vtcode_json_quote(const char *s) {
+  size_t n = strlen(s);
+  char *out = (char *)malloc(n * 6 + 3);
+  if (!out) return NULL;
+  *vtcode__quote_into(out, s, n) = 0;
   return out;
 }
 
@@ -128,6 +169,204 @@ static inline char *vtcode_result_ok(const char *output_json) { return vtcode_re
 
 /* A malloc'ed failure result with an error message and an empty output object. */
 static inline char *vtcode_result_error(const char *message) { return vtcode_result(0, "{}", message, NULL, 0); }
+
+/* ---------- a growable buffer and a JSON writer ---------- */
+
+/*
+ * Builds JSON without hand-counting bytes:
+ *
+ *   vtcode_json_writer w;
+ *   vtcode_writer_init(&w);
+ *   vtcode_write_object_begin(&w);
+ *   vtcode_write_key(&w, "words");  vtcode_write_int(&w, 3);
+ *   vtcode_write_key(&w, "tags");   vtcode_write_array_begin(&w);
+ *   vtcode_write_string(&w, "a");   vtcode_write_array_end(&w);
+ *   vtcode_write_object_end(&w);
+ *   return vtcode_writer_result_ok(&w);   // the envelope around it; frees the writer
+ *
+ * Commas and nesting are the writer's job. A mistake (a value where a key belongs, an unclosed
+ * object, invalid UTF-8 in a key, running out of memory) is remembered in w.error, every later
+ * write is ignored, and vtcode_writer_result_ok() returns a failure result naming the mistake.
+ * String values with invalid UTF-8 are written with U+FFFD in its place, like vtcode_json_quote().
+ */
+#define VTCODE_WRITER_MAX_DEPTH 64
+
+typedef struct vtcode_json_writer {
+  char *data;         /* the JSON so far, NUL-terminated (NULL until the first write) */
+  size_t len, cap;
+  const char *error;  /* the first mistake, or NULL */
+  int depth;
+  char open[VTCODE_WRITER_MAX_DEPTH]; /* '{' or '[' per level */
+  int items[VTCODE_WRITER_MAX_DEPTH]; /* values written at each level */
+  int after_key;      /* a key was written: its value comes next */
+} vtcode_json_writer;
+
+static inline void vtcode_writer_init(vtcode_json_writer *w) { memset(w, 0, sizeof *w); }
+
+/* Frees the writer's buffer; it can be initialized again. */
+static inline void vtcode_writer_free(vtcode_json_writer *w) {
+  free(w->data);
+  vtcode_writer_init(w);
+}
+
+static inline void vtcode__fail(vtcode_json_writer *w, const char *why) {
+  if (!w->error) w->error = why;
+}
+
+/* Appends n raw bytes; grows the buffer by doubling. */
+static inline void vtcode_writer_append(vtcode_json_writer *w, const char *bytes, size_t n) {
+  if (w->error) return;
+  if (w->len + n + 1 > w->cap) {
+    size_t cap = w->cap ? w->cap : 256;
+    while (cap < w->len + n + 1) {
+      if (cap > SIZE_MAX / 2) { vtcode__fail(w, "the JSON is too large"); return; }
+      cap *= 2;
+    }
+    char *grown = (char *)realloc(w->data, cap);
+    if (!grown) { vtcode__fail(w, "out of memory"); return; }
+    w->data = grown;
+    w->cap = cap;
+  }
+  memcpy(w->data + w->len, bytes, n);
+  w->len += n;
+  w->data[w->len] = 0;
+}
+
+/* Before a value: the comma between array items, and checks that a value may come here. */
+static inline void vtcode__before_value(vtcode_json_writer *w) {
+  if (w->error) return;
+  if (w->depth == 0) {
+    if (w->len) vtcode__fail(w, "a second top-level value");
+    return;
+  }
+  if (w->open[w->depth - 1] == '{') {
+    if (!w->after_key) vtcode__fail(w, "a value in an object without a key before it");
+    w->after_key = 0;
+    return;
+  }
+  if (w->items[w->depth - 1]++) vtcode_writer_append(w, ",", 1);
+}
+
+static inline void vtcode__begin(vtcode_json_writer *w, char open) {
+  vtcode__before_value(w);
+  if (w->error) return;
+  if (w->depth == VTCODE_WRITER_MAX_DEPTH) { vtcode__fail(w, "nesting deeper than VTCODE_WRITER_MAX_DEPTH"); return; }
+  w->open[w->depth] = open;
+  w->items[w->depth] = 0;
+  w->depth++;
+  vtcode_writer_append(w, &open, 1);
+}
+
+static inline void vtcode__end(vtcode_json_writer *w, char open, char close) {
+  if (w->error) return;
+  if (w->depth == 0 || w->open[w->depth - 1] != open) { vtcode__fail(w, open == '{' ? "an object end without its begin" : "an array end without its begin"); return; }
+  if (w->after_key) { vtcode__fail(w, "a key without a value"); return; }
+  w->depth--;
+  vtcode_writer_append(w, &close, 1);
+}
+
+static inline void vtcode_write_object_begin(vtcode_json_writer *w) { vtcode__begin(w, '{'); }
+static inline void vtcode_write_object_end(vtcode_json_writer *w) { vtcode__end(w, '{', '}'); }
+static inline void vtcode_write_array_begin(vtcode_json_writer *w) { vtcode__begin(w, '['); }
+static inline void vtcode_write_array_end(vtcode_json_writer *w) { vtcode__end(w, '[', ']'); }
+
+/* A string value of n bytes (invalid UTF-8 becomes U+FFFD). */
+static inline void vtcode_write_string_n(vtcode_json_writer *w, const char *s, size_t n) {
+  vtcode__before_value(w);
+  if (w->error) return;
+  if (n > (SIZE_MAX - 3) / 6) { vtcode__fail(w, "the JSON is too large"); return; }
+  char *quoted = (char *)malloc(n * 6 + 2);
+  if (!quoted) { vtcode__fail(w, "out of memory"); return; }
+  char *end = vtcode__quote_into(quoted, s, n);
+  vtcode_writer_append(w, quoted, (size_t)(end - quoted));
+  free(quoted);
+}
+
+/* A string value (NULL writes null). */
+static inline void vtcode_write_string(vtcode_json_writer *w, const char *s) {
+  if (!s) { vtcode__before_value(w); vtcode_writer_append(w, "null", 4); return; }
+  vtcode_write_string_n(w, s, strlen(s));
+}
+
+/* An object key; must be valid UTF-8 (a key that is not would change what the reader looks up). */
+static inline void vtcode_write_key(vtcode_json_writer *w, const char *key) {
+  if (w->error) return;
+  if (w->depth == 0 || w->open[w->depth - 1] != '{' || w->after_key) { vtcode__fail(w, "a key outside an object, or two keys in a row"); return; }
+  size_t n = strlen(key);
+  if (vtcode_utf8_invalid_at(key, n) != n) { vtcode__fail(w, "a key that is not valid UTF-8"); return; }
+  if (w->items[w->depth - 1]++) vtcode_writer_append(w, ",", 1);
+  char *quoted = (char *)malloc(n * 6 + 2);
+  if (!quoted) { vtcode__fail(w, "out of memory"); return; }
+  char *end = vtcode__quote_into(quoted, key, n);
+  vtcode_writer_append(w, quoted, (size_t)(end - quoted));
+  free(quoted);
+  vtcode_writer_append(w, ":", 1);
+  w->after_key = 1;
+}
+
+static inline void vtcode_write_int(vtcode_json_writer *w, long long v) {
+  char text[32];
+  int n = snprintf(text, sizeof text, "%lld", v);
+  vtcode__before_value(w);
+  vtcode_writer_append(w, text, (size_t)n);
+}
+
+static inline void vtcode_write_uint(vtcode_json_writer *w, unsigned long long v) {
+  char text[32];
+  int n = snprintf(text, sizeof text, "%llu", v);
+  vtcode__before_value(w);
+  vtcode_writer_append(w, text, (size_t)n);
+}
+
+/* A number; NaN and infinities have no JSON form and are written as null. */
+static inline void vtcode_write_double(vtcode_json_writer *w, double v) {
+  char text[32];
+  int n = v != v || v - v != 0 ? snprintf(text, sizeof text, "null") : snprintf(text, sizeof text, "%.17g", v);
+  vtcode__before_value(w);
+  vtcode_writer_append(w, text, (size_t)n);
+}
+
+static inline void vtcode_write_bool(vtcode_json_writer *w, int v) {
+  vtcode__before_value(w);
+  vtcode_writer_append(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+static inline void vtcode_write_null(vtcode_json_writer *w) {
+  vtcode__before_value(w);
+  vtcode_writer_append(w, "null", 4);
+}
+
+/* JSON text made elsewhere, written as one value as is (the caller vouches that it is valid JSON). */
+static inline void vtcode_write_raw(vtcode_json_writer *w, const char *json) {
+  vtcode__before_value(w);
+  vtcode_writer_append(w, json, strlen(json));
+}
+
+/* The finished JSON (malloc'ed; the writer is reset), or NULL after a mistake or with values still open. */
+static inline char *vtcode_writer_take(vtcode_json_writer *w) {
+  if (!w->error && (w->depth != 0 || w->len == 0)) vtcode__fail(w, w->len ? "an object or array left open" : "nothing was written");
+  if (w->error) return NULL;
+  char *out = w->data;
+  vtcode_writer_init(w);
+  return out;
+}
+
+/*
+ * The result envelope around what the writer holds, as output (malloc'ed), and the writer freed.
+ * After a mistake, a failure result naming it: the plugin reports its own bug instead of bad JSON.
+ */
+static inline char *vtcode_writer_result_ok(vtcode_json_writer *w) {
+  char *output = vtcode_writer_take(w);
+  if (!output) {
+    char message[160];
+    snprintf(message, sizeof message, "the plugin built invalid output JSON: %s", w->error);
+    vtcode_writer_free(w);
+    return vtcode_result_error(message);
+  }
+  char *result = vtcode_result_ok(output);
+  free(output);
+  return result;
+}
 
 /* ---------- reading the context ---------- */
 
@@ -251,13 +490,15 @@ static inline char *vtcode_json_unescape(const char *v, size_t n) {
       case 'b': *o++ = '\b'; break;
       case 'f': *o++ = '\f'; break;
       case 'u': {
+        if (v + n - 1 - p < 5) { *o++ = '?'; p = v + n - 2; break; } /* a truncated escape */
         unsigned long cp = strtoul((char[]){p[1], p[2], p[3], p[4], 0}, NULL, 16);
         p += 4;
-        if (cp >= 0xD800 && cp < 0xDC00 && p[1] == '\\' && p[2] == 'u') {
+        if (cp >= 0xD800 && cp < 0xDC00 && v + n - 1 - p >= 7 && p[1] == '\\' && p[2] == 'u') {
           unsigned long lo = strtoul((char[]){p[3], p[4], p[5], p[6], 0}, NULL, 16);
           if (lo >= 0xDC00 && lo < 0xE000) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); p += 6; }
         }
-        o = vtcode__utf8(o, cp);
+        /* A lone surrogate has no UTF-8 form: U+FFFD, so what this returns is always valid UTF-8. */
+        o = vtcode__utf8(o, cp >= 0xD800 && cp < 0xE000 ? 0xFFFD : cp);
         break;
       }
       default: *o++ = *p;
