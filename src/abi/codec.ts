@@ -85,16 +85,36 @@ export function encodeContextText(ctx: PluginContext, origin: Origin): string {
   return joinContext(encodeContextParts(ctx, origin));
 }
 
+/** Offset of the first byte that starts no well-formed UTF-8 sequence (RFC 3629: no overlongs, surrogates or code points past U+10FFFF); the length when all are valid. */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  let at = 0;
+  while (at < bytes.length) {
+    const c = bytes[at] as number;
+    if (c < 0x80) {
+      at++;
+      continue;
+    }
+    const len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    if (len === 0 || c < 0xc2 || c > 0xf4 || at + len > bytes.length) return at;
+    for (let i = 1; i < len; i++) if (((bytes[at + i] as number) & 0xc0) !== 0x80) return at;
+    const second = bytes[at + 1] as number;
+    if ((c === 0xe0 && second < 0xa0) || (c === 0xed && second >= 0xa0) || (c === 0xf0 && second < 0x90) || (c === 0xf4 && second >= 0x90)) return at;
+    at += len;
+  }
+  return bytes.length;
+}
+
 /** Decodes strict UTF-8 and parses JSON, with the ABI's error codes. */
 export function parseJsonBytes(bytes: Uint8Array, what: string, origin: Origin): unknown {
   let text: string;
   try {
     text = strictUtf8.decode(bytes);
   } catch {
+    const offset = firstInvalidUtf8(bytes);
     throw new PluginError(
       ErrorCode.INVALID_UTF8,
-      `Plugin "${origin.plugin}" (${origin.path}) returned ${what} that is not valid UTF-8 (${bytes.length} bytes). The plugin must return UTF-8 JSON; fix the plugin.`,
-      { plugin: origin.plugin, path: origin.path, data: { bytes: bytes.length } },
+      `Plugin "${origin.plugin}" (${origin.path}) returned ${what} that is not valid UTF-8: byte ${offset} of ${bytes.length} (0x${(bytes[offset] ?? 0).toString(16).padStart(2, '0')}) starts no valid sequence. The plugin must return UTF-8 JSON; fix the plugin.`,
+      { plugin: origin.plugin, path: origin.path, data: { bytes: bytes.length, offset } },
     );
   }
   return parseJsonText(text, what, origin);

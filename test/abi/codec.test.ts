@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeResult, encodeContextText, validateMetadata } from '../../src/abi/codec.js';
+import { decodeResult, encodeContextText, firstInvalidUtf8, validateMetadata } from '../../src/abi/codec.js';
 import { ErrorCode, PluginError } from '../../src/index.js';
 
 const origin = { plugin: 'p', path: '/p' };
@@ -19,6 +19,40 @@ describe('ABI codec', () => {
   it('encodes a context as JSON text', () => {
     const text = encodeContextText({ input: { s: 'é' }, workspace_root: null, config: {} }, origin);
     assert.deepEqual(JSON.parse(text), { input: { s: 'é' }, workspace_root: null, config: {} });
+  });
+
+  it('names the offset of the first invalid UTF-8 byte, agreeing with the strict decoder on what is valid', () => {
+    const cases: [number[], number][] = [
+      [[0x7b, 0x7d], 2],
+      [[0x22, 0xc3, 0xa9, 0xff], 3], // 0xFF is never UTF-8
+      [[0x61, 0x80], 1], // a stray continuation byte
+      [[0xc0, 0xaf], 0], // an overlong '/'
+      [[0x61, 0xed, 0xa0, 0x80], 1], // a surrogate
+      [[0xf4, 0x90, 0x80, 0x80], 0], // past U+10FFFF
+      [[0x61, 0x62, 0xe2, 0x82], 2], // truncated at the end
+      [[0xf0, 0x9f, 0x98, 0x80], 4],
+    ];
+    const strict = new TextDecoder('utf-8', { fatal: true });
+    for (const [input, expected] of cases) {
+      const data = Uint8Array.from(input);
+      assert.equal(firstInvalidUtf8(data), expected, JSON.stringify(input));
+      const valid = (() => {
+        try {
+          strict.decode(data);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      assert.equal(valid, expected === data.length, `decoder and scanner agree on ${JSON.stringify(input)}`);
+    }
+    try {
+      decodeResult(bytes([0x7b, 0x22, 0xff, 0x22, 0x7d]), origin);
+      assert.fail('invalid UTF-8 was accepted');
+    } catch (err) {
+      assert.ok(err instanceof PluginError && err.code === ErrorCode.INVALID_UTF8);
+      assert.equal(err.data?.offset, 2);
+    }
   });
 
   it('defaults config and workspace_root', () => {
