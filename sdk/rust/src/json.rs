@@ -43,6 +43,37 @@ impl Value {
         self.as_f64().filter(|n| *n >= 0.0 && n.fract() == 0.0 && *n <= 9_007_199_254_740_992.0).map(|n| n as u64)
     }
 
+    /// The number as an integer, if it is one that an f64 holds exactly (|n| <= 2^53).
+    pub fn as_i64(&self) -> Option<i64> {
+        self.as_f64().filter(|n| n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0).map(|n| n as i64)
+    }
+
+    /// The members in order, if this is an object.
+    pub fn as_object(&self) -> Option<&[(String, Value)]> {
+        match self {
+            Value::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    /// Sets member `key` of an object (replacing an existing one, else appending); false if this is not an object.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> bool {
+        let Value::Object(members) = self else { return false };
+        let (key, value) = (key.into(), value.into());
+        match members.iter_mut().find(|(k, _)| *k == key) {
+            Some(member) => member.1 = value,
+            None => members.push((key, value)),
+        }
+        true
+    }
+
+    /// Appends to an array; false if this is not an array.
+    pub fn push(&mut self, value: impl Into<Value>) -> bool {
+        let Value::Array(items) = self else { return false };
+        items.push(value.into());
+        true
+    }
+
     /// The boolean, if this is a boolean.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
@@ -96,29 +127,44 @@ impl From<bool> for Value {
         Value::Bool(b)
     }
 }
-impl From<f64> for Value {
-    fn from(n: f64) -> Value {
-        Value::Number(n)
-    }
+// Every Rust number type converts; JSON numbers are f64, so integers past 2^53 lose precision.
+macro_rules! from_number {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(n: $t) -> Value {
+                Value::Number(n as f64)
+            }
+        }
+    )*};
 }
-impl From<u64> for Value {
-    fn from(n: u64) -> Value {
-        Value::Number(n as f64)
-    }
-}
-impl From<usize> for Value {
-    fn from(n: usize) -> Value {
-        Value::Number(n as f64)
-    }
-}
-impl From<i64> for Value {
-    fn from(n: i64) -> Value {
-        Value::Number(n as f64)
+from_number!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(value: Option<T>) -> Value {
+        value.map(Into::into).unwrap_or(Value::Null)
     }
 }
 impl<T: Into<Value>> From<Vec<T>> for Value {
     fn from(items: Vec<T>) -> Value {
         Value::Array(items.into_iter().map(Into::into).collect())
+    }
+}
+
+static NULL: Value = Value::Null;
+
+/// `value["key"]`: the member, or `Value::Null` when this is not an object or has no such key.
+impl std::ops::Index<&str> for Value {
+    type Output = Value;
+    fn index(&self, key: &str) -> &Value {
+        self.get(key).unwrap_or(&NULL)
+    }
+}
+
+/// `value[i]`: the element, or `Value::Null` when this is not an array or is shorter.
+impl std::ops::Index<usize> for Value {
+    type Output = Value;
+    fn index(&self, i: usize) -> &Value {
+        self.as_array().and_then(|items| items.get(i)).unwrap_or(&NULL)
     }
 }
 
@@ -379,6 +425,37 @@ mod tests {
         }
         let deep = "[".repeat(MAX_DEPTH + 1);
         assert!(Value::parse(&deep).is_err());
+    }
+
+    #[test]
+    fn converts_every_number_type_and_options() {
+        assert_eq!(Value::from(-3i8), Value::Number(-3.0));
+        assert_eq!(Value::from(7u16).to_string(), "7");
+        assert_eq!(Value::from(-70000i32).as_i64(), Some(-70000));
+        assert_eq!(Value::from(1.5f32).as_f64(), Some(1.5));
+        assert_eq!(Value::from(usize::MAX >> 12).as_u64(), Some((usize::MAX >> 12) as u64));
+        assert_eq!(Value::from(-2isize).as_u64(), None);
+        assert_eq!(Value::from(2.5).as_i64(), None);
+        assert_eq!(Value::from(None::<i32>), Value::Null);
+        assert_eq!(Value::from(Some("x")), Value::from("x"));
+        assert_eq!(Value::from(f64::NAN).to_string(), "null");
+    }
+
+    #[test]
+    fn indexes_and_edits_nested_values() {
+        let mut v = Value::parse(r#"{"a":[10,{"b":"deep"}],"n":null}"#).unwrap();
+        assert_eq!(v["a"][1]["b"].as_str(), Some("deep"));
+        assert!(v["missing"]["more"][3].is_null());
+        assert!(v["a"][9].is_null());
+        assert_eq!(v.as_object().map(|m| m.len()), Some(2));
+        assert!(v.insert("n", 5));
+        assert!(v.insert("added", Value::object([("k", Value::from(vec![1u8, 2]))])));
+        let mut list = Value::Array(Vec::new());
+        assert!(list.push("x") && list.push(Value::object([("y", Value::from(true))])));
+        assert!(!Value::Null.push(1));
+        assert!(v.insert("list", list));
+        assert_eq!(v.to_string(), r#"{"a":[10,{"b":"deep"}],"n":5,"added":{"k":[1,2]},"list":["x",{"y":true}]}"#);
+        assert_eq!(Value::parse(&v.to_string()).unwrap(), v);
     }
 
     #[test]

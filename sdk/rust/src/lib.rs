@@ -171,7 +171,9 @@ pub mod ffi {
     use super::{Context, Plugin, PluginResult};
     use std::ffi::{CStr, CString};
     use std::os::raw::c_char;
+    use std::cell::RefCell;
     use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::Once;
 
     fn into_raw(text: String) -> *const c_char {
         // JSON escapes NUL, so this only fails on a bug; fall back to a valid envelope.
@@ -188,16 +190,45 @@ pub mod ffi {
             .unwrap_or_else(|| "unknown panic".to_string())
     }
 
+    thread_local! {
+        // What the panic hook saw of this thread's last panic: the message and where it happened.
+        pub(crate) static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+    static HOOK: Once = Once::new();
+
+    // The payload alone has no location; a hook sees it. It records instead of printing, since the
+    // panic is reported in the result (a cdylib has its own copy of std, so this hook is this plugin's).
+    fn install_panic_hook() {
+        HOOK.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let at = info.location().map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+                let text = format!("{}{}", panic_message(info.payload()), at);
+                LAST_PANIC.with(|last| *last.borrow_mut() = Some(text));
+            }));
+        });
+    }
+
+    /// The last panic's message and location, e.g. `index out of bounds: … at src/lib.rs:12:9`.
+    fn describe_panic(payload: &(dyn std::any::Any + Send)) -> String {
+        LAST_PANIC.with(|last| last.borrow_mut().take()).unwrap_or_else(|| panic_message(payload))
+    }
+
     pub fn metadata<P: Plugin>() -> *const c_char {
-        match catch_unwind(|| P::metadata().to_json()) {
-            Ok(json) => into_raw(json),
-            Err(_) => std::ptr::null(),
+        install_panic_hook();
+        match catch_unwind(P::metadata) {
+            Ok(metadata) => into_raw(metadata.to_json()),
+            Err(payload) => {
+                // NULL is all the ABI allows here; the host shows the plugin's stderr with its error.
+                eprintln!("vtcode plugin: metadata() panicked: {}", describe_panic(payload.as_ref()));
+                std::ptr::null()
+            }
         }
     }
 
     /// # Safety
     /// `ctx` must be NULL or a NUL-terminated string valid for the call.
     pub unsafe fn execute<P: Plugin>(ctx: *const c_char) -> *const c_char {
+        install_panic_hook();
         let result = catch_unwind(AssertUnwindSafe(|| {
             if ctx.is_null() {
                 return PluginResult::error("the host passed a NULL context");
@@ -211,7 +242,7 @@ pub mod ffi {
                 Err(err) => PluginResult::error(format!("the context is not valid JSON: {err}")),
             }
         }));
-        let result = result.unwrap_or_else(|payload| PluginResult::error(format!("plugin panicked: {}", panic_message(payload.as_ref()))));
+        let result = result.unwrap_or_else(|payload| PluginResult::error(format!("plugin panicked: {}", describe_panic(payload.as_ref()))));
         into_raw(result.to_json())
     }
 
@@ -283,10 +314,32 @@ mod tests {
     }
 
     #[test]
-    fn a_panic_becomes_a_failed_result() {
+    fn a_panic_becomes_a_failed_result_with_its_message_and_location() {
         let r = call(r#"{"input":{"panic":true},"workspace_root":null,"config":{}}"#);
         assert_eq!(r.get("success"), Some(&Value::Bool(false)));
-        assert_eq!(r.get("error").and_then(Value::as_str), Some("plugin panicked: boom"));
+        let error = r.get("error").and_then(Value::as_str).unwrap();
+        assert!(error.starts_with("plugin panicked: boom at "), "{error}");
+        assert!(error.contains("src/lib.rs:"), "{error}");
+        // The next call is served as usual and reports no stale panic.
+        let ok = call(r#"{"input":{},"workspace_root":"/w","config":{}}"#);
+        assert_eq!(ok.get("success"), Some(&Value::Bool(true)));
+    }
+
+    struct PanicsInMetadata;
+    impl Plugin for PanicsInMetadata {
+        fn metadata() -> Metadata {
+            let parts: Vec<&str> = Vec::new();
+            Metadata::new(parts[3], "unreachable", "1")
+        }
+        fn execute(_: Context) -> PluginResult {
+            PluginResult::ok(Value::Null)
+        }
+    }
+
+    #[test]
+    fn a_panic_in_metadata_returns_null_and_leaves_no_stale_record() {
+        assert!(ffi::metadata::<PanicsInMetadata>().is_null());
+        assert!(ffi::LAST_PANIC.with(|last| last.borrow().is_none()));
     }
 
     #[test]
