@@ -16,6 +16,16 @@ export interface ScaffoldOptions {
   description?: string;
 }
 
+// Names cargo refuses for a package: they clash with Rust's own crates.
+const RESERVED_CRATE_NAMES = new Set(['alloc', 'core', 'proc_macro', 'proc-macro', 'std', 'test']);
+
+/** Why cargo would refuse this plugin name as a crate name, or undefined when it builds. */
+function rustCrateNameProblem(name: string): string | undefined {
+  if (/^[0-9]/.test(name)) return 'a Rust crate name cannot start with a digit';
+  if (RESERVED_CRATE_NAMES.has(name)) return `"${name}" is the name of one of Rust's own crates`;
+  return undefined;
+}
+
 const cString = (s: string): string => JSON.stringify(JSON.stringify(s).slice(1, -1)).slice(1, -1);
 const rustString = (s: string): string => JSON.stringify(s).slice(1, -1);
 const jsonString = (s: string): string => JSON.stringify(s).slice(1, -1);
@@ -30,6 +40,10 @@ export async function scaffoldPlugin(options: ScaffoldOptions): Promise<{ dir: s
     throw new PluginError(ErrorCode.USAGE, `${JSON.stringify(name)} is not a valid plugin name: use letters, digits, "_", ".", "+" and "-", not starting with "." or "-".`);
   }
   if (lang !== 'c' && lang !== 'rust') throw new PluginError(ErrorCode.USAGE, `--lang must be c or rust, not ${JSON.stringify(lang)}.`);
+  if (lang === 'rust') {
+    const problem = rustCrateNameProblem(name);
+    if (problem) throw new PluginError(ErrorCode.USAGE, `${JSON.stringify(name)} cannot be a Rust plugin's name: ${problem}. Choose another name, or --lang c.`, { data: { name } });
+  }
   const dir = path.resolve(options.dir ?? process.cwd(), name);
   if (await stat(dir).then(() => true, () => false)) {
     throw new PluginError(ErrorCode.USAGE, `${dir} already exists; choose another name or --dir.`, { path: dir });
@@ -38,6 +52,8 @@ export async function scaffoldPlugin(options: ScaffoldOptions): Promise<{ dir: s
   const values: Record<string, string> = {
     name,
     crate: name.replace(/[^A-Za-z0-9_-]/g, '_'),
+    // What cargo names the cdylib: the crate name with "-" as "_".
+    lib_crate: name.replace(/[^A-Za-z0-9_]/g, '_'),
     description: jsonString(description),
     description_c: cString(description),
     description_rust: rustString(description),

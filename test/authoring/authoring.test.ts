@@ -110,6 +110,19 @@ VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) { (void)ctx; re
     assert.equal((await runCli(['new', 'x', '--dir', parent])).code, 2);
   });
 
+  it('refuses names cargo cannot build for Rust, and the Rust README names the library cargo makes', async () => {
+    const parent = tempDir();
+    for (const name of ['9lives', 'test', 'std']) {
+      const r = await runCli(['new', name, '--lang', 'rust', '--dir', parent, '--json']);
+      assert.equal(r.code, 2, name);
+      assert.equal(JSON.parse(r.stdout).error.code, 'E_USAGE', name);
+    }
+    assert.equal((await runCli(['new', '9lives', '--lang', 'c', '--dir', parent])).code, 0, 'C has no such rule');
+    assert.equal((await runCli(['new', 'my-tool', '--lang', 'rust', '--dir', parent])).code, 0);
+    const readme = readFileSync(path.join(parent, 'my-tool', 'README.md'), 'utf8');
+    assert.ok(readme.includes('target/release/libmy_tool.so'), 'cargo turns "-" into "_" in the library name');
+  });
+
   it('dev --once builds, loads and runs with timings', async () => {
     const parent = tempDir();
     await runCli(['new', 'once', '--dir', parent]);
