@@ -21,7 +21,23 @@ export interface DevOptions {
   signal?: AbortSignal;
 }
 
-const IGNORED = /^(target|dist|\.git|node_modules)(\/|$)|\.(so|dylib|dll|o|tmp)$|~$/;
+// Build output, and the files editors write beside the one being saved (vim's .swp and 4913 probe,
+// emacs' #autosave# and .#lock, JetBrains' safe-write copies, kate's swap, backups): not a change.
+const IGNORED = new RegExp(
+  [
+    '^(target|dist|build|\\.git|node_modules)(/|$)',
+    '\\.(so|dylib|dll|o|a|tmp|swp|swo|swx|swn|bak|orig|kate-swp)$',
+    '~$',
+    '(^|/)4913$',
+    '(^|/)\\.?#[^/]*$',
+    '___jb_(tmp|old|bak)___$',
+  ].join('|'),
+);
+
+/** Whether a changed path (relative to the project, `/`-separated) is build output or an editor's scratch file. */
+export function isWatchNoise(relative: string): boolean {
+  return IGNORED.test(relative);
+}
 
 /**
  * Builds, loads in a fresh host and runs a plugin project with a sample input; with watching on,
@@ -76,7 +92,7 @@ export async function devLoop(options: DevOptions): Promise<number> {
     });
   };
   const watcher = watch(dir, { recursive: true }, (_event, file) => {
-    if (file && IGNORED.test(String(file).split(path.sep).join('/'))) return;
+    if (file && isWatchNoise(String(file).split(path.sep).join('/'))) return;
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => {
       options.write(`change: ${file ?? '(unknown)'}`);

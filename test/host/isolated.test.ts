@@ -187,7 +187,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
       controller.abort();
       const err = await rejectsWithCode(hung, ErrorCode.CANCELLED);
       assert.equal(err.failure?.cancelled, true);
-      assert.ok(await waitFor(() => !alive(pid), 1000), 'the host was killed');
+      assert.ok(await waitFor(() => !alive(pid), 30_000), 'the host was killed');
       assert.deepEqual((await plugin.execute(ctx({}))).output, { answered: true });
     });
   });
@@ -226,7 +226,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
         const pid = plugin.hostPid as number;
         const outcome = await plugin.execute(ctx({ mode: 'scribble' })).then(() => 'answered', (e: PluginError) => e.code);
         assert.ok(['answered', ErrorCode.CRASHED].includes(outcome), outcome);
-        assert.ok(await waitFor(() => !alive(pid), 1000), 'the host was killed');
+        assert.ok(await waitFor(() => !alive(pid), 30_000), 'the host was killed');
       } else {
         const err = await rejectsWithCode(plugin.execute(ctx({ mode: 'scribble' })), ErrorCode.CRASHED);
         assert.ok(err.data?.protocolError);
@@ -262,7 +262,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
     const pid = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
     assert.ok(alive(pid), 'the host runs');
     child.kill('SIGKILL');
-    assert.ok(await waitFor(() => !alive(pid), 2000), `host ${pid} outlived its parent`);
+    assert.ok(await waitFor(() => !alive(pid), 30_000), `host ${pid} outlived its parent`);
   });
 
   if (lane) {
@@ -314,7 +314,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
       const r = await plugin.execute({ input: {}, workspace_root: null, config: {} });
       console.log(JSON.stringify(r.output));`;
-    const { code, stdout: out } = await runScript(script, 5000);
+    const { code, stdout: out } = await runScript(script, 60_000);
     assert.equal(code, 0, 'the script exited by itself');
     assert.equal(out.trim(), '{"answered":true}');
   });

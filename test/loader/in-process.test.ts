@@ -182,7 +182,7 @@ describe('in-process plugins', () => {
       const burst = await Promise.all(Array.from({ length: 16 }, (_, n) => echo.execute({ input: { n }, workspace_root: null, config: {} })));
       console.log(JSON.stringify({ sync, burst: burst.map((r) => r.output.ctx.input.n), stats: heap.executeSync(c('stats')).output }));`;
     // An unreadable override makes the helper unavailable, as a machine without a C compiler would.
-    const { code, stdout: out } = await runScript(script, 10_000, { ...process.env, SKILLPLUG_PUMP: path.join(root, 'missing.so') });
+    const { code, stdout: out } = await runScript(script, 60_000, { ...process.env, SKILLPLUG_PUMP: path.join(root, 'missing.so') });
     assert.equal(code, 0);
     assert.deepEqual(JSON.parse(out), {
       sync: ['ok', ErrorCode.INVALID_UTF8, '\uFFFD ok', ErrorCode.NULL_RESULT],
@@ -216,7 +216,7 @@ describe('in-process plugins', () => {
       await new Promise((r) => setTimeout(r, 200));
       await Promise.all(Array.from({ length: 32 }, (_, n) => plugin.execute({ input: { n }, workspace_root: null, config: {} })));
       console.log('done');`;
-    const { code, stdout: out } = await runScript(script, 10_000);
+    const { code, stdout: out } = await runScript(script, 60_000);
     assert.equal(code, 0);
     assert.equal(out.trim(), 'done');
   });
