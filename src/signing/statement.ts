@@ -1,5 +1,5 @@
 // The signed statement: one minisign-signed file binding a plugin's name, version and every file's sha256.
-import { readdirSync, writeFileSync } from 'node:fs';
+import { type Dirent, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import { readErrorCode, readSmallRegularFileSync } from '../config/safe-read.js';
@@ -37,7 +37,7 @@ export function pluginFileList(dir: string): { files: string[]; problems: string
   const files: string[] = [];
   const problems: string[] = [];
   const walk = (rel: string): void => {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = readdirSync(path.join(dir, rel), { withFileTypes: true });
     } catch (err) {
