@@ -307,7 +307,8 @@ export class PluginLoader {
     try {
       const lookup = await findLibrary(p.path, (p.manifest as PluginManifest).name);
       const lookupPath = lookup.found ? lookup.path : libraryPath;
-      await this.verify({ dir: p.path, trusted: p.trustedDir, manifest: p.manifest as PluginManifest, manifestPath, manifestBytes: readManifestBytes(manifestPath), lookupPath, libraryPath }, lock);
+      // Listing stays quiet about keys you do not trust; loading says it.
+      await this.verify({ dir: p.path, trusted: p.trustedDir, manifest: p.manifest as PluginManifest, manifestPath, manifestBytes: readManifestBytes(manifestPath), lookupPath, libraryPath }, lock, false);
     } catch (err) {
       error = asPluginError(err, ErrorCode.INTERNAL, `verifying ${p.path}`);
     }
@@ -324,7 +325,7 @@ export class PluginLoader {
    * Verifies signatures, the statement and the lock as the policy in force requires; returns the
    * library bytes it checked (the ones to load). Throws `E_SIGNATURE`, `E_INTEGRITY` or `E_UNTRUSTED_PATH`.
    */
-  private async verify(v: VerifyInput, lockState: LockState): Promise<Buffer> {
+  private async verify(v: VerifyInput, lockState: LockState, warnUnknownKeys = true): Promise<Buffer> {
     const { dir, trusted, manifest } = v;
     const name = manifest.name;
     const lock = lockState.lock;
@@ -336,7 +337,7 @@ export class PluginLoader {
     const keys = await this.trustedKeys();
     const files = { manifestPath: v.manifestPath, manifestBytes: v.manifestBytes, libraryPath: v.lookupPath, libraryBytes, dir, name, version: manifest.version };
     const trust = await (await signatures()).checkPluginTrust(files, keys, this.security.requireSignature && !workspacePlugin);
-    for (const keyId of trust.unknownKeys) this.warnOnce(`plugin "${name}" is signed by key ${keyId}, which you do not trust; it loads as if unsigned.`);
+    if (warnUnknownKeys) for (const keyId of trust.unknownKeys) this.warnOnce(`plugin "${name}" is signed by key ${keyId}, which you do not trust; it loads as if unsigned.`);
     if (untrustedWorkspace && !trust.bound) {
       throw new PluginError(ErrorCode.UNTRUSTED_PATH, this.untrustedWorkspaceHint(dir), { plugin: name, path: dir, data: { reason: 'untrusted-workspace', workspace: this.workspace } });
     }
