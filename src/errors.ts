@@ -54,6 +54,10 @@ export const ErrorCode = {
   SIGNATURE: 'E_SIGNATURE',
   /** The plugin's files differ from the lock file. */
   INTEGRITY: 'E_INTEGRITY',
+  /** A workspace plugin has the name of a plugin you installed; it is refused unless you allow the shadowing. */
+  SHADOWING: 'E_SHADOWING',
+  /** A workspace plugin is an older version than the one you installed or pinned. */
+  ROLLBACK: 'E_ROLLBACK',
   /** Building a plugin project failed. */
   BUILD_FAILED: 'E_BUILD_FAILED',
   /** A skillplug config file is unreadable or invalid. */

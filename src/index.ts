@@ -53,7 +53,9 @@ export async function serveStdio(options: import('./tools/mcp-server.js').McpSer
 }
 export { formatKeyId, generateKeyPair, parsePublicKey, parseSecretKey, signBytes, verifyBytes } from './signing/minisign.js';
 export type { MinisignPublicKey, MinisignSecretKey, VerifiedSignature } from './signing/minisign.js';
-export { checkPluginSignatures, signPluginFiles } from './signing/plugin-signatures.js';
+export { checkPluginSignatures, checkPluginTrust, signPluginFiles } from './signing/plugin-signatures.js';
+export type { PluginTrust, SignatureStatus } from './signing/plugin-signatures.js';
+export { STATEMENT_FILE } from './signing/files.js';
 export { LOCK_FILE, readLock, writeLock } from './signing/lock.js';
 export type { LockEntry, LockFile } from './signing/lock.js';
 export { CONFIG_FILE, userConfigPath } from './config/index.js';

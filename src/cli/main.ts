@@ -21,6 +21,7 @@ Usage:
   skillplug keygen   --out PREFIX [--force]
   skillplug sign     PLUGIN --key FILE
   skillplug verify   PLUGIN --pubkey FILE
+  skillplug statement PLUGIN      (writes skillplug-statement.json unsigned, for minisign -Sm)
   skillplug trust    [DIR]        skillplug untrust [DIR]
   skillplug lock     [--workspace DIR] [--plugins-dir DIR]...
   skillplug new      NAME [--lang c|rust] [--dir DIR] [--description TEXT]
@@ -32,7 +33,9 @@ Usage:
   skillplug help | --help | --version
 
 Trust flags (list, inspect, run, lock): --require-signature, --trusted-key FILE (repeatable),
---strict. Workspace plugin dirs load only after "skillplug trust" or when signed by a trusted key.
+--strict. Workspace plugin dirs load only after "skillplug trust" or when a trusted key signed
+their skillplug-statement.json. A workspace plugin named like one in ~/.vtcode/plugins is refused
+(E_SHADOWING) unless "allow_shadowing" lists it, and never when older (E_ROLLBACK).
 
 PLUGIN is a plugin name found in the trusted dirs or a path to a plugin directory inside one.
 Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/plugins and
@@ -68,6 +71,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   keygen: { out: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } },
   sign: { ...LOADER_OPTIONS, key: { type: 'string' } },
   verify: { ...LOADER_OPTIONS, pubkey: { type: 'string', multiple: true } },
+  statement: LOADER_OPTIONS,
   trust: { json: { type: 'boolean' } },
   untrust: { json: { type: 'boolean' } },
   lock: LOADER_OPTIONS,
@@ -161,6 +165,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await trustCommands()).signCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, key: values.key as string | undefined });
       case 'verify':
         return await (await trustCommands()).verifyCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, pubkey: values.pubkey as string[] | undefined });
+      case 'statement':
+        return await (await trustCommands()).statementCommand(onePositional(command, positionals, 'plugin name or path'), loaderFlags);
       case 'trust':
       case 'untrust':
         return await (await trustCommands()).trustCommand(optionalDir(), command === 'trust', loaderFlags);

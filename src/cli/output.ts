@@ -23,6 +23,8 @@ const LOAD_CODES: ReadonlySet<Code> = new Set<Code>([
   ErrorCode.INVALID_METADATA,
   ErrorCode.SIGNATURE,
   ErrorCode.INTEGRITY,
+  ErrorCode.SHADOWING,
+  ErrorCode.ROLLBACK,
   ErrorCode.QUARANTINED,
   ErrorCode.SANDBOX_UNAVAILABLE,
   ErrorCode.HOST_UNAVAILABLE,

@@ -5,9 +5,10 @@ import path from 'node:path';
 import { readConfigFile, userConfigPath, writeConfigFile } from '../config/index.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { MANIFEST_FILE, findLibrary, readManifest } from '../manifest/index.js';
-import { lockKey, sha256, writeLock, type LockEntry } from '../signing/lock.js';
+import { lockKey, sha256, writeLockWithDigest, type LockEntry } from '../signing/lock.js';
 import { generateKeyPair, parsePublicKey } from '../signing/minisign.js';
-import { checkPluginSignatures, signPluginFiles } from '../signing/plugin-signatures.js';
+import { checkPluginTrust, signPluginFiles } from '../signing/plugin-signatures.js';
+import { STATEMENT_FILE, writeStatement } from '../signing/statement.js';
 import { loaderFromFlags, type LoaderFlags } from './commands.js';
 import { ExitCode, writeOut } from './output.js';
 
@@ -28,7 +29,7 @@ export async function keygenCommand(prefix: string | undefined, flags: { force?:
 }
 
 /** A plugin dir named by path, or by name through the trusted dirs. */
-async function pluginFiles(ref: string, flags: LoaderFlags): Promise<{ dir: string; name: string; manifestPath: string; libraryPath: string }> {
+async function pluginFiles(ref: string, flags: LoaderFlags): Promise<{ dir: string; name: string; version: string; manifestPath: string; libraryPath: string }> {
   let dir: string;
   if (existsSync(ref) && (ref.includes('/') || ref.startsWith('.') || existsSync(path.join(ref, MANIFEST_FILE)))) dir = await realpath(ref);
   else dir = (await loaderFromFlags(flags).findPlugin(ref)).path;
@@ -38,7 +39,7 @@ async function pluginFiles(ref: string, flags: LoaderFlags): Promise<{ dir: stri
   }
   const lookup = await findLibrary(dir, reading.manifest.name);
   if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { path: dir });
-  return { dir, name: reading.manifest.name, manifestPath: path.join(dir, MANIFEST_FILE), libraryPath: lookup.path };
+  return { dir, name: reading.manifest.name, version: reading.manifest.version, manifestPath: path.join(dir, MANIFEST_FILE), libraryPath: lookup.path };
 }
 
 /** `skillplug sign PLUGIN --key FILE` */
@@ -65,15 +66,35 @@ export async function verifyCommand(ref: string, flags: LoaderFlags & { pubkey?:
     }),
   );
   const files = await pluginFiles(ref, flags);
-  const status = await checkPluginSignatures(
-    { manifestPath: files.manifestPath, manifestBytes: await readFile(files.manifestPath), libraryPath: files.libraryPath, libraryBytes: await readFile(files.libraryPath) },
+  const status = await checkPluginTrust(
+    { ...files, manifestBytes: await readFile(files.manifestPath), libraryBytes: await readFile(files.libraryPath) },
     keys,
     true,
-    files.name,
-    files.dir,
   );
-  if (flags.json) await writeOut(`${JSON.stringify({ plugin: files.name, verified: true, key_ids: status.keyIds })}\n`);
-  else await writeOut(`Plugin "${files.name}": plugin.json and library signatures verified (key ${status.keyIds.join(', ')}).\n`);
+  const unbound =
+    status.statement.state === 'absent'
+      ? `no ${STATEMENT_FILE}`
+      : status.statement.state === 'unsigned'
+        ? `${STATEMENT_FILE} is not signed`
+        : status.statement.state === 'unknown-key'
+          ? `${STATEMENT_FILE} is signed by key ${status.statement.keyId}, not one given with --pubkey`
+          : undefined;
+  if (flags.json) await writeOut(`${JSON.stringify({ plugin: files.name, version: files.version, verified: true, bound: status.bound, key_ids: status.keyIds, ...(unbound ? { not_bound_because: unbound } : {}) })}\n`);
+  else if (status.bound) await writeOut(`Plugin "${files.name}" ${files.version}: signed ${STATEMENT_FILE} verified (key ${status.keyIds.join(', ')}); it binds the name, the version and every file.\n`);
+  else {
+    await writeOut(
+      `Plugin "${files.name}": plugin.json and library signatures verified (key ${status.keyIds.join(', ')}), but they are not bound (${unbound}): each file verifies on its own, so files of different releases would too. "skillplug sign" writes a signed ${STATEMENT_FILE} that binds them.\n`,
+    );
+  }
+  return ExitCode.OK;
+}
+
+/** `skillplug statement PLUGIN`: writes the unsigned statement, for signing with the stock `minisign -Sm`. */
+export async function statementCommand(ref: string, flags: LoaderFlags & { json?: boolean }): Promise<number> {
+  const files = await pluginFiles(ref, flags);
+  const file = writeStatement(files.dir, files.name, files.version);
+  if (flags.json) await writeOut(`${JSON.stringify({ plugin: files.name, statement: file })}\n`);
+  else await writeOut(`Wrote ${file}. Sign it with "minisign -Sm ${file}" (or run "skillplug sign").\n`);
   return ExitCode.OK;
 }
 
@@ -113,7 +134,12 @@ export async function lockCommand(flags: LoaderFlags & { json?: boolean }): Prom
       library_sha256: sha256(await readFile(p.libraryPath as string)),
     })),
   );
-  const file = writeLock(loader.workspace, entries);
+  const { file, sha256: digest } = writeLockWithDigest(loader.workspace, entries);
+  // Recorded in the user's own config: a lock that arrived with the repository is then not the user's.
+  const configFile = userConfigPath(os.homedir());
+  const config = readConfigFile(configFile);
+  config.pinned_locks = { ...(config.pinned_locks ?? {}), [loader.workspace]: digest };
+  writeConfigFile(configFile, config);
   if (flags.json) await writeOut(`${JSON.stringify({ lock: file, plugins: entries })}\n`);
   else await writeOut(`Locked ${entries.length} plugin${entries.length === 1 ? '' : 's'} in ${file}:\n${entries.map((e) => `  ${e.name} ${e.version}  ${e.path}`).join('\n')}\n`);
   return ExitCode.OK;

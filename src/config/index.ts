@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import type { JsonObject } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { SANDBOX_MODES, type SandboxMode } from '../sandbox/index.js';
+import { readErrorCode, readSmallRegularFileSync } from './safe-read.js';
 
 /** The config file name, in `~/.vtcode/` (the user's) and `<workspace>/.vtcode/` (restrictions only). */
 export const CONFIG_FILE = 'skillplug.json';
@@ -21,6 +22,10 @@ export interface UserConfig {
   strict?: boolean;
   /** Default sandbox mode. */
   sandbox?: SandboxMode;
+  /** Plugin names a workspace plugin may shadow (by default a workspace plugin named like one you installed is refused). */
+  allow_shadowing?: string[];
+  /** sha256 of each workspace's lock file as `skillplug lock` wrote it, by canonical workspace path: only such a lock is yours. */
+  pinned_locks?: Record<string, string>;
   /** Per-plugin settings, by plugin name. */
   plugins?: Record<string, { config?: JsonObject }>;
 }
@@ -49,10 +54,10 @@ function stringList(value: unknown, file: string, key: string): string[] | undef
 export function readConfigFile(file: string): UserConfig {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readSmallRegularFileSync(file).toString('utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw configError(file, `cannot be read (${(err as NodeJS.ErrnoException).code})`);
+    throw configError(file, `cannot be read (${readErrorCode(err)})`);
   }
   let raw: unknown;
   try {
@@ -71,6 +76,14 @@ export function readConfigFile(file: string): UserConfig {
   if (keys) config.trusted_keys = keys;
   const workspaces = stringList(raw.trusted_workspaces, file, 'trusted_workspaces');
   if (workspaces) config.trusted_workspaces = workspaces;
+  const shadowing = stringList(raw.allow_shadowing, file, 'allow_shadowing');
+  if (shadowing) config.allow_shadowing = shadowing;
+  if (raw.pinned_locks !== undefined) {
+    if (!isPlainObject(raw.pinned_locks) || !Object.values(raw.pinned_locks).every((v) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v))) {
+      throw configError(file, '"pinned_locks" must map workspace paths to sha256 hex digests');
+    }
+    config.pinned_locks = raw.pinned_locks as Record<string, string>;
+  }
   if (raw.sandbox !== undefined) {
     if (!SANDBOX_MODES.includes(raw.sandbox as SandboxMode)) throw configError(file, `"sandbox" must be one of ${SANDBOX_MODES.join(', ')}`);
     config.sandbox = raw.sandbox as SandboxMode;
@@ -100,6 +113,8 @@ export interface EffectiveSecurity {
   requireSignature: boolean;
   trustedKeys: string[];
   trustedWorkspaces: string[];
+  /** Plugin names a workspace plugin may shadow (user config only). */
+  allowShadowing: string[];
   strict: boolean;
   sandbox: SandboxMode;
 }
@@ -117,7 +132,7 @@ export function mergeSecurity(
   warn: (message: string) => void,
   workspaceFile: string,
 ): EffectiveSecurity {
-  const ignored = (['trusted_keys', 'trusted_workspaces', 'plugins'] as const).filter((k) => workspace[k] !== undefined);
+  const ignored = (['trusted_keys', 'trusted_workspaces', 'plugins', 'allow_shadowing', 'pinned_locks'] as const).filter((k) => workspace[k] !== undefined);
   if (workspace.require_signature === false) ignored.push('require_signature' as never);
   if (workspace.strict === false) ignored.push('strict' as never);
   if (ignored.length > 0) warn(`${workspaceFile} tries to set ${ignored.join(', ')}; a workspace config can only add restrictions, so these are ignored.`);
@@ -127,6 +142,7 @@ export function mergeSecurity(
     requireSignature: (explicit.requireSignature ?? user.require_signature ?? false) || workspace.require_signature === true,
     trustedKeys: [...(user.trusted_keys ?? []), ...(explicit.trustedKeys ?? [])],
     trustedWorkspaces: user.trusted_workspaces ?? [],
+    allowShadowing: user.allow_shadowing ?? [],
     strict: (explicit.strict ?? user.strict ?? false) || workspace.strict === true,
     sandbox: SANDBOX_STRENGTH[fromWorkspace] > SANDBOX_STRENGTH[base] ? fromWorkspace : base,
   };

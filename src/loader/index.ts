@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,11 +16,12 @@ import {
   type TrustedDir,
   type TrustedDirKind,
 } from '../discovery/index.js';
-import { ErrorCode, PluginError } from '../errors.js';
+import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
-import { checkLock, readLock } from '../signing/lock.js';
+import { checkLock, lockEntryFor, readLockWithDigest, type LockFile } from '../signing/lock.js';
 import { hasSignatures } from '../signing/files.js';
+import { checkWorkspacePlugin } from '../signing/policy.js';
 import { metadataKey, readCachedMetadata, writeCachedMetadata } from '../discovery/metadata-cache.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { writePrivateCopy, type PrivateCopy } from './private-copy.js';
@@ -132,6 +133,10 @@ export class PluginLoader {
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
   private keys: MinisignPublicKey[] | undefined;
+  /** Why the workspace config cannot be used; only the workspace's plugins are refused for it. */
+  private readonly workspaceConfigProblem: PluginError | undefined;
+  /** Verdicts of discovery's signature checks, by plugin dir and file identities. */
+  private readonly verdicts = new Map<string, { identity: string; error: PluginError | undefined }>();
 
   constructor(options: PluginLoaderOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new PluginError(ErrorCode.USAGE, 'PluginLoader options must be an object.');
@@ -155,7 +160,15 @@ export class PluginLoader {
     const readConfig = options.readConfig !== false;
     this.userConfig = readConfig ? readConfigFile(userConfigPath(home)) : {};
     const workspaceFile = workspaceConfigPath(this.workspace);
-    const workspaceConfig = readConfig ? readConfigFile(workspaceFile) : {};
+    let workspaceConfig: UserConfig = {};
+    try {
+      if (readConfig) workspaceConfig = readConfigFile(workspaceFile);
+    } catch (err) {
+      // A repository's broken config must not take the user's own plugins down with it.
+      if (!isPluginError(err)) throw err;
+      this.workspaceConfigProblem = err;
+      this.warn(`${err.message} Until then the workspace's plugins are refused; your own plugins still load.`);
+    }
     this.security = mergeSecurity(
       this.userConfig,
       workspaceConfig,
@@ -230,39 +243,117 @@ export class PluginLoader {
     for (const problem of problems) this.warnOnce(`${problem}: anyone who can change it can run code as you.`);
   }
 
-  /** Every plugin in the trusted dirs, good and broken, judged from files alone (no plugin code runs). */
+  /**
+   * Every plugin in the trusted dirs, good and broken, judged from files alone (no plugin code runs)
+   * and by the policy in force: a plugin that would be refused at load is listed with that error.
+   */
   async discoverPlugins(): Promise<DiscoveredPlugin[]> {
     await this.checkOwnership(this.dirs.map((d) => d.path)).catch((err: PluginError) => this.warnOnce(err.message));
     const found = await discoverPlugins(this.dirs);
-    if (this.workspaceTrusted()) return found;
-    const keys = await this.trustedKeys();
+    const lock = this.lockState();
     return Promise.all(
       found.map(async (p) => {
-        if (p.trustedDir.kind !== 'workspace' || p.status !== 'ok') return p;
-        if (keys.length > 0 && (await this.signedByTrustedKey(p, keys))) return p;
-        return {
-          ...p,
-          status: 'untrusted-workspace' as const,
-          errors: [{ code: ErrorCode.UNTRUSTED_PATH, message: this.untrustedWorkspaceHint(p.path) }],
-        };
+        if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
+        try {
+          await this.checkPlacement(p.manifest, p.path, p.trustedDir, lock, found);
+          await this.verdictFor(p, lock);
+          return p;
+        } catch (err) {
+          const e = asPluginError(err, ErrorCode.INTERNAL, `checking ${p.path}`);
+          const status = e.data?.reason === 'untrusted-workspace' ? ('untrusted-workspace' as const) : ('error' as const);
+          return { ...p, status, errors: [...p.errors, { code: e.code, message: e.message }] };
+        }
       }),
     );
   }
 
-  private async signedByTrustedKey(p: DiscoveredPlugin, keys: MinisignPublicKey[]): Promise<boolean> {
-    const lookup = p.manifest ? await findLibrary(p.path, p.manifest.name) : undefined;
-    if (!lookup?.found) return false;
+  /** The workspace lock, whether the user recorded it as theirs, and why it is unusable if it is. */
+  private lockState(): LockState {
     try {
-      const manifestPath = path.join(p.path, MANIFEST_FILE);
-      const files = { manifestPath, manifestBytes: readManifestBytes(manifestPath), libraryPath: lookup.path, libraryBytes: await readFile(lookup.path) };
-      return (await (await signatures()).checkPluginSignatures(files, keys, false, p.name ?? '?', p.path)).signed;
-    } catch {
-      return false;
+      const read = readLockWithDigest(this.workspace);
+      if (!read) return { userOwned: false };
+      return { lock: read.lock, userOwned: this.userConfig.pinned_locks?.[this.workspace] === read.sha256 };
+    } catch (err) {
+      if (!isPluginError(err)) throw err;
+      this.warnOnce(`${err.message} Until then the workspace's plugins are refused; your own plugins still load.`);
+      return { userOwned: false, problem: err };
     }
   }
 
+  /** Refuses a workspace plugin when the workspace's config or lock is broken, or when it shadows or rolls back one of the user's. */
+  private async checkPlacement(manifest: PluginManifest, dir: string, trusted: TrustedDir, lock: LockState, found?: DiscoveredPlugin[]): Promise<void> {
+    if (trusted.kind !== 'workspace') return;
+    for (const problem of [this.workspaceConfigProblem, lock.problem]) {
+      if (problem) throw new PluginError(problem.code, `Workspace plugin "${manifest.name}" (${dir}) is refused: ${problem.message}`, { plugin: manifest.name, path: dir, data: { reason: 'workspace-file', file: problem.path } });
+    }
+    const userDirs = this.dirs.filter((d) => d.kind === 'user');
+    const installed = found ? found.filter((p) => p.trustedDir.kind === 'user') : await discoverPlugins(userDirs);
+    const pinned = lock.lock && lock.userOwned ? lock.lock.plugins : [];
+    checkWorkspacePlugin({ name: manifest.name, version: manifest.version, dir, kind: trusted.kind }, { installed, pinned, allowShadowing: this.security.allowShadowing });
+  }
+
+  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often).
+  private async verdictFor(p: DiscoveredPlugin, lock: LockState): Promise<void> {
+    const manifestPath = path.join(p.path, MANIFEST_FILE);
+    const libraryPath = p.libraryPath as string;
+    if (!this.mustVerify(p.trustedDir, lock.lock, manifestPath, libraryPath)) return;
+    const identity = `${fileIdentities(p.path)}|${lock.lock ? JSON.stringify(lock.lock) : '-'}|${lock.userOwned}`;
+    const cached = this.verdicts.get(p.path);
+    if (cached?.identity === identity) {
+      if (cached.error) throw cached.error;
+      return;
+    }
+    let error: PluginError | undefined;
+    try {
+      const lookup = await findLibrary(p.path, (p.manifest as PluginManifest).name);
+      const lookupPath = lookup.found ? lookup.path : libraryPath;
+      // Listing stays quiet about keys you do not trust; loading says it.
+      await this.verify({ dir: p.path, trusted: p.trustedDir, manifest: p.manifest as PluginManifest, manifestPath, manifestBytes: readManifestBytes(manifestPath), lookupPath, libraryPath }, lock, false);
+    } catch (err) {
+      error = asPluginError(err, ErrorCode.INTERNAL, `verifying ${p.path}`);
+    }
+    this.verdicts.set(p.path, { identity, error });
+    if (error) throw error;
+  }
+
+  private mustVerify(trusted: TrustedDir, lock: LockFile | undefined, manifestPath: string, lookupPath: string): boolean {
+    const untrustedWorkspace = trusted.kind === 'workspace' && !this.workspaceTrusted();
+    return this.security.requireSignature || lock !== undefined || untrustedWorkspace || hasSignatures(manifestPath, lookupPath);
+  }
+
+  /**
+   * Verifies signatures, the statement and the lock as the policy in force requires; returns the
+   * library bytes it checked (the ones to load). Throws `E_SIGNATURE`, `E_INTEGRITY` or `E_UNTRUSTED_PATH`.
+   */
+  private async verify(v: VerifyInput, lockState: LockState, warnUnknownKeys = true): Promise<Buffer> {
+    const { dir, trusted, manifest } = v;
+    const name = manifest.name;
+    const lock = lockState.lock;
+    const workspacePlugin = trusted.kind === 'workspace';
+    const untrustedWorkspace = workspacePlugin && !this.workspaceTrusted();
+    const pinnedByUser = workspacePlugin && lockState.userOwned && lock !== undefined && lockEntryFor(lock, this.workspace, dir) !== undefined;
+    // Read once: these exact bytes are verified, hashed and then loaded from a private copy.
+    const libraryBytes = await readFile(v.libraryPath);
+    const keys = await this.trustedKeys();
+    const files = { manifestPath: v.manifestPath, manifestBytes: v.manifestBytes, libraryPath: v.lookupPath, libraryBytes, dir, name, version: manifest.version };
+    const trust = await (await signatures()).checkPluginTrust(files, keys, this.security.requireSignature && !workspacePlugin);
+    if (warnUnknownKeys) for (const keyId of trust.unknownKeys) this.warnOnce(`plugin "${name}" is signed by key ${keyId}, which you do not trust; it loads as if unsigned.`);
+    if (untrustedWorkspace && !trust.bound) {
+      throw new PluginError(ErrorCode.UNTRUSTED_PATH, this.untrustedWorkspaceHint(dir), { plugin: name, path: dir, data: { reason: 'untrusted-workspace', workspace: this.workspace } });
+    }
+    if (this.security.requireSignature && workspacePlugin && !trust.bound && !pinnedByUser) {
+      throw new PluginError(
+        ErrorCode.SIGNATURE,
+        `Workspace plugin "${name}" (${dir}) has no signed statement binding its name, version and files, and your lock does not pin it; signatures are required. Sign it with "skillplug sign" using a key you trust (this writes skillplug-statement.json), or pin it with "skillplug lock".`,
+        { plugin: name, path: dir, data: { reason: 'not-bound' } },
+      );
+    }
+    if (lock) checkLock(lock, this.workspace, dir, name, v.manifestBytes, libraryBytes);
+    return libraryBytes;
+  }
+
   private untrustedWorkspaceHint(dir: string): string {
-    return `${dir} is in the plugin dir of workspace ${this.workspace}, which you have not trusted: plugins that arrive with a repository do not run until you say so. Run "skillplug trust ${this.workspace}" if you trust this workspace, or sign the plugin with a key you trust.`;
+    return `${dir} is in the plugin dir of workspace ${this.workspace}, which you have not trusted: plugins that arrive with a repository do not run until you say so. Run "skillplug trust ${this.workspace}" if you trust this workspace, or sign the plugin with "skillplug sign" using a key you trust (a signed skillplug-statement.json binds its name, version and files).`;
   }
 
   /**
@@ -274,7 +365,16 @@ export class PluginLoader {
     const looksLikePath = ref.includes('/') || ref.includes(path.sep) || ref.startsWith('.');
     const plugins = await discoverPlugins(this.dirs);
     if (!looksLikePath) {
-      const match = byPrecedence(plugins).find((p) => p.name === ref);
+      const named = byPrecedence(plugins).filter((p) => p.name === ref);
+      // A workspace plugin refused for shadowing yields the name to the user's own plugin.
+      const lock = named.length > 1 ? this.lockState() : { userOwned: false };
+      let match = named[0];
+      for (const p of named) {
+        if (!p.manifest || (await this.checkPlacement(p.manifest, p.path, p.trustedDir, lock, plugins).then(() => true, () => false))) {
+          match = p;
+          break;
+        }
+      }
       if (match) return match;
     }
     const isDir = await stat(ref).then((s) => s.isDirectory(), () => false);
@@ -337,23 +437,13 @@ export class PluginLoader {
     }
     await this.checkOwnership([trusted.path, canonical, manifestPath, libraryPath], name);
 
-    const lock = readLock(this.workspace);
-    const untrustedWorkspace = trusted.kind === 'workspace' && !this.workspaceTrusted();
-    const verifying = this.security.requireSignature || lock !== undefined || untrustedWorkspace || hasSignatures(manifestPath, lookup.path);
+    const lock = this.lockState();
+    await this.checkPlacement(manifest, canonical, trusted, lock);
     let loadPath = libraryPath;
     let copy: PrivateCopy | undefined;
     let libraryBytes: Buffer | undefined;
-    if (verifying) {
-      // Read once: these exact bytes are verified, hashed and then loaded from a private copy.
-      libraryBytes = await readFile(libraryPath);
-      const files = { manifestPath, manifestBytes, libraryPath: lookup.path, libraryBytes };
-      const keys = await this.trustedKeys();
-      const signed = await (await signatures()).checkPluginSignatures(files, keys, this.security.requireSignature, name, canonical);
-      for (const keyId of signed.unknownKeys) this.warnOnce(`plugin "${name}" is signed by key ${keyId}, which you do not trust; it loads as if unsigned.`);
-      if (untrustedWorkspace && !signed.signed) {
-        throw new PluginError(ErrorCode.UNTRUSTED_PATH, this.untrustedWorkspaceHint(canonical), { plugin: name, path: canonical, data: { reason: 'untrusted-workspace', workspace: this.workspace } });
-      }
-      if (lock) checkLock(lock, this.workspace, canonical, name, manifestBytes, libraryBytes);
+    if (this.mustVerify(trusted, lock.lock, manifestPath, lookup.path)) {
+      libraryBytes = await this.verify({ dir: canonical, trusted, manifest, manifestPath, manifestBytes, lookupPath: lookup.path, libraryPath }, lock);
       copy = await writePrivateCopy(libraryBytes, path.basename(libraryPath));
       loadPath = copy.path;
     }
@@ -399,6 +489,55 @@ export class PluginLoader {
     if (!known) await writeCachedMetadata(key, { metadata: plugin.metadata });
     return plugin;
   }
+}
+
+/** The workspace lock as the loader sees it. */
+interface LockState {
+  lock?: LockFile;
+  /** The lock's digest is the one `skillplug lock` recorded in the user's config. */
+  userOwned: boolean;
+  /** The lock exists but cannot be used. */
+  problem?: PluginError;
+}
+
+/** A plugin's files, as verification needs them. */
+interface VerifyInput {
+  dir: string;
+  trusted: TrustedDir;
+  manifest: PluginManifest;
+  manifestPath: string;
+  manifestBytes: Buffer;
+  /** The library's path as found in the plugin dir (its signature sits beside it). */
+  lookupPath: string;
+  /** The library's canonical path (what is read). */
+  libraryPath: string;
+}
+
+/** Identities (inode, size, times) of every entry under a plugin dir: any change to any file changes it. */
+function fileIdentities(dir: string): string {
+  const parts: string[] = [];
+  const walk = (rel: string, depth: number): void => {
+    if (depth > 16 || parts.length > 4096) return;
+    let entries: string[];
+    try {
+      entries = readdirSync(path.join(dir, rel)).sort();
+    } catch {
+      parts.push(`${rel}:unlistable`);
+      return;
+    }
+    for (const entry of entries) {
+      const child = path.join(rel, entry);
+      try {
+        const info = lstatSync(path.join(dir, child), { bigint: true });
+        parts.push(`${child}:${info.mode}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`);
+        if (info.isDirectory()) walk(child, depth + 1);
+      } catch {
+        parts.push(`${child}:gone`);
+      }
+    }
+  };
+  walk('', 0);
+  return parts.join('/');
 }
 
 // Loaded on demand: signature checking pulls in crypto that most loads never need.

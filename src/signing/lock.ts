@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
+import { readErrorCode, readSmallRegularFileSync } from '../config/safe-read.js';
 import { ErrorCode, PluginError } from '../errors.js';
 
 /** The lock file name, at the workspace root. */
@@ -39,16 +40,22 @@ export function lockKey(pluginDir: string, workspace: string): string {
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : pluginDir;
 }
 
-/** Reads the workspace lock; undefined when there is none. Throws `E_INTEGRITY` when it is corrupt. */
+/** Reads the workspace lock; undefined when there is none. Throws `E_INTEGRITY` when it is corrupt or not a regular file. */
 export function readLock(workspace: string): LockFile | undefined {
+  return readLockWithDigest(workspace)?.lock;
+}
+
+/** The workspace lock and the sha256 of its bytes (what `pinned_locks` records); undefined when there is none. */
+export function readLockWithDigest(workspace: string): { lock: LockFile; sha256: string } | undefined {
   const file = lockPath(workspace);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readSmallRegularFileSync(file, 16 * 1024 * 1024);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new PluginError(ErrorCode.INTEGRITY, `Cannot read ${file} (${(err as NodeJS.ErrnoException).code}).`, { path: file });
+    throw new PluginError(ErrorCode.INTEGRITY, `Cannot read ${file} (${readErrorCode(err)}). Remove it, or recreate it with "skillplug lock".`, { path: file });
   }
+  const text = bytes.toString('utf8');
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -61,23 +68,34 @@ export function readLock(workspace: string): LockFile | undefined {
     Array.isArray(raw.plugins) &&
     raw.plugins.every((p) => isPlainObject(p) && ['name', 'version', 'path', 'manifest_sha256', 'library_sha256'].every((k) => typeof p[k] === 'string'));
   if (!valid) throw new PluginError(ErrorCode.INTEGRITY, `${file} is corrupt. Recreate it with "skillplug lock".`, { path: file });
-  return raw as unknown as LockFile;
+  return { lock: raw as unknown as LockFile, sha256: sha256(bytes) };
 }
 
-/** Writes the workspace lock atomically. */
+/** The lock entry pinning a plugin dir, if any. */
+export function lockEntryFor(lock: LockFile, workspace: string, pluginDir: string): LockEntry | undefined {
+  const key = lockKey(pluginDir, workspace);
+  return lock.plugins.find((p) => p.path === key);
+}
+
+/** Writes the workspace lock atomically; returns its path. */
 export function writeLock(workspace: string, entries: LockEntry[]): string {
+  return writeLockWithDigest(workspace, entries).file;
+}
+
+/** Writes the workspace lock atomically; returns its path and the sha256 of the bytes written. */
+export function writeLockWithDigest(workspace: string, entries: LockEntry[]): { file: string; sha256: string } {
   const file = lockPath(workspace);
   const lock: LockFile = { lockfile_version: 1, plugins: [...entries].sort((a, b) => a.path.localeCompare(b.path)) };
+  const bytes = Buffer.from(`${JSON.stringify(lock, null, 2)}\n`);
   const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, `${JSON.stringify(lock, null, 2)}\n`);
+  writeFileSync(temp, bytes);
   renameSync(temp, file);
-  return file;
+  return { file, sha256: sha256(bytes) };
 }
 
 /** Throws `E_INTEGRITY` unless the plugin's bytes are exactly what the lock pins. */
 export function checkLock(lock: LockFile, workspace: string, pluginDir: string, name: string, manifestBytes: Uint8Array, libraryBytes: Uint8Array): void {
-  const key = lockKey(pluginDir, workspace);
-  const entry = lock.plugins.find((p) => p.path === key);
+  const entry = lockEntryFor(lock, workspace, pluginDir);
   const file = lockPath(workspace);
   if (!entry) {
     throw new PluginError(

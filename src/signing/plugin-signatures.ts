@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { readErrorCode, readSmallRegularFileSync } from '../config/safe-read.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { SIGNATURE_SUFFIX } from './files.js';
 import { parsePublicKey, parseSecretKey, signBytes, verifyBytes, type MinisignPublicKey } from './minisign.js';
+import { STATEMENT_FILE, checkStatement, writeStatement, type StatementStatus } from './statement.js';
 
 
 /** True when a trusted-key entry is a key itself rather than a path to a .pub file. */
@@ -17,9 +18,9 @@ export function loadTrustedKeys(entries: readonly string[]): MinisignPublicKey[]
     let text = entry;
     if (!isInlineKey(entry)) {
       try {
-        text = readFileSync(entry, 'utf8');
+        text = readSmallRegularFileSync(entry).toString('utf8');
       } catch (err) {
-        throw new PluginError(ErrorCode.CONFIG, `Cannot read the trusted key file ${entry} (${(err as NodeJS.ErrnoException).code}). Pass the path of a minisign .pub file.`, { path: entry });
+        throw new PluginError(ErrorCode.CONFIG, `Cannot read the trusted key file ${entry} (${readErrorCode(err)}). Pass the path of a minisign .pub file.`, { path: entry });
       }
     }
     try {
@@ -63,8 +64,15 @@ export async function checkPluginSignatures(files: PluginFileBytes, keys: readon
     const sigFile = `${file}${SIGNATURE_SUFFIX}`;
     let sigText: string;
     try {
-      sigText = await readFile(sigFile, 'utf8');
-    } catch {
+      sigText = readSmallRegularFileSync(sigFile).toString('utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new PluginError(ErrorCode.SIGNATURE, `Plugin "${plugin}" (${dir}): ${sigFile} cannot be read (${readErrorCode(err)}). Make it the regular file minisign writes, or remove it.`, {
+          plugin,
+          path: sigFile,
+          data: { reason: 'unreadable', file: path.basename(file) },
+        });
+      }
       status.signed = false;
       if (requireSignature) {
         throw new PluginError(ErrorCode.SIGNATURE, `Plugin "${plugin}" (${dir}) is not signed: ${sigFile} is missing, and signatures are required. Sign it with "skillplug sign" using a key you trust.`, {
@@ -96,7 +104,46 @@ export async function checkPluginSignatures(files: PluginFileBytes, keys: readon
   return status;
 }
 
-/** Signs plugin.json and the library with a minisign secret key file; returns the signature paths. */
+/** What a plugin's signatures establish. */
+export interface PluginTrust extends SignatureStatus {
+  /** A statement signed by a trusted key binds name, version and every file, and they all match. */
+  bound: boolean;
+}
+
+/**
+ * Checks a plugin's signed statement, then its per-file signatures. With `requireSignature`, a bound
+ * statement or verifying signatures on both plugin.json and the library are needed (`E_SIGNATURE`
+ * otherwise); anything signed that does not verify or match is always refused.
+ */
+export async function checkPluginTrust(
+  files: PluginFileBytes & { dir: string; name: string; version: string },
+  keys: readonly MinisignPublicKey[],
+  requireSignature: boolean,
+): Promise<PluginTrust & { statement: StatementStatus }> {
+  const relative = (f: string): string => path.relative(files.dir, f).split(path.sep).join('/');
+  const statement = checkStatement(
+    {
+      dir: files.dir,
+      name: files.name,
+      version: files.version,
+      known: new Map([
+        [relative(files.manifestPath), files.manifestBytes],
+        [relative(files.libraryPath), files.libraryBytes],
+      ]),
+    },
+    keys,
+  );
+  const bound = statement.state === 'bound';
+  const perFile = await checkPluginSignatures(files, keys, requireSignature && !bound, files.name, files.dir);
+  if (statement.state === 'unknown-key' && !perFile.unknownKeys.includes(statement.keyId)) perFile.unknownKeys.push(statement.keyId);
+  if (bound && !perFile.keyIds.includes(statement.keyId)) perFile.keyIds.push(statement.keyId);
+  return { ...perFile, signed: bound || perFile.signed, bound, statement };
+}
+
+/**
+ * Signs plugin.json and the library with a minisign secret key file, then writes and signs the
+ * statement binding the plugin's name, version and every file; returns the paths written.
+ */
 export async function signPluginFiles(manifestPath: string, libraryPath: string, secretKeyFile: string): Promise<string[]> {
   let keyText: string;
   try {
@@ -111,5 +158,12 @@ export async function signPluginFiles(manifestPath: string, libraryPath: string,
     await writeFile(sigFile, signBytes(await readFile(file), path.basename(file), key));
     written.push(sigFile);
   }
+  const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as { name?: unknown; version?: unknown };
+  if (typeof manifest.name !== 'string' || typeof manifest.version !== 'string') {
+    throw new PluginError(ErrorCode.INVALID_MANIFEST, `${manifestPath} needs a string "name" and "version" to be signed.`, { path: manifestPath });
+  }
+  const statementFile = writeStatement(path.dirname(manifestPath), manifest.name, manifest.version);
+  await writeFile(`${statementFile}${SIGNATURE_SUFFIX}`, signBytes(await readFile(statementFile), STATEMENT_FILE, key));
+  written.push(statementFile, `${statementFile}${SIGNATURE_SUFFIX}`);
   return written;
 }

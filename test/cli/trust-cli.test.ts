@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { buildFixture, runCli, tempDir } from '../helpers/fixtures.js';
+
+const execFileAsync = promisify(execFile);
+/** Runs the stock minisign tool; resolves with its exit code. */
+const minisign = (args: string[]): Promise<number> => execFileAsync('minisign', args).then(() => 0, (err: { code?: number | string }) => (typeof err.code === 'number' ? err.code : -1));
+const hasMinisign = (await minisign(['-v'])) === 0;
+const skipInterop = hasMinisign ? false : 'the minisign tool is not installed (apt-get install minisign)';
 
 describe('cli: signatures, trust, lock and the metadata registry', () => {
   let base: string;
@@ -103,5 +111,118 @@ describe('cli: signatures, trust, lock and the metadata registry', () => {
     const rebuilt = await deep();
     assert.equal(rebuilt['deep-crash'].metadata_source, 'probe');
     assert.equal(rebuilt['deep-crash'].metadata.name, 'deep-crash');
+  });
+
+  describe('the statement with the stock minisign tool, both ways', { skip: skipInterop }, () => {
+    let keyDir: string;
+    before(async () => {
+      keyDir = tempDir();
+      assert.equal(await minisign(['-G', '-W', '-p', path.join(keyDir, 'k.pub'), '-s', path.join(keyDir, 'k.key')]), 0);
+    });
+
+    it('files signed by minisign alone verify, and verify says they are not bound', async () => {
+      const dir = await buildFixture(tempDir(), { source: 'echo', name: 'stock' });
+      for (const f of ['plugin.json', 'libstock.so']) assert.equal(await minisign(['-S', '-s', path.join(keyDir, 'k.key'), '-m', path.join(dir, f)]), 0);
+      const r = await runCli(['verify', dir, '--pubkey', path.join(keyDir, 'k.pub'), '--json'], { env: env() });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.verified, true);
+      assert.equal(out.bound, false);
+      const text = await runCli(['verify', dir, '--pubkey', path.join(keyDir, 'k.pub')], { env: env() });
+      assert.equal(text.code, 0);
+      assert.match(text.stdout, /not bound/);
+    });
+
+    it('skillplug sign writes a statement minisign -V checks, beside per-file signatures it checks too', async () => {
+      const dir = await buildFixture(tempDir(), { source: 'echo', name: 'ours' });
+      const sign = await runCli(['sign', dir, '--key', path.join(keyDir, 'k.key'), '--json'], { env: env() });
+      assert.equal(sign.code, 0, sign.stderr);
+      for (const f of ['skillplug-statement.json', 'plugin.json', 'libours.so']) assert.equal(await minisign(['-V', '-p', path.join(keyDir, 'k.pub'), '-m', path.join(dir, f)]), 0, f);
+      const r = await runCli(['verify', dir, '--pubkey', path.join(keyDir, 'k.pub'), '--json'], { env: env() });
+      assert.equal(JSON.parse(r.stdout).bound, true);
+      // The statement binds: a file minisign alone would still accept fails skillplug's verify.
+      writeFileSync(path.join(dir, 'NOTES.md'), 'added after signing\n');
+      const added = await runCli(['verify', dir, '--pubkey', path.join(keyDir, 'k.pub'), '--json'], { env: env() });
+      assert.equal(added.code, 3);
+      assert.equal(JSON.parse(added.stdout).error.code, 'E_SIGNATURE');
+    });
+
+    it('a statement written by skillplug statement and signed by minisign -S binds', async () => {
+      const dir = await buildFixture(tempDir(), { source: 'echo', name: 'handmade' });
+      const made = await runCli(['statement', dir, '--json'], { env: env() });
+      assert.equal(made.code, 0, made.stderr);
+      assert.equal(await minisign(['-S', '-s', path.join(keyDir, 'k.key'), '-m', JSON.parse(made.stdout).statement]), 0);
+      const r = await runCli(['verify', dir, '--pubkey', path.join(keyDir, 'k.pub'), '--json'], { env: env() });
+      assert.equal(r.code, 0, r.stdout);
+      assert.equal(JSON.parse(r.stdout).bound, true);
+      const ws = realpathSync(tempDir());
+      const run = await runCli(['run', dir, '--plugins-dir', path.dirname(dir), '--workspace', ws, '--require-signature', '--trusted-key', path.join(keyDir, 'k.pub'), '--json'], { env: env() });
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+    });
+  });
+
+  it('list judges by the policy in force: under --require-signature an unsigned plugin is an E_SIGNATURE error', async () => {
+    const dir = tempDir();
+    const prefix = path.join(tempDir(), 'k');
+    await runCli(['keygen', '--out', prefix], { env: env() });
+    const signed = await buildFixture(dir, { source: 'echo', name: 'signed' });
+    await buildFixture(dir, { source: 'echo', name: 'unsigned' });
+    assert.equal((await runCli(['sign', signed, '--key', `${prefix}.key`], { env: env() })).code, 0);
+    const args = ['list', '--plugins-dir', dir, '--require-signature', '--trusted-key', `${prefix}.pub`];
+    const r = await runCli([...args, '--json'], { env: env() });
+    assert.equal(r.code, 0, r.stderr);
+    const byName = Object.fromEntries(JSON.parse(r.stdout).plugins.map((p: { name: string; status: string; errors: { code: string }[] }) => [p.name, [p.status, p.errors.map((e) => e.code)]]));
+    assert.deepEqual(byName, { signed: ['ok', []], unsigned: ['error', ['E_SIGNATURE']] });
+    const text = await runCli(args, { env: env() });
+    assert.match(text.stdout, /^ERROR +unsigned /m);
+    const relaxed = JSON.parse((await runCli(['list', '--plugins-dir', dir, '--json'], { env: env() })).stdout);
+    assert.ok(relaxed.plugins.every((p: { status: string }) => p.status === 'ok'), 'without the policy both are fine');
+  });
+
+  it('a malformed workspace config leaves the user\'s own plugins listed and running', async () => {
+    const ws = realpathSync(tempDir());
+    const ownHome = tempDir();
+    await buildFixture(path.join(ownHome, '.vtcode', 'plugins'), { source: 'echo', name: 'mine' });
+    await buildFixture(path.join(ws, '.vtcode', 'plugins'), { source: 'echo', name: 'theirs' });
+    writeFileSync(path.join(ws, '.vtcode', 'skillplug.json'), '{ not json');
+    writeFileSync(path.join(ws, 'skillplug.lock.json'), '[]');
+    const ownEnv = { HOME: ownHome, SKILLPLUG_CACHE_DIR: cache };
+    const listed = await runCli(['list', '--json'], { cwd: ws, env: ownEnv });
+    assert.equal(listed.code, 0, listed.stderr);
+    const byName = Object.fromEntries(JSON.parse(listed.stdout).plugins.map((p: { name: string; status: string; errors: { code: string }[] }) => [p.name, [p.status, p.errors.map((e) => e.code)]]));
+    assert.deepEqual(byName.mine, ['ok', []]);
+    assert.equal(byName.theirs[0], 'error');
+    assert.equal((await runCli(['run', 'mine', '--json'], { cwd: ws, env: ownEnv })).code, 0);
+    const refused = await runCli(['run', 'theirs', '--json'], { cwd: ws, env: ownEnv });
+    assert.equal(refused.code, 2, 'a config error exits 2');
+    assert.equal(JSON.parse(refused.stdout).error.code, 'E_CONFIG');
+  });
+
+  it('lock records the lock as the user\'s in the user config', async () => {
+    const ws = realpathSync(tempDir());
+    const ownHome = tempDir();
+    await buildFixture(path.join(ws, 'p'), { source: 'echo', name: 'pinned' });
+    const r = await runCli(['lock', '--workspace', ws, '--plugins-dir', path.join(ws, 'p'), '--json'], { env: { HOME: ownHome, SKILLPLUG_CACHE_DIR: cache } });
+    assert.equal(r.code, 0, r.stderr);
+    const config = JSON.parse(readFileSync(path.join(ownHome, '.vtcode', 'skillplug.json'), 'utf8'));
+    const { createHash } = await import('node:crypto');
+    assert.equal(config.pinned_locks[ws], createHash('sha256').update(readFileSync(path.join(ws, 'skillplug.lock.json'))).digest('hex'));
+  });
+
+  it('FIFOs planted as the workspace config, lock and a signature hang no command', { skip: process.platform === 'win32' ? 'Windows has no FIFOs (mkfifo)' : false }, async () => {
+    const ws = realpathSync(tempDir());
+    const ownHome = tempDir();
+    await buildFixture(path.join(ownHome, '.vtcode', 'plugins'), { source: 'echo', name: 'mine' });
+    const theirs = await buildFixture(path.join(ws, '.vtcode', 'plugins'), { source: 'echo', name: 'theirs' });
+    for (const fifo of [path.join(ws, '.vtcode', 'skillplug.json'), path.join(ws, 'skillplug.lock.json'), path.join(theirs, 'plugin.json.minisig')]) await execFileAsync('mkfifo', [fifo]);
+    const ownEnv = { HOME: ownHome, SKILLPLUG_CACHE_DIR: cache };
+    const listed = await runCli(['list', '--json', '--require-signature'], { cwd: ws, env: ownEnv });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(JSON.parse(listed.stdout).plugins.map((p: { name: string; status: string }) => [p.name, p.status]).sort(), [['mine', 'error'], ['theirs', 'error']], 'both unsigned under --require-signature');
+    assert.equal((await runCli(['run', 'mine', '--json'], { cwd: ws, env: ownEnv })).code, 0);
+    const prefix = path.join(tempDir(), 'k');
+    await runCli(['keygen', '--out', prefix], { env: ownEnv });
+    const verified = await runCli(['verify', theirs, '--pubkey', `${prefix}.pub`, '--json'], { cwd: ws, env: ownEnv });
+    assert.equal(JSON.parse(verified.stdout).error.code, 'E_SIGNATURE');
   });
 });

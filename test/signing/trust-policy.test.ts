@@ -106,7 +106,7 @@ describe('trust policy', () => {
 
   it('lets a workspace config tighten the policy', () => {
     const merged = mergeSecurity({}, { require_signature: true, strict: true, sandbox: 'required' }, { sandbox: 'off' }, () => {}, 'ws');
-    assert.deepEqual(merged, { requireSignature: true, trustedKeys: [], trustedWorkspaces: [], strict: true, sandbox: 'required' });
+    assert.deepEqual(merged, { requireSignature: true, trustedKeys: [], trustedWorkspaces: [], allowShadowing: [], strict: true, sandbox: 'required' });
   });
 
   it('reports a broken config file with E_CONFIG', () => {

@@ -44,12 +44,13 @@ describe('tool definitions', () => {
     assert.equal(t?.annotations.readOnlyHint, false);
   });
 
-  it('resolves name clashes by precedence (explicit, then workspace, then user) and reports them', () => {
+  it('resolves name clashes by precedence (explicit, then workspace) and reports them; a workspace plugin never shadows the user\'s', () => {
     const plan = planTools(plugins);
     const byName = Object.fromEntries(plan.tools.map((t) => [t.definition.name, t.definition.description]));
     assert.equal(byName.dupe, 'explicit dupe');
-    assert.equal(byName.shared, 'workspace shared');
-    assert.equal(plan.shadowed.length, 2);
+    assert.equal(byName.shared, 'user shared');
+    assert.deepEqual(plugins.filter((p) => p.name === 'shared' && p.status === 'error').map((p) => p.errors.map((e) => e.code)), [[ErrorCode.SHADOWING]]);
+    assert.equal(plan.shadowed.length, 1);
     assert.ok(plan.shadowed.every((s) => s.shadowedBy !== s.path));
   });
 

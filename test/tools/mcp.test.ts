@@ -161,3 +161,49 @@ describe('skillplug serve (MCP over stdio)', () => {
     assert.equal(r.isError ?? false, false);
   });
 });
+
+describe('skillplug serve lists only tools the policy in force lets load', () => {
+  it('leaves out unsigned plugins under --require-signature and a workspace plugin shadowing the user\'s', async () => {
+    const { generateKeyPair } = await import('../../src/signing/minisign.js');
+    const { signPluginFiles } = await import('../../src/signing/plugin-signatures.js');
+    const base = tempDir();
+    const plugins = path.join(base, 'plugins');
+    const workspace = path.join(base, 'ws');
+    const home = path.join(base, 'home');
+    const pair = generateKeyPair();
+    const pub = path.join(base, 'k.pub');
+    const key = path.join(base, 'k.key');
+    writeFileSync(pub, pair.publicKeyText);
+    writeFileSync(key, pair.secretKeyText, { mode: 0o600 });
+    const signed = async (parent: string, name: string, version: string) => {
+      const dir = await buildFixture(parent, { source: 'echo', name, manifest: { name, description: `${name} ${version}`, version } });
+      await signPluginFiles(path.join(dir, 'plugin.json'), path.join(dir, `lib${name}.so`), key);
+    };
+    mkdirSync(workspace, { recursive: true });
+    await signed(plugins, 'signed', '1.0.0');
+    await buildFixture(plugins, { source: 'echo', name: 'unsigned' });
+    await signed(path.join(home, '.vtcode', 'plugins'), 'tool', '2.0.0');
+    await signed(path.join(workspace, '.vtcode', 'plugins'), 'tool', '1.0.0');
+    let stderr = '';
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI_PATH, 'serve', '--plugins-dir', plugins, '--workspace', workspace, '--require-signature', '--trusted-key', pub],
+      env: { ...(process.env as Record<string, string>), HOME: home },
+      stderr: 'pipe',
+    });
+    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const client = new Client({ name: 'skillplug-test', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const { tools } = await client.listTools();
+      assert.deepEqual(tools.map((t) => t.name).sort(), ['signed', 'tool']);
+      assert.equal(tools.find((t) => t.name === 'tool')?.description, 'tool 2.0.0', "the user's own release");
+      assert.match(stderr, /left out .*unsigned.*E_SIGNATURE/);
+      assert.match(stderr, /left out .*ws.*tool.*E_SHADOWING/);
+      const r = (await client.callTool({ name: 'tool', arguments: {} })) as CallToolResult;
+      assert.equal(r.isError ?? false, false, text(r));
+    } finally {
+      await client.close();
+    }
+  });
+});
