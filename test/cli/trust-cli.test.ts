@@ -168,7 +168,8 @@ describe('cli: signatures, trust, lock and the metadata registry', () => {
     const signed = await buildFixture(dir, { source: 'echo', name: 'signed' });
     await buildFixture(dir, { source: 'echo', name: 'unsigned' });
     assert.equal((await runCli(['sign', signed, '--key', `${prefix}.key`], { env: env() })).code, 0);
-    const args = ['list', '--plugins-dir', dir, '--require-signature', '--trusted-key', `${prefix}.pub`];
+    // An empty workspace of its own: the repo's own .vtcode/plugins (the built examples) must not count.
+    const args = ['list', '--plugins-dir', dir, '--workspace', tempDir(), '--require-signature', '--trusted-key', `${prefix}.pub`];
     const r = await runCli([...args, '--json'], { env: env() });
     assert.equal(r.code, 0, r.stderr);
     const byName = Object.fromEntries(JSON.parse(r.stdout).plugins.map((p: { name: string; status: string; errors: { code: string }[] }) => [p.name, [p.status, p.errors.map((e) => e.code)]]));
