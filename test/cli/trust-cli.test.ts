@@ -169,14 +169,15 @@ describe('cli: signatures, trust, lock and the metadata registry', () => {
     await buildFixture(dir, { source: 'echo', name: 'unsigned' });
     assert.equal((await runCli(['sign', signed, '--key', `${prefix}.key`], { env: env() })).code, 0);
     // An empty workspace of its own: the repo's own .vtcode/plugins (the built examples) must not count.
-    const args = ['list', '--plugins-dir', dir, '--workspace', tempDir(), '--require-signature', '--trusted-key', `${prefix}.pub`];
+    const workspace = tempDir();
+    const args = ['list', '--plugins-dir', dir, '--workspace', workspace, '--require-signature', '--trusted-key', `${prefix}.pub`];
     const r = await runCli([...args, '--json'], { env: env() });
     assert.equal(r.code, 0, r.stderr);
     const byName = Object.fromEntries(JSON.parse(r.stdout).plugins.map((p: { name: string; status: string; errors: { code: string }[] }) => [p.name, [p.status, p.errors.map((e) => e.code)]]));
     assert.deepEqual(byName, { signed: ['ok', []], unsigned: ['error', ['E_SIGNATURE']] });
     const text = await runCli(args, { env: env() });
     assert.match(text.stdout, /^ERROR +unsigned /m);
-    const relaxed = JSON.parse((await runCli(['list', '--plugins-dir', dir, '--json'], { env: env() })).stdout);
+    const relaxed = JSON.parse((await runCli(['list', '--plugins-dir', dir, '--workspace', workspace, '--json'], { env: env() })).stdout);
     assert.ok(relaxed.plugins.every((p: { status: string }) => p.status === 'ok'), 'without the policy both are fine');
   });
 
