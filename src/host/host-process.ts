@@ -152,6 +152,7 @@ export class HostProcess {
   private settleReady: { resolve: (r: HostReady) => void; reject: (e: HostExit) => void } | undefined;
   private readonly sandboxed: boolean;
   private readonly cgroup: PluginCgroup | null;
+  private cgroupRemoved: Promise<void> | undefined;
 
   constructor(launch: HostLaunch) {
     // Turning the event loop without sleeping lets libuv see the host's answer without being woken for it.
@@ -446,12 +447,13 @@ export class HostProcess {
 
   /** Stops the host in steps: end input, SIGTERM, SIGKILL. */
   async stop(): Promise<void> {
-    if (this.exit) return;
+    if (this.exit) return this.cgroupRemoved;
     this.killedFor ??= 'close';
     // A caller awaiting close must not see its process exit first.
     this.setRef(true);
     await stopHost(this.child, () => this.channel.end());
     await this.exited;
+    await this.cgroupRemoved;
   }
 
   // Referenced only while someone awaits the host, so an idle host never keeps the caller alive.
@@ -540,7 +542,7 @@ export class HostProcess {
 
   private onExit(exit: HostExit): void {
     this.exit = exit;
-    void this.cgroup?.remove();
+    this.cgroupRemoved = this.cgroup?.remove();
     this.sharedCallId = 0;
     this.shared?.unmap();
     this.shared = undefined;

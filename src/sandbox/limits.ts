@@ -208,7 +208,8 @@ export class PluginCgroup {
   /** Kills what is left in the cgroup and removes it, retrying while killed tasks finish exiting (bounded). */
   async remove(): Promise<void> {
     for (let attempt = 0; attempt < 200 && !this.removeNow(); attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 5).unref());
+      // Referenced: close() awaits this, and the loop is bounded (about 1 s).
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 }
