@@ -161,13 +161,13 @@ export class IsolatedPlugin implements NativePluginTrait {
     const sandbox = await planSandbox(options, hostBinary, launcher);
     if (knownMetadata) return new IsolatedPlugin(options, hostBinary, launcher, sandbox, undefined, knownMetadata);
     const origin: Origin = { plugin: options.manifestName, path: options.dir };
-    const host = IsolatedPlugin.spawn(options, hostBinary, launcher, sandbox, undefined);
+    const host = IsolatedPlugin.spawn(options, hostBinary, launcher, sandbox, undefined, await IsolatedPlugin.cgroup(options, sandbox !== null));
     const metadata = await IsolatedPlugin.handshake(host, origin, options);
     return new IsolatedPlugin(options, hostBinary, launcher, sandbox, host, metadata);
   }
 
   // The host's own cgroup, bounding it and everything it starts; null (with a warning once) where none can be made.
-  private static cgroup(options: IsolatedOpenOptions, sandboxed: boolean): PluginCgroup | null {
+  private static async cgroup(options: IsolatedOpenOptions, sandboxed: boolean): Promise<PluginCgroup | null> {
     const found = detectCgroups();
     if (found.mechanism === 'none') {
       // Sandboxed hosts were warned about (or bounded by RLIMIT_NPROC) when the sandbox was planned.
@@ -175,15 +175,14 @@ export class IsolatedPlugin implements NativePluginTrait {
       return null;
     }
     try {
-      return PluginCgroup.create(found, { memoryMb: options.maxMemoryMb, processes: options.maxProcesses });
+      return await PluginCgroup.create(found, { memoryMb: options.maxMemoryMb, processes: options.maxProcesses });
     } catch (err) {
       warnLimitsOnce(options, `cannot create a cgroup for plugin "${options.manifestName}" (${(err as Error).message}); its process count and total memory are not bounded.`);
       return null;
     }
   }
 
-  private static spawn(options: IsolatedOpenOptions, hostBinary: string, launcher: string, sandbox: SandboxPlan | null, concurrency: number | undefined): HostProcess {
-    const cgroup = IsolatedPlugin.cgroup(options, sandbox !== null);
+  private static spawn(options: IsolatedOpenOptions, hostBinary: string, launcher: string, sandbox: SandboxPlan | null, concurrency: number | undefined, cgroup: PluginCgroup | null): HostProcess {
     return new HostProcess({
       limits: { launcher, cgroup, launcherArgs: [] },
       hostBinary,
@@ -374,7 +373,8 @@ export class IsolatedPlugin implements NativePluginTrait {
     if (this.host?.alive) return Promise.resolve(this.host);
     this.starting ??= (async () => {
       const workers = this.metadata.thread_safe ? this.options.maxConcurrency : undefined;
-      const host = IsolatedPlugin.spawn(this.options, this.hostBinary, this.launcher, this.sandbox, workers);
+      const cgroup = await IsolatedPlugin.cgroup(this.options, this.sandbox !== null);
+      const host = IsolatedPlugin.spawn(this.options, this.hostBinary, this.launcher, this.sandbox, workers, cgroup);
       this.adopt(host);
       await IsolatedPlugin.handshake(host, this.origin, this.options);
       return host;

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Whole-plugin limits: they bound the host and everything it starts, together. */
@@ -136,31 +137,31 @@ export class PluginCgroup {
     this.procsFiles = dirs.map((d) => path.join(d, 'cgroup.procs'));
   }
 
-  /** Makes a cgroup with these limits; throws an Error saying what failed (and leaves nothing behind). */
-  static create(found: CgroupSupport, limits: PluginLimits): PluginCgroup {
+  /** Makes a cgroup with these limits; rejects with an Error saying what failed (and leaves nothing behind). Off the event loop: cgroupfs is slow. */
+  static async create(found: CgroupSupport, limits: PluginLimits): Promise<PluginCgroup> {
     if (found.mechanism === 'none') throw new Error(found.reason);
     const name = `skillplug-${process.pid}-${++created}`;
     const dirs = found.parents.map((p) => path.join(p, name));
     const group = new PluginCgroup(found.mechanism, dirs);
     const bytes = String(limits.memoryMb * 1024 * 1024);
     try {
-      for (const dir of dirs) mkdirSync(dir);
-      const set = (file: string, value: string, optional = false): void => {
+      for (const dir of dirs) await mkdir(dir);
+      const set = async (file: string, value: string, optional = false): Promise<void> => {
         const target = dirs.map((d) => path.join(d, file)).find((f) => existsSync(f));
-        if (target) writeFileSync(target, value);
+        if (target) await writeFile(target, value);
         else if (!optional) throw new Error(`${file} is missing in ${dirs.join(', ')}`);
       };
       if (found.mechanism === 'cgroup-v2') {
-        set('memory.max', bytes);
+        await set('memory.max', bytes);
         // Swap would let the plugin hold more than memory.max.
-        set('memory.swap.max', '0', true);
+        await set('memory.swap.max', '0', true);
       } else {
-        set('memory.limit_in_bytes', bytes);
-        set('memory.memsw.limit_in_bytes', bytes, true);
+        await set('memory.limit_in_bytes', bytes);
+        await set('memory.memsw.limit_in_bytes', bytes, true);
       }
-      set('pids.max', String(limits.processes));
+      await set('pids.max', String(limits.processes));
     } catch (err) {
-      group.removeNow();
+      await group.remove();
       throw err;
     }
     return group;
@@ -186,18 +187,18 @@ export class PluginCgroup {
   }
 
   // Kills whatever is left (a daemon the plugin started), then removes the dirs; false while tasks remain.
-  private removeNow(): boolean {
+  private async removeNow(): Promise<boolean> {
     let done = true;
     for (const dir of this.dirs) {
       if (!existsSync(dir)) continue;
       try {
-        if (this.mechanism === 'cgroup-v2' && existsSync(path.join(dir, 'cgroup.kill'))) writeFileSync(path.join(dir, 'cgroup.kill'), '1');
-        else for (const pid of (readText(path.join(dir, 'cgroup.procs')) ?? '').split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+        if (this.mechanism === 'cgroup-v2' && existsSync(path.join(dir, 'cgroup.kill'))) await writeFile(path.join(dir, 'cgroup.kill'), '1');
+        else for (const pid of (await readFile(path.join(dir, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
       } catch {
         // Already gone.
       }
       try {
-        rmdirSync(dir);
+        await rmdir(dir);
       } catch {
         done = false;
       }
@@ -207,7 +208,7 @@ export class PluginCgroup {
 
   /** Kills what is left in the cgroup and removes it, retrying while killed tasks finish exiting (bounded). */
   async remove(): Promise<void> {
-    for (let attempt = 0; attempt < 200 && !this.removeNow(); attempt++) {
+    for (let attempt = 0; attempt < 200 && !(await this.removeNow()); attempt++) {
       // Referenced: close() awaits this, and the loop is bounded (about 1 s).
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
