@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
+import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
 import { detectSandbox } from '../../src/sandbox/index.js';
 import { buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
 
@@ -136,6 +136,41 @@ describe('a hostile plugin inside the sandbox', async () => {
       }
     } finally {
       await plugin.close();
+    }
+  });
+});
+
+describe('a bubblewrap without --disable-userns', async () => {
+  const support = await detectSandbox();
+  const skip = support.available ? false : `bubblewrap unavailable: ${support.reason}`;
+
+  it('is refused by sandbox "required" and used with a warning by "auto"', { skip }, async () => {
+    const base = tempDir();
+    // Behaves like bubblewrap before 0.8, which did not know --disable-userns.
+    const oldBwrap = path.join(base, 'old-bwrap');
+    writeFileSync(oldBwrap, `#!/bin/sh\nfor a in "$@"; do [ "$a" = --disable-userns ] && { echo "bwrap: Unknown option --disable-userns" >&2; exit 1; }; done\nexec ${support.bwrap} "$@"\n`, { mode: 0o755 });
+    const plugins = path.join(base, 'plugins');
+    await buildFixture(plugins, { source: 'sandbox_hostile', name: 'hostile' });
+    const saved = process.env.SKILLPLUG_BWRAP;
+    process.env.SKILLPLUG_BWRAP = oldBwrap;
+    try {
+      const weaker = await detectSandbox();
+      assert.equal(weaker.available, true);
+      assert.equal(typeof weaker.weaker, 'string');
+      const load = (options: PluginLoaderOptions) => new PluginLoader({ pluginsDirs: [plugins], home: tempHome(), workspace: base, defaultDirs: false, isolation: 'process', ...options }).loadPlugin(path.join(plugins, 'hostile'));
+      await assert.rejects(load({ sandbox: 'required' }), (e: unknown) => e instanceof PluginError && e.code === ErrorCode.SANDBOX_UNAVAILABLE);
+      const warnings: string[] = [];
+      const plugin = await load({ sandbox: 'auto', onWarning: (m) => warnings.push(m) });
+      try {
+        const out = (await plugin.execute({ input: { do: 'caps', path: base } as never, workspace_root: base, config: {} })).output as Output;
+        assert.equal(out.cap_eff, '0000000000000000', 'capabilities are still dropped');
+        assert.equal(warnings.length > 0, true, 'never silently weaker');
+      } finally {
+        await plugin.close();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.SKILLPLUG_BWRAP;
+      else process.env.SKILLPLUG_BWRAP = saved;
     }
   });
 });

@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
 import { detectSandbox } from '../../src/sandbox/index.js';
 import { detectCgroups } from '../../src/sandbox/limits.js';
-import { buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
+import { buildFixture, runCli, tempDir, tempHome } from '../helpers/fixtures.js';
 
 type Output = Record<string, number | boolean>;
 const EFBIG = 27;
@@ -62,6 +62,21 @@ describe('whole-plugin limits', async () => {
       assert.equal(typeof after, 'object', 'the plugin still answers');
     } finally {
       await plugin.close();
+    }
+  });
+
+  it('the CLI takes --max-procs (and refuses a bad one) as the README shows', { skip: skipProcesses }, async () => {
+    const common = ['--plugins-dir', plugins, '--workspace', workspace, '--sandbox', 'required', '--json'];
+    const run = await runCli(['run', 'hostile', ...common, '--max-memory', '256', '--max-procs', '24', '--input', '{"do":"forkbomb","max":300}']);
+    assert.equal(run.code, 0, run.stderr);
+    const forked = (JSON.parse(run.stdout) as { output: Output }).output.forked as number;
+    assert.ok(forked < 24, `forked ${forked}`);
+    for (const bad of ['0', '-1', '2.5', 'many']) assert.equal((await runCli(['run', 'hostile', ...common, '--max-procs', bad])).code, 2, bad);
+  });
+
+  it('refuses a bad maxProcesses up front', () => {
+    for (const bad of [0, -3, 1.5, '8', Number.NaN]) {
+      assert.throws(() => new PluginLoader({ maxProcesses: bad as number, readConfig: false, defaultDirs: false }), (e: unknown) => e instanceof PluginError && e.code === ErrorCode.USAGE);
     }
   });
 
