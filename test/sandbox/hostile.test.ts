@@ -91,6 +91,12 @@ describe('a hostile plugin inside the sandbox', async () => {
     assert.notEqual(out.unshare_mount, 0, 'a new mount namespace must be refused');
   });
 
+  it('cannot open its mappings through /proc/self/map_files (the way the shared lane file was truncated)', { skip }, async () => {
+    const out = await attack('hostile', {}, { do: 'mapfiles' });
+    assert.ok((out.entries as number) > 0, 'the fixture sees its mappings');
+    assert.equal(out.opened, 0);
+  });
+
   it('with / readable, cannot see or connect to sockets in $XDG_RUNTIME_DIR or /run', { skip }, async () => {
     process.env.XDG_RUNTIME_DIR = runtimeDir;
     const agent = path.join(runtimeDir, 'agent.sock');
