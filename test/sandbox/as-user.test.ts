@@ -44,7 +44,14 @@ function summary(tap: string): Record<string, number> {
 describe('the sandbox suite as an unprivileged user', async () => {
   const root = process.platform === 'linux' && process.getuid?.() === 0;
   const support = root ? await detectSandbox() : undefined;
-  const skip = !root ? 'runs only as root on Linux (as CI does): it creates a user and reruns the sandbox tests as that user' : support?.available ? false : `bubblewrap unavailable: ${support?.reason}`;
+  const missing = ['useradd', 'setpriv'].filter((tool) => !(process.env.PATH ?? '').split(path.delimiter).some((dir) => dir && existsSync(path.join(dir, tool))));
+  const skip = !root
+    ? 'runs only as root on Linux (as CI does): it creates a user and reruns the sandbox tests as that user'
+    : !support?.available
+      ? `bubblewrap unavailable: ${support?.reason}`
+      : missing.length > 0
+        ? `${missing.join(' and ')} not installed (util-linux and passwd provide them)`
+        : false;
   let copy: string | undefined;
 
   after(() => {
