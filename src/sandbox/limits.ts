@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Whole-plugin limits: they bound the host and everything it starts, together. */
@@ -94,6 +94,25 @@ function findV2(mount: Mount, cgroupPath: string): string | undefined {
 
 let support: CgroupSupport | undefined;
 
+// A process that exited without closing its plugins leaves their (by then empty) cgroups: the next one removes them.
+/** Removes empty plugin cgroups whose owning process is gone (it exited without closing its plugins). */
+export async function sweepOrphans(parents: string[]): Promise<void> {
+  for (const parent of parents) {
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      const owner = /^skillplug-(\d+)-\d+$/.exec(name)?.[1];
+      if (!owner || Number(owner) === process.pid) continue;
+      try {
+        process.kill(Number(owner), 0);
+        continue;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+      }
+      // Fails, harmlessly, while tasks remain.
+      await rmdir(path.join(parent, name)).catch(() => undefined);
+    }
+  }
+}
+
 /** Finds, once per process, where plugin cgroups can be made: cgroup v2 with memory+pids, else v1's memory and pids hierarchies. */
 export function detectCgroups(): CgroupSupport {
   if (support) return support;
@@ -107,16 +126,20 @@ export function detectCgroups(): CgroupSupport {
   const v2Mount = all.find((m) => m.fstype === 'cgroup2');
   if (unified && v2Mount) {
     const dir = findV2(v2Mount, unified.path);
-    if (dir) return (support = { mechanism: 'cgroup-v2', parents: [dir] });
+    if (dir) support = { mechanism: 'cgroup-v2', parents: [dir] };
   }
   const parents: string[] = [];
-  for (const controller of ['memory', 'pids']) {
+  for (const controller of support ? [] : ['memory', 'pids']) {
     const line = lines.find((l) => l.controllers.includes(controller));
     const mount = all.find((m) => m.fstype === 'cgroup' && m.superOptions.includes(controller));
     const dir = line && mount ? ownDir(mount, line.path) : undefined;
     if (dir && writable(dir)) parents.push(dir);
   }
-  if (parents.length === 2) return (support = { mechanism: 'cgroup-v1', parents });
+  if (parents.length === 2) support = { mechanism: 'cgroup-v1', parents };
+  if (support) {
+    void sweepOrphans(support.parents);
+    return support;
+  }
   return (support = {
     mechanism: 'none',
     parents: [],

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
 import { detectSandbox } from '../../src/sandbox/index.js';
-import { detectCgroups } from '../../src/sandbox/limits.js';
+import { detectCgroups, sweepOrphans } from '../../src/sandbox/limits.js';
 import { buildFixture, runCli, tempDir, tempHome } from '../helpers/fixtures.js';
 
 type Output = Record<string, number | boolean>;
@@ -119,5 +120,14 @@ describe('whole-plugin limits', async () => {
     assert.ok(mine().length > 0, 'a cgroup while the host runs');
     await plugin.close();
     assert.deepEqual(mine(), []);
+  });
+
+  it('removes empty cgroups left by a process that exited without closing its plugins', { skip: skipCgroup }, async () => {
+    // A pid that has just exited stands for the process that left its cgroups behind.
+    const gone = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }));
+    const orphans = cgroups.parents.map((p) => path.join(p, `skillplug-${gone}-1`));
+    for (const dir of orphans) mkdirSync(dir);
+    await sweepOrphans(cgroups.parents);
+    assert.deepEqual(orphans.filter((d) => existsSync(d)), []);
   });
 });
