@@ -17,6 +17,7 @@ export interface LoaderFlags {
   isolation?: string | undefined;
   sandbox?: string | undefined;
   maxMemoryMb?: number | undefined;
+  maxProcesses?: number | undefined;
   requireSignature?: boolean | undefined;
   trustedKey?: string[] | undefined;
   strict?: boolean | undefined;
@@ -35,6 +36,7 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
     ...(flags.isolation !== undefined ? { isolation: flags.isolation as IsolationMode } : {}),
     ...(flags.sandbox !== undefined ? { sandbox: flags.sandbox as SandboxMode } : {}),
     ...(flags.maxMemoryMb !== undefined ? { maxMemoryMb: flags.maxMemoryMb } : {}),
+    ...(flags.maxProcesses !== undefined ? { maxProcesses: flags.maxProcesses } : {}),
     ...(flags.requireSignature ? { requireSignature: true } : {}),
     ...(flags.strict ? { strict: true } : {}),
     trustedKeys: flags.trustedKey ?? [],

@@ -17,7 +17,8 @@ Usage:
   skillplug inspect  PLUGIN [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …] [--json]
   skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
                      [--workspace DIR] [--plugins-dir DIR]... [--isolation process|none]
-                     [--sandbox auto|required|off] [--timeout MS] [--max-memory MIB] [--json]
+                     [--sandbox auto|required|off] [--timeout MS] [--max-memory MIB]
+                     [--max-procs N] [--json]
   skillplug keygen   --out PREFIX [--force]
   skillplug sign     PLUGIN --key FILE
   skillplug verify   PLUGIN --pubkey FILE
@@ -28,7 +29,7 @@ Usage:
   skillplug build    [DIR] [--out DIR]
   skillplug dev      DIR [--input JSON] [--once] [--isolation …] [--sandbox …]
   skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
-                     [--timeout MS] [--max-memory MIB]      (MCP server on stdio)
+                     [--timeout MS] [--max-memory MIB] [--max-procs N]  (MCP server on stdio)
   skillplug demo
   skillplug help | --help | --version
 
@@ -43,7 +44,8 @@ Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/pl
 
 Plugins run in an isolated host process by default (--isolation process): a crash, hang or
 runaway allocation fails the call, not skillplug. --timeout defaults to 30000 ms, --max-memory
-to 4096 MiB; with bubblewrap installed the host also runs sandboxed (--sandbox auto).
+to 4096 MiB (for the whole plugin where a cgroup can be made), --max-procs (processes and
+threads at once) to 512; with bubblewrap installed the host also runs sandboxed (--sandbox auto).
 
 Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
 3 plugin could not be loaded; 4 plugin failed while running.
@@ -64,6 +66,7 @@ const HOST_OPTIONS: Options = {
   isolation: { type: 'string' },
   sandbox: { type: 'string' },
   'max-memory': { type: 'string' },
+  'max-procs': { type: 'string' },
 };
 
 const COMMAND_OPTIONS: Record<string, Options> = {
@@ -142,6 +145,7 @@ export async function main(argv: string[]): Promise<number> {
       isolation: values.isolation as string | undefined,
       sandbox: values.sandbox as string | undefined,
       maxMemoryMb: positiveFlag(values['max-memory'] as string | undefined, '--max-memory', 'MiB'),
+      maxProcesses: positiveFlag(values['max-procs'] as string | undefined, '--max-procs', 'processes'),
       requireSignature: values['require-signature'] === true,
       trustedKey: values['trusted-key'] as string[] | undefined,
       strict: values.strict === true,

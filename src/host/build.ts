@@ -68,6 +68,15 @@ const PUMP: NativeArtifact = {
   fallback: 'in-process calls then use koffi\'s own thread pool',
 };
 
+const LAUNCHER: NativeArtifact = {
+  title: "skillplug's sandbox launcher (joins the plugin's cgroup, sets its resource limits)",
+  source: path.join('src', 'sandbox', 'skillplug-launch.c'),
+  output: 'skillplug-launch',
+  flags: ['-O2'],
+  override: 'SKILLPLUG_LAUNCHER',
+  fallback: 'or use sandbox "off" for plugins you fully trust',
+};
+
 const pending = new Map<NativeArtifact, Promise<string>>();
 
 function ensureBuilt(artifact: NativeArtifact): Promise<string> {
@@ -89,6 +98,11 @@ function ensureBuilt(artifact: NativeArtifact): Promise<string> {
  */
 export function ensureHostBinary(): Promise<string> {
   return ensureBuilt(HOST);
+}
+
+/** The path of the launcher that puts a host into its cgroup and limits, built like the host. Throws `E_HOST_UNAVAILABLE`. */
+export function ensureLauncherBinary(): Promise<string> {
+  return ensureBuilt(LAUNCHER);
 }
 
 /** The path of the in-process call pump library, built like the host. Throws `E_HOST_UNAVAILABLE`. */

@@ -6,7 +6,8 @@ import type { Readable, Duplex, Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
 import type { ReturnedString } from '../abi/codec.js';
 import type { SharedMapping } from '../abi/native.js';
-import { bwrapArgs, type SandboxPlan } from '../sandbox/index.js';
+import { sandboxedCommand, type SandboxPlan } from '../sandbox/index.js';
+import type { PluginCgroup } from '../sandbox/limits.js';
 import { ensurePumpLibrary } from './build.js';
 import {
   FrameReader,
@@ -45,6 +46,11 @@ export interface HostLaunch {
   cwd: string;
   /** Receives everything the plugin writes to stdout and stderr. */
   onLog?: ((text: string) => void) | undefined;
+  /**
+   * Whole-plugin limits set before anything starts: `launcher` joins `cgroup` (removed once the host
+   * is gone) and applies `launcherArgs`, then execs bwrap or the host.
+   */
+  limits?: { launcher: string; cgroup: PluginCgroup | null; launcherArgs: string[] } | undefined;
 }
 
 /** Why the host stopped, as facts. */
@@ -58,6 +64,8 @@ export interface HostExit {
   killedFor: 'timeout' | 'cancel' | 'close' | 'protocol' | null;
   /** What was wrong with the channel, when killedFor is 'protocol'. */
   protocolError?: string;
+  /** The plugin's cgroup memory limit made the kernel kill one of its tasks. */
+  memoryLimitHit?: boolean;
 }
 
 /** Why a call did not get a result: the host's exit, and whether the call had started running. */
@@ -143,6 +151,8 @@ export class HostProcess {
   private readonly sharedAfter = sharedAfterLoneCalls();
   private settleReady: { resolve: (r: HostReady) => void; reject: (e: HostExit) => void } | undefined;
   private readonly sandboxed: boolean;
+  private readonly cgroup: PluginCgroup | null;
+  private cgroupRemoved: Promise<void> | undefined;
 
   constructor(launch: HostLaunch) {
     // Turning the event loop without sleeping lets libuv see the host's answer without being woken for it.
@@ -166,9 +176,12 @@ export class HostProcess {
       String(launch.maxMemoryMb),
       String(launch.sandbox ? 0 : process.pid),
     ];
-    const [command, args] = launch.sandbox
-      ? [launch.sandbox.bwrap, [...bwrapArgs(launch.sandbox), '--', launch.hostBinary, ...hostArgs]]
-      : [launch.hostBinary, hostArgs];
+    let [command, args] = launch.sandbox ? [launch.sandbox.bwrap, sandboxedCommand(launch.sandbox, hostArgs)] : [launch.hostBinary, hostArgs];
+    this.cgroup = launch.limits?.cgroup ?? null;
+    if (launch.limits && (this.cgroup || launch.limits.launcherArgs.length > 0)) {
+      const joins = (this.cgroup?.procsFiles ?? []).flatMap((file) => ['--join', file]);
+      [command, args] = [launch.limits.launcher, [...joins, ...launch.limits.launcherArgs, '--', command, ...args]];
+    }
     this.sandboxed = launch.sandbox !== null;
     // READY carries up to 1 MiB of metadata whatever the result limit (the host caps results itself, as TOO_LARGE).
     this.reader = new FrameReader(Math.max(launch.maxOutputBytes, READY_PAYLOAD_BYTES) + HEADER_BYTES);
@@ -177,7 +190,8 @@ export class HostProcess {
     // Own process group, so a kill reaches anything the plugin forked.
     this.child = spawn(command, args, {
       cwd: launch.cwd,
-      env: launch.sandbox ? {} : launch.env,
+      // Sandboxed, bwrap passes its own environment on (no --setenv), so no value is on a command line.
+      env: launch.sandbox ? launch.sandbox.env : launch.env,
       stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', this.sharedFd ?? 'ignore'],
       detached: true,
     });
@@ -433,12 +447,13 @@ export class HostProcess {
 
   /** Stops the host in steps: end input, SIGTERM, SIGKILL. */
   async stop(): Promise<void> {
-    if (this.exit) return;
+    if (this.exit) return this.cgroupRemoved;
     this.killedFor ??= 'close';
     // A caller awaiting close must not see its process exit first.
     this.setRef(true);
     await stopHost(this.child, () => this.channel.end());
     await this.exited;
+    await this.cgroupRemoved;
   }
 
   // Referenced only while someone awaits the host, so an idle host never keeps the caller alive.
@@ -521,11 +536,13 @@ export class HostProcess {
     }
     const exit: HostExit = { signal: signalName, exitCode, peakKb: note ? Number(note[2]) : null, stderrTail: this.stderrTail(), killedFor: this.killedFor };
     if (this.protocolError !== undefined) exit.protocolError = this.protocolError;
+    if (this.cgroup?.memoryLimitHit()) exit.memoryLimitHit = true;
     return exit;
   }
 
   private onExit(exit: HostExit): void {
     this.exit = exit;
+    this.cgroupRemoved = this.cgroup?.remove();
     this.sharedCallId = 0;
     this.shared?.unmap();
     this.shared = undefined;

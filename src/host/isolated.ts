@@ -8,7 +8,8 @@ import { CallGate, PIPELINE_DEPTH } from '../loader/gate.js';
 import { InFlight } from '../loader/in-flight.js';
 import { checkAbiVersion, checkMetadata, resultFromReturned } from '../loader/handshake.js';
 import { detectSandbox, effectivePermissions, hostEnvironment, type SandboxGrant, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
-import { ensureHostBinary } from './build.js';
+import { ensureHostBinary, ensureLauncherBinary } from './build.js';
+import { detectCgroups, PluginCgroup } from '../sandbox/limits.js';
 import { Deadlines, type Deadline } from './deadlines.js';
 import { HostProcess, type CallFailure, type HostExit } from './host-process.js';
 import { LoadErrorReason } from './protocol.js';
@@ -34,6 +35,8 @@ export interface IsolatedOpenOptions {
   pollMicros: number;
   timeoutMs: number;
   maxMemoryMb: number;
+  /** Tasks (processes and threads) the whole plugin may have at once, where a cgroup or a user namespace lets that be bounded. */
+  maxProcesses: number;
   sandbox: SandboxMode;
   grant: SandboxGrant | undefined;
   env: Record<string, string> | undefined;
@@ -44,8 +47,26 @@ export interface IsolatedOpenOptions {
 }
 
 let warnedNoSandbox = false;
+const warnedLimits = new Set<string>();
 
-async function planSandbox(options: IsolatedOpenOptions, hostBinary: string): Promise<SandboxPlan | null> {
+function warnLimitsOnce(options: IsolatedOpenOptions, message: string): void {
+  if (warnedLimits.has(message)) return;
+  warnedLimits.add(message);
+  options.onWarning(message);
+}
+
+/** Arguments for the launcher inside the sandbox: a file-size limit, and a process limit where the kernel counts only the sandbox's tasks. */
+function innerLimits(options: IsolatedOpenOptions, userNamespace: boolean, cgroups: boolean): string[] {
+  const args = ['--fsize', String(options.maxMemoryMb * 1024 * 1024)];
+  // In a fresh user namespace RLIMIT_NPROC counts only the sandbox's tasks; it never binds uid 0.
+  if (!cgroups && userNamespace && process.getuid?.() !== 0) args.push('--nproc', String(options.maxProcesses));
+  else if (!cgroups) {
+    warnLimitsOnce(options, `plugins' process count and total memory are not bounded here: ${detectCgroups().reason}; ${process.getuid?.() === 0 ? 'RLIMIT_NPROC does not bind root' : 'RLIMIT_NPROC needs the sandbox\'s user namespace'}. Each host's address space, files and /tmp are still limited by maxMemoryMb.`);
+  }
+  return args;
+}
+
+async function planSandbox(options: IsolatedOpenOptions, hostBinary: string, launcher: string): Promise<SandboxPlan | null> {
   if (options.sandbox === 'off') return null;
   const support = await detectSandbox();
   if (!support.available) {
@@ -62,8 +83,22 @@ async function planSandbox(options: IsolatedOpenOptions, hostBinary: string): Pr
     }
     return null;
   }
+  if (support.weaker) {
+    if (options.sandbox === 'required') {
+      throw new PluginError(
+        ErrorCode.SANDBOX_UNAVAILABLE,
+        `Plugin "${options.manifestName}" (${options.dir}) must run sandboxed (sandbox: "required"), but ${support.weaker}, so the plugin could make namespaces of its own. Upgrade bubblewrap and enable user namespaces, or choose sandbox "auto" to run with capabilities dropped only.`,
+        { plugin: options.manifestName, path: options.dir, data: { reason: support.weaker } },
+      );
+    }
+    warnLimitsOnce(options, `plugins run in a weaker sandbox: ${support.weaker}. Capabilities are dropped; nested namespaces are not blocked by bubblewrap. Use sandbox "required" to refuse instead.`);
+  }
   const workspace = options.workspace !== null && existsSync(options.workspace) ? options.workspace : null;
+  const privilegeFlags = support.weaker ? ['--cap-drop', 'ALL'] : undefined;
   return {
+    ...(privilegeFlags ? { privilegeFlags } : {}),
+    tmpSizeMb: options.maxMemoryMb,
+    inner: { launcher, args: innerLimits(options, !support.weaker, detectCgroups().mechanism !== 'none') },
     bwrap: support.bwrap as string,
     hostBinary,
     pluginDir: options.dir,
@@ -86,6 +121,7 @@ export class IsolatedPlugin implements NativePluginTrait {
   private readonly options: IsolatedOpenOptions;
   private readonly origin: Origin;
   private readonly hostBinary: string;
+  private readonly launcher: string;
   private readonly sandbox: SandboxPlan | null;
   private readonly gate: CallGate;
   private host: HostProcess | undefined;
@@ -98,7 +134,7 @@ export class IsolatedPlugin implements NativePluginTrait {
   private lastLogs = '';
   private disposed = false;
 
-  private constructor(options: IsolatedOpenOptions, hostBinary: string, sandbox: SandboxPlan | null, host: HostProcess | undefined, metadata: PluginMetadata) {
+  private constructor(options: IsolatedOpenOptions, hostBinary: string, launcher: string, sandbox: SandboxPlan | null, host: HostProcess | undefined, metadata: PluginMetadata) {
     this.options = options;
     this.metadata = metadata;
     this.manifest = options.manifest;
@@ -106,6 +142,7 @@ export class IsolatedPlugin implements NativePluginTrait {
     this.libraryPath = options.libraryPath;
     this.origin = { plugin: metadata.name, path: options.dir };
     this.hostBinary = hostBinary;
+    this.launcher = launcher;
     this.sandbox = sandbox;
     // A thread-safe plugin's host queues calls beyond its workers, so the next one is ready the moment a worker frees up.
     this.gate = new CallGate(metadata.thread_safe ? options.maxConcurrency * PIPELINE_DEPTH : 1);
@@ -120,17 +157,34 @@ export class IsolatedPlugin implements NativePluginTrait {
    * `knownMetadata` (this exact build answered before) no host starts until the first call.
    */
   static async open(options: IsolatedOpenOptions, knownMetadata?: PluginMetadata): Promise<IsolatedPlugin> {
-    const hostBinary = await ensureHostBinary();
-    const sandbox = await planSandbox(options, hostBinary);
-    if (knownMetadata) return new IsolatedPlugin(options, hostBinary, sandbox, undefined, knownMetadata);
+    const [hostBinary, launcher] = await Promise.all([ensureHostBinary(), ensureLauncherBinary()]);
+    const sandbox = await planSandbox(options, hostBinary, launcher);
+    if (knownMetadata) return new IsolatedPlugin(options, hostBinary, launcher, sandbox, undefined, knownMetadata);
     const origin: Origin = { plugin: options.manifestName, path: options.dir };
-    const host = IsolatedPlugin.spawn(options, hostBinary, sandbox, undefined);
+    const host = IsolatedPlugin.spawn(options, hostBinary, launcher, sandbox, undefined, await IsolatedPlugin.cgroup(options, sandbox !== null));
     const metadata = await IsolatedPlugin.handshake(host, origin, options);
-    return new IsolatedPlugin(options, hostBinary, sandbox, host, metadata);
+    return new IsolatedPlugin(options, hostBinary, launcher, sandbox, host, metadata);
   }
 
-  private static spawn(options: IsolatedOpenOptions, hostBinary: string, sandbox: SandboxPlan | null, concurrency: number | undefined): HostProcess {
+  // The host's own cgroup, bounding it and everything it starts; null (with a warning once) where none can be made.
+  private static async cgroup(options: IsolatedOpenOptions, sandboxed: boolean): Promise<PluginCgroup | null> {
+    const found = detectCgroups();
+    if (found.mechanism === 'none') {
+      // Sandboxed hosts were warned about (or bounded by RLIMIT_NPROC) when the sandbox was planned.
+      if (!sandboxed) warnLimitsOnce(options, `plugins' process count and total memory are not bounded here: ${found.reason}. Each host's address space is still limited by maxMemoryMb.`);
+      return null;
+    }
+    try {
+      return await PluginCgroup.create(found, { memoryMb: options.maxMemoryMb, processes: options.maxProcesses });
+    } catch (err) {
+      warnLimitsOnce(options, `cannot create a cgroup for plugin "${options.manifestName}" (${(err as Error).message}); its process count and total memory are not bounded.`);
+      return null;
+    }
+  }
+
+  private static spawn(options: IsolatedOpenOptions, hostBinary: string, launcher: string, sandbox: SandboxPlan | null, concurrency: number | undefined, cgroup: PluginCgroup | null): HostProcess {
     return new HostProcess({
+      limits: { launcher, cgroup, launcherArgs: [] },
       hostBinary,
       libraryPath: options.libraryPath,
       concurrency,
@@ -319,7 +373,8 @@ export class IsolatedPlugin implements NativePluginTrait {
     if (this.host?.alive) return Promise.resolve(this.host);
     this.starting ??= (async () => {
       const workers = this.metadata.thread_safe ? this.options.maxConcurrency : undefined;
-      const host = IsolatedPlugin.spawn(this.options, this.hostBinary, this.sandbox, workers);
+      const cgroup = await IsolatedPlugin.cgroup(this.options, this.sandbox !== null);
+      const host = IsolatedPlugin.spawn(this.options, this.hostBinary, this.launcher, this.sandbox, workers, cgroup);
       this.adopt(host);
       await IsolatedPlugin.handshake(host, this.origin, this.options);
       return host;
@@ -348,6 +403,13 @@ export function exitError(exit: HostExit, origin: Origin, maxMemoryMb: number, w
       ErrorCode.CRASHED,
       `Plugin "${origin.plugin}" (${origin.path}) corrupted its host's private channel (${exit.protocolError}); the host was killed. The plugin must not write to file descriptors it did not open.`,
       { ...base, data: { protocolError: exit.protocolError } },
+    );
+  }
+  if (exit.memoryLimitHit) {
+    return new PluginError(
+      ErrorCode.RESOURCE_LIMIT,
+      `Plugin "${origin.plugin}" (${origin.path}) used more than its ${maxMemoryMb} MiB memory limit (all its processes and /tmp together) ${when} and its host ${how}. Raise maxMemoryMb (--max-memory MIB) if it legitimately needs more.`,
+      { ...base, data: { limitMb: maxMemoryMb, cgroup: true } },
     );
   }
   if (maxMemoryMb > 0 && exit.peakKb !== null && exit.peakKb * 1024 >= MEMORY_LIMIT_SHARE * maxMemoryMb * 1024 * 1024) {

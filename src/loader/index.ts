@@ -48,8 +48,16 @@ export interface PluginLoaderOptions {
   isolation?: IsolationMode;
   /** Per-call deadline for isolated plugins, in ms (a call may override it). Default 30 000. */
   timeoutMs?: number;
-  /** Address-space limit per isolated host, in MiB. Default 4096. */
+  /**
+   * Memory limit in MiB. Each isolated host's address space; where a cgroup can be made, all of a
+   * plugin's processes and its /tmp together; a sandboxed plugin's /tmp size and largest file. Default 4096.
+   */
   maxMemoryMb?: number;
+  /**
+   * Tasks (processes and threads) an isolated plugin may have at once, host included, where a cgroup
+   * (any user) or the sandbox's user namespace (non-root) can bound them. Default 512.
+   */
+  maxProcesses?: number;
   /** Sandbox for isolated hosts. Default `'auto'` (or the user config's). */
   sandbox?: SandboxMode;
   /** The user's cap on sandbox permissions; plugins get the overlap with what they ask for. */
@@ -90,6 +98,8 @@ export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Default address-space limit per isolated host: 4096 MiB. */
 export const DEFAULT_MAX_MEMORY_MB = 4096;
+/** Default bound on an isolated plugin's tasks (processes and threads): 512. */
+export const DEFAULT_MAX_PROCESSES = 512;
 
 function canonicalOrAbsoluteSync(dir: string): string {
   try {
@@ -129,6 +139,7 @@ export class PluginLoader {
   private readonly maxOutputBytes: number;
   private readonly timeoutMs: number;
   private readonly maxMemoryMb: number;
+  private readonly maxProcesses: number;
   private readonly userConfig: UserConfig;
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -154,6 +165,7 @@ export class PluginLoader {
     this.maxOutputBytes = positiveInteger(options.maxOutputBytes, 'maxOutputBytes', DEFAULT_MAX_OUTPUT_BYTES);
     this.timeoutMs = positiveInteger(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
     this.maxMemoryMb = positiveInteger(options.maxMemoryMb, 'maxMemoryMb', DEFAULT_MAX_MEMORY_MB);
+    this.maxProcesses = positiveInteger(options.maxProcesses, 'maxProcesses', DEFAULT_MAX_PROCESSES);
     this.warn = options.onWarning ?? ((message) => process.emitWarning(message, { code: 'SKILLPLUG_WARNING' }));
     this.workspace = canonicalOrAbsoluteSync(options.workspace ?? process.cwd());
     const home = options.home ?? os.homedir();
@@ -479,6 +491,7 @@ export class PluginLoader {
       pollMicros: this.pollMicros,
       timeoutMs: this.timeoutMs,
       maxMemoryMb: this.maxMemoryMb,
+      maxProcesses: this.maxProcesses,
       sandbox: this.security.sandbox,
       grant: this.options.grant,
       env: this.options.env,

@@ -25,7 +25,7 @@ describe('sandbox permissions', () => {
     assert.deepEqual(effectivePermissions({ fs_read: ['/data', '/secret'] }, { fs_read: ['/data'] }, '/ws').read, ['/data']);
   });
 
-  it('builds bwrap arguments with namespaces, a private /tmp and a clean environment', () => {
+  it('builds bwrap arguments with no privileges, namespaces, a private /tmp and no environment values', () => {
     const args = bwrapArgs({
       bwrap: '/usr/bin/bwrap',
       hostBinary: '/cache/host/skillplug-host',
@@ -33,13 +33,36 @@ describe('sandbox permissions', () => {
       libraryPath: '/plugins/p/libp.so',
       workspace: '/ws',
       permissions: { network: false, read: ['/ws'], write: ['/ws/out'] },
-      env: { PATH: '/usr/bin' },
+      env: { PATH: '/usr/bin/secret-path' },
+      maskDirs: [],
+      tmpSizeMb: 64,
     });
     const joined = args.join(' ');
-    for (const flag of ['--unshare-pid', '--unshare-net', '--die-with-parent', '--clearenv', '--tmpfs /tmp', '--bind-try /ws/out /ws/out', '--ro-bind-try /ws /ws', '--chdir /ws']) {
+    for (const flag of ['--unshare-user --disable-userns --cap-drop ALL', '--unshare-pid', '--unshare-net', '--die-with-parent', '--new-session', '--size 67108864 --tmpfs /tmp', '--bind-try /ws/out /ws/out', '--ro-bind-try /ws /ws', '--chdir /ws']) {
       assert.ok(joined.includes(flag), flag);
     }
+    assert.ok(!joined.includes('secret-path') && !joined.includes('--setenv'), 'environment values stay off the command line');
     assert.ok(!bwrapArgs({ ...{ bwrap: 'b', hostBinary: '/h/x', pluginDir: '/p', libraryPath: '/p/l', workspace: null, env: {} }, permissions: { network: true, read: [], write: [] } }).includes('--unshare-net'));
+  });
+
+  it('mounts shallow paths first, so a grant of / cannot uncover /tmp and socket dirs are masked under it', () => {
+    const args = bwrapArgs({
+      bwrap: 'b',
+      hostBinary: '/h/x',
+      pluginDir: '/p',
+      libraryPath: '/p/l',
+      workspace: '/tmp/ws',
+      permissions: { network: false, read: ['/', '/run/user/1/inside'], write: [] },
+      env: {},
+      maskDirs: ['/run', '/home/u/.runtime'],
+    });
+    const at = (...words: string[]): number => args.findIndex((_, i) => words.every((w, j) => args[i + j] === w));
+    assert.ok(at('--ro-bind-try', '/', '/') < at('--tmpfs', '/tmp'), '/ before the private /tmp');
+    assert.ok(at('--tmpfs', '/tmp') < at('--ro-bind-try', '/tmp/ws', '/tmp/ws'), 'the readable workspace on top of /tmp');
+    assert.ok(at('--tmpfs', '/run') > at('--ro-bind-try', '/', '/') && at('--tmpfs', '/home/u/.runtime') > 0, 'socket dirs masked');
+    assert.equal(at('--ro-bind-try', '/run/user/1/inside', '/run/user/1/inside'), -1, 'nothing inside a socket dir is bound');
+    const narrow = bwrapArgs({ bwrap: 'b', hostBinary: '/h/x', pluginDir: '/p', libraryPath: '/p/l', workspace: null, env: {}, permissions: { network: false, read: [], write: [] }, maskDirs: ['/run'] });
+    assert.ok(!narrow.includes('/run'), 'a mask only where a grant covers the dir');
   });
 });
 
