@@ -175,7 +175,11 @@ static int kill_children(void) {
 static void kill_descendants(void) {
   for (int round = 0; round < MAX_KILL_ROUNDS; round++) {
     int killed = kill_children();
+#ifdef __WALL
     pid_t reaped = waitpid(-1, NULL, __WALL | (killed ? 0 : WNOHANG));
+#else
+    pid_t reaped = waitpid(-1, NULL, killed ? 0 : WNOHANG);
+#endif
     if (reaped < 0 && errno == EINTR) continue;
     if (reaped <= 0) return;
   }
@@ -194,7 +198,8 @@ static void on_stop_signal(int sig) {
 
 /* Closes every fd above SHARED_FD: whatever skillplug's caller leaked into it must not reach the plugin. */
 static void close_inherited_fds(void) {
-#if defined(__linux__) && defined(SYS_close_range)
+#ifdef __linux__
+#ifdef SYS_close_range
   if (syscall(SYS_close_range, SHARED_FD + 1, ~0U, 0) == 0) return;
 #endif
   int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -225,6 +230,7 @@ static void close_inherited_fds(void) {
     close(dir);
     return;
   }
+#endif
   /* No /proc: every fd number the limit allows. */
   struct rlimit rl;
   long top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur : 65536;
