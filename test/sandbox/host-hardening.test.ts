@@ -103,6 +103,12 @@ describe('host hardening against a hostile plugin', async () => {
     assert.equal(out.fork_exit, 7, 'plain children still work');
   });
 
+  it('sandboxed, a syscall of another ABI (x32) kills the host instead of slipping past the filter', { skip: modes[1]?.skip || (process.arch === 'x64' ? false : 'x86_64 only') }, async () => {
+    await withPlugin('hostile', 'required', async (plugin) => {
+      await assert.rejects(plugin.execute(ctx({ do: 'x32' })), (e: unknown) => e instanceof PluginError && e.code === ErrorCode.CRASHED && e.failure?.signal === 'SIGSYS');
+    });
+  });
+
   it('sandboxed with network granted, Unix sockets may be created', { skip: modes[1]?.skip }, async () => {
     const out = await withPlugin('hostile-net', 'required', async (plugin) => (await plugin.execute(ctx({ do: 'syscalls' }))).output as Record<string, number>);
     assert.equal(out.unix_socket, 0);
