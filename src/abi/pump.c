@@ -13,7 +13,9 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -412,8 +414,20 @@ void direct_close(void *handle) {
 
 /* ---------- the shared lane of an isolated host (see skillplug-host.c) ---------- */
 
-/* Maps the file the parent shares with a host; NULL on failure. */
+/*
+ * Maps the lane a host shares with this process; NULL on failure. Only a memfd sealed against
+ * shrinking is mapped: truncating a mapped file would kill this process with SIGBUS.
+ */
 void *shared_map(int fd, int64_t bytes) {
+#if defined(__linux__) && defined(F_GET_SEALS)
+  struct stat info;
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &info) != 0 || info.st_size < bytes) return NULL;
+#else
+  (void)fd;
+  (void)bytes;
+  return NULL;
+#endif
   void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   return p == MAP_FAILED ? NULL : p;
 }

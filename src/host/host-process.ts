@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, ftruncateSync, openSync, unlinkSync } from 'node:fs';
-import { constants as osConstants, tmpdir } from 'node:os';
-import path from 'node:path';
+import { closeSync, openSync, readlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import type { Readable, Duplex, Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
 import type { ReturnedString } from '../abi/codec.js';
@@ -27,6 +26,7 @@ import {
   executeFrame,
   markAlone,
 } from './protocol.js';
+import { processTree } from './process-tree.js';
 import { signalHost, stopHost } from './terminate.js';
 
 /** How to launch one host. */
@@ -40,8 +40,10 @@ export interface HostLaunch {
   maxOutputBytes: number;
   /** Address-space limit; 0 for none. */
   maxMemoryMb: number;
-  /** Run inside bubblewrap with this plan, or unsandboxed when null. */
+  /** Run inside bubblewrap with this plan (and the host's seccomp filter), or unsandboxed when null. */
   sandbox: SandboxPlan | null;
+  /** Sandboxed only: whether the plugin may create Unix sockets (the filter refuses them otherwise). */
+  unixSockets: boolean;
   env: Record<string, string>;
   cwd: string;
   /** Receives everything the plugin writes to stdout and stderr. */
@@ -141,7 +143,7 @@ export class HostProcess {
   private protocolError: string | undefined;
   private exit: HostExit | undefined;
   // The shared lane (fd 6, see skillplug-host.c): a call alone goes through memory both processes map.
-  private sharedFd: number | undefined;
+  private readonly laneWanted: boolean;
   private shared: SharedMapping | undefined;
   private sharedStarting = false;
   private sharedCallId = 0;
@@ -169,12 +171,13 @@ export class HostProcess {
       },
     });
     // Only where polling runs: without it, every shared result would need a wake-up on fd 3 anyway.
-    if (process.platform === 'linux' && launch.pollMicros > 0) this.sharedFd = createSharedFile();
+    this.laneWanted = process.platform === 'linux' && launch.pollMicros > 0;
     const hostArgs = [
       launch.libraryPath,
       String(launch.maxOutputBytes),
       String(launch.maxMemoryMb),
       String(launch.sandbox ? 0 : process.pid),
+      hostOptions(launch.sandbox !== null, launch.unixSockets, this.laneWanted),
     ];
     let [command, args] = launch.sandbox ? [launch.sandbox.bwrap, sandboxedCommand(launch.sandbox, hostArgs)] : [launch.hostBinary, hostArgs];
     this.cgroup = launch.limits?.cgroup ?? null;
@@ -192,7 +195,8 @@ export class HostProcess {
       cwd: launch.cwd,
       // Sandboxed, bwrap passes its own environment on (no --setenv), so no value is on a command line.
       env: launch.sandbox ? launch.sandbox.env : launch.env,
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', this.sharedFd ?? 'ignore'],
+      // fd 6 is the host's own: it creates the lane as a sealed memfd (see skillplug-host.c).
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'ignore'],
       detached: true,
     });
     this.channel = this.child.stdio[3] as Duplex;
@@ -238,7 +242,7 @@ export class HostProcess {
     });
     void this.exited.then((exit) => this.onExit(exit));
     if (launch.concurrency !== undefined) this.configure(launch.concurrency);
-    if (this.sharedFd !== undefined && this.sharedAfter === 0 && laneTools) this.startSharedLane();
+    if (this.laneWanted && this.sharedAfter === 0 && laneTools) this.startSharedLane();
     // Referenced until the handshake ends; afterwards only while calls are in flight.
     void this.ready.finally(() => {
       if (this.pending.size === 0) this.setRef(false);
@@ -274,7 +278,7 @@ export class HostProcess {
     if (this.nextId > 0xffffffff) this.nextId = 1;
     if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
     const lone = this.pending.size === 0;
-    if (lone && !this.sharedStarting && this.sharedFd !== undefined && ++this.loneCalls > this.sharedAfter) this.startSharedLane();
+    if (lone && !this.sharedStarting && this.laneWanted && ++this.loneCalls > this.sharedAfter) this.startSharedLane();
     const wake = this.standbyWake();
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
@@ -298,25 +302,38 @@ export class HostProcess {
     this.channel.write(frame, written);
   }
 
-  // Maps the shared file (in the background the first time); calls use fd 3 until it is up, or for good if it fails.
+  // Maps the host's lane once it is ready (loading the mapping code the first time); calls use fd 3
+  // until it is up, or for good if it fails.
   private startSharedLane(): void {
     this.sharedStarting = true;
-    if (laneTools) return this.mapShared(laneTools);
-    void Promise.all([import('../abi/native.js'), ensurePumpLibrary()])
-      .then(([native, helper]) => this.mapShared((laneTools = { map: native.mapSharedFile, helper })))
-      .catch(() => this.closeSharedFd());
+    const tools = laneTools
+      ? Promise.resolve(laneTools)
+      : Promise.all([import('../abi/native.js'), ensurePumpLibrary()]).then(([native, helper]) => (laneTools = { map: native.mapSharedFile, helper }));
+    void Promise.all([tools, this.ready])
+      .then(([loaded, ready]) => {
+        if (ready.kind === 'ready') this.mapShared(loaded);
+      })
+      .catch(() => undefined);
   }
 
+  // The host made the lane (a memfd whose size is sealed, so no one can truncate it under this
+  // mapping) and keeps it at fd 6; this process opens it through /proc.
   private mapShared(tools: LaneTools): void {
-    if (!this.exit && this.sharedFd !== undefined) this.shared = tools.map(tools.helper, this.sharedFd, SHARED_BYTES);
-    this.closeSharedFd();
-  }
-
-  // The host holds its own copy of the descriptor, and a mapping outlives it.
-  private closeSharedFd(): void {
-    if (this.sharedFd === undefined) return;
-    closeSync(this.sharedFd);
-    this.sharedFd = undefined;
+    if (this.exit || this.child.pid === undefined) return;
+    const file = laneFile(this.child.pid);
+    if (!file) return;
+    let fd: number;
+    try {
+      fd = openSync(file, 'r+');
+    } catch {
+      return;
+    }
+    try {
+      // Maps only a memfd sealed against shrinking, whoever put it at that fd (the plugin could).
+      this.shared = tools.map(tools.helper, fd, SHARED_BYTES);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   // Posts a call made alone in the shared region; false unless both sides mapped it and the context fits.
@@ -546,7 +563,6 @@ export class HostProcess {
     this.sharedCallId = 0;
     this.shared?.unmap();
     this.shared = undefined;
-    if (!this.sharedStarting) this.closeSharedFd();
     this.setRef(false);
     this.channel.destroy();
     if (this.settleReady) {
@@ -558,22 +574,23 @@ export class HostProcess {
   }
 }
 
-// An unlinked file of SHARED_BYTES for the shared lane: in memory (/dev/shm) where there is one.
-function createSharedFile(): number | undefined {
-  for (const dir of ['/dev/shm', tmpdir()]) {
-    const file = path.join(dir, `skillplug-${process.pid}-${Math.random().toString(36).slice(2)}`);
-    let fd: number;
+/** The host's options word (see the usage line in skillplug-host.c). */
+function hostOptions(sandboxed: boolean, unixSockets: boolean, lane: boolean): string {
+  const words = [];
+  if (sandboxed) words.push('seccomp');
+  if (sandboxed && !unixSockets) words.push('no-unix-sockets');
+  if (lane) words.push('lane');
+  return words.join(',') || '-';
+}
+
+// The host's fd 6 when it holds the lane: the spawned process itself, or inside bubblewrap a descendant.
+function laneFile(spawned: number): string | undefined {
+  for (const pid of processTree(spawned).slice(0, 16)) {
+    const file = `/proc/${pid}/fd/6`;
     try {
-      fd = openSync(file, 'wx+', 0o600);
+      if (readlinkSync(file).startsWith('/memfd:skillplug-lane')) return file;
     } catch {
-      continue;
-    }
-    try {
-      unlinkSync(file);
-      ftruncateSync(fd, SHARED_BYTES);
-      return fd;
-    } catch {
-      closeSync(fd);
+      // Not this one (or no longer there).
     }
   }
   return undefined;

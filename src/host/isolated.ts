@@ -49,6 +49,11 @@ export interface IsolatedOpenOptions {
 let warnedNoSandbox = false;
 const warnedLimits = new Set<string>();
 
+/** Whether a sandboxed plugin may create Unix sockets (a read-only bind does not stop connect()): only with network granted. */
+function mayUseUnixSockets(permissions: SandboxPlan['permissions']): boolean {
+  return permissions.network;
+}
+
 function warnLimitsOnce(options: IsolatedOpenOptions, message: string): void {
   if (warnedLimits.has(message)) return;
   warnedLimits.add(message);
@@ -192,6 +197,7 @@ export class IsolatedPlugin implements NativePluginTrait {
       maxOutputBytes: options.maxOutputBytes,
       maxMemoryMb: options.maxMemoryMb,
       sandbox,
+      unixSockets: sandbox !== null && mayUseUnixSockets(sandbox.permissions),
       env: hostEnvironment(options.env, false),
       cwd: options.workspace !== null && existsSync(options.workspace) ? options.workspace : '/',
       onLog: options.onLog ? (text) => options.onLog?.(options.manifestName, text) : undefined,
@@ -212,6 +218,13 @@ export class IsolatedPlugin implements NativePluginTrait {
             ErrorCode.MISSING_SYMBOL,
             `The library of plugin "${origin.plugin}" (${options.libraryPath}) does not export ${ready.text}, which ABI v1 requires. Export it with C linkage (extern "C" / #[no_mangle]).`,
             { plugin: origin.plugin, path: options.libraryPath, data: { symbol: ready.text } },
+          );
+        }
+        if (ready.reason === LoadErrorReason.SANDBOX) {
+          throw new PluginError(
+            ErrorCode.SANDBOX_UNAVAILABLE,
+            `Plugin "${origin.plugin}" (${options.dir}) must run sandboxed, but its host could not confine it: ${ready.text}. Choose sandbox "off" only for plugins you fully trust.`,
+            { plugin: origin.plugin, path: options.dir, data: { reason: ready.text } },
           );
         }
         throw new PluginError(

@@ -17,7 +17,7 @@ export const SHARED_RESP = SHARED_REQ + SHARED_AREA_BYTES;
 /** Size of the shared file. */
 export const SHARED_BYTES = SHARED_RESP + SHARED_AREA_BYTES;
 /** Reasons in a LOAD_ERROR frame. */
-export const LoadErrorReason = { DLOPEN: 1, SYMBOL: 2 } as const;
+export const LoadErrorReason = { DLOPEN: 1, SYMBOL: 2, SANDBOX: 4 } as const;
 
 const RET_BYTES = 0;
 const RET_NULL = 1;

@@ -2,7 +2,13 @@
  * skillplug-host: loads one ABI v1 plugin library and serves calls over fd 3.
  * Built by skillplug on first use into a per-user cache; never run by hand.
  *
- * Usage: skillplug-host LIBRARY MAX_OUTPUT_BYTES MAX_MEMORY_MB PARENT_PID
+ * Usage: skillplug-host LIBRARY MAX_OUTPUT_BYTES MAX_MEMORY_MB PARENT_PID OPTIONS
+ *   OPTIONS: "-" or a comma-separated list of: "seccomp" (install the syscall filter before dlopen;
+ *   sandboxed hosts), "no-unix-sockets" (the filter also refuses socket(AF_UNIX)), "lane" (create the
+ *   shared lane, see fd 6 below). An unknown word is a usage error.
+ * Before dlopen the host closes every fd above 6 (nothing skillplug's parent inherited reaches the
+ * plugin) and marks fds 3-6 close-on-exec. It is a child subreaper: whenever it stops (input ended,
+ * SIGTERM, parent death, a fatal signal) it first SIGKILLs every process the plugin left behind.
  *
  * Frames on fd 3 (little-endian): u32 kind, u32 id, u64 payload length, payload.
  *   parent -> host: kind 1 EXECUTE, payload = context JSON (no NUL);
@@ -13,8 +19,10 @@
  *                   kind 5 SHARED_WAKE: a call was posted in the shared region while the host slept.
  * While an EXECUTE_ALONE (or shared) call runs, the parent writes a byte to fd 5 after each further
  * frame: the standby thread then reads fd 3 in the reader's place, so nothing waits behind the lone call.
- * fd 6, when open, is a file of SHARED_BYTES mapped by both sides (the shared lane; the host sets
- * HOST_MAPPED once it has mapped it, before READY, and the parent uses it only then): the parent posts
+ * fd 6, with "lane", is a memfd of SHARED_BYTES the host creates with its size sealed (so nobody,
+ * the plugin included, can shrink it under the parent's mapping: no SIGBUS in the parent), maps and
+ * keeps open for the parent to open through /proc (the shared lane; the host sets HOST_MAPPED once it
+ * has mapped it, before READY, and the parent uses it only then): the parent posts
  * a call alone there (REQ_LEN, the context at SHARED_REQ, REQ_AFTER = the bytes it had written on
  * fd 3 by then, then REQ_SEQ = its id) instead of on fd 3; the reader, which polls it between frames,
  * takes it once it has handled REQ_AFTER bytes of frames, and answers there (RESP_LEN, a returned
@@ -27,6 +35,7 @@
  *                   kind 5 SHARED_RESULT (id = the call): its result is in the shared region.
  *   A returned string is u32 tag then: tag 0 bytes, tag 1 NULL (nothing), tag 2 too large (u64 length).
  * Fatal signals write "signal=N peak_kb=K\n" to fd 4 before the host dies.
+ * Parent death arrives as SIGTERM (PR_SET_PDEATHSIG), so the host can stop the plugin's processes too.
  * The plugin's stdout is redirected to stderr so nothing it prints can reach the channel.
  */
 #define _GNU_SOURCE
@@ -48,7 +57,13 @@
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #ifdef __linux__
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/prctl.h>
 #endif
 
@@ -69,7 +84,7 @@ enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_PO
 enum { REQ_EXECUTE = 1, REQ_CONFIGURE = 2, REQ_CANCEL = 3, REQ_EXECUTE_ALONE = 4, REQ_SHARED_WAKE = 5 };
 enum { MSG_READY = 1, MSG_LOAD_ERROR = 2, MSG_RESULT = 3, MSG_CANCEL_ACK = 4, MSG_SHARED_RESULT = 5 };
 enum { RET_BYTES = 0, RET_NULL = 1, RET_TOO_LARGE = 2 };
-enum { LOADERR_DLOPEN = 1, LOADERR_SYMBOL = 2, LOADERR_USAGE = 3 };
+enum { LOADERR_DLOPEN = 1, LOADERR_SYMBOL = 2, LOADERR_USAGE = 3, LOADERR_SANDBOX = 4 };
 
 typedef uint32_t (*version_fn)(void);
 typedef const char *(*metadata_fn)(void);
@@ -94,6 +109,228 @@ static uint64_t get_u64(const unsigned char *p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
   return v;
+}
+
+/* ---------- hardening against the plugin (all set up before dlopen) ---------- */
+
+/* Async-signal-safe: SIGKILLs every child listed in /proc/self/task/<tid>/children; returns how many. */
+static int kill_children(void) {
+#ifdef __linux__
+  int tasks = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (tasks < 0) return 0;
+  int killed = 0;
+  char dents[4096];
+  long n;
+  while ((n = syscall(SYS_getdents64, tasks, dents, sizeof dents)) > 0) {
+    for (long at = 0; at < n;) {
+      struct dirent64_raw {
+        uint64_t ino;
+        int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[];
+      } *d = (void *)(dents + at);
+      at += d->reclen;
+      if (d->name[0] < '0' || d->name[0] > '9') continue;
+      char path[64] = "/proc/self/task/";
+      size_t len = strlen(path);
+      for (size_t i = 0; d->name[i] && len < 40; i++) path[len++] = d->name[i];
+      memcpy(path + len, "/children", 10);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      char list[4096];
+      ssize_t got = read(fd, list, sizeof list - 1);
+      close(fd);
+      long pid = 0;
+      for (ssize_t i = 0; i < (got > 0 ? got : 0); i++) {
+        if (list[i] >= '0' && list[i] <= '9') {
+          pid = pid * 10 + (list[i] - '0');
+        } else if (pid > 0) {
+          kill((pid_t)pid, SIGKILL);
+          killed++;
+          pid = 0;
+        }
+      }
+      if (pid > 0) {
+        kill((pid_t)pid, SIGKILL);
+        killed++;
+      }
+    }
+  }
+  close(tasks);
+  return killed;
+#else
+  return 0;
+#endif
+}
+
+/* Children killed per stop at most: a plugin thread forking as fast as this kills cannot keep it looping. */
+#define MAX_KILL_ROUNDS 4096
+
+/*
+ * Async-signal-safe: kills the plugin's whole process tree. As a subreaper the host inherits every
+ * orphan of that tree (setsid daemons included), and the kernel reparents a dying child's children
+ * before the host can reap it, so killing children and reaping until none is left reaches them all.
+ */
+static void kill_descendants(void) {
+  for (int round = 0; round < MAX_KILL_ROUNDS; round++) {
+    int killed = kill_children();
+#ifdef __WALL
+    pid_t reaped = waitpid(-1, NULL, __WALL | (killed ? 0 : WNOHANG));
+#else
+    pid_t reaped = waitpid(-1, NULL, killed ? 0 : WNOHANG);
+#endif
+    if (reaped < 0 && errno == EINTR) continue;
+    if (reaped <= 0) return;
+  }
+}
+
+/* Every way the host stops ends here, so nothing the plugin started outlives it. */
+static void host_exit(int code) {
+  kill_descendants();
+  _exit(code);
+}
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  host_exit(0);
+}
+
+/* Closes every fd above SHARED_FD: whatever skillplug's caller leaked into it must not reach the plugin. */
+static void close_inherited_fds(void) {
+#ifdef __linux__
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, SHARED_FD + 1, ~0U, 0) == 0) return;
+#endif
+  int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    /* Collected first, closed after: closing while listing would shift getdents' view. */
+    int fds[1024];
+    int count = 0, more = 1;
+    while (more) {
+      more = 0;
+      count = 0;
+      lseek(dir, 0, SEEK_SET);
+      char dents[4096];
+      long n;
+      while ((n = syscall(SYS_getdents64, dir, dents, sizeof dents)) > 0) {
+        for (long at = 0; at < n;) {
+          unsigned short reclen;
+          memcpy(&reclen, dents + at + 16, sizeof reclen);
+          const char *name = dents + at + 19;
+          at += reclen;
+          int fd = atoi(name);
+          if ((name[0] < '0' || name[0] > '9') || fd <= SHARED_FD || fd == dir) continue;
+          if (count < (int)(sizeof fds / sizeof fds[0])) fds[count++] = fd;
+          else more = 1;
+        }
+      }
+      for (int i = 0; i < count; i++) close(fds[i]);
+    }
+    close(dir);
+    return;
+  }
+#endif
+  /* No /proc: every fd number the limit allows. */
+  struct rlimit rl;
+  long top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur : 65536;
+  for (long fd = SHARED_FD + 1; fd < top; fd++) close((int)fd);
+}
+
+/* The host's own channels: nothing the plugin execs inherits them. */
+static void channels_cloexec(void) {
+  for (int fd = CHANNEL_FD; fd <= SHARED_FD; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+}
+
+#ifdef __linux__
+#if defined(__x86_64__)
+#define FILTER_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define FILTER_ARCH AUDIT_ARCH_AARCH64
+#endif
+#endif
+
+#ifdef FILTER_ARCH
+/* Syscalls a plugin never needs and an attacker wants: they fail with EPERM. */
+static const int denied_syscalls[] = {
+  __NR_mount, __NR_umount2, __NR_pivot_root, __NR_chroot, __NR_ptrace, __NR_process_vm_readv,
+  __NR_process_vm_writev, __NR_kexec_load, __NR_bpf, __NR_perf_event_open, __NR_keyctl, __NR_add_key,
+  __NR_request_key, __NR_userfaultfd, __NR_unshare, __NR_setns, __NR_init_module, __NR_finit_module,
+  __NR_delete_module, __NR_open_by_handle_at, __NR_swapon, __NR_swapoff, __NR_reboot, __NR_acct,
+#ifdef __NR_kexec_file_load
+  __NR_kexec_file_load,
+#endif
+#ifdef __NR_iopl
+  __NR_iopl, __NR_ioperm,
+#endif
+#ifdef __NR_fsopen
+  /* The new mount API mounts too. */
+  __NR_fsopen, __NR_fsconfig, __NR_fsmount, __NR_fspick, __NR_move_mount, __NR_open_tree,
+#endif
+#ifdef __NR_mount_setattr
+  __NR_mount_setattr,
+#endif
+#ifdef __NR_pidfd_getfd
+  /* Takes another process's fds. */
+  __NR_pidfd_getfd,
+#endif
+};
+
+/* Any CLONE_NEW* flag: namespaces are how a plugin would shed the sandbox's view. */
+#define CLONE_NEW_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+#define X32_SYSCALL_BIT 0x40000000u
+#define DENY(err) BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err))
+#define ARG_LOW(n) offsetof(struct seccomp_data, args[n])
+#endif
+
+/* Installs the syscall filter for a sandboxed plugin; returns NULL or why it could not. */
+static const char *install_filter(int deny_unix_sockets) {
+#ifdef FILTER_ARCH
+  struct sock_filter prog[128];
+  unsigned n = 0;
+  /* Another architecture's syscall numbers (int 0x80, x32) would slip past the list: kill instead. */
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FILTER_ARCH, 1, 0);
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#if defined(__x86_64__)
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, X32_SYSCALL_BIT, 0, 1);
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#endif
+  for (size_t i = 0; i < sizeof denied_syscalls / sizeof denied_syscalls[0]; i++) {
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)denied_syscalls[i], 0, 1);
+    prog[n++] = (struct sock_filter)DENY(EPERM);
+  }
+#ifdef __NR_clone3
+  /* clone3 passes its flags in memory a filter cannot read: ENOSYS makes libc fall back to clone. */
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
+  prog[n++] = (struct sock_filter)DENY(ENOSYS);
+#endif
+  /* clone's flags are its first argument on x86_64 and aarch64 (the low 32 bits hold every CLONE_NEW*). */
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3);
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(0));
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEW_FLAGS, 0, 1 + (deny_unix_sockets ? 4 : 0));
+  prog[n++] = (struct sock_filter)DENY(EPERM);
+  if (deny_unix_sockets) {
+    /* socketpair stays: it reaches nothing outside the host. */
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 3);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(0));
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 0, 1);
+    prog[n++] = (struct sock_filter)DENY(EPERM);
+  }
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  struct sock_fprog fprog = {(unsigned short)n, prog};
+  /* Without it an unprivileged process may not install a filter, and setuid programs could be confused by one. */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return "prctl(PR_SET_NO_NEW_PRIVS) failed";
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) != 0) return "the kernel refused the seccomp filter";
+  return NULL;
+#else
+  (void)deny_unix_sockets;
+  return "no seccomp filter exists for this platform";
+#endif
 }
 
 /* Writes every iovec in as few syscalls as the kernel allows. */
@@ -204,17 +441,28 @@ static int shared_posted(void) {
   return (int32_t)(consumed - after) >= 0;
 }
 
-static unsigned char *map_shared(void) {
-  struct stat info;
+/* Creates, seals and maps the shared lane at fd 6; NULL when it cannot (calls then keep to fd 3). */
+static unsigned char *create_lane(void) {
+#ifdef __linux__
+  int fd = memfd_create("skillplug-lane", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return NULL;
   void *p = MAP_FAILED;
-  if (fstat(SHARED_FD, &info) == 0 && S_ISREG(info.st_mode) && info.st_size >= (off_t)SHARED_BYTES) {
-    p = mmap(NULL, SHARED_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, SHARED_FD, 0);
-    close(SHARED_FD);
+  /* Sealed size: nobody (the plugin through /proc included) can shrink it under the parent's mapping. */
+  if (ftruncate(fd, SHARED_BYTES) == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0) {
+    p = mmap(NULL, SHARED_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
+  if (p != MAP_FAILED && fd != SHARED_FD && dup3(fd, SHARED_FD, O_CLOEXEC) < 0) {
+    munmap(p, SHARED_BYTES);
+    p = MAP_FAILED;
+  }
+  if (fd != SHARED_FD) close(fd);
   if (p == MAP_FAILED) return NULL;
-  /* The parent posts nothing until it sees this: a host that could not map the file keeps to fd 3. */
+  /* The parent posts nothing until it sees this: a host that could not map the lane keeps to fd 3. */
   __atomic_store_n((int32_t *)p + W_HOST_MAPPED, 1, __ATOMIC_SEQ_CST);
   return p;
+#else
+  return NULL;
+#endif
 }
 
 /*
@@ -238,7 +486,7 @@ static int await_request(void) {
       read_end = (size_t)n;
       return 0;
     }
-    if (n == 0) _exit(0); /* Input ended: shut down. */
+    if (n == 0) host_exit(0); /* Input ended: shut down. */
     if (errno == EINTR) continue;
     if ((errno != EAGAIN && errno != EWOULDBLOCK) || elapsed_since(&start) > SPIN_NS) break;
     sched_yield();
@@ -279,7 +527,7 @@ static void flush_outbox(void) {
       iov[n].iov_base = f->data;
       iov[n].iov_len = f->len;
       if (++n == FLUSH_IOVECS || !f->next) {
-        if (writev_all(CHANNEL_FD, iov, n)) _exit(0); /* The parent is gone: nobody is left to serve. */
+        if (writev_all(CHANNEL_FD, iov, n)) host_exit(0); /* The parent is gone: nobody is left to serve. */
         n = 0;
       }
     }
@@ -319,7 +567,7 @@ static void send_frame(uint32_t kind, uint32_t id, const void *a, size_t alen, c
   pthread_mutex_lock(&write_lock);
   int failed = writev_all(CHANNEL_FD, iov, 3);
   pthread_mutex_unlock(&write_lock);
-  if (failed) _exit(0);
+  if (failed) host_exit(0);
 }
 
 /* Sends a plugin-returned string after `prefix`, then frees it exactly once. */
@@ -347,7 +595,7 @@ static void load_error(uint32_t reason, const char *text) {
   unsigned char code[4];
   put_u32(code, reason);
   send_frame(MSG_LOAD_ERROR, 0, code, 4, text, strlen(text));
-  _exit(0);
+  host_exit(0);
 }
 
 /* Async-signal-safe: formats an unsigned number. */
@@ -391,6 +639,7 @@ static void on_fatal(int sig) {
   n += fmt_u64(line + n, peak_kb());
   line[n++] = '\n';
   (void)!write(NOTES_FD, line, n);
+  kill_descendants();
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -411,6 +660,10 @@ static void install_fatal_handlers(void) {
   sigemptyset(&sa.sa_mask);
   int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
   for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &sa, NULL);
+  /* The parent's stop and its death (PR_SET_PDEATHSIG) both arrive as SIGTERM. */
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_ONSTACK;
+  sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -620,13 +873,13 @@ static void handle_frame(int may_run_here) {
     return;
   }
   unsigned char header[16];
-  if (read_exact(header, sizeof header)) _exit(0); /* Input ended: shut down. */
+  if (read_exact(header, sizeof header)) host_exit(0); /* Input ended: shut down. */
   uint32_t kind = get_u32(header);
   uint32_t id = get_u32(header + 4);
   uint64_t len = get_u64(header + 8);
   char *ctx = malloc(len + 1);
   if (!ctx) abort();
-  if (read_exact(ctx, len)) _exit(0);
+  if (read_exact(ctx, len)) host_exit(0);
   ctx[len] = 0;
   consumed += (uint32_t)(sizeof header + len);
   if (kind == REQ_CONFIGURE) {
@@ -703,7 +956,7 @@ static int start_workers(long wanted) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
+  if (argc != 6) {
     fprintf(stderr, "skillplug-host: internal program of skillplug; not meant to be run by hand\n");
     return 2;
   }
@@ -711,23 +964,46 @@ int main(int argc, char **argv) {
   max_output = strtoull(argv[2], NULL, 10);
   uint64_t memory_mb = strtoull(argv[3], NULL, 10);
   long parent = strtol(argv[4], NULL, 10);
+  int want_filter = 0, deny_unix_sockets = 0, want_lane = 0;
+  if (strcmp(argv[5], "-") != 0) {
+    char *options = argv[5], *save = NULL;
+    for (char *word = strtok_r(options, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
+      if (strcmp(word, "seccomp") == 0) want_filter = 1;
+      else if (strcmp(word, "no-unix-sockets") == 0) deny_unix_sockets = 1;
+      else if (strcmp(word, "lane") == 0) want_lane = 1;
+      else {
+        fprintf(stderr, "skillplug-host: unknown option \"%s\"\n", word);
+        return 2;
+      }
+    }
+  }
+  install_alt_stack();
+  /* Before PR_SET_PDEATHSIG: the parent's death then stops the plugin's processes too. */
+  install_fatal_handlers();
 #ifdef __linux__
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
   /* The parent may have died before the line above took effect. */
   if (parent > 0 && getppid() != (pid_t)parent) _exit(0);
+  /* Orphans of the plugin's processes (setsid daemons too) become the host's, so its stop reaches them. */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
 #else
   (void)parent;
 #endif
-  /* Mapped before the plugin's constructors run, and fd 6 closed, so the plugin never sees the file. */
-  shared = map_shared();
-  install_alt_stack();
-  install_fatal_handlers();
+  close_inherited_fds();
+  channels_cloexec();
+  if (want_lane) shared = create_lane();
   /* Plugin stdout goes to stderr: fd 1 is never the channel, and the parent reads one log stream. */
   dup2(2, 1);
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (memory_mb > 0) {
     struct rlimit rl = {memory_mb * 1024 * 1024, memory_mb * 1024 * 1024};
     setrlimit(RLIMIT_AS, &rl);
+  }
+  if (want_filter) {
+    const char *why = install_filter(deny_unix_sockets);
+    if (why) load_error(LOADERR_SANDBOX, why);
+  } else if (deny_unix_sockets) {
+    load_error(LOADERR_USAGE, "no-unix-sockets needs seccomp");
   }
 
   void *handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
@@ -749,7 +1025,7 @@ int main(int argc, char **argv) {
   put_u32(ready + 4, plugin_free != NULL);
   if (abi != PLUGIN_ABI_VERSION) {
     send_frame(MSG_READY, 0, ready, 8, NULL, 0);
-    _exit(0);
+    host_exit(0);
   }
   send_returned(MSG_READY, 0, ready, 8, metadata(), MAX_METADATA_BYTES);
 

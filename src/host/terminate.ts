@@ -1,9 +1,14 @@
 // All kill logic for host processes lives here.
 import type { ChildProcess } from 'node:child_process';
+import { killTree } from './process-tree.js';
 
-/** Sends a signal to the host's whole process group (it leads one), falling back to the process. */
+/**
+ * Sends a signal to the host's whole process group (it leads one), falling back to the process. A
+ * SIGKILL, which the host cannot act on, also reaches every descendant that left the group (setsid).
+ */
 export function signalHost(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  if (signal === 'SIGKILL' && process.platform === 'linux') killTree(child.pid);
   try {
     process.kill(-child.pid, signal);
   } catch {
