@@ -11,12 +11,14 @@ import {
   defaultTrustedDirs,
   discoverPlugins,
   isInside,
+  manifestIdentity,
   unsafeOwnership,
   type DiscoveredPlugin,
   type TrustedDir,
   type TrustedDirKind,
 } from '../discovery/index.js';
 import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.js';
+import { compileSchema, SchemaVerdicts } from '../tools/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { checkLock, lockEntryFor, readLockWithDigest, type LockFile } from '../signing/lock.js';
@@ -137,6 +139,7 @@ export class PluginLoader {
   private readonly workspaceConfigProblem: PluginError | undefined;
   /** Verdicts of discovery's signature checks, by plugin dir and file identities. */
   private readonly verdicts = new Map<string, { identity: string; error: PluginError | undefined }>();
+  private readonly schemaVerdicts = new SchemaVerdicts();
 
   constructor(options: PluginLoaderOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new PluginError(ErrorCode.USAGE, 'PluginLoader options must be an object.');
@@ -251,7 +254,7 @@ export class PluginLoader {
     await this.checkOwnership(this.dirs.map((d) => d.path)).catch((err: PluginError) => this.warnOnce(err.message));
     const found = await discoverPlugins(this.dirs);
     const lock = this.lockState();
-    return Promise.all(
+    const judged = await Promise.all(
       found.map(async (p) => {
         if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
         try {
@@ -265,6 +268,24 @@ export class PluginLoader {
         }
       }),
     );
+    const seen = new Set<string>();
+    const result = judged.map((p) => this.withSchemaVerdict(p, seen));
+    this.schemaVerdicts.retain(seen);
+    return result;
+  }
+
+  // Schemas are compiled only for plugins that may load (after the policy above), once per
+  // plugin.json content; entries of plugins gone from this discovery are dropped with them.
+  private withSchemaVerdict(p: DiscoveredPlugin, seen: Set<string>): DiscoveredPlugin {
+    const identity = manifestIdentity(p);
+    if (p.status !== 'ok' || !p.manifest || !identity) return p;
+    const file = path.join(p.path, MANIFEST_FILE);
+    seen.add(file);
+    const problems = this.schemaVerdicts.judge(file, identity, p.manifest);
+    if (problems.length === 0) return p;
+    const errors = problems.map((message) => ({ code: ErrorCode.INVALID_MANIFEST, message }));
+    const { manifest: _dropped, ...rest } = p;
+    return { ...rest, status: 'error', errors };
   }
 
   /** The workspace lock, whether the user recorded it as theirs, and why it is unusable if it is. */
@@ -448,6 +469,17 @@ export class PluginLoader {
       loadPath = copy.path;
     }
     try {
+      for (const field of ['input_schema', 'output_schema'] as const) {
+        // Compiled once here, for this manifest object: calls validate with the same compiled schema.
+        const compiled = manifest[field] === undefined ? undefined : compileSchema(manifest[field]);
+        if (compiled && !compiled.ok) {
+          throw new PluginError(ErrorCode.INVALID_MANIFEST, `${manifestPath}: "${field}" is not a valid JSON Schema: ${compiled.problem}. Fix plugin.json.`, {
+            plugin: name,
+            path: canonical,
+            data: { field },
+          });
+        }
+      }
       await this.options.hooks?.afterVerify?.({ dir: canonical, libraryPath });
       return await this.open(canonical, loadPath, manifest, copy, libraryBytes);
     } catch (err) {
