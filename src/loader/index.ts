@@ -48,7 +48,10 @@ export interface PluginLoaderOptions {
   readConfig?: boolean;
   /** How loaded plugins run. Default `'process'`. */
   isolation?: IsolationMode;
-  /** Per-call deadline for isolated plugins, in ms (a call may override it). Default 30 000. */
+  /**
+   * Per-call deadline for isolated plugins, in ms (a call may override it). Also bounds loading: library
+   * constructors and `vtcode_plugin_metadata()`, in a host in every isolation mode. Default 30 000.
+   */
   timeoutMs?: number;
   /** Address-space limit per isolated host, in MiB. Default 4096. */
   maxMemoryMb?: number;
@@ -491,6 +494,7 @@ export class PluginLoader {
   private async open(dir: string, libraryPath: string, manifest: PluginManifest, copy: PrivateCopy | undefined, verifiedBytes: Buffer | undefined): Promise<NativePluginTrait> {
     const onClosed = copy ? () => copy.dispose() : undefined;
     if (this.isolation === 'none') {
+      await this.probeLoadInHost(dir, libraryPath, manifest, verifiedBytes);
       // Imported on demand: only in-process loading needs the FFI library.
       const { InProcessPlugin } = await import('./in-process.js');
       return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, pollMicros: this.pollMicros, onClosed });
@@ -520,6 +524,46 @@ export class PluginLoader {
     }, known && 'metadata' in known ? known.metadata : undefined);
     if (!known) await writeCachedMetadata(key, { metadata: plugin.metadata });
     return plugin;
+  }
+
+  /**
+   * dlopen runs a library's constructors on the calling thread and nothing can interrupt them, so
+   * before a build first loads in-process it loads once in a host under the loader's deadline: a
+   * build whose constructors or metadata block fails with E_TIMEOUT instead of hanging this process.
+   * Builds that answered before (the metadata registry) skip it. Without a C compiler (no host) it is skipped.
+   */
+  private async probeLoadInHost(dir: string, libraryPath: string, manifest: PluginManifest, verifiedBytes: Buffer | undefined): Promise<void> {
+    const key = metadataKey(verifiedBytes ?? (await readFile(libraryPath)), manifest.name);
+    const known = await readCachedMetadata(key);
+    if (known && 'metadata' in known) return;
+    const { IsolatedPlugin } = await import('../host/isolated.js');
+    let probe: NativePluginTrait;
+    try {
+      probe = await IsolatedPlugin.open({
+        dir,
+        libraryPath,
+        manifestName: manifest.name,
+        manifest,
+        permissions: manifest.permissions,
+        workspace: this.workspace,
+        maxOutputBytes: this.maxOutputBytes,
+        maxConcurrency: 1,
+        pollMicros: 0,
+        timeoutMs: this.timeoutMs,
+        maxMemoryMb: this.maxMemoryMb,
+        // In-process code runs unsandboxed anyway; the probe only asks whether loading finishes.
+        sandbox: 'off',
+        grant: undefined,
+        env: this.options.env,
+        onWarning: (m) => this.warnOnce(m),
+        onLog: this.options.onLog,
+      });
+    } catch (err) {
+      if (err instanceof PluginError && err.code === ErrorCode.HOST_UNAVAILABLE) return;
+      throw err;
+    }
+    await probe.close();
+    await writeCachedMetadata(key, { metadata: probe.metadata });
   }
 }
 
