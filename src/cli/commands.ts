@@ -8,7 +8,7 @@ import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../loader/index.js';
 import { readManifest, validatePluginStructure } from '../manifest/index.js';
 import type { SandboxMode } from '../sandbox/index.js';
-import { ExitCode, writeErr, writeOut } from './output.js';
+import { ExitCode, escapeTerminal as safe, writeErr, writeOut } from './output.js';
 
 /** Options every plugin-finding command shares. */
 export interface LoaderFlags {
@@ -101,13 +101,14 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
   if (plugins.length === 0) lines.push('No plugins found. Put plugin directories in a trusted dir, or pass --plugins-dir DIR.');
   const marks = { ok: 'ok   ', error: 'ERROR', 'untrusted-workspace': 'UNTRUSTED' } as const;
   plugins.forEach((p, i) => {
-    const label = `${p.name ?? '(unnamed)'}${p.version ? ` ${p.version}` : ''}`;
-    lines.push(`${marks[p.status].padEnd(9)} ${label.padEnd(28)} ${p.path}`);
-    if (p.description && p.status !== 'error') lines.push(`          ${p.description}`);
+    // Every field here comes from plugin files: one line each, whatever they hold.
+    const label = safe(`${p.name ?? '(unnamed)'}${p.version ? ` ${p.version}` : ''}`);
+    lines.push(`${marks[p.status].padEnd(9)} ${label.padEnd(28)} ${safe(p.path)}`);
+    if (p.description && p.status !== 'error') lines.push(`          ${safe(p.description)}`);
     const facts = deep[i];
-    if (facts && 'metadata' in facts) lines.push(`          library: ${facts.metadata.name} ${facts.metadata.version}, thread-safe: ${facts.metadata.thread_safe ? 'yes' : 'no'}`);
-    if (facts && 'metadata_error' in facts) lines.push(`          [${facts.metadata_error.code}] ${facts.metadata_error.message}`);
-    for (const e of p.errors) lines.push(`          [${e.code}] ${e.message}`);
+    if (facts && 'metadata' in facts) lines.push(`          library: ${safe(`${facts.metadata.name} ${facts.metadata.version}`)}, thread-safe: ${facts.metadata.thread_safe ? 'yes' : 'no'}`);
+    if (facts && 'metadata_error' in facts) lines.push(`          [${facts.metadata_error.code}] ${safe(facts.metadata_error.message)}`);
+    for (const e of p.errors) lines.push(`          [${e.code}] ${safe(e.message)}`);
   });
   await writeOut(`${lines.join('\n')}\n`);
   return ExitCode.OK;
@@ -120,7 +121,7 @@ export async function validateCommand(dir: string, flags: { json?: boolean }): P
   if (notFound) throw new PluginError(ErrorCode.NOT_FOUND, notFound.message, { path: dir });
   if (flags.json) await writeOut(`${JSON.stringify({ valid: issues.length === 0, errors: issues })}\n`);
   else if (issues.length === 0) await writeOut(`${dir}: valid\n`);
-  else await writeOut(`${dir}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${issues.map((i) => `  [${i.code}]${i.field ? ` (${i.field})` : ''} ${i.message}`).join('\n')}\n`);
+  else await writeOut(`${safe(dir)}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${issues.map((i) => `  [${i.code}]${i.field ? ` (${safe(i.field)})` : ''} ${safe(i.message)}`).join('\n')}\n`);
   return issues.length === 0 ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
 }
 
@@ -147,11 +148,11 @@ export async function inspectCommand(ref: string, flags: LoaderFlags & { json?: 
     }
     const m = plugin.metadata;
     const lines = [
-      `${m.name} ${m.version}${m.author ? ` by ${m.author}` : ''}`,
-      `  ${m.description}`,
-      ...(m.when_to_use ? [`  when to use:     ${m.when_to_use}`] : []),
-      ...(m.when_not_to_use ? [`  when not to use: ${m.when_not_to_use}`] : []),
-      ...(m.allowed_tools ? [`  allowed tools:   ${m.allowed_tools.join(', ')}`] : []),
+      safe(`${m.name} ${m.version}${m.author ? ` by ${m.author}` : ''}`),
+      `  ${safe(m.description)}`,
+      ...(m.when_to_use ? [`  when to use:     ${safe(m.when_to_use)}`] : []),
+      ...(m.when_not_to_use ? [`  when not to use: ${safe(m.when_not_to_use)}`] : []),
+      ...(m.allowed_tools ? [`  allowed tools:   ${safe(m.allowed_tools.join(', '))}`] : []),
       `  abi version:     ${m.abi_version}`,
       `  thread safe:     ${m.thread_safe ? 'yes' : 'no (calls are serialized)'}`,
       `  directory:       ${plugin.path}`,
@@ -220,8 +221,8 @@ export async function runCommand(ref: string, flags: RunFlags): Promise<number> 
     if (flags.json) await writeOut(`${JSON.stringify(result)}\n`);
     else {
       await writeOut(`${JSON.stringify(result.output, null, 2)}\n`);
-      if (result.files.length > 0) writeErr(`files:\n${result.files.map((f) => `  ${f}`).join('\n')}`);
-      if (!result.success) writeErr(`skillplug: plugin "${plugin.metadata.name}" reported failure: ${result.error ?? '(no error message)'}`);
+      if (result.files.length > 0) writeErr(`files:\n${result.files.map((f) => `  ${safe(f)}`).join('\n')}`);
+      if (!result.success) writeErr(`skillplug: plugin "${safe(plugin.metadata.name)}" reported failure: ${safe(result.error ?? '(no error message)')}`);
     }
     return result.success ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
   });

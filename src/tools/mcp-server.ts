@@ -18,6 +18,7 @@ import { MAX_RESULT_DEPTH, isPlainObject, nestedDeeperThan } from '../abi/codec.
 import type { JsonObject, NativePluginTrait, PluginResult } from '../abi/types.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, asPluginError, type PluginError } from '../errors.js';
+import { escapeTerminal } from '../cli/output.js';
 import { PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
 import { packageVersion } from '../version.js';
 import { planTools, type ToolDefinition, type ToolPlan } from './definitions.js';
@@ -117,7 +118,7 @@ export class SkillplugMcpServer {
 
   constructor(options: McpServerOptions = {}) {
     this.options = options;
-    this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.log = options.log ?? ((line) => process.stderr.write(`${escapeTerminal(line)}\n`));
     this.loader = new PluginLoader({ onWarning: (m) => this.log(`skillplug serve: warning: ${m}`), ...options });
     this.server = new Server({ name: 'skillplug', version: packageVersion() }, { capabilities: { tools: { listChanged: true } } });
     this.server.setRequestHandler(ListToolsRequestSchema, async () => {
