@@ -56,8 +56,8 @@ export function describeSchemaErrors(errors: readonly ErrorObject[] | null | und
   return (errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message ?? e.keyword}${e.keyword === 'additionalProperties' ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})` : ''}`);
 }
 
-/** Nodes (objects, arrays and scalars) one tool schema may hold; more is refused before compiling. */
-export const MAX_SCHEMA_NODES = 10_000;
+/** Nodes (objects, arrays and scalars) one tool schema may hold; more is refused before compiling (ajv compile time grows with it). */
+export const MAX_SCHEMA_NODES = 2_000;
 
 /**
  * Why a tool schema cannot be published as an MCP tool schema, or undefined. MCP clients reject a
