@@ -14,6 +14,50 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * True when a parsed JSON value nests deeper than `max` arrays/objects. Iterative, so it never
+ * overflows the stack itself: recursive consumers (JSON.stringify, validators) would.
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const values: unknown[] = [value];
+  const depths: number[] = [1];
+  while (values.length > 0) {
+    const current = values.pop() as object;
+    const depth = depths.pop() as number;
+    if (depth > max) return true;
+    const children = Array.isArray(current) ? current : Object.values(current);
+    for (let i = 0; i < children.length; i++) {
+      const child: unknown = children[i];
+      if (typeof child === 'object' && child !== null) {
+        values.push(child);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return false;
+}
+
+/** Deepest nesting accepted in a plugin result, and in MCP tool arguments. */
+export const MAX_RESULT_DEPTH = 1000;
+
+// JSON nesting `max` deep needs at least 2 * max bracket characters, so shorter text needs no walk.
+function checkResultDepth(value: unknown, textLength: number, origin: Origin): void {
+  if (textLength <= 2 * MAX_RESULT_DEPTH || !nestedDeeperThan(value, MAX_RESULT_DEPTH)) return;
+  throw new PluginError(
+    ErrorCode.INVALID_RESULT,
+    `Plugin "${origin.plugin}" (${origin.path}) returned a result nested more than ${MAX_RESULT_DEPTH} levels deep. Flatten the plugin's output.`,
+    { plugin: origin.plugin, path: origin.path, data: { maxDepth: MAX_RESULT_DEPTH } },
+  );
+}
+
+/** Parses a result's JSON text and checks its nesting depth (walked only for long texts). */
+export function parseResultText(text: string, origin: Origin): unknown {
+  const value = parseJsonText(text, 'a result', origin);
+  checkResultDepth(value, text.length, origin);
+  return value;
+}
+
 function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -250,7 +294,9 @@ function parseReturned(returned: DecodableString, what: string, origin: Origin):
 
 /** Decodes a plugin's result into a {@link PluginResult}. */
 export function decodeResult(returned: DecodableString, origin: Origin): PluginResult {
-  return validateResult(parseReturned(returned, 'a result', origin), origin);
+  const value = parseReturned(returned, 'a result', origin);
+  checkResultDepth(value, returned.kind === 'text' ? returned.text.length : returned.bytes.length, origin);
+  return validateResult(value, origin);
 }
 
 /** Decodes a plugin's metadata into {@link PluginMetadata}. */

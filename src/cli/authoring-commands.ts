@@ -3,7 +3,7 @@ import { buildPlugin } from '../authoring/build.js';
 import { devLoop } from '../authoring/dev.js';
 import { scaffoldPlugin, type PluginLanguage } from '../authoring/scaffold.js';
 import { loaderOptions, parseJsonObjectFlag, type LoaderFlags } from './commands.js';
-import { ExitCode, writeErr, writeOut } from './output.js';
+import { ExitCode, escapeTerminal, writeErr, writeOut } from './output.js';
 
 /** `skillplug new NAME [--lang c|rust] [--dir DIR]` */
 export async function newCommand(name: string, flags: { lang?: string; dir?: string; description?: string; json?: boolean }): Promise<number> {
@@ -39,7 +39,7 @@ export async function buildCommand(dir: string | undefined, flags: { out?: strin
   const result = await buildPlugin({
     dir: dir ?? '.',
     ...(flags.out !== undefined ? { out: flags.out } : {}),
-    onOutput: flags.json ? undefined : (text) => process.stderr.write(text),
+    onOutput: flags.json ? undefined : (text) => process.stderr.write(escapeTerminal(text, true)),
     onProgress: (ms) => writeErr(`skillplug: building… ${Math.round(ms / 1000)} s`),
   });
   if (flags.json) await writeOut(`${JSON.stringify(result)}\n`);
@@ -57,7 +57,7 @@ export async function devCommand(dir: string, flags: LoaderFlags & { input?: str
     input,
     once: flags.once === true,
     loader: loaderOptions(flags),
-    write: (line) => process.stdout.write(`${line}\n`),
+    write: (line) => process.stdout.write(`${escapeTerminal(line, true)}\n`),
     signal: controller.signal,
   });
 }

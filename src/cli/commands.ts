@@ -8,7 +8,7 @@ import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../loader/index.js';
 import { readManifest, validatePluginStructure } from '../manifest/index.js';
 import type { SandboxMode } from '../sandbox/index.js';
-import { ExitCode, writeErr, writeOut } from './output.js';
+import { ExitCode, escapeTerminal as safe, writeErr, writeOut } from './output.js';
 
 /** Options every plugin-finding command shares. */
 export interface LoaderFlags {
@@ -18,6 +18,8 @@ export interface LoaderFlags {
   sandbox?: string | undefined;
   maxMemoryMb?: number | undefined;
   maxProcesses?: number | undefined;
+  /** Deadline per call and per library load, in ms. */
+  timeout?: number | undefined;
   requireSignature?: boolean | undefined;
   trustedKey?: string[] | undefined;
   strict?: boolean | undefined;
@@ -37,6 +39,7 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
     ...(flags.sandbox !== undefined ? { sandbox: flags.sandbox as SandboxMode } : {}),
     ...(flags.maxMemoryMb !== undefined ? { maxMemoryMb: flags.maxMemoryMb } : {}),
     ...(flags.maxProcesses !== undefined ? { maxProcesses: flags.maxProcesses } : {}),
+    ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
     ...(flags.requireSignature ? { requireSignature: true } : {}),
     ...(flags.strict ? { strict: true } : {}),
     trustedKeys: flags.trustedKey ?? [],
@@ -45,11 +48,11 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
 }
 
 /** `skillplug serve`: an MCP server on stdio until stdin closes. */
-export async function serveCommand(flags: LoaderFlags & { timeout?: number | undefined }): Promise<void> {
+export async function serveCommand(flags: LoaderFlags): Promise<void> {
   if (flags.isolation === 'none') writeErr('skillplug serve: warning: with --isolation none a plugin that writes to stdout corrupts the MCP stream, and a crash stops the server.');
   // Imported on demand: the MCP SDK is the heaviest module and only serve needs it.
   const { serveStdio } = await import('../tools/mcp-server.js');
-  await serveStdio({ ...loaderOptions(flags), ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}) });
+  await serveStdio(loaderOptions(flags));
 }
 
 function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record<string, unknown> {
@@ -100,13 +103,14 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
   if (plugins.length === 0) lines.push('No plugins found. Put plugin directories in a trusted dir, or pass --plugins-dir DIR.');
   const marks = { ok: 'ok   ', error: 'ERROR', 'untrusted-workspace': 'UNTRUSTED' } as const;
   plugins.forEach((p, i) => {
-    const label = `${p.name ?? '(unnamed)'}${p.version ? ` ${p.version}` : ''}`;
-    lines.push(`${marks[p.status].padEnd(9)} ${label.padEnd(28)} ${p.path}`);
-    if (p.description && p.status !== 'error') lines.push(`          ${p.description}`);
+    // Every field here comes from plugin files: one line each, whatever they hold.
+    const label = safe(`${p.name ?? '(unnamed)'}${p.version ? ` ${p.version}` : ''}`);
+    lines.push(`${marks[p.status].padEnd(9)} ${label.padEnd(28)} ${safe(p.path)}`);
+    if (p.description && p.status !== 'error') lines.push(`          ${safe(p.description)}`);
     const facts = deep[i];
-    if (facts && 'metadata' in facts) lines.push(`          library: ${facts.metadata.name} ${facts.metadata.version}, thread-safe: ${facts.metadata.thread_safe ? 'yes' : 'no'}`);
-    if (facts && 'metadata_error' in facts) lines.push(`          [${facts.metadata_error.code}] ${facts.metadata_error.message}`);
-    for (const e of p.errors) lines.push(`          [${e.code}] ${e.message}`);
+    if (facts && 'metadata' in facts) lines.push(`          library: ${safe(`${facts.metadata.name} ${facts.metadata.version}`)}, thread-safe: ${facts.metadata.thread_safe ? 'yes' : 'no'}`);
+    if (facts && 'metadata_error' in facts) lines.push(`          [${facts.metadata_error.code}] ${safe(facts.metadata_error.message)}`);
+    for (const e of p.errors) lines.push(`          [${e.code}] ${safe(e.message)}`);
   });
   await writeOut(`${lines.join('\n')}\n`);
   return ExitCode.OK;
@@ -119,7 +123,7 @@ export async function validateCommand(dir: string, flags: { json?: boolean }): P
   if (notFound) throw new PluginError(ErrorCode.NOT_FOUND, notFound.message, { path: dir });
   if (flags.json) await writeOut(`${JSON.stringify({ valid: issues.length === 0, errors: issues })}\n`);
   else if (issues.length === 0) await writeOut(`${dir}: valid\n`);
-  else await writeOut(`${dir}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${issues.map((i) => `  [${i.code}]${i.field ? ` (${i.field})` : ''} ${i.message}`).join('\n')}\n`);
+  else await writeOut(`${safe(dir)}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${issues.map((i) => `  [${i.code}]${i.field ? ` (${safe(i.field)})` : ''} ${safe(i.message)}`).join('\n')}\n`);
   return issues.length === 0 ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
 }
 
@@ -146,11 +150,11 @@ export async function inspectCommand(ref: string, flags: LoaderFlags & { json?: 
     }
     const m = plugin.metadata;
     const lines = [
-      `${m.name} ${m.version}${m.author ? ` by ${m.author}` : ''}`,
-      `  ${m.description}`,
-      ...(m.when_to_use ? [`  when to use:     ${m.when_to_use}`] : []),
-      ...(m.when_not_to_use ? [`  when not to use: ${m.when_not_to_use}`] : []),
-      ...(m.allowed_tools ? [`  allowed tools:   ${m.allowed_tools.join(', ')}`] : []),
+      safe(`${m.name} ${m.version}${m.author ? ` by ${m.author}` : ''}`),
+      `  ${safe(m.description)}`,
+      ...(m.when_to_use ? [`  when to use:     ${safe(m.when_to_use)}`] : []),
+      ...(m.when_not_to_use ? [`  when not to use: ${safe(m.when_not_to_use)}`] : []),
+      ...(m.allowed_tools ? [`  allowed tools:   ${safe(m.allowed_tools.join(', '))}`] : []),
       `  abi version:     ${m.abi_version}`,
       `  thread safe:     ${m.thread_safe ? 'yes' : 'no (calls are serialized)'}`,
       `  directory:       ${plugin.path}`,
@@ -203,7 +207,6 @@ export interface RunFlags extends LoaderFlags {
   inputFile?: string | undefined;
   config?: string | undefined;
   json?: boolean | undefined;
-  timeout?: number | undefined;
 }
 
 /** `skillplug run PLUGIN` */
@@ -220,8 +223,8 @@ export async function runCommand(ref: string, flags: RunFlags): Promise<number> 
     if (flags.json) await writeOut(`${JSON.stringify(result)}\n`);
     else {
       await writeOut(`${JSON.stringify(result.output, null, 2)}\n`);
-      if (result.files.length > 0) writeErr(`files:\n${result.files.map((f) => `  ${f}`).join('\n')}`);
-      if (!result.success) writeErr(`skillplug: plugin "${plugin.metadata.name}" reported failure: ${result.error ?? '(no error message)'}`);
+      if (result.files.length > 0) writeErr(`files:\n${result.files.map((f) => `  ${safe(f)}`).join('\n')}`);
+      if (!result.success) writeErr(`skillplug: plugin "${safe(plugin.metadata.name)}" reported failure: ${safe(result.error ?? '(no error message)')}`);
     }
     return result.success ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
   });

@@ -12,7 +12,7 @@ const authoringCommands = () => import('./authoring-commands.js');
 const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
 
 Usage:
-  skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--deep] [--json]
+  skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--deep] [--timeout MS] [--json]
   skillplug validate DIR [--json]
   skillplug inspect  PLUGIN [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …] [--json]
   skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
@@ -43,9 +43,10 @@ Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/pl
 <workspace>/.agents/plugins. --workspace defaults to the current directory.
 
 Plugins run in an isolated host process by default (--isolation process): a crash, hang or
-runaway allocation fails the call, not skillplug. --timeout defaults to 30000 ms, --max-memory
-to 4096 MiB (for the whole plugin where a cgroup can be made), --max-procs (processes and
-threads at once) to 512; with bubblewrap installed the host also runs sandboxed (--sandbox auto).
+runaway allocation fails the call, not skillplug. --timeout (default 30000 ms) bounds each call
+and each library load (constructors and metadata, in every isolation mode); --max-memory
+defaults to 4096 MiB (for the whole plugin where a cgroup can be made), --max-procs (processes
+and threads at once) to 512; with bubblewrap installed the host also runs sandboxed (--sandbox auto).
 
 Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
 3 plugin could not be loaded; 4 plugin failed while running.
@@ -64,6 +65,7 @@ const LOADER_OPTIONS: Options = {
 
 const HOST_OPTIONS: Options = {
   isolation: { type: 'string' },
+  timeout: { type: 'string' },
   sandbox: { type: 'string' },
   'max-memory': { type: 'string' },
   'max-procs': { type: 'string' },
@@ -86,9 +88,8 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     input: { type: 'string' },
     'input-file': { type: 'string' },
     config: { type: 'string' },
-    timeout: { type: 'string' },
   },
-  serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, timeout: { type: 'string' } },
+  serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS },
   new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
   build: { out: { type: 'string' }, json: { type: 'boolean' } },
   dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, once: { type: 'boolean' } },
@@ -146,6 +147,7 @@ export async function main(argv: string[]): Promise<number> {
       sandbox: values.sandbox as string | undefined,
       maxMemoryMb: positiveFlag(values['max-memory'] as string | undefined, '--max-memory', 'MiB'),
       maxProcesses: positiveFlag(values['max-procs'] as string | undefined, '--max-procs', 'processes'),
+      timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds'),
       requireSignature: values['require-signature'] === true,
       trustedKey: values['trusted-key'] as string[] | undefined,
       strict: values.strict === true,
@@ -187,11 +189,10 @@ export async function main(argv: string[]): Promise<number> {
           input: values.input as string | undefined,
           inputFile: values['input-file'] as string | undefined,
           config: values.config as string | undefined,
-          timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds'),
         });
       case 'serve':
         noPositionals();
-        await (await commands()).serveCommand({ ...loaderFlags, timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds') });
+        await (await commands()).serveCommand(loaderFlags);
         return ExitCode.OK;
       case 'new':
         return await (await authoringCommands()).newCommand(onePositional(command, positionals, 'plugin name'), {

@@ -38,21 +38,39 @@ export function exitCodeFor(err: PluginError): number {
   return ExitCode.RUN_FAILED;
 }
 
-/** Writes to stdout and resolves once the data is handed to the OS (large outputs included). */
+// C0 controls but tab and newline, DEL, C1 controls (8-bit CSI/OSC among them), bidi overrides and
+// isolates, and lone surrogates: what can move the cursor, hide or reorder text, or talk to the terminal.
+const UNSAFE_WITH_NEWLINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const UNSAFE = new RegExp(`${UNSAFE_WITH_NEWLINES.source}|\\n`, 'g');
+
+/**
+ * Untrusted text made safe for a terminal: every character that could drive it is shown as a
+ * `\uXXXX` escape, which is also a valid JSON string escape, so JSON text stays JSON with the same
+ * value. Newlines are kept only where the text is multi-line by nature (`multiline`).
+ */
+export function escapeTerminal(text: string, multiline = false): string {
+  const pattern = multiline ? UNSAFE_WITH_NEWLINES : UNSAFE;
+  pattern.lastIndex = 0;
+  if (!pattern.test(text)) return text;
+  return text.replace(pattern, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Writes to stdout and resolves once the data is handed to the OS (large outputs included). Control characters are escaped. */
 export function writeOut(text: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    process.stdout.write(text, (err) => (err ? reject(err) : resolve()));
+    process.stdout.write(escapeTerminal(text, true), (err) => (err ? reject(err) : resolve()));
   });
 }
 
-/** Writes a line to stderr. */
+/** Writes a line to stderr, control characters escaped. */
 export function writeErr(text: string): void {
-  process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+  const safe = escapeTerminal(text, true);
+  process.stderr.write(safe.endsWith('\n') ? safe : `${safe}\n`);
 }
 
 /** Reports an error in the CLI's format and returns the exit code to use. */
 export async function reportError(err: PluginError, json: boolean): Promise<number> {
   if (json) await writeOut(`${JSON.stringify({ error: err.toJSON() })}\n`);
-  else writeErr(`skillplug: error[${err.code}]: ${err.message}${err.failure?.stderrTail ? `\n--- plugin stderr (last lines) ---\n${err.failure.stderrTail}` : ''}`);
+  else writeErr(`skillplug: error[${err.code}]: ${escapeTerminal(err.message)}${err.failure?.stderrTail ? `\n--- plugin stderr (last lines) ---\n${err.failure.stderrTail}` : ''}`);
   return exitCodeFor(err);
 }

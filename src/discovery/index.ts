@@ -5,6 +5,7 @@ import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
 import { findLibrarySync, readManifestSync, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
+import type { FileIdentity } from '../tools/schema.js';
 
 /** Where a trusted dir came from; decides name precedence (explicit, then workspace, then user). */
 export type TrustedDirKind = 'explicit' | 'workspace' | 'user';
@@ -37,6 +38,14 @@ export interface DiscoveredPlugin {
   manifest?: PluginManifest;
   /** The library's path inside the plugin dir, when found. */
   libraryPath?: string;
+}
+
+// Kept beside, not in, DiscoveredPlugin: it is a cache key, not a fact about the plugin.
+const manifestIdentities = new WeakMap<DiscoveredPlugin, FileIdentity>();
+
+/** The identity of the plugin.json a discovered plugin was judged from, when it was read. */
+export function manifestIdentity(plugin: DiscoveredPlugin): FileIdentity | undefined {
+  return manifestIdentities.get(plugin);
 }
 
 /** The default trusted dirs: the user's `~/.vtcode/plugins`, then the workspace's two. */
@@ -95,6 +104,7 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
   const reading = readManifestSync(canonical);
   const raw = isPlainObject(reading.raw) ? reading.raw : {};
   const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: [...reading.issues] };
+  if (reading.identity) manifestIdentities.set(found, reading.identity);
   if (typeof raw.name === 'string') found.name = raw.name;
   if (typeof raw.version === 'string') found.version = raw.version;
   if (typeof raw.description === 'string') found.description = raw.description;

@@ -167,7 +167,7 @@ export class IsolatedPlugin implements NativePluginTrait {
     if (knownMetadata) return new IsolatedPlugin(options, hostBinary, launcher, sandbox, undefined, knownMetadata);
     const origin: Origin = { plugin: options.manifestName, path: options.dir };
     const host = IsolatedPlugin.spawn(options, hostBinary, launcher, sandbox, undefined, await IsolatedPlugin.cgroup(options, sandbox !== null));
-    const metadata = await IsolatedPlugin.handshake(host, origin, options);
+    const metadata = await IsolatedPlugin.handshake(host, origin, options, options.timeoutMs);
     return new IsolatedPlugin(options, hostBinary, launcher, sandbox, host, metadata);
   }
 
@@ -204,12 +204,27 @@ export class IsolatedPlugin implements NativePluginTrait {
     });
   }
 
-  private static async handshake(host: HostProcess, origin: Origin, options: IsolatedOpenOptions): Promise<PluginMetadata> {
+  /**
+   * Waits for the host's first message: the library loaded (its constructors ran) and its metadata.
+   * Plugin code runs there, so it has a deadline: past it the host is killed and this is E_TIMEOUT.
+   */
+  private static async handshake(host: HostProcess, origin: Origin, options: IsolatedOpenOptions, timeoutMs: number): Promise<PluginMetadata> {
     let ready;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const tail = host.stderrTail();
+        host.kill('timeout');
+        reject(timeoutError(origin, timeoutMs, { stderrTail: tail, signal: 'SIGKILL' }, ' while loading (library constructors and vtcode_plugin_metadata()); its host was killed'));
+      }, timeoutMs);
+    });
     try {
-      ready = await host.ready;
-    } catch (exit) {
-      throw exitError(exit as HostExit, origin, options.maxMemoryMb, 'while loading');
+      ready = await Promise.race([host.ready, expired]);
+    } catch (err) {
+      if (err instanceof PluginError) throw err;
+      throw exitError(err as HostExit, origin, options.maxMemoryMb, 'while loading');
+    } finally {
+      clearTimeout(timer);
     }
     try {
       if (ready.kind === 'load-error') {
@@ -329,7 +344,7 @@ export class IsolatedPlugin implements NativePluginTrait {
         // A running host is used at once; otherwise wait for one to start.
         const ready = this.runningHost();
         if (ready) return send(ready);
-        this.ensureHost().then(send, (err: unknown) => settle(() => reject(err)));
+        this.ensureHost(timeoutMs).then(send, (err: unknown) => settle(() => reject(err)));
       };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -380,7 +395,8 @@ export class IsolatedPlugin implements NativePluginTrait {
     return !this.starting && this.host?.alive ? this.host : undefined;
   }
 
-  private ensureHost(): Promise<HostProcess> {
+  // A start is bounded by the deadline of the call that began it; calls that join wait for the same start.
+  private ensureHost(timeoutMs: number): Promise<HostProcess> {
     // While a host is starting, every caller waits for it, so calls reach it in the order they came.
     if (this.starting) return this.starting;
     if (this.host?.alive) return Promise.resolve(this.host);
@@ -389,7 +405,7 @@ export class IsolatedPlugin implements NativePluginTrait {
       const cgroup = await IsolatedPlugin.cgroup(this.options, this.sandbox !== null);
       const host = IsolatedPlugin.spawn(this.options, this.hostBinary, this.launcher, this.sandbox, workers, cgroup);
       this.adopt(host);
-      await IsolatedPlugin.handshake(host, this.origin, this.options);
+      await IsolatedPlugin.handshake(host, this.origin, this.options, timeoutMs);
       return host;
     })().finally(() => {
       this.starting = undefined;

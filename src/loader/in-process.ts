@@ -1,4 +1,4 @@
-import { encodeContextParts, encodeContextText, parseJsonText, validateResult, type Origin, type ReturnedString } from '../abi/codec.js';
+import { encodeContextParts, encodeContextText, parseResultText, validateResult, type Origin, type ReturnedString } from '../abi/codec.js';
 import { createPump, openNativeLibrary, type NativeLibrary, type NativePump } from '../abi/native.js';
 import { ensurePumpLibrary } from '../host/build.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
@@ -202,7 +202,7 @@ export class InProcessPlugin implements NativePluginTrait {
       );
     }
     const returned = this.lib.executeSync(parts, this.maxOutputBytes);
-    if (typeof returned === 'string') return validateResult(parseJsonText(returned, 'a result', this.origin), this.origin);
+    if (typeof returned === 'string') return validateResult(parseResultText(returned, this.origin), this.origin);
     return resultFromReturned(returned, this.origin, this.maxOutputBytes);
   }
 

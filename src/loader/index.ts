@@ -11,12 +11,14 @@ import {
   defaultTrustedDirs,
   discoverPlugins,
   isInside,
+  manifestIdentity,
   unsafeOwnership,
   type DiscoveredPlugin,
   type TrustedDir,
   type TrustedDirKind,
 } from '../discovery/index.js';
 import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.js';
+import { compileSchema, SchemaVerdicts } from '../tools/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { checkLock, lockEntryFor, readLockWithDigest, type LockFile } from '../signing/lock.js';
@@ -46,7 +48,10 @@ export interface PluginLoaderOptions {
   readConfig?: boolean;
   /** How loaded plugins run. Default `'process'`. */
   isolation?: IsolationMode;
-  /** Per-call deadline for isolated plugins, in ms (a call may override it). Default 30 000. */
+  /**
+   * Per-call deadline for isolated plugins, in ms (a call may override it). Also bounds loading: library
+   * constructors and `vtcode_plugin_metadata()`, in a host in every isolation mode. Default 30 000.
+   */
   timeoutMs?: number;
   /**
    * Memory limit in MiB. Each isolated host's address space; where a cgroup can be made, all of a
@@ -148,6 +153,7 @@ export class PluginLoader {
   private readonly workspaceConfigProblem: PluginError | undefined;
   /** Verdicts of discovery's signature checks, by plugin dir and file identities. */
   private readonly verdicts = new Map<string, { identity: string; error: PluginError | undefined }>();
+  private readonly schemaVerdicts = new SchemaVerdicts();
 
   constructor(options: PluginLoaderOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new PluginError(ErrorCode.USAGE, 'PluginLoader options must be an object.');
@@ -263,7 +269,7 @@ export class PluginLoader {
     await this.checkOwnership(this.dirs.map((d) => d.path)).catch((err: PluginError) => this.warnOnce(err.message));
     const found = await discoverPlugins(this.dirs);
     const lock = this.lockState();
-    return Promise.all(
+    const judged = await Promise.all(
       found.map(async (p) => {
         if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
         try {
@@ -277,6 +283,24 @@ export class PluginLoader {
         }
       }),
     );
+    const seen = new Set<string>();
+    const result = judged.map((p) => this.withSchemaVerdict(p, seen));
+    this.schemaVerdicts.retain(seen);
+    return result;
+  }
+
+  // Schemas are compiled only for plugins that may load (after the policy above), once per
+  // plugin.json content; entries of plugins gone from this discovery are dropped with them.
+  private withSchemaVerdict(p: DiscoveredPlugin, seen: Set<string>): DiscoveredPlugin {
+    const identity = manifestIdentity(p);
+    if (p.status !== 'ok' || !p.manifest || !identity) return p;
+    const file = path.join(p.path, MANIFEST_FILE);
+    seen.add(file);
+    const problems = this.schemaVerdicts.judge(file, identity, p.manifest);
+    if (problems.length === 0) return p;
+    const errors = problems.map((message) => ({ code: ErrorCode.INVALID_MANIFEST, message }));
+    const { manifest: _dropped, ...rest } = p;
+    return { ...rest, status: 'error', errors };
   }
 
   /** The workspace lock, whether the user recorded it as theirs, and why it is unusable if it is. */
@@ -460,6 +484,17 @@ export class PluginLoader {
       loadPath = copy.path;
     }
     try {
+      for (const field of ['input_schema', 'output_schema'] as const) {
+        // Compiled once here, for this manifest object: calls validate with the same compiled schema.
+        const compiled = manifest[field] === undefined ? undefined : compileSchema(manifest[field]);
+        if (compiled && !compiled.ok) {
+          throw new PluginError(ErrorCode.INVALID_MANIFEST, `${manifestPath}: "${field}" is not a valid JSON Schema: ${compiled.problem}. Fix plugin.json.`, {
+            plugin: name,
+            path: canonical,
+            data: { field },
+          });
+        }
+      }
       await this.options.hooks?.afterVerify?.({ dir: canonical, libraryPath });
       return await this.open(canonical, loadPath, manifest, copy, libraryBytes);
     } catch (err) {
@@ -471,6 +506,7 @@ export class PluginLoader {
   private async open(dir: string, libraryPath: string, manifest: PluginManifest, copy: PrivateCopy | undefined, verifiedBytes: Buffer | undefined): Promise<NativePluginTrait> {
     const onClosed = copy ? () => copy.dispose() : undefined;
     if (this.isolation === 'none') {
+      await this.probeLoadInHost(dir, libraryPath, manifest, verifiedBytes);
       // Imported on demand: only in-process loading needs the FFI library.
       const { InProcessPlugin } = await import('./in-process.js');
       return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, pollMicros: this.pollMicros, onClosed });
@@ -501,6 +537,47 @@ export class PluginLoader {
     }, known && 'metadata' in known ? known.metadata : undefined);
     if (!known) await writeCachedMetadata(key, { metadata: plugin.metadata });
     return plugin;
+  }
+
+  /**
+   * dlopen runs a library's constructors on the calling thread and nothing can interrupt them, so
+   * before a build first loads in-process it loads once in a host under the loader's deadline: a
+   * build whose constructors or metadata block fails with E_TIMEOUT instead of hanging this process.
+   * Builds that answered before (the metadata registry) skip it. Without a C compiler (no host) it is skipped.
+   */
+  private async probeLoadInHost(dir: string, libraryPath: string, manifest: PluginManifest, verifiedBytes: Buffer | undefined): Promise<void> {
+    const key = metadataKey(verifiedBytes ?? (await readFile(libraryPath)), manifest.name);
+    const known = await readCachedMetadata(key);
+    if (known && 'metadata' in known) return;
+    const { IsolatedPlugin } = await import('../host/isolated.js');
+    let probe: NativePluginTrait;
+    try {
+      probe = await IsolatedPlugin.open({
+        dir,
+        libraryPath,
+        manifestName: manifest.name,
+        manifest,
+        permissions: manifest.permissions,
+        workspace: this.workspace,
+        maxOutputBytes: this.maxOutputBytes,
+        maxConcurrency: 1,
+        pollMicros: 0,
+        timeoutMs: this.timeoutMs,
+        maxMemoryMb: this.maxMemoryMb,
+        maxProcesses: this.maxProcesses,
+        // In-process code runs unsandboxed anyway; the probe only asks whether loading finishes.
+        sandbox: 'off',
+        grant: undefined,
+        env: this.options.env,
+        onWarning: (m) => this.warnOnce(m),
+        onLog: this.options.onLog,
+      });
+    } catch (err) {
+      if (err instanceof PluginError && err.code === ErrorCode.HOST_UNAVAILABLE) return;
+      throw err;
+    }
+    await probe.close();
+    await writeCachedMetadata(key, { metadata: probe.metadata });
   }
 }
 

@@ -1,15 +1,19 @@
+import { createHash } from 'node:crypto';
 import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isPlainObject } from '../abi/codec.js';
+import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
-import { compileSchema } from '../tools/schema.js';
+import { compileSchema, toolSchemaProblem, type FileIdentity } from '../tools/schema.js';
 
 /** The manifest file every plugin directory carries. */
 export const MANIFEST_FILE = 'plugin.json';
 
-/** plugin.json larger than this is refused unread. */
-export const MAX_MANIFEST_BYTES = 1024 * 1024;
+/** plugin.json larger than this is refused unread: it is parsed on every discovery, untrusted ones too. */
+export const MAX_MANIFEST_BYTES = 256 * 1024;
+
+/** Deepest nesting of arrays/objects accepted in plugin.json (tool schemas are re-serialized for MCP clients). */
+export const MAX_MANIFEST_DEPTH = 64;
 
 /** Plugin names become file names, so they are restricted to a safe alphabet. */
 export const PLUGIN_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/;
@@ -68,6 +72,8 @@ export interface ManifestReading {
   raw?: unknown;
   /** The problems found. */
   issues: ValidationIssue[];
+  /** plugin.json's file identity when it was read (keys caches of what it holds). */
+  identity?: FileIdentity;
 }
 
 const REQUIRED_STRINGS = ['name', 'description', 'version'] as const;
@@ -89,7 +95,11 @@ export async function readManifest(dir: string): Promise<ManifestReading> {
 export function readManifestSync(dir: string): ManifestReading {
   const file = path.join(dir, MANIFEST_FILE);
   const read = readManifestBytesSync(file);
-  return 'issue' in read ? { issues: [read.issue] } : parseManifestText(read.bytes.toString('utf8'), file);
+  if ('issue' in read) return { issues: [read.issue] };
+  const reading = parseManifestText(read.bytes.toString('utf8'), file);
+  // The content itself, not timestamps: two writes within one clock tick may leave the same stat facts.
+  reading.identity = createHash('sha1').update(read.bytes).digest('base64');
+  return reading;
 }
 
 /**
@@ -146,6 +156,10 @@ export function parseManifestText(text: string, file: string): ManifestReading {
   if (!isPlainObject(raw)) {
     return { raw, issues: [bad(`${file} must hold a JSON object, not ${Array.isArray(raw) ? 'an array' : typeof raw}.`)] };
   }
+  if (nestedDeeperThan(raw, MAX_MANIFEST_DEPTH)) {
+    // Nothing of it is kept: even its strings may be what overflows a consumer.
+    return { issues: [bad(`${file} nests arrays/objects more than ${MAX_MANIFEST_DEPTH} levels deep. Flatten it (tool schemas rarely need more than a few levels).`)] };
+  }
   const issues: ValidationIssue[] = [];
   for (const field of REQUIRED_STRINGS) {
     const value = raw[field];
@@ -177,11 +191,9 @@ export function parseManifestText(text: string, file: string): ManifestReading {
       issues.push(bad(`${file}: "${field}" must be a JSON Schema object.`, field));
       continue;
     }
-    const compiled = compileSchema(value);
-    if (!compiled.ok) issues.push(bad(`${file}: "${field}" is not a valid JSON Schema: ${compiled.problem}.`, field));
-    else if (value.type !== undefined && value.type !== 'object') {
-      issues.push(bad(`${file}: "${field}" must describe a JSON object (type "object"), since tool ${field === 'input_schema' ? 'input' : 'output'} is an object.`, field));
-    }
+    // Compiled later, and only for plugins that may load (see SchemaVerdicts): an untrusted repo's schema costs no compile.
+    const problem = toolSchemaProblem(value);
+    if (problem) issues.push(bad(`${file}: "${field}" cannot be an MCP tool schema: ${problem}. Fix plugin.json.`, field));
   }
   return issues.length === 0 ? { manifest: raw as PluginManifest, raw, issues } : { raw, issues };
 }
@@ -296,6 +308,12 @@ export async function validatePluginStructure(dir: string): Promise<ValidationIs
   }
   const reading = await readManifest(dir);
   const issues = [...reading.issues];
+  // Asked for by name, so the schemas are compiled too (discovery compiles only what may load).
+  for (const field of ['input_schema', 'output_schema'] as const) {
+    const value = isPlainObject(reading.raw) ? reading.raw[field] : undefined;
+    const compiled = !isPlainObject(value) || issues.some((i) => i.field === field) ? undefined : compileSchema(value);
+    if (compiled && !compiled.ok) issues.push(bad(`${path.join(dir, MANIFEST_FILE)}: "${field}" is not a valid JSON Schema: ${compiled.problem}.`, field));
+  }
   const name = isPlainObject(reading.raw) && typeof reading.raw.name === 'string' ? reading.raw.name : undefined;
   if (name !== undefined && PLUGIN_NAME_PATTERN.test(name)) {
     const lookup = await findLibrary(dir, name);

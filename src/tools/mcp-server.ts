@@ -1,4 +1,5 @@
 // The low-level MCP Server is used on purpose: tool schemas come from plugin.json as JSON Schema, not zod.
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -13,17 +14,21 @@ import {
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import { isPlainObject } from '../abi/codec.js';
+import { MAX_RESULT_DEPTH, isPlainObject, nestedDeeperThan } from '../abi/codec.js';
 import type { JsonObject, NativePluginTrait, PluginResult } from '../abi/types.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, asPluginError, type PluginError } from '../errors.js';
+import { escapeTerminal } from '../cli/output.js';
 import { PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
 import { packageVersion } from '../version.js';
 import { planTools, type ToolDefinition, type ToolPlan } from './definitions.js';
 
 /** Options for {@link SkillplugMcpServer}. */
 export interface McpServerOptions extends PluginLoaderOptions {
-  /** How often to look for added, removed or rebuilt plugins, in ms; 0 turns watching off. Default 1000. */
+  /**
+   * Plugins are rediscovered when the trusted dirs or a plugin dir change (fs.watch); where a dir
+   * cannot be watched, they are polled this often, in ms. 0 turns watching off. Default 10 000.
+   */
   watchIntervalMs?: number;
   /** How often a long call reports progress when the client asked for it, in ms. Default 2000. */
   progressIntervalMs?: number;
@@ -104,18 +109,21 @@ export class SkillplugMcpServer {
   private readonly reported = new Set<string>();
   private plan: ToolPlan = { tools: [], shadowed: [] };
   private fingerprint = '';
-  private watcher: NodeJS.Timeout | undefined;
+  private readonly watchers = new Map<string, FSWatcher>();
+  private poll: NodeJS.Timeout | undefined;
+  private rescan: Promise<void> | undefined;
+  private rescanAgain = false;
   private connected = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: McpServerOptions = {}) {
     this.options = options;
-    this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.log = options.log ?? ((line) => process.stderr.write(`${escapeTerminal(line)}\n`));
     this.loader = new PluginLoader({ onWarning: (m) => this.log(`skillplug serve: warning: ${m}`), ...options });
     this.server = new Server({ name: 'skillplug', version: packageVersion() }, { capabilities: { tools: { listChanged: true } } });
     this.server.setRequestHandler(ListToolsRequestSchema, async () => {
       await this.refresh();
-      return { tools: this.plan.tools.map((t) => mcpTool(t.definition)) };
+      return { tools: this.plan.tools.flatMap((t) => this.publishable(mcpTool(t.definition))) };
     });
     this.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       let entry = this.plan.tools.find((t) => t.definition.name === request.params.name);
@@ -124,6 +132,10 @@ export class SkillplugMcpServer {
         entry = this.plan.tools.find((t) => t.definition.name === request.params.name);
       }
       if (!entry) throw new McpError(McpErrorCode.InvalidParams, `Unknown tool ${JSON.stringify(request.params.name)}.`);
+      // Validators and serializers recurse: refuse what would overflow them before anything runs.
+      if (nestedDeeperThan(request.params.arguments, MAX_RESULT_DEPTH)) {
+        throw new McpError(McpErrorCode.InvalidParams, `Arguments for ${entry.definition.name} nest more than ${MAX_RESULT_DEPTH} levels deep.`, { code: ErrorCode.INVALID_INPUT });
+      }
       const progressToken = extra._meta?.progressToken;
       let ticks = 0;
       const progress =
@@ -153,6 +165,17 @@ export class SkillplugMcpServer {
     });
   }
 
+  // One tool that cannot be serialized is left out, never the whole list.
+  private publishable(tool: Tool): Tool[] {
+    try {
+      JSON.stringify(tool);
+      return [tool];
+    } catch (err) {
+      this.log(`skillplug serve: left out tool ${JSON.stringify(tool.name)}: it cannot be serialized (${String(err)})`);
+      return [];
+    }
+  }
+
   private progressInterval(): number {
     return this.options.progressIntervalMs ?? 2000;
   }
@@ -162,17 +185,80 @@ export class SkillplugMcpServer {
     await this.refresh();
     await this.server.connect(transport);
     this.connected = true;
-    const interval = this.options.watchIntervalMs ?? 1000;
-    if (interval > 0) {
-      this.watcher = setInterval(() => void this.refresh(true).catch((err: unknown) => this.log(`skillplug serve: watch failed: ${String(err)}`)), interval);
-      this.watcher.unref();
+    if (this.watching()) this.onFilesChanged();
+  }
+
+  private watching(): boolean {
+    return (this.options.watchIntervalMs ?? 10_000) > 0;
+  }
+
+  // Coalesces bursts of change events: one rediscovery at a time, and one more if anything changed meanwhile.
+  private onFilesChanged = (): void => {
+    if (this.closing) return;
+    if (this.rescan) {
+      this.rescanAgain = true;
+      return;
     }
+    this.rescan = (async () => {
+      do {
+        this.rescanAgain = false;
+        await this.refresh(true).catch((err: unknown) => this.log(`skillplug serve: watch failed: ${String(err)}`));
+      } while (this.rescanAgain && !this.closing);
+    })().finally(() => (this.rescan = undefined));
+  };
+
+  /**
+   * Watches the trusted dirs (or, for one that does not exist yet, its nearest existing parent) and
+   * every plugin dir. A dir watched for the first time gets one more rediscovery, for what changed
+   * before its watch began. Falls back to a slow poll while any dir cannot be watched.
+   */
+  private rewatch(plugins: readonly DiscoveredPlugin[]): void {
+    const wanted = new Set<string>(plugins.map((p) => p.path));
+    for (const dir of this.loader.trustedDirs()) wanted.add(nearestExisting(dir));
+    for (const [dir, watcher] of this.watchers) {
+      if (!wanted.has(dir)) {
+        watcher.close();
+        this.watchers.delete(dir);
+      }
+    }
+    let unwatched = false;
+    let added = false;
+    for (const dir of wanted) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const watcher = watch(dir, { persistent: false }, this.onFilesChanged);
+        watcher.on('error', () => {
+          watcher.close();
+          if (this.watchers.get(dir) === watcher) this.watchers.delete(dir);
+          this.onFilesChanged();
+        });
+        this.watchers.set(dir, watcher);
+        added = true;
+      } catch {
+        unwatched = true;
+      }
+    }
+    if (unwatched && !this.poll) {
+      this.poll = setInterval(this.onFilesChanged, this.options.watchIntervalMs ?? 10_000);
+      this.poll.unref();
+    } else if (!unwatched && this.poll) {
+      clearInterval(this.poll);
+      this.poll = undefined;
+    }
+    if (added) this.onFilesChanged();
+  }
+
+  /** Dirs watched for changes now (for tests and diagnostics). */
+  get watchedDirs(): string[] {
+    return [...this.watchers.keys()];
   }
 
   /** Stops watching, closes every loaded plugin (stopping their hosts) and the server. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      if (this.watcher) clearInterval(this.watcher);
+      if (this.poll) clearInterval(this.poll);
+      for (const watcher of this.watchers.values()) watcher.close();
+      this.watchers.clear();
       const entries = [...this.loaded.values()];
       this.loaded.clear();
       await Promise.all(entries.map((e) => e.plugin.then((p) => p.close(), () => undefined)));
@@ -198,6 +284,7 @@ export class SkillplugMcpServer {
   // Rediscovers plugins; tells the client when the tool list changed.
   private async refresh(notify = false): Promise<void> {
     const plugins = await this.loader.discoverPlugins();
+    if (this.connected && !this.closing && this.watching()) this.rewatch(plugins);
     const plan = planTools(plugins);
     for (const p of plugins) {
       if (p.status === 'ok') continue;
@@ -229,6 +316,12 @@ export class SkillplugMcpServer {
       if (notify && this.connected) await this.server.sendToolListChanged().catch(() => undefined);
     }
   }
+}
+
+function nearestExisting(dir: string): string {
+  let current = dir;
+  while (!existsSync(current) && path.dirname(current) !== current) current = path.dirname(current);
+  return current;
 }
 
 /** Serves MCP over stdin/stdout until stdin ends; returns once serving has stopped. */

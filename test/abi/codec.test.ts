@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeResult, encodeContextText, firstInvalidUtf8, validateMetadata } from '../../src/abi/codec.js';
+import { MAX_RESULT_DEPTH, decodeResult, encodeContextText, firstInvalidUtf8, parseResultText, validateMetadata } from '../../src/abi/codec.js';
 import { ErrorCode, PluginError } from '../../src/index.js';
 
 const origin = { plugin: 'p', path: '/p' };
@@ -91,5 +91,19 @@ describe('ABI codec', () => {
     assert.equal(code(() => validateMetadata({ name: 'n', description: 'd', version: '1' }, origin)), ErrorCode.INVALID_METADATA);
     assert.equal(code(() => validateMetadata({ name: 'n', description: 'd', version: '1', abi_version: 1, thread_safe: 'yes' }, origin)), ErrorCode.INVALID_METADATA);
     assert.equal(code(() => validateMetadata({ name: 'n', description: 'd', version: '1', abi_version: 1, allowed_tools: [1] }, origin)), ErrorCode.INVALID_METADATA);
+  });
+});
+
+describe('result nesting depth', () => {
+  const nested = (depth: number) => `{"success":true,"output":{"v":${'['.repeat(depth)}${']'.repeat(depth)}},"error":null,"files":[]}`;
+
+  it('refuses a result nested deeper than MAX_RESULT_DEPTH with E_INVALID_RESULT, as text and as bytes', () => {
+    assert.equal(code(() => decodeResult({ kind: 'text', text: nested(10_000) }, origin)), ErrorCode.INVALID_RESULT);
+    assert.equal(code(() => decodeResult(bytes(nested(MAX_RESULT_DEPTH)), origin)), ErrorCode.INVALID_RESULT);
+    assert.equal(code(() => parseResultText(nested(10_000), origin)), ErrorCode.INVALID_RESULT);
+  });
+
+  it('accepts nesting within the limit', () => {
+    assert.equal(code(() => decodeResult({ kind: 'text', text: nested(MAX_RESULT_DEPTH - 3) }, origin)), 'no error');
   });
 });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCode, libraryCandidates, validatePluginStructure } from '../../src/index.js';
 import { MAX_MANIFEST_BYTES } from '../../src/manifest/index.js';
+import { MAX_SCHEMA_NODES } from '../../src/tools/schema.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
 
 function pluginDir(manifest: string | null, library?: string): string {
@@ -108,5 +109,34 @@ describe('libraryCandidates', () => {
     assert.deepEqual(libraryCandidates('my-plugin', 'linux'), ['libmy-plugin.so', 'my-plugin.so', 'libmy_plugin.so', 'my_plugin.so']);
     assert.deepEqual(libraryCandidates('tool', 'darwin'), ['libtool.dylib', 'tool.dylib']);
     assert.deepEqual(libraryCandidates('my-plugin', 'win32'), ['my-plugin.dll', 'libmy-plugin.dll', 'my_plugin.dll', 'libmy_plugin.dll']);
+  });
+});
+
+describe('plugin.json bounds and MCP tool schema rules', () => {
+  const base = { name: 'x', description: 'd', version: '1' };
+  const codes = async (manifest: unknown): Promise<[string, string | undefined][]> =>
+    (await validatePluginStructure(pluginDir(typeof manifest === 'string' ? manifest : JSON.stringify(manifest), 'libx.so'))).map((i) => [i.code, i.field]);
+
+  it('refuses a ~1 MiB plugin.json unread (the old limit let it be parsed on every discovery)', async () => {
+    const big = { ...base, input_schema: { type: 'object', description: 'd'.repeat(1024 * 1024) } };
+    assert.deepEqual((await codes(big))[0], [ErrorCode.INVALID_MANIFEST, undefined]);
+  });
+
+  it('refuses a value nested 10,000 levels deep inside input_schema, without throwing', async () => {
+    // Written as text: JSON.stringify itself overflows on such a value, which is the point.
+    const deep = `{"name":"x","description":"d","version":"1","input_schema":{"type":"object","properties":{"a":${'{"v":'.repeat(10_000)}1${'}'.repeat(10_000)}}}}`;
+    assert.deepEqual((await codes(deep))[0], [ErrorCode.INVALID_MANIFEST, undefined]);
+  });
+
+  it('refuses a tool schema with more nodes than MAX_SCHEMA_NODES before compiling it', async () => {
+    const properties = Object.fromEntries(Array.from({ length: MAX_SCHEMA_NODES }, (_, i) => [`p${i}`, { type: 'string' }]));
+    assert.deepEqual(await codes({ ...base, input_schema: { type: 'object', properties } }), [[ErrorCode.INVALID_MANIFEST, 'input_schema']]);
+  });
+
+  it('requires what MCP clients require of a tool schema: type "object" and object property schemas', async () => {
+    assert.deepEqual(await codes({ ...base, input_schema: { properties: { q: { type: 'string' } } } }), [[ErrorCode.INVALID_MANIFEST, 'input_schema']]);
+    assert.deepEqual(await codes({ ...base, input_schema: { type: 'object', properties: { q: true } } }), [[ErrorCode.INVALID_MANIFEST, 'input_schema']]);
+    assert.deepEqual(await codes({ ...base, output_schema: { type: 'array' } }), [[ErrorCode.INVALID_MANIFEST, 'output_schema']]);
+    assert.deepEqual(await codes({ ...base, input_schema: { type: 'object', properties: { q: { type: 'string' } } } }), []);
   });
 });

@@ -65,7 +65,7 @@ describe('tool definitions', () => {
   it('validates schemas in plugin.json', async () => {
     const dir = await buildFixture(tempDir(), { source: 'echo', name: 'schemas', manifest: { name: 'schemas', description: 'd', version: '1', input_schema: { type: 'object', properties: { n: { type: 'nope' } } }, output_schema: { type: 'string' } } });
     const issues = await validatePluginStructure(dir);
-    assert.deepEqual(issues.map((i) => [i.code, i.field]), [
+    assert.deepEqual(issues.map((i) => [i.code, i.field]).sort(), [
       [ErrorCode.INVALID_MANIFEST, 'input_schema'],
       [ErrorCode.INVALID_MANIFEST, 'output_schema'],
     ]);

@@ -1,6 +1,6 @@
 // Drives `skillplug serve` with the official MCP TypeScript client over stdio.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -44,6 +44,15 @@ describe('skillplug serve (MCP over stdio)', () => {
       buildFixture(plugins, { source: 'crash', name: 'crash' }),
       buildFixture(plugins, { source: 'hang', name: 'hang' }),
       buildFixture(plugins, { source: 'echo', name: 'broken', manifest: '{"name":"broken"}' }),
+      buildFixture(plugins, { source: 'deep_result', name: 'deep' }),
+      // Each of these used to make the official client reject the whole list, or serve never answer it.
+      buildFixture(plugins, { source: 'echo', name: 'notobject', manifest: { name: 'notobject', description: 'd', version: '1', input_schema: { properties: { q: { type: 'string' } } } } }),
+      buildFixture(plugins, { source: 'echo', name: 'boolprop', manifest: { name: 'boolprop', description: 'd', version: '1', input_schema: { type: 'object', properties: { q: true } } } }),
+      buildFixture(plugins, {
+        source: 'echo',
+        name: 'deepschema',
+        manifest: `{"name":"deepschema","description":"d","version":"1","input_schema":{"type":"object","properties":{"q":{"type":"string","default":${'['.repeat(20_000)}${']'.repeat(20_000)}}}}}`,
+      }),
     ]);
     transport = new StdioClientTransport({
       command: process.execPath,
@@ -70,7 +79,7 @@ describe('skillplug serve (MCP over stdio)', () => {
 
   it('lists valid plugins as tools with schemas, descriptions and annotations; broken ones are logged', async () => {
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ['crash', 'echo', 'hang', 'heap']);
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['crash', 'deep', 'echo', 'hang', 'heap']);
     const echo = tools.find((t) => t.name === 'echo');
     assert.deepEqual(echo?.inputSchema.required, ['q']);
     assert.match(echo?.description ?? '', /Echoes its context\nWhen to use: when testing/);
@@ -79,6 +88,27 @@ describe('skillplug serve (MCP over stdio)', () => {
     assert.deepEqual(echo?._meta?.['skillplug/allowed_tools'], ['read']);
     assert.equal(tools.find((t) => t.name === 'heap')?.annotations?.openWorldHint, false);
     assert.match(stderr, /left out .*broken.*E_INVALID_MANIFEST/);
+  });
+
+  it('leaves out plugins whose schema MCP clients reject or cannot serialize, with their reason; the rest stay listed', async () => {
+    const { tools } = await client.listTools();
+    for (const name of ['notobject', 'boolprop', 'deepschema']) {
+      assert.ok(!tools.some((t) => t.name === name), name);
+      assert.match(stderr, new RegExp(`left out \\S*${name}: \\[E_INVALID_MANIFEST\\]`));
+    }
+  });
+
+  it('answers a result nested 10,000 deep with E_INVALID_RESULT, one 500 deep normally, and refuses arguments nested 2,000 deep', async () => {
+    const deep = (await client.callTool({ name: 'deep', arguments: {} })) as CallToolResult;
+    assert.equal(deep.isError, true);
+    assert.equal((deep._meta?.['skillplug/error'] as { code: string }).code, 'E_INVALID_RESULT');
+    const fine = (await client.callTool({ name: 'deep', arguments: { depth: 500 } })) as CallToolResult;
+    assert.equal(fine.isError ?? false, false);
+    let args: unknown = 1;
+    for (let i = 0; i < 2000; i++) args = [args];
+    await assert.rejects(client.callTool({ name: 'echo', arguments: { q: 'x', nested: args } }), (err: { code?: number }) => err.code === -32602);
+    const ok = (await client.callTool({ name: 'echo', arguments: { q: 'still serving' } })) as CallToolResult;
+    assert.equal(ok.isError ?? false, false);
   });
 
   it('runs a tool: structuredContent is the output, with a text copy, resource links and the user config', async () => {
@@ -148,13 +178,19 @@ describe('skillplug serve (MCP over stdio)', () => {
     await client.connect(transport);
   });
 
-  it('picks up a plugin added while serving (tools/list_changed)', async () => {
+  it('picks up a plugin added while serving (tools/list_changed, from a file watch)', async () => {
     await client.listTools();
-    const before = listChanged;
-    await buildFixture(plugins, { source: 'echo', name: 'late' });
-    const deadline = Date.now() + 5000;
-    while (listChanged === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(listChanged > before, 'tools/list_changed arrived');
+    // Built aside and moved in whole, as an installer would; then ordered by notifications alone.
+    const staging = tempDir();
+    await buildFixture(staging, { source: 'echo', name: 'late' });
+    const notified = new Promise<void>((resolve) => {
+      client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+        listChanged++;
+        resolve();
+      });
+    });
+    renameSync(path.join(staging, 'late'), path.join(plugins, 'late'));
+    await notified;
     const { tools } = await client.listTools();
     assert.ok(tools.some((t) => t.name === 'late'));
     const r = (await client.callTool({ name: 'late', arguments: { x: 1 } })) as CallToolResult;
