@@ -17,6 +17,8 @@ export interface LoaderFlags {
   isolation?: string | undefined;
   sandbox?: string | undefined;
   maxMemoryMb?: number | undefined;
+  recycleAfterCalls?: number | undefined;
+  recycleAboveMb?: number | undefined;
   requireSignature?: boolean | undefined;
   trustedKey?: string[] | undefined;
   strict?: boolean | undefined;
@@ -35,6 +37,8 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
     ...(flags.isolation !== undefined ? { isolation: flags.isolation as IsolationMode } : {}),
     ...(flags.sandbox !== undefined ? { sandbox: flags.sandbox as SandboxMode } : {}),
     ...(flags.maxMemoryMb !== undefined ? { maxMemoryMb: flags.maxMemoryMb } : {}),
+    ...(flags.recycleAfterCalls !== undefined ? { recycleAfterCalls: flags.recycleAfterCalls } : {}),
+    ...(flags.recycleAboveMb !== undefined ? { recycleAboveMb: flags.recycleAboveMb } : {}),
     ...(flags.requireSignature ? { requireSignature: true } : {}),
     ...(flags.strict ? { strict: true } : {}),
     trustedKeys: flags.trustedKey ?? [],
@@ -43,11 +47,16 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
 }
 
 /** `skillplug serve`: an MCP server on stdio until stdin closes. */
-export async function serveCommand(flags: LoaderFlags & { timeout?: number | undefined }): Promise<void> {
+export async function serveCommand(flags: LoaderFlags & { timeout?: number | undefined; maxMessageMb?: number | undefined; quarantineMs?: number | undefined }): Promise<void> {
   if (flags.isolation === 'none') writeErr('skillplug serve: warning: with --isolation none a plugin that writes to stdout corrupts the MCP stream, and a crash stops the server.');
   // Imported on demand: the MCP SDK is the heaviest module and only serve needs it.
   const { serveStdio } = await import('../tools/mcp-server.js');
-  await serveStdio({ ...loaderOptions(flags), ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}) });
+  await serveStdio({
+    ...loaderOptions(flags),
+    ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
+    ...(flags.maxMessageMb !== undefined ? { maxMessageBytes: flags.maxMessageMb * 1024 * 1024 } : {}),
+    ...(flags.quarantineMs !== undefined ? { quarantineMs: flags.quarantineMs } : {}),
+  });
 }
 
 function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record<string, unknown> {

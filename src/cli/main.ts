@@ -29,6 +29,7 @@ Usage:
   skillplug dev      DIR [--input JSON] [--once] [--isolation …] [--sandbox …]
   skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
                      [--timeout MS] [--max-memory MIB]      (MCP server on stdio)
+                     [--max-message-mb MIB] [--quarantine-cooldown MS]
   skillplug demo
   skillplug help | --help | --version
 
@@ -44,6 +45,11 @@ Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/pl
 Plugins run in an isolated host process by default (--isolation process): a crash, hang or
 runaway allocation fails the call, not skillplug. --timeout defaults to 30000 ms, --max-memory
 to 4096 MiB; with bubblewrap installed the host also runs sandboxed (--sandbox auto).
+--recycle-after-calls N and --recycle-above-mb MIB (default: half of --max-memory) replace a
+host between calls, so a plugin that leaks keeps working; 0 turns either off.
+serve: a message over --max-message-mb (default: 64) gets a JSON-RPC error; a plugin that crashed
+3 times in a minute is refused for --quarantine-cooldown ms (default 60000, doubling on repeat,
+0: until lifted); SIGHUP lifts every quarantine.
 
 Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
 3 plugin could not be loaded; 4 plugin failed while running.
@@ -64,6 +70,8 @@ const HOST_OPTIONS: Options = {
   isolation: { type: 'string' },
   sandbox: { type: 'string' },
   'max-memory': { type: 'string' },
+  'recycle-after-calls': { type: 'string' },
+  'recycle-above-mb': { type: 'string' },
 };
 
 const COMMAND_OPTIONS: Record<string, Options> = {
@@ -85,7 +93,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     config: { type: 'string' },
     timeout: { type: 'string' },
   },
-  serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, timeout: { type: 'string' } },
+  serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, timeout: { type: 'string' }, 'max-message-mb': { type: 'string' }, 'quarantine-cooldown': { type: 'string' } },
   new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
   build: { out: { type: 'string' }, json: { type: 'boolean' } },
   dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, once: { type: 'boolean' } },
@@ -116,6 +124,13 @@ function positiveFlag(value: string | undefined, flag: string, unit: string): nu
   return n;
 }
 
+function wholeFlag(value: string | undefined, flag: string, unit: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new PluginError(ErrorCode.USAGE, `${flag} takes a whole number of ${unit} (0 turns it off), got ${JSON.stringify(value)}.`);
+  return n;
+}
+
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -142,6 +157,8 @@ export async function main(argv: string[]): Promise<number> {
       isolation: values.isolation as string | undefined,
       sandbox: values.sandbox as string | undefined,
       maxMemoryMb: positiveFlag(values['max-memory'] as string | undefined, '--max-memory', 'MiB'),
+      recycleAfterCalls: wholeFlag(values['recycle-after-calls'] as string | undefined, '--recycle-after-calls', 'calls'),
+      recycleAboveMb: wholeFlag(values['recycle-above-mb'] as string | undefined, '--recycle-above-mb', 'MiB'),
       requireSignature: values['require-signature'] === true,
       trustedKey: values['trusted-key'] as string[] | undefined,
       strict: values.strict === true,
@@ -187,7 +204,12 @@ export async function main(argv: string[]): Promise<number> {
         });
       case 'serve':
         noPositionals();
-        await (await commands()).serveCommand({ ...loaderFlags, timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds') });
+        await (await commands()).serveCommand({
+          ...loaderFlags,
+          timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds'),
+          maxMessageMb: positiveFlag(values['max-message-mb'] as string | undefined, '--max-message-mb', 'MiB'),
+          quarantineMs: wholeFlag(values['quarantine-cooldown'] as string | undefined, '--quarantine-cooldown', 'milliseconds'),
+        });
         return ExitCode.OK;
       case 'new':
         return await (await authoringCommands()).newCommand(onePositional(command, positionals, 'plugin name'), {
