@@ -53,8 +53,6 @@ export interface IsolatedOpenOptions {
   recycleAboveMb?: number;
   /** First quarantine after repeated crashes, in ms (doubling on each repeat); 0: until lifted by hand. */
   quarantineMs?: number;
-  /** The clock quarantine is measured with. Default `Date.now`. */
-  now?: () => number;
 }
 
 /** What an isolated plugin's hosts have been through. */
@@ -368,14 +366,10 @@ export class IsolatedPlugin implements NativePluginTrait {
     }
   }
 
-  private now(): number {
-    return (this.options.now ?? Date.now)();
-  }
-
   private assertUsable(): void {
     if (this.closed) throw closedError(this.origin);
     if (this.quarantinedUntil === undefined) return;
-    const now = this.now();
+    const now = Date.now();
     if (now >= this.quarantinedUntil) {
       // The cool-down is over: the next call gets a fresh host; a further crash quarantines it for longer.
       this.quarantinedUntil = undefined;
@@ -443,7 +437,7 @@ export class IsolatedPlugin implements NativePluginTrait {
   }
 
   private recordCrash(): void {
-    const now = this.now();
+    const now = Date.now();
     this.crashes++;
     this.crashTimes = [...this.crashTimes.filter((t) => now - t < CRASH_WINDOW_MS), now];
     if (this.crashTimes.length < CRASHES_TO_QUARANTINE) return;
