@@ -1,0 +1,47 @@
+// A seeded, deterministic PRNG for fuzz tests: the same seed gives the same cases on every machine.
+
+/** The fuzz seed and case count: SKILLPLUG_FUZZ_SEED / SKILLPLUG_FUZZ_CASES, else the given defaults. */
+export function fuzzSettings(defaultCases: number): { seed: number; cases: number } {
+  const seed = Number(process.env.SKILLPLUG_FUZZ_SEED ?? 20261129);
+  const cases = Number(process.env.SKILLPLUG_FUZZ_CASES ?? defaultCases);
+  if (!Number.isSafeInteger(seed) || !Number.isSafeInteger(cases) || cases < 0) throw new Error('SKILLPLUG_FUZZ_SEED and SKILLPLUG_FUZZ_CASES must be whole numbers');
+  return { seed, cases };
+}
+
+/** mulberry32: small, fast and good enough to spread cases; not for anything secret. */
+export class Prng {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /** True with probability p. */
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)] as T;
+  }
+
+  bytes(n: number): Buffer {
+    const out = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) out[i] = this.int(256);
+    return out;
+  }
+}
