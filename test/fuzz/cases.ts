@@ -160,7 +160,7 @@ export function manifestText(prng: Prng, name: string): string {
   if (mutation === 0) text = text.slice(0, prng.int(text.length));
   else if (mutation === 1) {
     // Deeper schemas take seconds to compile until issue 13.2 bounds manifest depth.
-    const depth = prng.pick([100, 1000]);
+    const depth = prng.pick([20, 200, 1000]);
     text = JSON.stringify({ ...base, input_schema: { type: 'object', properties: { deep: { type: 'object' } } } }).replace('"deep":{"type":"object"}', `"deep":${'{"items":'.repeat(depth)}{}${'}'.repeat(depth)}`);
   } else if (mutation === 2) {
     const at = prng.int(text.length);

@@ -6,7 +6,7 @@ import { Prng, fuzzSettings } from '../helpers/prng.js';
 import { RawServe, type Answer } from '../helpers/raw-serve.js';
 import { Tally, jsonRpcLine } from './cases.js';
 
-const { seed, cases } = fuzzSettings(60);
+const { seed, cases } = fuzzSettings(40, 1 / 2);
 
 function assertWellFormed(answer: Answer, line: string): void {
   assert.equal(answer.jsonrpc, '2.0', `answer to ${line.slice(0, 200)}`);

@@ -9,7 +9,7 @@ import { buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
 import { Prng, fuzzSettings } from '../helpers/prng.js';
 import { KNOWN_CODES, Tally, manifestText, outcomeOf } from './cases.js';
 
-const { seed, cases } = fuzzSettings(40);
+const { seed, cases } = fuzzSettings(20, 1 / 5);
 // Plugins per discovery round: each round is a fresh trusted dir.
 const PER_ROUND = 10;
 

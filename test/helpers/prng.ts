@@ -1,11 +1,14 @@
 // A seeded, deterministic PRNG for fuzz tests: the same seed gives the same cases on every machine.
 
-/** The fuzz seed and case count: SKILLPLUG_FUZZ_SEED / SKILLPLUG_FUZZ_CASES, else the given defaults. */
-export function fuzzSettings(defaultCases: number): { seed: number; cases: number } {
+/**
+ * The fuzz seed and case count: SKILLPLUG_FUZZ_SEED, and SKILLPLUG_FUZZ_CASES times `scale` (a suite whose
+ * case costs more takes a share), else the short run's defaults.
+ */
+export function fuzzSettings(defaultCases: number, scale = 1): { seed: number; cases: number } {
   const seed = Number(process.env.SKILLPLUG_FUZZ_SEED ?? 20261129);
-  const cases = Number(process.env.SKILLPLUG_FUZZ_CASES ?? defaultCases);
-  if (!Number.isSafeInteger(seed) || !Number.isSafeInteger(cases) || cases < 0) throw new Error('SKILLPLUG_FUZZ_SEED and SKILLPLUG_FUZZ_CASES must be whole numbers');
-  return { seed, cases };
+  const asked = process.env.SKILLPLUG_FUZZ_CASES === undefined ? undefined : Number(process.env.SKILLPLUG_FUZZ_CASES);
+  if (!Number.isSafeInteger(seed) || (asked !== undefined && (!Number.isSafeInteger(asked) || asked < 0))) throw new Error('SKILLPLUG_FUZZ_SEED and SKILLPLUG_FUZZ_CASES must be whole numbers');
+  return { seed, cases: asked === undefined ? defaultCases : Math.max(1, Math.ceil(asked * scale)) };
 }
 
 /** mulberry32: small, fast and good enough to spread cases; not for anything secret. */
