@@ -180,10 +180,14 @@ export class BoundedStdioTransport implements Transport {
     try {
       value = JSON.parse(text);
     } catch {
-      return this.reject({ code: JsonRpcError.ParseError, message: 'Parse error: the line is not valid JSON.', id: null });
+      this.reject({ code: JsonRpcError.ParseError, message: 'Parse error: the line is not valid JSON.', id: null });
+      return;
     }
     const problem = rejection(value, this.maxDepth);
-    if (!problem) return this.onmessage?.(value as JSONRPCMessage);
+    if (!problem) {
+      this.onmessage?.(value as JSONRPCMessage);
+      return;
+    }
     // A well-formed notification expects no answer, even to an error.
     if (problem.id === null && isRecord(value) && value.jsonrpc === '2.0' && typeof value.method === 'string' && !('id' in value)) {
       this.onerror?.(new Error(problem.message));
