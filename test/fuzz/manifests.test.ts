@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { PluginLoader, planTools } from '../../src/index.js';
+import { PluginLoader, planTools, validatePluginStructure } from '../../src/index.js';
 import { parseManifestText } from '../../src/manifest/index.js';
 import { buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
 import { Prng, fuzzSettings } from '../helpers/prng.js';
@@ -32,6 +32,8 @@ describe(`fuzz: plugin.json (seed ${seed})`, () => {
         writeFileSync(path.join(dir, 'plugin.json'), text);
         const reading = parseManifestText(text, path.join(dir, 'plugin.json'));
         for (const issue of reading.issues) assert.equal(typeof issue.message, 'string');
+        // What `skillplug validate` runs: every problem comes back as a coded issue.
+        for (const issue of await validatePluginStructure(dir)) assert.ok(KNOWN_CODES.has(issue.code), `validate gave ${issue.code}`);
       }
       const loader = new PluginLoader({ pluginsDirs: [root], home: tempHome(), defaultDirs: false, isolation: 'none', onWarning: () => undefined });
       const found = await loader.discoverPlugins();
