@@ -27,10 +27,11 @@ export {
 export type { ManifestReading, PluginManifest, PluginPermissions, ValidationIssue } from './manifest/index.js';
 export { defaultTrustedDirs, discoverPlugins } from './discovery/index.js';
 export type { DiscoveredPlugin, TrustedDir, TrustedDirKind } from './discovery/index.js';
-export { DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PROCESSES, DEFAULT_TIMEOUT_MS, ISOLATION_MODES, PluginLoader } from './loader/index.js';
+export { DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PROCESSES, DEFAULT_QUARANTINE_MS, DEFAULT_TIMEOUT_MS, ISOLATION_MODES, PluginLoader } from './loader/index.js';
 export type { IsolationMode, PluginLoaderOptions } from './loader/index.js';
 export { InProcessPlugin } from './loader/in-process.js';
 export { IsolatedPlugin } from './host/isolated.js';
+export type { IsolatedPluginStats } from './host/isolated.js';
 export { SANDBOX_MODES } from './sandbox/index.js';
 export type { SandboxGrant, SandboxMode } from './sandbox/index.js';
 export { planTools, renderSkillsPrompt, toolDefinitions, toolName } from './tools/definitions.js';

@@ -20,6 +20,8 @@ export interface LoaderFlags {
   maxProcesses?: number | undefined;
   /** Deadline per call and per library load, in ms. */
   timeout?: number | undefined;
+  recycleAfterCalls?: number | undefined;
+  recycleAboveMb?: number | undefined;
   requireSignature?: boolean | undefined;
   trustedKey?: string[] | undefined;
   strict?: boolean | undefined;
@@ -40,6 +42,8 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
     ...(flags.maxMemoryMb !== undefined ? { maxMemoryMb: flags.maxMemoryMb } : {}),
     ...(flags.maxProcesses !== undefined ? { maxProcesses: flags.maxProcesses } : {}),
     ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
+    ...(flags.recycleAfterCalls !== undefined ? { recycleAfterCalls: flags.recycleAfterCalls } : {}),
+    ...(flags.recycleAboveMb !== undefined ? { recycleAboveMb: flags.recycleAboveMb } : {}),
     ...(flags.requireSignature ? { requireSignature: true } : {}),
     ...(flags.strict ? { strict: true } : {}),
     trustedKeys: flags.trustedKey ?? [],
@@ -48,11 +52,15 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
 }
 
 /** `skillplug serve`: an MCP server on stdio until stdin closes. */
-export async function serveCommand(flags: LoaderFlags): Promise<void> {
+export async function serveCommand(flags: LoaderFlags & { maxMessageMb?: number | undefined; quarantineMs?: number | undefined }): Promise<void> {
   if (flags.isolation === 'none') writeErr('skillplug serve: warning: with --isolation none a plugin that writes to stdout corrupts the MCP stream, and a crash stops the server.');
   // Imported on demand: the MCP SDK is the heaviest module and only serve needs it.
   const { serveStdio } = await import('../tools/mcp-server.js');
-  await serveStdio(loaderOptions(flags));
+  await serveStdio({
+    ...loaderOptions(flags),
+    ...(flags.maxMessageMb !== undefined ? { maxMessageBytes: flags.maxMessageMb * 1024 * 1024 } : {}),
+    ...(flags.quarantineMs !== undefined ? { quarantineMs: flags.quarantineMs } : {}),
+  });
 }
 
 function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record<string, unknown> {

@@ -30,6 +30,7 @@ Usage:
   skillplug dev      DIR [--input JSON] [--once] [--isolation …] [--sandbox …]
   skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
                      [--timeout MS] [--max-memory MIB] [--max-procs N]  (MCP server on stdio)
+                     [--max-message-mb MIB] [--quarantine-cooldown MS]
   skillplug demo
   skillplug help | --help | --version
 
@@ -47,6 +48,11 @@ runaway allocation fails the call, not skillplug. --timeout (default 30000 ms) b
 and each library load (constructors and metadata, in every isolation mode); --max-memory
 defaults to 4096 MiB (for the whole plugin where a cgroup can be made), --max-procs (processes
 and threads at once) to 512; with bubblewrap installed the host also runs sandboxed (--sandbox auto).
+--recycle-after-calls N and --recycle-above-mb MIB (default: half of --max-memory) replace a
+host between calls, so a plugin that leaks keeps working; 0 turns either off.
+serve: a message over --max-message-mb (default: 64) gets a JSON-RPC error; a plugin that crashed
+3 times in a minute is refused for --quarantine-cooldown ms (default 60000, doubling on repeat,
+0: until lifted); SIGHUP lifts every quarantine.
 
 Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
 3 plugin could not be loaded; 4 plugin failed while running.
@@ -69,6 +75,8 @@ const HOST_OPTIONS: Options = {
   sandbox: { type: 'string' },
   'max-memory': { type: 'string' },
   'max-procs': { type: 'string' },
+  'recycle-after-calls': { type: 'string' },
+  'recycle-above-mb': { type: 'string' },
 };
 
 const COMMAND_OPTIONS: Record<string, Options> = {
@@ -89,7 +97,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     'input-file': { type: 'string' },
     config: { type: 'string' },
   },
-  serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS },
+  serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, 'max-message-mb': { type: 'string' }, 'quarantine-cooldown': { type: 'string' } },
   new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
   build: { out: { type: 'string' }, json: { type: 'boolean' } },
   dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, once: { type: 'boolean' } },
@@ -117,6 +125,13 @@ function positiveFlag(value: string | undefined, flag: string, unit: string): nu
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n <= 0) throw new PluginError(ErrorCode.USAGE, `${flag} takes a positive whole number of ${unit}, got ${JSON.stringify(value)}.`);
+  return n;
+}
+
+function wholeFlag(value: string | undefined, flag: string, unit: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new PluginError(ErrorCode.USAGE, `${flag} takes a whole number of ${unit} (0 turns it off), got ${JSON.stringify(value)}.`);
   return n;
 }
 
@@ -148,6 +163,8 @@ export async function main(argv: string[]): Promise<number> {
       maxMemoryMb: positiveFlag(values['max-memory'] as string | undefined, '--max-memory', 'MiB'),
       maxProcesses: positiveFlag(values['max-procs'] as string | undefined, '--max-procs', 'processes'),
       timeout: positiveFlag(values.timeout as string | undefined, '--timeout', 'milliseconds'),
+      recycleAfterCalls: wholeFlag(values['recycle-after-calls'] as string | undefined, '--recycle-after-calls', 'calls'),
+      recycleAboveMb: wholeFlag(values['recycle-above-mb'] as string | undefined, '--recycle-above-mb', 'MiB'),
       requireSignature: values['require-signature'] === true,
       trustedKey: values['trusted-key'] as string[] | undefined,
       strict: values.strict === true,
@@ -192,7 +209,11 @@ export async function main(argv: string[]): Promise<number> {
         });
       case 'serve':
         noPositionals();
-        await (await commands()).serveCommand(loaderFlags);
+        await (await commands()).serveCommand({
+          ...loaderFlags,
+          maxMessageMb: positiveFlag(values['max-message-mb'] as string | undefined, '--max-message-mb', 'MiB'),
+          quarantineMs: wholeFlag(values['quarantine-cooldown'] as string | undefined, '--quarantine-cooldown', 'milliseconds'),
+        });
         return ExitCode.OK;
       case 'new':
         return await (await authoringCommands()).newCommand(onePositional(command, positionals, 'plugin name'), {

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
@@ -18,6 +18,12 @@ import { LoadErrorReason } from './protocol.js';
 export const CRASHES_TO_QUARANTINE = 3;
 /** The window in which crashes count toward quarantine. */
 export const CRASH_WINDOW_MS = 60_000;
+/** Longest automatic quarantine: 1 h. */
+export const MAX_QUARANTINE_MS = 3_600_000;
+/** A host's resident memory is read after every this many calls (and after its first). */
+export const RSS_CHECK_EVERY = 16;
+// A plugin's process tree is summed up to this many processes.
+const RSS_MAX_PROCESSES = 64;
 /** A crash whose peak address space reached this share of the limit is reported as a memory limit. */
 const MEMORY_LIMIT_SHARE = 0.9;
 
@@ -44,6 +50,49 @@ export interface IsolatedOpenOptions {
   onLog: ((plugin: string, text: string) => void) | undefined;
   /** Runs once the plugin is closed and its host stopped. */
   onClosed?: (() => void) | undefined;
+  /** Replace the host after it served this many calls; 0: never. */
+  recycleAfterCalls?: number;
+  /** Replace the host, between calls, once its processes' resident memory passes this many MiB; 0: never. */
+  recycleAboveMb?: number;
+  /** First quarantine after repeated crashes, in ms (doubling on each repeat); 0: until lifted by hand. */
+  quarantineMs?: number;
+}
+
+/** What an isolated plugin's hosts have been through. */
+export interface IsolatedPluginStats {
+  /** Hosts started so far (the first included). */
+  hostsStarted: number;
+  /** Hosts replaced between calls by recycling. */
+  recycled: number;
+  /** Crashes counted toward quarantine (kills skillplug made are not crashes). */
+  crashes: number;
+  /** Times the plugin was quarantined. */
+  quarantines: number;
+  /** When the current quarantine lifts (ms since the epoch), null when not quarantined, Infinity when only by hand. */
+  quarantinedUntil: number | null;
+}
+
+/** Resident memory of a process and its descendants, in KiB (Linux /proc); null where unreadable. */
+export function processTreeRssKb(pid: number): number | null {
+  let total = 0;
+  const queue = [pid];
+  for (let seen = 0; queue.length > 0 && seen < RSS_MAX_PROCESSES; seen++) {
+    const next = queue.shift() as number;
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${next}/status`, 'latin1');
+    } catch {
+      if (next === pid) return null;
+      continue;
+    }
+    total += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    try {
+      for (const child of readFileSync(`/proc/${next}/task/${next}/children`, 'latin1').trim().split(/\s+/)) if (child) queue.push(Number(child));
+    } catch {
+      // No children list (kernel without CONFIG_PROC_CHILDREN): the host alone is measured.
+    }
+  }
+  return total;
 }
 
 let warnedNoSandbox = false;
@@ -132,7 +181,17 @@ export class IsolatedPlugin implements NativePluginTrait {
   private host: HostProcess | undefined;
   private starting: Promise<HostProcess> | undefined;
   private crashTimes: number[] = [];
-  private quarantined = false;
+  private quarantinedUntil: number | undefined;
+  private quarantines = 0;
+  private crashes = 0;
+  private hostsStarted = 0;
+  private recycled = 0;
+  // Calls the current host has answered, toward recycling it.
+  private servedByHost = 0;
+  // Hosts taken out of service by recycling that still finish calls they had; each stops once idle.
+  private readonly retiring = new Set<HostProcess>();
+  private readonly stopping = new Set<Promise<void>>();
+  private warnedRecycle = false;
   private closed = false;
   private readonly inFlight = new InFlight();
   private readonly deadlines = new Deadlines();
@@ -261,6 +320,26 @@ export class IsolatedPlugin implements NativePluginTrait {
     return this.host?.stderrTail() || this.lastLogs;
   }
 
+  /** Counts of hosts started and recycled, crashes and quarantines. */
+  stats(): IsolatedPluginStats {
+    return {
+      hostsStarted: this.hostsStarted,
+      recycled: this.recycled,
+      crashes: this.crashes,
+      quarantines: this.quarantines,
+      quarantinedUntil: this.quarantinedUntil ?? null,
+    };
+  }
+
+  /** Lifts a quarantine now (and resets its backoff); returns whether one was in force. */
+  liftQuarantine(): boolean {
+    const was = this.quarantinedUntil !== undefined;
+    this.quarantinedUntil = undefined;
+    this.quarantines = 0;
+    this.crashTimes = [];
+    return was;
+  }
+
   /** The current host's process id, if one is running. */
   get hostPid(): number | undefined {
     return this.host?.alive ? this.host.pid : undefined;
@@ -327,8 +406,12 @@ export class IsolatedPlugin implements NativePluginTrait {
         const sent = to.call(payload, onStart);
         id = sent.id;
         sent.result.then(
-          (r) => settle(() => resolve(r)),
+          (r) => {
+            this.afterCall(to);
+            settle(() => resolve(r));
+          },
           (failure: CallFailure) => {
+            this.afterCall(to);
             if (settled) return;
             if (!failure.started && failure.exit.killedFor !== 'close') return attempt();
             settle(() => reject(exitError(failure.exit, this.origin, this.options.maxMemoryMb, 'during the call')));
@@ -357,7 +440,8 @@ export class IsolatedPlugin implements NativePluginTrait {
     if (this.closed && this.inFlight.size === 0 && !this.host) return;
     this.closed = true;
     await this.inFlight.drained();
-    await this.host?.stop();
+    for (const host of this.retiring) void this.stopRetired(host);
+    await Promise.all([this.host?.stop(), ...this.stopping]);
     if (!this.disposed) {
       this.disposed = true;
       this.options.onClosed?.();
@@ -366,17 +450,67 @@ export class IsolatedPlugin implements NativePluginTrait {
 
   private assertUsable(): void {
     if (this.closed) throw closedError(this.origin);
-    if (this.quarantined) {
-      throw new PluginError(
-        ErrorCode.QUARANTINED,
-        `Plugin "${this.origin.plugin}" (${this.path}) crashed ${CRASHES_TO_QUARANTINE} times within ${CRASH_WINDOW_MS / 1000} s and is quarantined. Fix the plugin, then load it again.`,
-        { plugin: this.origin.plugin, path: this.path, data: { crashes: this.crashTimes.length }, failure: failureFacts({ crashed: true, stderrTail: this.lastLogs }) },
-      );
+    if (this.quarantinedUntil === undefined) return;
+    const now = Date.now();
+    if (now >= this.quarantinedUntil) {
+      // The cool-down is over: the next call gets a fresh host; a further crash quarantines it for longer.
+      this.quarantinedUntil = undefined;
+      return;
     }
+    const byHand = this.quarantinedUntil === Infinity;
+    const until = byHand ? null : new Date(this.quarantinedUntil).toISOString();
+    throw new PluginError(
+      ErrorCode.QUARANTINED,
+      `Plugin "${this.origin.plugin}" (${this.path}) crashed ${CRASHES_TO_QUARANTINE} times within ${CRASH_WINDOW_MS / 1000} s and is quarantined ${byHand ? 'until lifted by hand' : `until ${until}`}. Fix the plugin and load it again, or lift the quarantine (liftQuarantine(), or SIGHUP to skillplug serve).`,
+      {
+        plugin: this.origin.plugin,
+        path: this.path,
+        data: { crashes: CRASHES_TO_QUARANTINE, quarantines: this.quarantines, until, retryAfterMs: byHand ? null : this.quarantinedUntil - now },
+        failure: failureFacts({ crashed: true, stderrTail: this.lastLogs }),
+      },
+    );
+  }
+
+  // Counts a finished call toward recycling its host, and stops a retired host once it is idle.
+  private afterCall(host: HostProcess): void {
+    if (this.retiring.has(host)) {
+      if (host.inFlight === 0) void this.stopRetired(host);
+      return;
+    }
+    if (host !== this.host || !host.alive || this.closed) return;
+    this.servedByHost++;
+    const afterCalls = this.options.recycleAfterCalls ?? 0;
+    const aboveMb = this.options.recycleAboveMb ?? 0;
+    let reason: string | undefined;
+    if (afterCalls > 0 && this.servedByHost >= afterCalls) reason = `it served ${this.servedByHost} calls (recycleAfterCalls)`;
+    else if (aboveMb > 0 && host.pid !== undefined && (this.servedByHost === 1 || this.servedByHost % RSS_CHECK_EVERY === 0)) {
+      const rssKb = processTreeRssKb(host.pid);
+      if (rssKb !== null && rssKb > aboveMb * 1024) reason = `its resident memory reached ${Math.round(rssKb / 1024)} MiB (recycleAboveMb ${aboveMb})`;
+    }
+    if (reason === undefined) return;
+    // New calls go to a fresh host; the old one finishes what it has, then stops.
+    this.host = undefined;
+    this.recycled++;
+    this.retiring.add(host);
+    if (!this.warnedRecycle) {
+      this.warnedRecycle = true;
+      this.options.onWarning(`plugin "${this.origin.plugin}" (${this.path}): its host was replaced between calls because ${reason}; a plugin that leaks memory is recycled like this whenever it passes the limit.`);
+    }
+    this.options.onLog?.(this.origin.plugin, `skillplug: recycled host ${host.pid ?? '?'} because ${reason}\n`);
+    if (host.inFlight === 0) void this.stopRetired(host);
+  }
+
+  private stopRetired(host: HostProcess): Promise<void> {
+    this.retiring.delete(host);
+    const stopping = host.stop().finally(() => this.stopping.delete(stopping));
+    this.stopping.add(stopping);
+    return stopping;
   }
 
   private adopt(host: HostProcess): void {
     this.host = host;
+    this.hostsStarted++;
+    this.servedByHost = 0;
     void host.exited.then((exit) => {
       this.lastLogs = exit.stderrTail;
       if (this.host === host) this.host = undefined;
@@ -386,8 +520,13 @@ export class IsolatedPlugin implements NativePluginTrait {
 
   private recordCrash(): void {
     const now = Date.now();
+    this.crashes++;
     this.crashTimes = [...this.crashTimes.filter((t) => now - t < CRASH_WINDOW_MS), now];
-    if (this.crashTimes.length >= CRASHES_TO_QUARANTINE) this.quarantined = true;
+    if (this.crashTimes.length < CRASHES_TO_QUARANTINE) return;
+    this.crashTimes = [];
+    this.quarantines++;
+    const base = this.options.quarantineMs ?? 0;
+    this.quarantinedUntil = base === 0 ? Infinity : now + Math.min(MAX_QUARANTINE_MS, base * 2 ** Math.min(this.quarantines - 1, 30));
   }
 
   // The current host when it is up and no other is starting.

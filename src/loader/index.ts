@@ -80,6 +80,19 @@ export interface PluginLoaderOptions {
    * 2+ CPUs, else 0.
    */
   pollMicros?: number;
+  /** Isolated only: replace a plugin's host after it served this many calls (between calls, losing none); 0: never. Default 0. */
+  recycleAfterCalls?: number;
+  /**
+   * Isolated only: replace a plugin's host, between calls, once the resident memory of its processes
+   * passes this many MiB (read after its first call and every 16th), so a plugin that leaks recovers
+   * before it hits `maxMemoryMb`; 0: never. Default: half of `maxMemoryMb`.
+   */
+  recycleAboveMb?: number;
+  /**
+   * Isolated only: how long, in ms, a plugin that crashed 3 times within a minute is refused
+   * (`E_QUARANTINED`); each repeat doubles it, up to 1 h. 0: until lifted by hand. Default 60 000.
+   */
+  quarantineMs?: number;
   /** Largest result accepted, in bytes. Default 64 MiB. */
   maxOutputBytes?: number;
   /** Refuse plugins not signed by a trusted key. Default false (or the user config's). */
@@ -105,6 +118,8 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_MEMORY_MB = 4096;
 /** Default bound on an isolated plugin's tasks (processes and threads): 512. */
 export const DEFAULT_MAX_PROCESSES = 512;
+/** Default first quarantine of a plugin that keeps crashing: 60 s (doubling on each repeat, up to 1 h). */
+export const DEFAULT_QUARANTINE_MS = 60_000;
 
 function canonicalOrAbsoluteSync(dir: string): string {
   try {
@@ -145,6 +160,9 @@ export class PluginLoader {
   private readonly timeoutMs: number;
   private readonly maxMemoryMb: number;
   private readonly maxProcesses: number;
+  private readonly recycleAfterCalls: number;
+  private readonly recycleAboveMb: number;
+  private readonly quarantineMs: number;
   private readonly userConfig: UserConfig;
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -172,6 +190,9 @@ export class PluginLoader {
     this.timeoutMs = positiveInteger(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
     this.maxMemoryMb = positiveInteger(options.maxMemoryMb, 'maxMemoryMb', DEFAULT_MAX_MEMORY_MB);
     this.maxProcesses = positiveInteger(options.maxProcesses, 'maxProcesses', DEFAULT_MAX_PROCESSES);
+    this.recycleAfterCalls = integerOption(options.recycleAfterCalls, 'recycleAfterCalls', 0, 0);
+    this.recycleAboveMb = integerOption(options.recycleAboveMb, 'recycleAboveMb', Math.floor(this.maxMemoryMb / 2), 0);
+    this.quarantineMs = integerOption(options.quarantineMs, 'quarantineMs', DEFAULT_QUARANTINE_MS, 0);
     this.warn = options.onWarning ?? ((message) => process.emitWarning(message, { code: 'SKILLPLUG_WARNING' }));
     this.workspace = canonicalOrAbsoluteSync(options.workspace ?? process.cwd());
     const home = options.home ?? os.homedir();
@@ -534,6 +555,9 @@ export class PluginLoader {
       onWarning: (m) => this.warnOnce(m),
       onLog: this.options.onLog,
       onClosed,
+      recycleAfterCalls: this.recycleAfterCalls,
+      recycleAboveMb: this.recycleAboveMb,
+      quarantineMs: this.quarantineMs,
     }, known && 'metadata' in known ? known.metadata : undefined);
     if (!known) await writeCachedMetadata(key, { metadata: plugin.metadata });
     return plugin;

@@ -4,7 +4,6 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolRequestSchema,
@@ -17,11 +16,12 @@ import {
 import { MAX_RESULT_DEPTH, isPlainObject, nestedDeeperThan } from '../abi/codec.js';
 import type { JsonObject, NativePluginTrait, PluginResult } from '../abi/types.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
-import { ErrorCode, asPluginError, type PluginError } from '../errors.js';
+import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { escapeTerminal } from '../cli/output.js';
-import { PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
+import { DEFAULT_MAX_OUTPUT_BYTES, PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
 import { packageVersion } from '../version.js';
 import { planTools, type ToolDefinition, type ToolPlan } from './definitions.js';
+import { BoundedStdioTransport } from './stdio-transport.js';
 
 /** Options for {@link SkillplugMcpServer}. */
 export interface McpServerOptions extends PluginLoaderOptions {
@@ -34,6 +34,8 @@ export interface McpServerOptions extends PluginLoaderOptions {
   progressIntervalMs?: number;
   /** Receives diagnostic lines (left-out plugins, shadowed names). Default: stderr. */
   log?: (line: string) => void;
+  /** Longest JSON-RPC message read from stdin, in bytes; a longer one gets an error answer. Default: `maxOutputBytes`. */
+  maxMessageBytes?: number;
 }
 
 interface LoadedEntry {
@@ -253,6 +255,19 @@ export class SkillplugMcpServer {
     return [...this.watchers.keys()];
   }
 
+  /**
+   * Lifts the quarantine of every loaded plugin (what SIGHUP does to `skillplug serve`); returns the
+   * names of those that were quarantined.
+   */
+  async liftQuarantines(): Promise<string[]> {
+    const lifted: string[] = [];
+    for (const entry of this.loaded.values()) {
+      const plugin = await entry.plugin.catch(() => undefined);
+      if (plugin && 'liftQuarantine' in plugin && typeof plugin.liftQuarantine === 'function' && plugin.liftQuarantine()) lifted.push(plugin.metadata.name);
+    }
+    return lifted;
+  }
+
   /** Stops watching, closes every loaded plugin (stopping their hosts) and the server. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -327,7 +342,11 @@ function nearestExisting(dir: string): string {
 /** Serves MCP over stdin/stdout until stdin ends; returns once serving has stopped. */
 export async function serveStdio(options: McpServerOptions = {}): Promise<void> {
   const server = new SkillplugMcpServer(options);
-  const transport = new StdioServerTransport();
+  const maxMessageBytes = options.maxMessageBytes ?? options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes <= 0) {
+    throw new PluginError(ErrorCode.USAGE, `serve option maxMessageBytes must be a positive integer, got ${String(maxMessageBytes)}.`);
+  }
+  const transport = new BoundedStdioTransport({ maxMessageBytes });
   const stopped = new Promise<void>((resolve) => {
     const stop = (): void => void server.close().finally(resolve);
     process.stdin.once('end', stop);
@@ -336,6 +355,12 @@ export async function serveStdio(options: McpServerOptions = {}): Promise<void> 
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  // Lifting a quarantine by hand: kill -HUP <pid of skillplug serve>.
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // Plugin names are checked by manifest validation (no control characters) before they get here.
+  const onHangup = (): void => void server.liftQuarantines().then((names) => log(`skillplug serve: quarantine lifted for ${names.length > 0 ? names.join(', ') : 'no plugin'}`));
+  process.on('SIGHUP', onHangup);
+  void stopped.then(() => process.off('SIGHUP', onHangup));
   await server.connect(transport);
   await stopped;
 }
