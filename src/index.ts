@@ -26,7 +26,8 @@ export {
 } from './manifest/index.js';
 export type { ManifestReading, PluginManifest, PluginPermissions, ValidationIssue } from './manifest/index.js';
 export { defaultTrustedDirs, discoverPlugins } from './discovery/index.js';
-export type { DiscoveredPlugin, TrustedDir, TrustedDirKind } from './discovery/index.js';
+export type { DefaultDirsOptions, DiscoveredPlugin, TrustedDir, TrustedDirKind } from './discovery/index.js';
+export type { PluginDirsEnv } from './discovery/user-dirs.js';
 export { DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_TIMEOUT_MS, ISOLATION_MODES, PluginLoader } from './loader/index.js';
 export type { IsolationMode, PluginLoaderOptions } from './loader/index.js';
 export { InProcessPlugin } from './loader/in-process.js';

@@ -58,6 +58,7 @@ function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record
     path: p.path,
     status: p.status,
     errors: p.errors,
+    ...(p.agentPlugin ? { agent_plugin: p.agentPlugin } : {}),
     ...(deep ?? {}),
   };
 }
@@ -84,7 +85,7 @@ async function deepFacts(probeLoader: PluginLoader, p: DiscoveredPlugin): Promis
 /** `skillplug list` */
 export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: boolean }): Promise<number> {
   const loader = loaderFromFlags(flags);
-  const plugins = await loader.discoverPlugins();
+  const plugins = await loader.discoverPlugins({ agentPlugins: true });
   let deep: (DeepFacts | undefined)[] = [];
   if (flags.deep) {
     const probeLoader = loaderFromFlags({ ...flags, isolation: 'process' });
@@ -96,11 +97,12 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
   }
   const lines = [`Trusted dirs: ${loader.trustedDirs().join(', ')}`];
   if (plugins.length === 0) lines.push('No plugins found. Put plugin directories in a trusted dir, or pass --plugins-dir DIR.');
-  const marks = { ok: 'ok   ', error: 'ERROR', 'untrusted-workspace': 'UNTRUSTED' } as const;
+  const marks = { ok: 'ok   ', error: 'ERROR', 'untrusted-workspace': 'UNTRUSTED', 'agent-plugin': 'AGENT' } as const;
   plugins.forEach((p, i) => {
     const label = `${p.name ?? '(unnamed)'}${p.version ? ` ${p.version}` : ''}`;
     lines.push(`${marks[p.status].padEnd(9)} ${label.padEnd(28)} ${p.path}`);
     if (p.description && p.status !== 'error') lines.push(`          ${p.description}`);
+    if (p.agentPlugin) lines.push(`          Agent Plugin (${p.agentPlugin.evidence.join(', ')}): skills and MCP config for agents, no library; skillplug does not run it.`);
     const facts = deep[i];
     if (facts && 'metadata' in facts) lines.push(`          library: ${facts.metadata.name} ${facts.metadata.version}, thread-safe: ${facts.metadata.thread_safe ? 'yes' : 'no'}`);
     if (facts && 'metadata_error' in facts) lines.push(`          [${facts.metadata_error.code}] ${facts.metadata_error.message}`);
