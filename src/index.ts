@@ -22,9 +22,14 @@ export {
   libraryCandidates,
   libraryFilename,
   readManifest,
+  validatePlugin,
   validatePluginStructure,
 } from './manifest/index.js';
-export type { ManifestReading, PluginManifest, PluginPermissions, ValidationIssue } from './manifest/index.js';
+export type { ManifestReading, PluginManifest, PluginPermissions, PluginValidation, ValidationIssue } from './manifest/index.js';
+export { VTCODE_NAME_PATTERN, WarningCode } from './manifest/vtcode.js';
+export type { ValidationWarning } from './manifest/vtcode.js';
+export { readLibraryExports } from './manifest/library-symbols.js';
+export type { LibraryExports } from './manifest/library-symbols.js';
 export { defaultTrustedDirs, discoverPlugins } from './discovery/index.js';
 export type { DefaultDirsOptions, DiscoveredPlugin, TrustedDir, TrustedDirKind } from './discovery/index.js';
 export type { PluginDirsEnv } from './discovery/user-dirs.js';

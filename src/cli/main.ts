@@ -13,7 +13,7 @@ const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1)
 
 Usage:
   skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--deep] [--json]
-  skillplug validate DIR [--json]
+  skillplug validate DIR [--deep [--input JSON]] [--sandbox …] [--json]
   skillplug inspect  PLUGIN [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …] [--json]
   skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
                      [--workspace DIR] [--plugins-dir DIR]... [--isolation process|none]
@@ -75,7 +75,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   trust: { json: { type: 'boolean' } },
   untrust: { json: { type: 'boolean' } },
   lock: LOADER_OPTIONS,
-  validate: { json: { type: 'boolean' } },
+  validate: { json: { type: 'boolean' }, deep: { type: 'boolean' }, input: { type: 'string' }, sandbox: { type: 'string' }, 'max-memory': { type: 'string' } },
   inspect: { ...LOADER_OPTIONS, ...HOST_OPTIONS },
   run: {
     ...LOADER_OPTIONS,
@@ -174,7 +174,7 @@ export async function main(argv: string[]): Promise<number> {
         noPositionals();
         return await (await trustCommands()).lockCommand(loaderFlags);
       case 'validate':
-        return await (await commands()).validateCommand(onePositional(command, positionals, 'plugin directory'), loaderFlags);
+        return await (await commands()).validateCommand(onePositional(command, positionals, 'plugin directory'), { ...loaderFlags, deep: values.deep === true, input: values.input as string | undefined });
       case 'inspect':
         return await (await commands()).inspectCommand(onePositional(command, positionals, 'plugin name or path'), loaderFlags);
       case 'run':
