@@ -38,8 +38,11 @@ their skillplug-statement.json. A workspace plugin named like one in ~/.vtcode/p
 (E_SHADOWING) unless "allow_shadowing" lists it, and never when older (E_ROLLBACK).
 
 PLUGIN is a plugin name found in the trusted dirs or a path to a plugin directory inside one.
-Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/plugins and
-<workspace>/.agents/plugins. --workspace defaults to the current directory.
+Trusted dirs, earlier wins a name clash: each --plugins-dir, <workspace>/.vtcode/plugins,
+<workspace>/.agents/plugins, then $VTCODE_HOME/plugins (~/.vtcode/plugins), $VTCODE_DATA/plugins
+(~/.local/share/vtcode/plugins), $CODEX_HOME/plugins (~/.codex/plugins), ~/.agents/plugins.
+--workspace defaults to the current directory. Agent Plugins (skills/, mcp.json, no library) are
+listed as agent-plugin and never run.
 
 Plugins run in an isolated host process by default (--isolation process): a crash, hang or
 runaway allocation fails the call, not skillplug. --timeout defaults to 30000 ms, --max-memory

@@ -38,6 +38,14 @@ describe('user plugin dirs (as VT Code has them)', () => {
     assert.deepEqual(ignored, ['VTCODE_HOME']);
   });
 
+  it('a relative variable never makes a dir of the current project a trusted user dir', async () => {
+    const project = tempDir();
+    await buildFixture(path.join(project, 'plugins'), { source: 'echo', name: 'sneaky' });
+    const relative = path.relative(process.cwd(), project);
+    const loader = new PluginLoader({ workspace: tempDir(), home: tempDir(), readConfig: false, pluginDirsEnv: { VTCODE_HOME: relative }, onWarning: () => undefined });
+    assert.ok(!(await loader.discoverPlugins()).some((p) => p.name === 'sneaky'));
+  });
+
   it('puts the user dirs, then the workspace dirs, in defaultTrustedDirs', () => {
     const dirs = defaultTrustedDirs('/ws', '/h', { platform: 'linux' });
     assert.deepEqual(dirs.map((d) => d.kind), ['user', 'user', 'user', 'user', 'workspace', 'workspace']);
