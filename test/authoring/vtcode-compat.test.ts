@@ -56,6 +56,15 @@ describe('VT Code reads what skillplug writes', () => {
     assert.equal(vtcodeView(project).listed, false);
   });
 
+  it('new warns when the name is outside VT Code’s rule, and scaffolds it anyway', async () => {
+    const parent = tempDir();
+    const r = await runCli(['new', 'Shouty_Name', '--lang', 'c', '--dir', parent]);
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /W_VTCODE_NAME/);
+    assert.ok(existsSync(path.join(parent, 'Shouty_Name', 'plugin.json')));
+    assert.doesNotMatch((await runCli(['new', 'quiet-name', '--lang', 'c', '--dir', parent])).stderr, /W_VTCODE_NAME/);
+  });
+
   it('build adds abi_version to a plugin.json without one, keeping every other field', async () => {
     const dir = path.join(tempDir(), 'no-abi');
     mkdirSync(dir);
