@@ -141,7 +141,7 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
     // Agent Plugins share .agents/plugins with native ones: another kind of plugin, not a broken native one.
     const evidence = agentPluginEvidence(canonical, reading.raw);
     if (evidence) {
-      const { manifest: _unused, libraryPath: _none, ...facts } = found;
+      const { manifest: _nativeManifest, libraryPath: _nativeLibrary, ...facts } = found;
       return { ...facts, status: 'agent-plugin', errors: [], agentPlugin: { evidence } };
     }
     found.status = 'error';

@@ -285,6 +285,9 @@ function probeLibrary(candidate: string, directlyInDir: boolean): LibraryLookup 
   return { found: true, path: candidate, plain: directlyInDir && !link };
 }
 
+/** Libraries larger than this are not read for their symbols (validate holds the file in memory). */
+const MAX_SYMBOL_CHECK_BYTES = 512 * 1024 * 1024;
+
 /** What {@link validatePlugin} found: problems (the plugin is invalid) and warnings (it is valid). */
 export interface PluginValidation {
   /** Problems that stop skillplug from loading the plugin. */
@@ -321,9 +324,14 @@ export async function validatePlugin(dir: string): Promise<PluginValidation> {
           message: `The library ${lookup.path} is found only under a name skillplug adds; VT Code looks for ${vtcodeLibraryNames(name).join(' or ')} in ${dir}. Run "skillplug build", which lays it out as ${vtcodeLibraryNames(name)[0]}, or copy it there.`,
         });
       }
-      const symbols = checkLibrarySymbols(lookup.path, await readFile(lookup.path));
-      errors.push(...symbols.errors);
-      warnings.push(...symbols.warnings);
+      const size = (await stat(lookup.path)).size;
+      if (size > MAX_SYMBOL_CHECK_BYTES) {
+        warnings.push({ code: WarningCode.SYMBOLS_NOT_CHECKED, message: `${lookup.path} is ${size} bytes, over the ${MAX_SYMBOL_CHECK_BYTES}-byte limit for reading its symbols; they were not checked. Loading it checks them.` });
+      } else {
+        const symbols = checkLibrarySymbols(lookup.path, await readFile(lookup.path));
+        errors.push(...symbols.errors);
+        warnings.push(...symbols.warnings);
+      }
     }
   } else if (name === undefined) {
     errors.push({ code: ErrorCode.INVALID_STRUCTURE, message: `Cannot look for the library in ${dir}: plugin.json gives no usable "name" to derive its file name from.` });

@@ -261,7 +261,7 @@ function mangledForm(symbol: string, exported: readonly string[]): string | unde
  * `E_MISSING_SYMBOL` (naming the C++-mangled name when that is why), a broken ELF is
  * `E_INVALID_STRUCTURE`, and a non-ELF library gets a warning that its symbols were not checked.
  */
-export function checkLibrarySymbols(file: string, bytes: Buffer): { errors: ValidationIssue[]; warnings: ValidationWarning[] } {
+export function checkLibrarySymbols(file: string, bytes: Buffer, arch: string = process.arch): { errors: ValidationIssue[]; warnings: ValidationWarning[] } {
   const reading = readLibraryExports(bytes);
   if (reading.format !== 'elf') {
     const what = reading.format === 'unknown' ? 'not a format skillplug recognizes' : `a ${reading.format === 'pe' ? 'PE (Windows)' : 'Mach-O (macOS)'} library`;
@@ -273,8 +273,12 @@ export function checkLibrarySymbols(file: string, bytes: Buffer): { errors: Vali
   if ('malformed' in reading) {
     return { errors: [{ code: ErrorCode.INVALID_STRUCTURE, message: `${file} is not a valid ELF shared library: ${reading.malformed}. Rebuild it with -shared -fPIC.` }], warnings: [] };
   }
-  const exported = new Set(reading.exported);
   const errors: ValidationIssue[] = [];
+  const built = elfArch(bytes);
+  if (ELF_ARCH[arch] && built !== undefined && built !== arch) {
+    errors.push({ code: ErrorCode.INVALID_STRUCTURE, message: `${file} is built for ${built}, but this machine runs ${arch}: it cannot load. Rebuild it here (or cross-compile for ${arch}).` });
+  }
+  const exported = new Set(reading.exported);
   for (const symbol of REQUIRED_SYMBOLS) {
     if (exported.has(symbol)) continue;
     const mangled = mangledForm(symbol, reading.exported);
@@ -286,4 +290,25 @@ export function checkLibrarySymbols(file: string, bytes: Buffer): { errors: Vali
     });
   }
   return { errors, warnings: [] };
+}
+
+/** ELF class, byte order and e_machine of each Node architecture skillplug runs on. */
+const ELF_ARCH: Record<string, { wide: boolean; little: boolean; machine: number }> = {
+  x64: { wide: true, little: true, machine: 62 },
+  arm64: { wide: true, little: true, machine: 183 },
+  ia32: { wide: false, little: true, machine: 3 },
+  arm: { wide: false, little: true, machine: 40 },
+  riscv64: { wide: true, little: true, machine: 243 },
+  ppc64: { wide: true, little: true, machine: 21 },
+  s390x: { wide: true, little: false, machine: 22 },
+};
+
+/** The Node architecture an ELF file is built for, `another (…)` when none of ours, undefined when unreadable. */
+function elfArch(bytes: Buffer): string | undefined {
+  if (bytes.length < 20) return undefined;
+  const wide = bytes[4] === 2;
+  const little = bytes[5] === 1;
+  const machine = little ? bytes.readUInt16LE(18) : bytes.readUInt16BE(18);
+  const match = Object.entries(ELF_ARCH).find(([, a]) => a.wide === wide && a.little === little && a.machine === machine);
+  return match ? match[0] : `another architecture (ELF${wide ? 64 : 32} ${little ? 'LE' : 'BE'}, machine ${machine})`;
 }

@@ -181,6 +181,16 @@ describe('library symbols (ELF dynamic symbol table)', () => {
     assert.deepEqual(checkLibrarySymbols('exec', exec).errors.map((e) => e.code), [ErrorCode.INVALID_STRUCTURE]);
   });
 
+  it('says a library built for another architecture cannot load here', () => {
+    const host = checkLibrarySymbols('libecho.so', echoBytes);
+    assert.deepEqual(host.errors, [], 'the fixture is built for this machine');
+    const foreign = Buffer.from(echoBytes);
+    const arch = process.arch === 'arm64' ? 'x64' : 'arm64';
+    foreign.writeUInt16LE(arch === 'arm64' ? 183 : 62, 18);
+    assert.deepEqual(checkLibrarySymbols('foreign.so', foreign).errors.map((e) => e.code), [ErrorCode.INVALID_STRUCTURE]);
+    assert.deepEqual(checkLibrarySymbols('foreign.so', foreign, arch).errors, [], 'the same bytes are fine on their own machine');
+  });
+
   it('does not read Mach-O or PE libraries and says so with a warning', () => {
     const macho = Buffer.alloc(64);
     macho.writeUInt32BE(0xcffaedfe, 0);
