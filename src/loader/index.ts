@@ -298,7 +298,8 @@ export class PluginLoader {
       if (problem) throw new PluginError(problem.code, `Workspace plugin "${manifest.name}" (${dir}) is refused: ${problem.message}`, { plugin: manifest.name, path: dir, data: { reason: 'workspace-file', file: problem.path } });
     }
     const userDirs = this.dirs.filter((d) => d.kind === 'user');
-    const installed = found ? found.filter((p) => p.trustedDir.kind === 'user') : await discoverPlugins(userDirs);
+    // An Agent Plugin of the same name has no code to shadow.
+    const installed = (found ?? (await discoverPlugins(userDirs))).filter((p) => p.trustedDir.kind === 'user' && p.status !== 'agent-plugin');
     const pinned = lock.lock && lock.userOwned ? lock.lock.plugins : [];
     checkWorkspacePlugin({ name: manifest.name, version: manifest.version, dir, kind: trusted.kind }, { installed, pinned, allowShadowing: this.security.allowShadowing });
   }

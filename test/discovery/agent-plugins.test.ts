@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -97,6 +97,21 @@ describe('Agent Plugins beside native plugins', () => {
     assert.ok(!plain.some((p) => p.status === 'agent-plugin'));
     assert.ok(plain.some((p) => p.name === 'native'));
     await rejectsWithCode(loader.findPlugin('full-agent'), ErrorCode.NOT_FOUND);
+  });
+
+  it('a user plugin in a new user dir is protected from workspace shadowing; an Agent Plugin of the same name is not a plugin to protect', async () => {
+    const home = tempDir();
+    const ws = realpathSync(tempDir());
+    mkdirSync(path.join(home, '.vtcode'), { recursive: true });
+    writeFileSync(path.join(home, '.vtcode', 'skillplug.json'), JSON.stringify({ trusted_workspaces: [ws] }));
+    await buildFixture(path.join(ws, '.vtcode', 'plugins'), { source: 'echo', name: 'dup' });
+    await buildFixture(path.join(ws, '.vtcode', 'plugins'), { source: 'echo', name: 'twin' });
+    writeAgentPlugin(path.join(home, '.agents', 'plugins'), 'dup', { schema: true, skill: true });
+    await buildFixture(path.join(home, '.local', 'share', 'vtcode', 'plugins'), { source: 'echo', name: 'twin' });
+    const loader = new PluginLoader({ workspace: ws, home, isolation: 'none' });
+    const plugin = await loader.loadPlugin(path.join(ws, '.vtcode', 'plugins', 'dup'));
+    await plugin.close();
+    await rejectsWithCode(loader.loadPlugin(path.join(ws, '.vtcode', 'plugins', 'twin')), ErrorCode.SHADOWING);
   });
 
   it('list shows them as agent-plugin; list --json reports what marked them', async () => {
