@@ -22,11 +22,17 @@ export {
   libraryCandidates,
   libraryFilename,
   readManifest,
+  validatePlugin,
   validatePluginStructure,
 } from './manifest/index.js';
-export type { ManifestReading, PluginManifest, PluginPermissions, ValidationIssue } from './manifest/index.js';
+export type { ManifestReading, PluginManifest, PluginPermissions, PluginValidation, ValidationIssue } from './manifest/index.js';
+export { VTCODE_NAME_PATTERN, WarningCode } from './manifest/vtcode.js';
+export type { ValidationWarning } from './manifest/vtcode.js';
+export { readLibraryExports } from './manifest/library-symbols.js';
+export type { LibraryExports } from './manifest/library-symbols.js';
 export { defaultTrustedDirs, discoverPlugins } from './discovery/index.js';
-export type { DiscoveredPlugin, TrustedDir, TrustedDirKind } from './discovery/index.js';
+export type { DefaultDirsOptions, DiscoveredPlugin, TrustedDir, TrustedDirKind } from './discovery/index.js';
+export type { PluginDirsEnv } from './discovery/user-dirs.js';
 export { DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PROCESSES, DEFAULT_QUARANTINE_MS, DEFAULT_TIMEOUT_MS, ISOLATION_MODES, PluginLoader } from './loader/index.js';
 export type { IsolationMode, PluginLoaderOptions } from './loader/index.js';
 export { InProcessPlugin } from './loader/in-process.js';

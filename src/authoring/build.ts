@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
-import { cp, readdir, rename, rm, stat, mkdir } from 'node:fs/promises';
+import { cp, readdir, readFile, rename, rm, stat, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, PluginError } from '../errors.js';
+import { PLUGIN_ABI_VERSION } from '../abi/types.js';
+import { isPlainObject } from '../abi/codec.js';
 import { packageRoot } from '../host/build.js';
 import { MANIFEST_FILE, findLibrary, libraryCandidates, libraryFilename, readManifest } from '../manifest/index.js';
 
@@ -119,7 +121,8 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   const stage = `${pluginDir}.tmp-${process.pid}`;
   await rm(stage, { recursive: true, force: true });
   await mkdir(stage, { recursive: true });
-  await cp(path.join(dir, MANIFEST_FILE), path.join(stage, MANIFEST_FILE));
+  await writeFile(path.join(stage, MANIFEST_FILE), await vtcodeReadableManifest(dir, reading.raw));
+  // A copy, not a move: the build tool's own output stays where it looks for it next time.
   await cp(libraryPath, path.join(stage, libraryFilename(name)));
   for (const extra of ['README.md', 'scripts', 'templates']) {
     if (await exists(path.join(dir, extra))) await cp(path.join(dir, extra), path.join(stage, extra), { recursive: true });
@@ -127,4 +130,32 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   await rm(pluginDir, { recursive: true, force: true });
   await rename(stage, pluginDir);
   return { name, tool, pluginDir, libraryPath: path.join(pluginDir, libraryFilename(name)), buildMs };
+}
+
+/**
+ * plugin.json for the built plugin dir: the project's bytes as they are when they carry a valid
+ * `abi_version`, else with `"abi_version": 1` added after `version`, because VT Code's listing
+ * parses plugin.json as metadata and skips a plugin without it. A wrong `abi_version` is refused.
+ */
+async function vtcodeReadableManifest(dir: string, raw: unknown): Promise<Buffer | string> {
+  const file = path.join(dir, MANIFEST_FILE);
+  if (!isPlainObject(raw)) throw new PluginError(ErrorCode.INVALID_MANIFEST, `${file} must hold a JSON object.`, { path: dir });
+  const abi = raw.abi_version;
+  if (abi !== undefined) {
+    if (abi !== PLUGIN_ABI_VERSION) {
+      throw new PluginError(ErrorCode.INVALID_MANIFEST, `${file}: "abi_version" is ${JSON.stringify(abi)}; this build targets ABI ${PLUGIN_ABI_VERSION}. Set "abi_version": ${PLUGIN_ABI_VERSION}.`, {
+        path: dir,
+        data: { field: 'abi_version' },
+      });
+    }
+    return readFile(file);
+  }
+  // No prototype, so a "__proto__" key in plugin.json is kept as data.
+  const withAbi: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(raw)) {
+    withAbi[key] = value;
+    if (key === 'version') withAbi.abi_version = PLUGIN_ABI_VERSION;
+  }
+  withAbi.abi_version ??= PLUGIN_ABI_VERSION;
+  return `${JSON.stringify(withAbi, null, 2)}\n`;
 }

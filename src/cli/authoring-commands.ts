@@ -2,6 +2,7 @@ import path from 'node:path';
 import { buildPlugin } from '../authoring/build.js';
 import { devLoop } from '../authoring/dev.js';
 import { scaffoldPlugin, type PluginLanguage } from '../authoring/scaffold.js';
+import { vtcodeNameWarning } from '../manifest/vtcode.js';
 import { loaderOptions, parseJsonObjectFlag, type LoaderFlags } from './commands.js';
 import { ExitCode, escapeTerminal, writeErr, writeOut } from './output.js';
 
@@ -13,6 +14,8 @@ export async function newCommand(name: string, flags: { lang?: string; dir?: str
     ...(flags.dir !== undefined ? { dir: flags.dir } : {}),
     ...(flags.description !== undefined ? { description: flags.description } : {}),
   });
+  const nameWarning = vtcodeNameWarning(name, path.join(created.dir, 'plugin.json'));
+  if (nameWarning) writeErr(`skillplug: warning[${nameWarning.code}]: ${nameWarning.message}`);
   if (flags.json) {
     await writeOut(`${JSON.stringify(created)}\n`);
     return ExitCode.OK;

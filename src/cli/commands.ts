@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import type { JsonObject, NativePluginTrait, PluginMetadata } from '../abi/types.js';
 import { cachedMetadata } from '../discovery/metadata-cache.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../loader/index.js';
-import { readManifest, validatePluginStructure } from '../manifest/index.js';
+import { readManifest, validatePlugin, type ValidationIssue } from '../manifest/index.js';
+import { WarningCode, type ValidationWarning } from '../manifest/vtcode.js';
 import type { SandboxMode } from '../sandbox/index.js';
 import { ExitCode, escapeTerminal as safe, writeErr, writeOut } from './output.js';
 
@@ -71,6 +73,7 @@ function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record
     path: p.path,
     status: p.status,
     errors: p.errors,
+    ...(p.agentPlugin ? { agent_plugin: p.agentPlugin } : {}),
     ...(deep ?? {}),
   };
 }
@@ -97,7 +100,7 @@ async function deepFacts(probeLoader: PluginLoader, p: DiscoveredPlugin): Promis
 /** `skillplug list` */
 export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: boolean }): Promise<number> {
   const loader = loaderFromFlags(flags);
-  const plugins = await loader.discoverPlugins();
+  const plugins = await loader.discoverPlugins({ agentPlugins: true });
   let deep: (DeepFacts | undefined)[] = [];
   if (flags.deep) {
     const probeLoader = loaderFromFlags({ ...flags, isolation: 'process' });
@@ -109,12 +112,13 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
   }
   const lines = [`Trusted dirs: ${loader.trustedDirs().join(', ')}`];
   if (plugins.length === 0) lines.push('No plugins found. Put plugin directories in a trusted dir, or pass --plugins-dir DIR.');
-  const marks = { ok: 'ok   ', error: 'ERROR', 'untrusted-workspace': 'UNTRUSTED' } as const;
+  const marks = { ok: 'ok   ', error: 'ERROR', 'untrusted-workspace': 'UNTRUSTED', 'agent-plugin': 'AGENT' } as const;
   plugins.forEach((p, i) => {
     // Every field here comes from plugin files: one line each, whatever they hold.
     const label = safe(`${p.name ?? '(unnamed)'}${p.version ? ` ${p.version}` : ''}`);
     lines.push(`${marks[p.status].padEnd(9)} ${label.padEnd(28)} ${safe(p.path)}`);
     if (p.description && p.status !== 'error') lines.push(`          ${safe(p.description)}`);
+    if (p.agentPlugin) lines.push(`          Agent Plugin (${safe(p.agentPlugin.evidence.join(', '))}): skills and MCP config for agents, no library; skillplug does not run it.`);
     const facts = deep[i];
     if (facts && 'metadata' in facts) lines.push(`          library: ${safe(`${facts.metadata.name} ${facts.metadata.version}`)}, thread-safe: ${facts.metadata.thread_safe ? 'yes' : 'no'}`);
     if (facts && 'metadata_error' in facts) lines.push(`          [${facts.metadata_error.code}] ${safe(facts.metadata_error.message)}`);
@@ -124,15 +128,56 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
   return ExitCode.OK;
 }
 
-/** `skillplug validate DIR` */
-export async function validateCommand(dir: string, flags: { json?: boolean }): Promise<number> {
-  const issues = await validatePluginStructure(dir);
-  const notFound = issues.find((i) => i.code === ErrorCode.NOT_FOUND);
+/**
+ * `skillplug validate DIR [--deep [--input JSON]]`: files only; `--deep` also loads the library in
+ * the isolated (sandboxed when available) host to read its metadata, and with `--input` makes one
+ * call to see whether its `output` is an object as VT Code requires.
+ */
+export async function validateCommand(dir: string, flags: LoaderFlags & { json?: boolean; deep?: boolean; input?: string | undefined }): Promise<number> {
+  if (flags.input !== undefined && !flags.deep) throw new PluginError(ErrorCode.USAGE, '--input needs --deep: only a deep validation runs the plugin.');
+  const input = flags.input === undefined ? undefined : parseJsonObjectFlag(flags.input, '--input');
+  const { errors, warnings } = await validatePlugin(dir);
+  const notFound = errors.find((i) => i.code === ErrorCode.NOT_FOUND);
   if (notFound) throw new PluginError(ErrorCode.NOT_FOUND, notFound.message, { path: dir });
-  if (flags.json) await writeOut(`${JSON.stringify({ valid: issues.length === 0, errors: issues })}\n`);
-  else if (issues.length === 0) await writeOut(`${dir}: valid\n`);
-  else await writeOut(`${safe(dir)}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${issues.map((i) => `  [${i.code}]${i.field ? ` (${safe(i.field)})` : ''} ${safe(i.message)}`).join('\n')}\n`);
-  return issues.length === 0 ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
+  let deep: Record<string, unknown> = {};
+  if (flags.deep && errors.length === 0) deep = await deepValidate(dir, flags, input, errors, warnings);
+  const valid = errors.length === 0;
+  if (flags.json) {
+    await writeOut(`${JSON.stringify({ valid, errors, warnings, ...deep })}\n`);
+    return valid ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
+  }
+  // Messages quote plugin files: escaped like every plugin-controlled text.
+  const line = (kind: string, i: { code: string; message: string; field?: string | undefined }): string => `  ${kind}[${i.code}]${i.field ? ` (${safe(i.field)})` : ''} ${safe(i.message)}`;
+  const lines = [valid ? `${safe(dir)}: valid` : `${safe(dir)}: ${errors.length} problem${errors.length === 1 ? '' : 's'}`];
+  lines.push(...errors.map((i) => line('', i)), ...warnings.map((w) => line('warning ', w)));
+  const metadata = deep.metadata as PluginMetadata | undefined;
+  if (metadata) lines.push(`  library metadata: ${safe(`${metadata.name} ${metadata.version}`)}, abi ${metadata.abi_version}, thread-safe: ${metadata.thread_safe ? 'yes' : 'no'}`);
+  if (flags.deep && input === undefined && valid) lines.push('  (output shape not checked: pass --input JSON to make one call)');
+  await writeOut(`${lines.join('\n')}\n`);
+  return valid ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
+}
+
+// Loads the plugin as list --deep does (its parent dir becomes the one trusted dir); errors and warnings grow in place.
+async function deepValidate(dir: string, flags: LoaderFlags, input: JsonObject | undefined, errors: ValidationIssue[], warnings: ValidationWarning[]): Promise<Record<string, unknown>> {
+  const canonical = await realpath(dir);
+  const loader = new PluginLoader({ ...loaderOptions({ ...flags, isolation: 'process' }), pluginsDirs: [path.dirname(canonical)], defaultDirs: false });
+  let plugin: NativePluginTrait | undefined;
+  try {
+    plugin = await loader.loadPlugin(canonical);
+    if (input === undefined) return { metadata: plugin.metadata };
+    const result = await plugin.execute({ input, workspace_root: loader.workspace, config: loader.pluginConfig(plugin.metadata.name) });
+    if (!isPlainObject(result.output)) {
+      const got = result.output === null ? 'null' : Array.isArray(result.output) ? 'an array' : typeof result.output;
+      warnings.push({ code: WarningCode.VTCODE_OUTPUT, field: 'output', message: `The call returned "output" as ${got}; VT Code rejects any result whose output is not a JSON object. Wrap it, e.g. {"value": …}.` });
+    }
+    return { metadata: plugin.metadata, call: { success: result.success } };
+  } catch (err) {
+    const e = asPluginError(err, ErrorCode.INTERNAL, `deep validation of ${canonical}`);
+    errors.push({ code: e.code, message: e.message });
+    return {};
+  } finally {
+    await plugin?.close();
+  }
 }
 
 async function withPlugin<T>(loader: PluginLoader, ref: string, use: (plugin: NativePluginTrait, found: DiscoveredPlugin) => Promise<T>): Promise<T> {

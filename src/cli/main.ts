@@ -13,7 +13,7 @@ const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1)
 
 Usage:
   skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--deep] [--timeout MS] [--json]
-  skillplug validate DIR [--json]
+  skillplug validate DIR [--deep [--input JSON]] [--sandbox …] [--json]
   skillplug inspect  PLUGIN [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …] [--json]
   skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
                      [--workspace DIR] [--plugins-dir DIR]... [--isolation process|none]
@@ -40,8 +40,11 @@ their skillplug-statement.json. A workspace plugin named like one in ~/.vtcode/p
 (E_SHADOWING) unless "allow_shadowing" lists it, and never when older (E_ROLLBACK).
 
 PLUGIN is a plugin name found in the trusted dirs or a path to a plugin directory inside one.
-Trusted dirs: each --plugins-dir, then ~/.vtcode/plugins, <workspace>/.vtcode/plugins and
-<workspace>/.agents/plugins. --workspace defaults to the current directory.
+Trusted dirs, earlier wins a name clash: each --plugins-dir, <workspace>/.vtcode/plugins,
+<workspace>/.agents/plugins, then $VTCODE_HOME/plugins (~/.vtcode/plugins), $VTCODE_DATA/plugins
+(~/.local/share/vtcode/plugins), $CODEX_HOME/plugins (~/.codex/plugins), ~/.agents/plugins.
+--workspace defaults to the current directory. Agent Plugins (skills/, mcp.json, no library) are
+listed as agent-plugin and never run.
 
 Plugins run in an isolated host process by default (--isolation process): a crash, hang or
 runaway allocation fails the call, not skillplug. --timeout (default 30000 ms) bounds each call
@@ -88,7 +91,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   trust: { json: { type: 'boolean' } },
   untrust: { json: { type: 'boolean' } },
   lock: LOADER_OPTIONS,
-  validate: { json: { type: 'boolean' } },
+  validate: { json: { type: 'boolean' }, deep: { type: 'boolean' }, input: { type: 'string' }, sandbox: { type: 'string' }, 'max-memory': { type: 'string' } },
   inspect: { ...LOADER_OPTIONS, ...HOST_OPTIONS },
   run: {
     ...LOADER_OPTIONS,
@@ -197,7 +200,7 @@ export async function main(argv: string[]): Promise<number> {
         noPositionals();
         return await (await trustCommands()).lockCommand(loaderFlags);
       case 'validate':
-        return await (await commands()).validateCommand(onePositional(command, positionals, 'plugin directory'), loaderFlags);
+        return await (await commands()).validateCommand(onePositional(command, positionals, 'plugin directory'), { ...loaderFlags, deep: values.deep === true, input: values.input as string | undefined });
       case 'inspect':
         return await (await commands()).inspectCommand(onePositional(command, positionals, 'plugin name or path'), loaderFlags);
       case 'run':

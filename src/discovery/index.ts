@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
+import { agentPluginEvidence } from './agent-plugins.js';
+import { userPluginDirs, type PluginDirsEnv } from './user-dirs.js';
 import { findLibrarySync, readManifestSync, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
 import type { FileIdentity } from '../tools/schema.js';
 
@@ -30,14 +32,20 @@ export interface DiscoveredPlugin {
   path: string;
   /** The trusted dir it was found in. */
   trustedDir: TrustedDir;
-  /** `ok` when loadable as far as the files tell; `untrusted-workspace` until the user trusts the workspace. */
-  status: 'ok' | 'error' | 'untrusted-workspace';
+  /**
+   * `ok` when loadable as far as the files tell; `untrusted-workspace` until the user trusts the
+   * workspace; `agent-plugin` for an Agent Plugin (agent-plugins.org: skills and MCP config, no
+   * library), which skillplug lists but never loads.
+   */
+  status: 'ok' | 'error' | 'untrusted-workspace' | 'agent-plugin';
   /** The problems found. */
   errors: ValidationIssue[];
   /** The manifest, when valid. */
   manifest?: PluginManifest;
   /** The library's path inside the plugin dir, when found. */
   libraryPath?: string;
+  /** For an Agent Plugin: what marked it as one (`$schema`, `skills/`, `mcp.json`). */
+  agentPlugin?: { evidence: string[] };
 }
 
 // Kept beside, not in, DiscoveredPlugin: it is a cache key, not a fact about the plugin.
@@ -48,10 +56,23 @@ export function manifestIdentity(plugin: DiscoveredPlugin): FileIdentity | undef
   return manifestIdentities.get(plugin);
 }
 
-/** The default trusted dirs: the user's `~/.vtcode/plugins`, then the workspace's two. */
-export function defaultTrustedDirs(workspace: string, home: string = os.homedir()): { path: string; kind: TrustedDirKind }[] {
+/** Options for {@link defaultTrustedDirs}. */
+export interface DefaultDirsOptions {
+  /** Variables that move the user plugin dirs. Default: none (only `home` decides). */
+  env?: PluginDirsEnv;
+  /** Platform whose VT Code data dir applies. Default: this one. */
+  platform?: NodeJS.Platform;
+  /** Told about a variable that was ignored because it is not an absolute path. */
+  onIgnored?: (variable: keyof PluginDirsEnv, value: string) => void;
+}
+
+/**
+ * The default trusted dirs: the user dirs VT Code scans (see {@link userPluginDirs}), in precedence
+ * order, then the workspace's `.vtcode/plugins` and `.agents/plugins`.
+ */
+export function defaultTrustedDirs(workspace: string, home: string = os.homedir(), options: DefaultDirsOptions = {}): { path: string; kind: TrustedDirKind }[] {
   return [
-    { path: path.join(home, '.vtcode', 'plugins'), kind: 'user' },
+    ...userPluginDirs(home, options.env ?? {}, options.platform, options.onIgnored).map((d) => ({ path: d.path, kind: 'user' as const })),
     { path: path.join(workspace, '.vtcode', 'plugins'), kind: 'workspace' },
     { path: path.join(workspace, '.agents', 'plugins'), kind: 'workspace' },
   ];
@@ -126,7 +147,15 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
       }
     }
   }
-  if (found.errors.length > 0) found.status = 'error';
+  if (found.errors.length > 0) {
+    // Agent Plugins share .agents/plugins with native ones: another kind of plugin, not a broken native one.
+    const evidence = agentPluginEvidence(canonical, reading.raw);
+    if (evidence) {
+      const { manifest: _nativeManifest, libraryPath: _nativeLibrary, ...facts } = found;
+      return { ...facts, status: 'agent-plugin', errors: [], agentPlugin: { evidence } };
+    }
+    found.status = 'error';
+  }
   return found;
 }
 

@@ -17,6 +17,7 @@ import {
   type TrustedDir,
   type TrustedDirKind,
 } from '../discovery/index.js';
+import type { PluginDirsEnv } from '../discovery/user-dirs.js';
 import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.js';
 import { compileSchema, SchemaVerdicts } from '../tools/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
@@ -38,8 +39,14 @@ export const ISOLATION_MODES: readonly IsolationMode[] = ['process', 'none'];
 export interface PluginLoaderOptions {
   /** Workspace root: becomes `workspace_root` and anchors the workspace plugin dirs. Default: the current directory. */
   workspace?: string;
-  /** Home directory for `~/.vtcode/plugins` and `~/.vtcode/skillplug.json`. Default: the user's home. */
+  /** Home directory for the user plugin dirs and `~/.vtcode/skillplug.json`. Default: the user's home. */
   home?: string;
+  /**
+   * Variables that move the user plugin dirs (`VTCODE_HOME`, `VTCODE_DATA`, `XDG_DATA_HOME`,
+   * `CODEX_HOME`). Default: `process.env` when `home` is not given; none when it is, so an explicit
+   * `home` alone decides every user dir.
+   */
+  pluginDirsEnv?: PluginDirsEnv;
   /** Extra trusted dirs, the user's explicit choice; they take name precedence over the defaults. */
   pluginsDirs?: string[];
   /** Include the default trusted dirs. Default true. */
@@ -217,7 +224,9 @@ export class PluginLoader {
     );
     for (const dir of options.pluginsDirs ?? []) this.addTrustedDir(dir);
     if (options.defaultDirs !== false) {
-      for (const dir of defaultTrustedDirs(this.workspace, home)) this.addDir(dir.path, dir.kind);
+      const env = options.pluginDirsEnv ?? (options.home === undefined ? process.env : {});
+      const onIgnored = (variable: string, value: string): void => this.warnOnce(`${variable}=${JSON.stringify(value)} is not an absolute path, so it is ignored and its default plugin dir is used.`);
+      for (const dir of defaultTrustedDirs(this.workspace, home, { env, onIgnored })) this.addDir(dir.path, dir.kind);
     }
   }
 
@@ -283,15 +292,17 @@ export class PluginLoader {
   }
 
   /**
-   * Every plugin in the trusted dirs, good and broken, judged from files alone (no plugin code runs)
-   * and by the policy in force: a plugin that would be refused at load is listed with that error.
+   * Every native plugin in the trusted dirs, good and broken, judged from files alone (no plugin
+   * code runs) and by the policy in force: a plugin that would be refused at load is listed with that
+   * error. Agent Plugins (status `agent-plugin`) are left out unless `agentPlugins` is true.
    */
-  async discoverPlugins(): Promise<DiscoveredPlugin[]> {
+  async discoverPlugins(options: { agentPlugins?: boolean } = {}): Promise<DiscoveredPlugin[]> {
     await this.checkOwnership(this.dirs.map((d) => d.path)).catch((err: PluginError) => this.warnOnce(err.message));
-    const found = await discoverPlugins(this.dirs);
+    const all = await discoverPlugins(this.dirs);
+    const found = all.filter((p) => p.status !== 'agent-plugin');
     const lock = this.lockState();
     const judged = await Promise.all(
-      found.map(async (p) => {
+      (options.agentPlugins === true ? all : found).map(async (p) => {
         if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
         try {
           await this.checkPlacement(p.manifest, p.path, p.trustedDir, lock, found);
@@ -344,7 +355,8 @@ export class PluginLoader {
       if (problem) throw new PluginError(problem.code, `Workspace plugin "${manifest.name}" (${dir}) is refused: ${problem.message}`, { plugin: manifest.name, path: dir, data: { reason: 'workspace-file', file: problem.path } });
     }
     const userDirs = this.dirs.filter((d) => d.kind === 'user');
-    const installed = found ? found.filter((p) => p.trustedDir.kind === 'user') : await discoverPlugins(userDirs);
+    // An Agent Plugin of the same name has no code to shadow.
+    const installed = (found ?? (await discoverPlugins(userDirs))).filter((p) => p.trustedDir.kind === 'user' && p.status !== 'agent-plugin');
     const pinned = lock.lock && lock.userOwned ? lock.lock.plugins : [];
     checkWorkspacePlugin({ name: manifest.name, version: manifest.version, dir, kind: trusted.kind }, { installed, pinned, allowShadowing: this.security.allowShadowing });
   }
@@ -420,7 +432,7 @@ export class PluginLoader {
   async findPlugin(ref: string): Promise<DiscoveredPlugin> {
     if (typeof ref !== 'string' || ref.length === 0) throw new PluginError(ErrorCode.USAGE, 'A plugin name or path is required.');
     const looksLikePath = ref.includes('/') || ref.includes(path.sep) || ref.startsWith('.');
-    const plugins = await discoverPlugins(this.dirs);
+    const plugins = (await discoverPlugins(this.dirs)).filter((p) => p.status !== 'agent-plugin');
     if (!looksLikePath) {
       const named = byPrecedence(plugins).filter((p) => p.name === ref);
       // A workspace plugin refused for shadowing yields the name to the user's own plugin.

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readSync, statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
 import { compileSchema, toolSchemaProblem, type FileIdentity } from '../tools/schema.js';
+import { checkLibrarySymbols } from './library-symbols.js';
+import { WarningCode, vtcodeLibraryNames, vtcodeMetadataWarnings, vtcodeNameWarning, type ValidationWarning } from './vtcode.js';
 
 /** The manifest file every plugin directory carries. */
 export const MANIFEST_FILE = 'plugin.json';
@@ -295,31 +297,70 @@ function probeLibrary(candidate: string, directlyInDir: boolean): LibraryLookup 
   return { found: true, path: candidate, plain: directlyInDir && !link };
 }
 
+/** Libraries larger than this are not read for their symbols (validate holds the file in memory). */
+const MAX_SYMBOL_CHECK_BYTES = 512 * 1024 * 1024;
+
+/** What {@link validatePlugin} found: problems (the plugin is invalid) and warnings (it is valid). */
+export interface PluginValidation {
+  /** Problems that stop skillplug from loading the plugin. */
+  errors: ValidationIssue[];
+  /** Places where VT Code would treat the plugin differently, and checks that could not be made. */
+  warnings: ValidationWarning[];
+}
+
 /**
- * Checks a plugin directory from its files alone (never loads the library): every problem found.
- * An empty array means the plugin is structurally valid.
+ * Checks a plugin directory from its files alone (never loads or runs the library): plugin.json,
+ * the library's presence and its exported symbols (ELF), and where VT Code would differ.
  */
-export async function validatePluginStructure(dir: string): Promise<ValidationIssue[]> {
+export async function validatePlugin(dir: string): Promise<PluginValidation> {
   try {
     const info = await stat(dir);
-    if (!info.isDirectory()) return [{ code: ErrorCode.INVALID_STRUCTURE, message: `${dir} is not a directory. A plugin is a directory holding plugin.json and the library.` }];
+    if (!info.isDirectory()) return { errors: [{ code: ErrorCode.INVALID_STRUCTURE, message: `${dir} is not a directory. A plugin is a directory holding plugin.json and the library.` }], warnings: [] };
   } catch {
-    return [{ code: ErrorCode.NOT_FOUND, message: `${dir} does not exist. Pass the path of a plugin directory.` }];
+    return { errors: [{ code: ErrorCode.NOT_FOUND, message: `${dir} does not exist. Pass the path of a plugin directory.` }], warnings: [] };
   }
   const reading = await readManifest(dir);
-  const issues = [...reading.issues];
+  const errors = [...reading.issues];
+  const file = path.join(dir, MANIFEST_FILE);
+  const warnings = vtcodeMetadataWarnings(reading.raw, file);
   // Asked for by name, so the schemas are compiled too (discovery compiles only what may load).
   for (const field of ['input_schema', 'output_schema'] as const) {
     const value = isPlainObject(reading.raw) ? reading.raw[field] : undefined;
-    const compiled = !isPlainObject(value) || issues.some((i) => i.field === field) ? undefined : compileSchema(value);
-    if (compiled && !compiled.ok) issues.push(bad(`${path.join(dir, MANIFEST_FILE)}: "${field}" is not a valid JSON Schema: ${compiled.problem}.`, field));
+    const compiled = !isPlainObject(value) || errors.some((i) => i.field === field) ? undefined : compileSchema(value);
+    if (compiled && !compiled.ok) errors.push(bad(`${file}: "${field}" is not a valid JSON Schema: ${compiled.problem}.`, field));
   }
   const name = isPlainObject(reading.raw) && typeof reading.raw.name === 'string' ? reading.raw.name : undefined;
   if (name !== undefined && PLUGIN_NAME_PATTERN.test(name)) {
+    const nameWarning = vtcodeNameWarning(name, file);
+    if (nameWarning) warnings.push(nameWarning);
     const lookup = await findLibrary(dir, name);
-    if (!lookup.found) issues.push(lookup.issue);
+    if (!lookup.found) errors.push(lookup.issue);
+    else {
+      if (!vtcodeLibraryNames(name).includes(path.relative(dir, lookup.path))) {
+        warnings.push({
+          code: WarningCode.VTCODE_LIBRARY_NAME,
+          message: `The library ${lookup.path} is found only under a name skillplug adds; VT Code looks for ${vtcodeLibraryNames(name).join(' or ')} in ${dir}. Run "skillplug build", which lays it out as ${vtcodeLibraryNames(name)[0]}, or copy it there.`,
+        });
+      }
+      const size = (await stat(lookup.path)).size;
+      if (size > MAX_SYMBOL_CHECK_BYTES) {
+        warnings.push({ code: WarningCode.SYMBOLS_NOT_CHECKED, message: `${lookup.path} is ${size} bytes, over the ${MAX_SYMBOL_CHECK_BYTES}-byte limit for reading its symbols; they were not checked. Loading it checks them.` });
+      } else {
+        const symbols = checkLibrarySymbols(lookup.path, await readFile(lookup.path));
+        errors.push(...symbols.errors);
+        warnings.push(...symbols.warnings);
+      }
+    }
   } else if (name === undefined) {
-    issues.push({ code: ErrorCode.INVALID_STRUCTURE, message: `Cannot look for the library in ${dir}: plugin.json gives no usable "name" to derive its file name from.` });
+    errors.push({ code: ErrorCode.INVALID_STRUCTURE, message: `Cannot look for the library in ${dir}: plugin.json gives no usable "name" to derive its file name from.` });
   }
-  return issues;
+  return { errors, warnings };
+}
+
+/**
+ * Checks a plugin directory from its files alone (never loads the library): every problem found.
+ * An empty array means the plugin is structurally valid. {@link validatePlugin} also gives warnings.
+ */
+export async function validatePluginStructure(dir: string): Promise<ValidationIssue[]> {
+  return (await validatePlugin(dir)).errors;
 }

@@ -59,7 +59,11 @@ describe('cli', () => {
   it('validate reports valid and invalid plugins with exit 0 and 1', async () => {
     const ok = await runCli(['validate', path.join(plugins, 'echo'), '--json']);
     assert.equal(ok.code, 0);
-    assert.deepEqual(JSON.parse(ok.stdout), { valid: true, errors: [] });
+    const okDoc = JSON.parse(ok.stdout);
+    assert.equal(okDoc.valid, true);
+    assert.deepEqual(okDoc.errors, []);
+    // The fixture's plugin.json has no abi_version: valid for skillplug, a warning for VT Code.
+    assert.deepEqual(okDoc.warnings.map((w: { code: string }) => w.code), ['W_VTCODE_ABI_VERSION']);
     const bad = await runCli(['validate', path.join(plugins, 'broken'), '--json']);
     assert.equal(bad.code, 1);
     const doc = JSON.parse(bad.stdout);

@@ -73,7 +73,8 @@ export async function runCli(args: string[], options: { cwd?: string; input?: st
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI_PATH, ...args], {
       cwd: options.cwd ?? REPO_ROOT,
-      env: { ...process.env, HOME: options.env?.HOME ?? tempHome(), ...options.env },
+      // The variables that move user plugin dirs are cleared so the runner's own never leak in.
+      env: { ...process.env, VTCODE_HOME: undefined, VTCODE_DATA: undefined, XDG_DATA_HOME: undefined, CODEX_HOME: undefined, HOME: options.env?.HOME ?? tempHome(), ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];

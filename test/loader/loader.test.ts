@@ -249,7 +249,7 @@ describe('loader trust rules', () => {
 
   it('includes the default trusted dirs', () => {
     const l = new PluginLoader({ workspace: '/ws', home: '/home/u' });
-    assert.deepEqual(l.trustedDirs(), ['/home/u/.vtcode/plugins', '/ws/.vtcode/plugins', '/ws/.agents/plugins']);
+    assert.deepEqual(l.trustedDirs(), ['/home/u/.vtcode/plugins', '/home/u/.local/share/vtcode/plugins', '/home/u/.codex/plugins', '/home/u/.agents/plugins', '/ws/.vtcode/plugins', '/ws/.agents/plugins']);
   });
 
   it('names the platform library file', () => {
