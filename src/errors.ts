@@ -60,6 +60,13 @@ export const ErrorCode = {
   ROLLBACK: 'E_ROLLBACK',
   /** Building a plugin project failed. */
   BUILD_FAILED: 'E_BUILD_FAILED',
+  /**
+   * The plugin asks for permissions the user has not granted it (network, Unix sockets, reads outside
+   * the workspace, writes), or for paths that can never be granted (a symlinked component, a write
+   * into `.git` or a plugin dir). Nothing of the plugin ran. `data.missing` names what is missing,
+   * `data.refused` what can never be granted, `data.grant_command` the command that grants it.
+   */
+  PERMISSION_DENIED: 'E_PERMISSION_DENIED',
   /** A skillplug config file is unreadable or invalid. */
   CONFIG: 'E_CONFIG',
   /** An unexpected internal failure (a bug in skillplug). */

@@ -40,6 +40,7 @@ export { IsolatedPlugin } from './host/isolated.js';
 export type { IsolatedPluginStats } from './host/isolated.js';
 export { SANDBOX_MODES } from './sandbox/index.js';
 export type { SandboxGrant, SandboxMode } from './sandbox/index.js';
+export type { PermissionGrant, PermissionReport, PermissionSet, RefusedPath } from './sandbox/permissions.js';
 export { planTools, renderSkillsPrompt, toolDefinitions, toolName } from './tools/definitions.js';
 export type { ShadowedTool, ToolAnnotations, ToolDefinition, ToolPlan } from './tools/definitions.js';
 export type { McpServerOptions, SkillplugMcpServer } from './tools/mcp-server.js';

@@ -5,12 +5,14 @@ import { isPlainObject } from '../abi/codec.js';
 import type { JsonObject, NativePluginTrait, PluginMetadata } from '../abi/types.js';
 import { cachedMetadata } from '../discovery/metadata-cache.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
-import { ErrorCode, PluginError, asPluginError } from '../errors.js';
+import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.js';
 import { PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../loader/index.js';
 import { readManifest, validatePlugin, type ValidationIssue } from '../manifest/index.js';
 import { WarningCode, type ValidationWarning } from '../manifest/vtcode.js';
 import type { SandboxMode } from '../sandbox/index.js';
-import { ExitCode, escapeTerminal as safe, writeErr, writeOut } from './output.js';
+import type { PermissionGrant, PermissionReport } from '../sandbox/permissions.js';
+import { permissionLines, permissionMarker, permissionsJson } from './permission-commands.js';
+import { ExitCode, escapeTerminal as safe, exitCodeFor, writeErr, writeOut } from './output.js';
 
 /** Options every plugin-finding command shares. */
 export interface LoaderFlags {
@@ -27,6 +29,8 @@ export interface LoaderFlags {
   requireSignature?: boolean | undefined;
   trustedKey?: string[] | undefined;
   strict?: boolean | undefined;
+  /** Permissions granted for this run (the --grant-… flags). */
+  grant?: PermissionGrant | undefined;
 }
 
 /** Builds a loader from CLI flags; warnings go to stderr. */
@@ -48,6 +52,7 @@ export function loaderOptions(flags: LoaderFlags): PluginLoaderOptions {
     ...(flags.recycleAboveMb !== undefined ? { recycleAboveMb: flags.recycleAboveMb } : {}),
     ...(flags.requireSignature ? { requireSignature: true } : {}),
     ...(flags.strict ? { strict: true } : {}),
+    ...(flags.grant ? { grant: flags.grant } : {}),
     trustedKeys: flags.trustedKey ?? [],
     onWarning: (message) => writeErr(`skillplug: warning: ${message}`),
   };
@@ -65,7 +70,7 @@ export async function serveCommand(flags: LoaderFlags & { maxMessageMb?: number 
   });
 }
 
-function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record<string, unknown> {
+function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined, permissions: PermissionReport | undefined): Record<string, unknown> {
   return {
     name: p.name ?? null,
     version: p.version ?? null,
@@ -74,6 +79,7 @@ function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined): Record
     status: p.status,
     errors: p.errors,
     ...(p.agentPlugin ? { agent_plugin: p.agentPlugin } : {}),
+    permissions: permissions ? permissionsJson(permissions) : null,
     ...(deep ?? {}),
   };
 }
@@ -106,8 +112,9 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
     const probeLoader = loaderFromFlags({ ...flags, isolation: 'process' });
     deep = await Promise.all(plugins.map((p) => deepFacts(probeLoader, p)));
   }
+  const permissions = plugins.map((p) => (p.manifest ? loader.permissionReport(p.path, p.manifest) : undefined));
   if (flags.json) {
-    await writeOut(`${JSON.stringify({ trusted_dirs: loader.trustedDirs(), plugins: plugins.map((p, i) => pluginSummary(p, deep[i])) })}\n`);
+    await writeOut(`${JSON.stringify({ trusted_dirs: loader.trustedDirs(), plugins: plugins.map((p, i) => pluginSummary(p, deep[i], permissions[i])) })}\n`);
     return ExitCode.OK;
   }
   const lines = [`Trusted dirs: ${loader.trustedDirs().join(', ')}`];
@@ -119,6 +126,8 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
     lines.push(`${marks[p.status].padEnd(9)} ${label.padEnd(28)} ${safe(p.path)}`);
     if (p.description && p.status !== 'error') lines.push(`          ${safe(p.description)}`);
     if (p.agentPlugin) lines.push(`          Agent Plugin (${safe(p.agentPlugin.evidence.join(', '))}): skills and MCP config for agents, no library; skillplug does not run it.`);
+    const marker = permissions[i] ? permissionMarker(permissions[i] as PermissionReport) : '';
+    if (marker) lines.push(`          ${marker} (run "skillplug inspect ${safe(p.name ?? p.path)}" for the grant command)`);
     const facts = deep[i];
     if (facts && 'metadata' in facts) lines.push(`          library: ${safe(`${facts.metadata.name} ${facts.metadata.version}`)}, thread-safe: ${facts.metadata.thread_safe ? 'yes' : 'no'}`);
     if (facts && 'metadata_error' in facts) lines.push(`          [${facts.metadata_error.code}] ${safe(facts.metadata_error.message)}`);
@@ -190,15 +199,33 @@ async function withPlugin<T>(loader: PluginLoader, ref: string, use: (plugin: Na
   }
 }
 
-/** `skillplug inspect PLUGIN`: loads the plugin (runs its code) to read its library metadata. */
+/** `skillplug inspect PLUGIN`: loads the plugin (runs its code) to read its library metadata; shows its permissions even when it may not load. */
 export async function inspectCommand(ref: string, flags: LoaderFlags & { json?: boolean }): Promise<number> {
   const loader = loaderFromFlags(flags);
-  return withPlugin(loader, ref, async (plugin) => {
+  const found = await loader.findPlugin(ref);
+  const reading = await readManifest(found.path);
+  const report = reading.manifest ? loader.permissionReport(found.path, reading.manifest) : undefined;
+  const name = reading.manifest?.name ?? ref;
+  let plugin: NativePluginTrait;
+  try {
+    plugin = await loader.loadPlugin(found.path);
+  } catch (err) {
+    if (!report || !isPluginError(err, ErrorCode.PERMISSION_DENIED)) throw err;
+    // What it asks for is exactly what the user needs to see to decide; show it beside the error.
+    if (flags.json) await writeOut(`${JSON.stringify({ manifest: reading.raw, permissions: permissionsJson(report), error: err.toJSON() })}\n`);
+    else {
+      await writeOut(`${[`${name} (not loaded)`, `  directory:       ${found.path}`, ...permissionLines(name, report, '  ')].join('\n')}\n`);
+      writeErr(`skillplug: error[${err.code}]: ${err.message}`);
+    }
+    return exitCodeFor(err);
+  }
+  try {
     const manifest = (await readManifest(plugin.path)).raw;
     const bytes = await readFile(plugin.libraryPath);
     const library = { path: plugin.libraryPath, size: (await stat(plugin.libraryPath)).size, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const permissions = report ? permissionsJson(report) : null;
     if (flags.json) {
-      await writeOut(`${JSON.stringify({ metadata: plugin.metadata, manifest, library })}\n`);
+      await writeOut(`${JSON.stringify({ metadata: plugin.metadata, manifest, library, permissions })}\n`);
       return ExitCode.OK;
     }
     const m = plugin.metadata;
@@ -213,10 +240,13 @@ export async function inspectCommand(ref: string, flags: LoaderFlags & { json?: 
       `  directory:       ${plugin.path}`,
       `  library:         ${library.path} (${library.size} bytes)`,
       `  sha256:          ${library.sha256}`,
+      ...(report ? permissionLines(m.name, report, '  ') : []),
     ];
     await writeOut(`${lines.join('\n')}\n`);
     return ExitCode.OK;
-  });
+  } finally {
+    await plugin.close();
+  }
 }
 
 /** Parses a JSON object given on the command line; `E_USAGE` otherwise. */

@@ -8,6 +8,7 @@ import { packageVersion } from '../version.js';
 const commands = () => import('./commands.js');
 const trustCommands = () => import('./trust-commands.js');
 const authoringCommands = () => import('./authoring-commands.js');
+const permissionCommands = () => import('./permission-commands.js');
 
 const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
 
@@ -24,6 +25,8 @@ Usage:
   skillplug verify   PLUGIN --pubkey FILE
   skillplug statement PLUGIN      (writes skillplug-statement.json unsigned, for minisign -Sm)
   skillplug trust    [DIR]        skillplug untrust [DIR]
+  skillplug grant    NAME [--network] [--unix-sockets] [--read PATH]... [--write PATH]...
+  skillplug revoke   NAME [--network] [--unix-sockets] [--read PATH]... [--write PATH]... | --all
   skillplug lock     [--workspace DIR] [--plugins-dir DIR]...
   skillplug new      NAME [--lang c|rust] [--dir DIR] [--description TEXT]
   skillplug build    [DIR] [--out DIR]
@@ -33,6 +36,13 @@ Usage:
                      [--max-message-mb MIB] [--quarantine-cooldown MS]
   skillplug demo
   skillplug help | --help | --version
+
+Permissions: a plugin reads the workspace and its own dir, with a private /tmp. Whatever else its
+plugin.json "permissions" ask for (network, unix_sockets, fs_read outside the workspace, fs_write)
+you grant with "skillplug grant", or for one run (list, inspect, run, dev, serve) with
+--grant-network, --grant-unix-sockets, --grant-read PATH, --grant-write PATH (repeatable; serve
+grants them to every plugin it serves). A plugin asking for more than granted does not load
+(E_PERMISSION_DENIED); the error names the grant command.
 
 Trust flags (list, inspect, run, lock): --require-signature, --trusted-key FILE (repeatable),
 --strict. Workspace plugin dirs load only after "skillplug trust" or when a trusted key signed
@@ -73,6 +83,10 @@ const LOADER_OPTIONS: Options = {
 };
 
 const HOST_OPTIONS: Options = {
+  'grant-network': { type: 'boolean' },
+  'grant-unix-sockets': { type: 'boolean' },
+  'grant-read': { type: 'string', multiple: true },
+  'grant-write': { type: 'string', multiple: true },
   isolation: { type: 'string' },
   timeout: { type: 'string' },
   sandbox: { type: 'string' },
@@ -90,6 +104,15 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   statement: LOADER_OPTIONS,
   trust: { json: { type: 'boolean' } },
   untrust: { json: { type: 'boolean' } },
+  grant: { network: { type: 'boolean' }, 'unix-sockets': { type: 'boolean' }, read: { type: 'string', multiple: true }, write: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+  revoke: {
+    network: { type: 'boolean' },
+    'unix-sockets': { type: 'boolean' },
+    read: { type: 'string', multiple: true },
+    write: { type: 'string', multiple: true },
+    all: { type: 'boolean' },
+    json: { type: 'boolean' },
+  },
   lock: LOADER_OPTIONS,
   validate: { json: { type: 'boolean' }, deep: { type: 'boolean' }, input: { type: 'string' }, sandbox: { type: 'string' }, 'max-memory': { type: 'string' } },
   inspect: { ...LOADER_OPTIONS, ...HOST_OPTIONS },
@@ -172,6 +195,7 @@ export async function main(argv: string[]): Promise<number> {
       trustedKey: values['trusted-key'] as string[] | undefined,
       strict: values.strict === true,
       json: values.json === true,
+      grant: (await permissionCommands()).oneRunGrant(values),
     };
     const noPositionals = (): void => {
       if (positionals.length > 0) throw new PluginError(ErrorCode.USAGE, `"skillplug ${command}" takes no positional arguments.`);
@@ -196,6 +220,16 @@ export async function main(argv: string[]): Promise<number> {
       case 'trust':
       case 'untrust':
         return await (await trustCommands()).trustCommand(optionalDir(), command === 'trust', loaderFlags);
+      case 'grant':
+      case 'revoke':
+        return await (await permissionCommands()).grantCommandRun(onePositional(command, positionals, 'plugin name'), command === 'grant', {
+          network: values.network === true,
+          unixSockets: values['unix-sockets'] === true,
+          read: values.read as string[] | undefined,
+          write: values.write as string[] | undefined,
+          all: values.all === true,
+          json: loaderFlags.json,
+        });
       case 'lock':
         noPositionals();
         return await (await trustCommands()).lockCommand(loaderFlags);

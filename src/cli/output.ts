@@ -28,6 +28,7 @@ const LOAD_CODES: ReadonlySet<Code> = new Set<Code>([
   ErrorCode.QUARANTINED,
   ErrorCode.SANDBOX_UNAVAILABLE,
   ErrorCode.HOST_UNAVAILABLE,
+  ErrorCode.PERMISSION_DENIED,
 ]);
 
 /** The exit code for an error. */

@@ -11,6 +11,22 @@ import { checkPluginTrust, signPluginFiles } from '../signing/plugin-signatures.
 import { STATEMENT_FILE, writeStatement } from '../signing/statement.js';
 import { loaderFromFlags, type LoaderFlags } from './commands.js';
 import { ExitCode, writeOut } from './output.js';
+import { permissionLines, permissionsJson } from './permission-commands.js';
+import type { PluginLoader } from '../loader/index.js';
+import type { DiscoveredPlugin } from '../discovery/index.js';
+
+/** What each plugin asks for, for the output of trust and lock: the user sees it before it may load. */
+function requests(loader: PluginLoader, plugins: DiscoveredPlugin[]): { json: Record<string, unknown>[]; lines: string[] } {
+  const json: Record<string, unknown>[] = [];
+  const lines: string[] = [];
+  for (const p of plugins) {
+    if (!p.manifest) continue;
+    const report = loader.permissionReport(p.path, p.manifest);
+    json.push({ name: p.manifest.name, path: p.path, ...permissionsJson(report) });
+    lines.push(`  ${p.manifest.name}:`, ...permissionLines(p.manifest.name, report, '    '));
+  }
+  return { json, lines };
+}
 
 /** `skillplug keygen --out PREFIX` */
 export async function keygenCommand(prefix: string | undefined, flags: { force?: boolean; json?: boolean }): Promise<number> {
@@ -116,8 +132,13 @@ export async function trustCommand(dirArg: string | undefined, trust: boolean, f
   config.trusted_workspaces = [...list].sort();
   if (changed) writeConfigFile(file, config);
   const verb = trust ? 'trusted' : 'not trusted';
-  if (flags.json) await writeOut(`${JSON.stringify({ workspace: dir, trusted: trust, changed, config: file })}\n`);
-  else await writeOut(`${dir} is ${changed ? 'now' : 'already'} ${verb}${trust ? ': plugins in its .vtcode/plugins and .agents/plugins may load' : ''} (${file}).\n`);
+  const loader = loaderFromFlags({ workspace: dir });
+  const asked = trust ? requests(loader, (await loader.discoverPlugins()).filter((p) => p.trustedDir.kind === 'workspace')) : { json: [], lines: [] };
+  if (flags.json) await writeOut(`${JSON.stringify({ workspace: dir, trusted: trust, changed, config: file, ...(trust ? { permissions: asked.json } : {}) })}\n`);
+  else {
+    const what = asked.lines.length > 0 ? `\nIts plugins ask for:\n${asked.lines.join('\n')}\n` : '';
+    await writeOut(`${dir} is ${changed ? 'now' : 'already'} ${verb}${trust ? ': plugins in its .vtcode/plugins and .agents/plugins may load' : ''} (${file}).\n${what}`);
+  }
   return ExitCode.OK;
 }
 
@@ -140,7 +161,11 @@ export async function lockCommand(flags: LoaderFlags & { json?: boolean }): Prom
   const config = readConfigFile(configFile);
   config.pinned_locks = { ...(config.pinned_locks ?? {}), [loader.workspace]: digest };
   writeConfigFile(configFile, config);
-  if (flags.json) await writeOut(`${JSON.stringify({ lock: file, plugins: entries })}\n`);
-  else await writeOut(`Locked ${entries.length} plugin${entries.length === 1 ? '' : 's'} in ${file}:\n${entries.map((e) => `  ${e.name} ${e.version}  ${e.path}`).join('\n')}\n`);
+  const asked = requests(loader, plugins);
+  if (flags.json) await writeOut(`${JSON.stringify({ lock: file, plugins: entries, permissions: asked.json })}\n`);
+  else {
+    const what = asked.lines.length > 0 ? `They ask for:\n${asked.lines.join('\n')}\n` : '';
+    await writeOut(`Locked ${entries.length} plugin${entries.length === 1 ? '' : 's'} in ${file}:\n${entries.map((e) => `  ${e.name} ${e.version}  ${e.path}`).join('\n')}\n${what}`);
+  }
   return ExitCode.OK;
 }

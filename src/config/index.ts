@@ -5,6 +5,7 @@ import { isPlainObject } from '../abi/codec.js';
 import type { JsonObject } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { SANDBOX_MODES, type SandboxMode } from '../sandbox/index.js';
+import type { PermissionGrant } from '../sandbox/permissions.js';
 import { readErrorCode, readSmallRegularFileSync } from './safe-read.js';
 
 /** The config file name, in `~/.vtcode/` (the user's) and `<workspace>/.vtcode/` (restrictions only). */
@@ -26,8 +27,8 @@ export interface UserConfig {
   allow_shadowing?: string[];
   /** sha256 of each workspace's lock file as `skillplug lock` wrote it, by canonical workspace path: only such a lock is yours. */
   pinned_locks?: Record<string, string>;
-  /** Per-plugin settings, by plugin name. */
-  plugins?: Record<string, { config?: JsonObject }>;
+  /** Per-plugin settings, by plugin name: `config` passed to the plugin, `grant` what it may do beyond the default. */
+  plugins?: Record<string, { config?: JsonObject; grant?: PermissionGrant }>;
 }
 
 /** The user config path under a home dir. */
@@ -48,6 +49,21 @@ function stringList(value: unknown, file: string, key: string): string[] | undef
   if (value === undefined) return undefined;
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw configError(file, `"${key}" must be an array of strings`);
   return value as string[];
+}
+
+const GRANT_KEYS = ['network', 'unix_sockets', 'fs_read', 'fs_write'];
+
+function checkGrant(grant: unknown, file: string, key: string): void {
+  if (!isPlainObject(grant)) throw configError(file, `"${key}" must be an object like {"network":true,"fs_read":["/data"]}`);
+  const unknown = Object.keys(grant).filter((k) => !GRANT_KEYS.includes(k));
+  if (unknown.length > 0) throw configError(file, `"${key}" has unknown keys ${unknown.join(', ')} (known: ${GRANT_KEYS.join(', ')})`);
+  for (const flag of ['network', 'unix_sockets']) {
+    if (grant[flag] !== undefined && typeof grant[flag] !== 'boolean') throw configError(file, `"${key}.${flag}" must be true or false`);
+  }
+  for (const list of ['fs_read', 'fs_write']) {
+    const paths = stringList(grant[list], file, `${key}.${list}`);
+    if (paths?.some((p) => p.length === 0)) throw configError(file, `"${key}.${list}" must not hold empty paths`);
+  }
 }
 
 /** Reads and checks a config file; a missing file is an empty config. Throws `E_CONFIG`. */
@@ -94,6 +110,7 @@ export function readConfigFile(file: string): UserConfig {
       if (!isPlainObject(entry) || (entry.config !== undefined && !isPlainObject(entry.config))) {
         throw configError(file, `"plugins.${name}" must be an object whose "config" is a JSON object`);
       }
+      if (entry.grant !== undefined) checkGrant(entry.grant, file, `plugins.${name}.grant`);
     }
     config.plugins = raw.plugins as UserConfig['plugins'];
   }
@@ -135,6 +152,8 @@ export function mergeSecurity(
   const ignored = (['trusted_keys', 'trusted_workspaces', 'plugins', 'allow_shadowing', 'pinned_locks'] as const).filter((k) => workspace[k] !== undefined);
   if (workspace.require_signature === false) ignored.push('require_signature' as never);
   if (workspace.strict === false) ignored.push('strict' as never);
+  const grants = Object.entries(workspace.plugins ?? {}).filter(([, entry]) => entry.grant !== undefined).map(([name]) => `plugins.${name}.grant`);
+  if (grants.length > 0) warn(`${workspaceFile} tries to grant permissions (${grants.join(', ')}); only you can grant, in ${userConfigPath()} or with "skillplug grant", so these are ignored.`);
   if (ignored.length > 0) warn(`${workspaceFile} tries to set ${ignored.join(', ')}; a workspace config can only add restrictions, so these are ignored.`);
   const base = explicit.sandbox ?? user.sandbox ?? 'auto';
   const fromWorkspace = workspace.sandbox ?? 'off';

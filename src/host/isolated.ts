@@ -2,12 +2,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
 import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
-import type { PluginManifest, PluginPermissions } from '../manifest/index.js';
+import type { PluginManifest } from '../manifest/index.js';
 import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, failureFacts, timeoutError } from '../loader/call-errors.js';
 import { CallGate, PIPELINE_DEPTH } from '../loader/gate.js';
 import { InFlight } from '../loader/in-flight.js';
 import { checkAbiVersion, checkMetadata, resultFromReturned } from '../loader/handshake.js';
-import { detectSandbox, effectivePermissions, hostEnvironment, type SandboxGrant, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
+import { detectSandbox, hostEnvironment, type EffectivePermissions, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
 import { ensureHostBinary, ensureLauncherBinary } from './build.js';
 import { detectCgroups, PluginCgroup } from '../sandbox/limits.js';
 import { Deadlines, type Deadline } from './deadlines.js';
@@ -33,7 +33,8 @@ export interface IsolatedOpenOptions {
   libraryPath: string;
   manifestName: string;
   manifest: PluginManifest;
-  permissions: PluginPermissions | undefined;
+  /** What the plugin asked for and the user granted, already checked and resolved by the loader. */
+  permissions: EffectivePermissions;
   workspace: string | null;
   maxOutputBytes: number;
   maxConcurrency: number;
@@ -44,7 +45,6 @@ export interface IsolatedOpenOptions {
   /** Tasks (processes and threads) the whole plugin may have at once, where a cgroup or a user namespace lets that be bounded. */
   maxProcesses: number;
   sandbox: SandboxMode;
-  grant: SandboxGrant | undefined;
   env: Record<string, string> | undefined;
   onWarning: (message: string) => void;
   onLog: ((plugin: string, text: string) => void) | undefined;
@@ -158,7 +158,7 @@ async function planSandbox(options: IsolatedOpenOptions, hostBinary: string, lau
     pluginDir: options.dir,
     libraryPath: options.libraryPath,
     workspace,
-    permissions: effectivePermissions(options.permissions, options.grant, workspace ?? '/nonexistent-workspace'),
+    permissions: options.permissions,
     env: hostEnvironment(options.env, true),
   };
 }

@@ -22,6 +22,7 @@ import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.
 import { compileSchema, SchemaVerdicts } from '../tools/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
+import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, effectivePermissions, fullyGranted, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, type LockFile } from '../signing/lock.js';
 import { hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
@@ -72,8 +73,15 @@ export interface PluginLoaderOptions {
   maxProcesses?: number;
   /** Sandbox for isolated hosts. Default `'auto'` (or the user config's). */
   sandbox?: SandboxMode;
-  /** The user's cap on sandbox permissions; plugins get the overlap with what they ask for. */
+  /**
+   * Permissions the user grants every plugin this loader loads, beyond the default (read the
+   * workspace, its own dir, a private /tmp); added to `grants` and the user config's
+   * `plugins.<name>.grant`. A plugin that asks for more than is granted fails to load with
+   * `E_PERMISSION_DENIED`; it never runs with less.
+   */
   grant?: SandboxGrant;
+  /** Permissions granted per plugin name; added to `grant` and the user config's. */
+  grants?: Record<string, SandboxGrant>;
   /** Extra environment variables for isolated hosts (their environment is an allowlist otherwise). */
   env?: Record<string, string>;
   /** Receives everything isolated plugins write to stdout/stderr. */
@@ -171,6 +179,7 @@ export class PluginLoader {
   private readonly recycleAboveMb: number;
   private readonly quarantineMs: number;
   private readonly userConfig: UserConfig;
+  private readonly home: string;
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
   private keys: MinisignPublicKey[] | undefined;
@@ -203,6 +212,7 @@ export class PluginLoader {
     this.warn = options.onWarning ?? ((message) => process.emitWarning(message, { code: 'SKILLPLUG_WARNING' }));
     this.workspace = canonicalOrAbsoluteSync(options.workspace ?? process.cwd());
     const home = options.home ?? os.homedir();
+    this.home = home;
     const readConfig = options.readConfig !== false;
     this.userConfig = readConfig ? readConfigFile(userConfigPath(home)) : {};
     const workspaceFile = workspaceConfigPath(this.workspace);
@@ -265,6 +275,39 @@ export class PluginLoader {
   /** The per-plugin `config` from the user config, or `{}`. */
   pluginConfig(name: string): JsonObject {
     return this.userConfig.plugins?.[name]?.config ?? {};
+  }
+
+  /** What the user grants plugin `name`: the user config's, `grants[name]` and `grant`, merged. */
+  grantFor(name: string): SandboxGrant {
+    return mergeGrants(this.userConfig.plugins?.[name]?.grant, this.options.grants?.[name], this.options.grant);
+  }
+
+  private permissionContext(pluginDir: string): PermissionContext {
+    return {
+      workspace: this.workspace,
+      pluginDir,
+      protectedPaths: [
+        ...PROTECTED_WORKSPACE_ENTRIES.map((entry) => path.join(this.workspace, entry)),
+        ...this.dirs.map((d) => d.path),
+        canonicalOrAbsoluteSync(path.dirname(userConfigPath(this.home))),
+      ],
+    };
+  }
+
+  /**
+   * What the plugin in `dir` asks for (its plugin.json `permissions`), what the user granted of it,
+   * what is missing, and paths that can never be granted. Reads files only; no plugin code runs.
+   */
+  permissionReport(dir: string, manifest: PluginManifest): PermissionReport {
+    return assessPermissions(manifest.permissions, this.grantFor(manifest.name), this.permissionContext(canonicalOrAbsoluteSync(dir)));
+  }
+
+  // Up front, in every isolation and sandbox mode: a plugin never runs with less than it asked for.
+  private checkPermissions(dir: string, manifest: PluginManifest): EffectivePermissions {
+    const context = this.permissionContext(dir);
+    const report = assessPermissions(manifest.permissions, this.grantFor(manifest.name), context);
+    if (!fullyGranted(report)) throw permissionDenied(manifest.name, dir, report);
+    return effectivePermissions(report, context);
   }
 
   private async trustedKeys(): Promise<MinisignPublicKey[]> {
@@ -528,18 +571,19 @@ export class PluginLoader {
           });
         }
       }
+      const permissions = this.checkPermissions(canonical, manifest);
       await this.options.hooks?.afterVerify?.({ dir: canonical, libraryPath });
-      return await this.open(canonical, loadPath, manifest, copy, libraryBytes);
+      return await this.open(canonical, loadPath, manifest, copy, libraryBytes, permissions);
     } catch (err) {
       copy?.dispose();
       throw err;
     }
   }
 
-  private async open(dir: string, libraryPath: string, manifest: PluginManifest, copy: PrivateCopy | undefined, verifiedBytes: Buffer | undefined): Promise<NativePluginTrait> {
+  private async open(dir: string, libraryPath: string, manifest: PluginManifest, copy: PrivateCopy | undefined, verifiedBytes: Buffer | undefined, permissions: EffectivePermissions): Promise<NativePluginTrait> {
     const onClosed = copy ? () => copy.dispose() : undefined;
     if (this.isolation === 'none') {
-      await this.probeLoadInHost(dir, libraryPath, manifest, verifiedBytes);
+      await this.probeLoadInHost(dir, libraryPath, manifest, verifiedBytes, permissions);
       // Imported on demand: only in-process loading needs the FFI library.
       const { InProcessPlugin } = await import('./in-process.js');
       return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, pollMicros: this.pollMicros, onClosed });
@@ -553,7 +597,7 @@ export class PluginLoader {
       libraryPath,
       manifestName: manifest.name,
       manifest,
-      permissions: manifest.permissions,
+      permissions,
       workspace: this.workspace,
       maxOutputBytes: this.maxOutputBytes,
       maxConcurrency: this.maxConcurrency,
@@ -562,7 +606,6 @@ export class PluginLoader {
       maxMemoryMb: this.maxMemoryMb,
       maxProcesses: this.maxProcesses,
       sandbox: this.security.sandbox,
-      grant: this.options.grant,
       env: this.options.env,
       onWarning: (m) => this.warnOnce(m),
       onLog: this.options.onLog,
@@ -581,7 +624,7 @@ export class PluginLoader {
    * build whose constructors or metadata block fails with E_TIMEOUT instead of hanging this process.
    * Builds that answered before (the metadata registry) skip it. Without a C compiler (no host) it is skipped.
    */
-  private async probeLoadInHost(dir: string, libraryPath: string, manifest: PluginManifest, verifiedBytes: Buffer | undefined): Promise<void> {
+  private async probeLoadInHost(dir: string, libraryPath: string, manifest: PluginManifest, verifiedBytes: Buffer | undefined, permissions: EffectivePermissions): Promise<void> {
     const key = metadataKey(verifiedBytes ?? (await readFile(libraryPath)), manifest.name);
     const known = await readCachedMetadata(key);
     if (known && 'metadata' in known) return;
@@ -593,7 +636,7 @@ export class PluginLoader {
         libraryPath,
         manifestName: manifest.name,
         manifest,
-        permissions: manifest.permissions,
+        permissions,
         workspace: this.workspace,
         maxOutputBytes: this.maxOutputBytes,
         maxConcurrency: 1,
@@ -603,7 +646,6 @@ export class PluginLoader {
         maxProcesses: this.maxProcesses,
         // In-process code runs unsandboxed anyway; the probe only asks whether loading finishes.
         sandbox: 'off',
-        grant: undefined,
         env: this.options.env,
         onWarning: (m) => this.warnOnce(m),
         onLog: this.options.onLog,

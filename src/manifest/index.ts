@@ -20,10 +20,15 @@ export const MAX_MANIFEST_DEPTH = 64;
 /** Plugin names become file names, so they are restricted to a safe alphabet. */
 export const PLUGIN_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/;
 
-/** What a plugin asks to be allowed to do when sandboxed. */
+/**
+ * What a plugin asks to be allowed to do. It gets, without asking the user, reads inside the
+ * workspace and its own dir; everything else must be granted by the user, or it does not load.
+ */
 export interface PluginPermissions {
   /** Network access. Default false. */
   network?: boolean;
+  /** `connect()` to Unix sockets in the dirs it can see. Default false. */
+  unix_sockets?: boolean;
   /** Paths it reads; `${workspace}` expands to the workspace root. Default: the workspace. */
   fs_read?: string[];
   /** Paths it writes; `${workspace}` expands to the workspace root. Default: none. */
@@ -205,8 +210,10 @@ function checkPermissions(value: unknown, file: string): ValidationIssue[] {
   const field = 'permissions';
   if (!isPlainObject(value)) return [{ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions" must be an object.`, field }];
   const issues: ValidationIssue[] = [];
-  if (value.network !== undefined && typeof value.network !== 'boolean') {
-    issues.push({ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions.network" must be a boolean.`, field: 'permissions.network' });
+  for (const key of ['network', 'unix_sockets']) {
+    if (value[key] !== undefined && typeof value[key] !== 'boolean') {
+      issues.push({ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions.${key}" must be a boolean.`, field: `permissions.${key}` });
+    }
   }
   for (const key of ['fs_read', 'fs_write']) {
     const list = value[key];

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { PluginPermissions } from '../manifest/index.js';
+import { within, type EffectivePermissions, type PermissionGrant } from './permissions.js';
 
 const run = promisify(execFile);
 
@@ -13,48 +13,12 @@ export type SandboxMode = 'auto' | 'required' | 'off';
 export const SANDBOX_MODES: readonly SandboxMode[] = ['auto', 'required', 'off'];
 
 /**
- * The user's cap on what plugins may be granted. A plugin gets the overlap of what it asks for
- * and this. Defaults: network allowed if asked, reads anywhere asked, writes only inside the workspace.
+ * What the user grants plugins beyond the default (read the workspace, own dir, private /tmp).
+ * Kept as the loader's `grant` option type; see {@link PermissionGrant}.
  */
-export interface SandboxGrant {
-  /** Allow network to plugins that ask for it. Default true. */
-  network?: boolean;
-  /** Roots under which requested reads are granted. Default: everything. */
-  fs_read?: string[];
-  /** Roots under which requested writes are granted. Default: `${workspace}`. */
-  fs_write?: string[];
-}
+export type SandboxGrant = PermissionGrant;
 
-/** What a sandboxed plugin actually gets. */
-export interface EffectivePermissions {
-  network: boolean;
-  read: string[];
-  write: string[];
-}
-
-/** Expands `${workspace}` and resolves a permission path against the workspace. */
-export function expandPermissionPath(p: string, workspace: string): string {
-  return path.resolve(workspace, p.split('${workspace}').join(workspace));
-}
-
-function within(p: string, root: string): boolean {
-  const rel = path.relative(root, p);
-  return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
-}
-
-/** The overlap of what a plugin asks for and what the user grants. */
-export function effectivePermissions(requested: PluginPermissions | undefined, grant: SandboxGrant | undefined, workspace: string): EffectivePermissions {
-  const expand = (list: string[]) => list.map((p) => expandPermissionPath(p, workspace));
-  const readRoots = expand(grant?.fs_read ?? ['/']);
-  const writeRoots = expand(grant?.fs_write ?? ['${workspace}']);
-  const wantRead = expand(requested?.fs_read ?? ['${workspace}']);
-  const wantWrite = expand(requested?.fs_write ?? []);
-  return {
-    network: (requested?.network ?? false) && (grant?.network ?? true),
-    read: wantRead.filter((p) => readRoots.some((r) => within(p, r))),
-    write: wantWrite.filter((p) => writeRoots.some((r) => within(p, r))),
-  };
-}
+export { expandPermissionPath, type EffectivePermissions } from './permissions.js';
 
 /** Whether bubblewrap can be used here. */
 export interface SandboxSupport {
@@ -198,6 +162,9 @@ export function bwrapArgs(plan: SandboxPlan): string[] {
   for (const p of plan.permissions.write) if (!masked(p)) mounts.push({ dest: p, args: ['--bind-try', p, p] });
   const granted = [...readOnly, ...plan.permissions.write];
   for (const m of masks) if (granted.some((g) => within(m, g))) mounts.push({ dest: m, args: ['--tmpfs', m] });
+  // Deeper than their writable bind, so the sort puts them on top: protected paths stay read-only.
+  for (const p of plan.permissions.readOnlyInside) mounts.push({ dest: p, args: ['--ro-bind', p, p] });
+  for (const p of plan.permissions.emptyInside) mounts.push({ dest: p, args: ['--tmpfs', p, '--remount-ro', p] });
   // Shallow first (a stable sort): a deeper mount lands on top, so a grant of / cannot uncover the host's /tmp, /proc or /dev, and masks cover what grants bring in.
   mounts.sort((x, y) => depth(x.dest) - depth(y.dest));
   for (const m of mounts) args.push(...m.args);
