@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { within, type EffectivePermissions, type PermissionGrant } from './permissions.js';
+import { symlinkedComponent, within, type EffectivePermissions, type PermissionGrant } from './permissions.js';
 
 const run = promisify(execFile);
 
@@ -153,13 +153,15 @@ export function bwrapArgs(plan: SandboxPlan): string[] {
   for (const dir of SYSTEM_DIRS) mounts.push({ dest: dir, args: ['--ro-bind-try', dir, dir] });
   mounts.push({ dest: '/proc', args: ['--proc', '/proc'] }, { dest: '/dev', args: ['--dev', '/dev'] });
   mounts.push({ dest: '/tmp', args: [...(plan.tmpSizeMb ? ['--size', String(plan.tmpSizeMb * 1024 * 1024)] : []), '--tmpfs', '/tmp'] });
-  const readOnly = new Set([path.dirname(plan.hostBinary), plan.pluginDir, path.dirname(plan.libraryPath), ...plan.permissions.read]);
+  // Checked again at every host start: a plugin may have planted a link since it was loaded; bwrap would follow it.
+  const unlinked = (p: string): boolean => symlinkedComponent(p) === undefined;
+  const readOnly = new Set([path.dirname(plan.hostBinary), plan.pluginDir, path.dirname(plan.libraryPath), ...plan.permissions.read.filter(unlinked)]);
   if (plan.inner) readOnly.add(path.dirname(plan.inner.launcher));
   const workspaceReadable = plan.workspace !== null && plan.permissions.read.some((p) => within(plan.workspace as string, p));
   // A readable workspace stays visible even where a broader grant's part of it is replaced (the private /tmp).
   if (workspaceReadable) readOnly.add(plan.workspace as string);
   for (const p of readOnly) if (!masked(p)) mounts.push({ dest: p, args: ['--ro-bind-try', p, p] });
-  for (const p of plan.permissions.write) if (!masked(p)) mounts.push({ dest: p, args: ['--bind-try', p, p] });
+  for (const p of plan.permissions.write.filter(unlinked)) if (!masked(p)) mounts.push({ dest: p, args: ['--bind-try', p, p] });
   const granted = [...readOnly, ...plan.permissions.write];
   for (const m of masks) if (granted.some((g) => within(m, g))) mounts.push({ dest: m, args: ['--tmpfs', m] });
   // Deeper than their writable bind, so the sort puts them on top: protected paths stay read-only.

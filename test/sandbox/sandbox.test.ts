@@ -4,35 +4,58 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
-import { bwrapArgs, detectSandbox, effectivePermissions, expandPermissionPath } from '../../src/sandbox/index.js';
+import { bwrapArgs, detectSandbox, expandPermissionPath } from '../../src/sandbox/index.js';
+import { assessPermissions, effectivePermissions, fullyGranted, permissionDenied } from '../../src/sandbox/permissions.js';
 import { buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
 
 describe('sandbox permissions', () => {
+  const none = { network: false, unix_sockets: false, fs_read: [], fs_write: [] };
+  const context = { workspace: '/ws', pluginDir: '/plugins/p', protectedPaths: ['/ws/.git'] };
+
   it('expands ${workspace} and resolves relative paths against the workspace', () => {
     assert.equal(expandPermissionPath('${workspace}/out', '/ws'), '/ws/out');
     assert.equal(expandPermissionPath('cache', '/ws'), '/ws/cache');
   });
 
-  it('defaults to no network, reading the workspace, writing nothing', () => {
-    assert.deepEqual(effectivePermissions(undefined, undefined, '/ws'), { network: false, read: ['/ws'], write: [] });
+  it('by default a plugin asks for and gets reading the workspace, nothing else', () => {
+    const report = assessPermissions(undefined, undefined, context);
+    assert.deepEqual(report.missing, none);
+    assert.deepEqual(report.granted, { ...none, fs_read: ['/ws'] });
+    assert.deepEqual(effectivePermissions(report, context), { network: false, unix_sockets: false, read: ['/ws'], write: [], readOnlyInside: [], emptyInside: [] });
   });
 
-  it('grants writes only inside what the user allows (the workspace by default)', () => {
-    const asked = { network: true, fs_write: ['${workspace}/out', '/etc', '/home/u/.ssh'] };
-    assert.deepEqual(effectivePermissions(asked, undefined, '/ws'), { network: true, read: ['/ws'], write: ['/ws/out'] });
-    assert.deepEqual(effectivePermissions(asked, { network: false, fs_write: [] }, '/ws'), { network: false, read: ['/ws'], write: [] });
-    assert.deepEqual(effectivePermissions({ fs_read: ['/data', '/secret'] }, { fs_read: ['/data'] }, '/ws').read, ['/data']);
+  it('whatever a plugin asks beyond reading the workspace is missing until the user grants exactly that', () => {
+    const asked = { network: true, unix_sockets: true, fs_read: ['/', '/data/set'], fs_write: ['${workspace}/out'] };
+    const ungranted = assessPermissions(asked, undefined, context);
+    assert.deepEqual(ungranted.missing, { network: true, unix_sockets: true, fs_read: ['/', '/data/set'], fs_write: ['/ws/out'] });
+    assert.equal(fullyGranted(ungranted), false);
+    const partly = assessPermissions(asked, { network: true, fs_read: ['/data'], fs_write: ['${workspace}'] }, context);
+    assert.deepEqual(partly.missing, { ...none, unix_sockets: true, fs_read: ['/'] });
+    const all = assessPermissions(asked, { network: true, unix_sockets: true, fs_read: ['/'], fs_write: ['/ws/out'] }, context);
+    assert.equal(fullyGranted(all), true);
   });
 
-  it('builds bwrap arguments with no privileges, namespaces, a private /tmp and no environment values', () => {
+  it('refuses writes into protected paths even when the user granted them', () => {
+    const report = assessPermissions({ fs_write: ['${workspace}/.git/hooks'] }, { fs_write: ['/ws'] }, context);
+    assert.deepEqual(report.refused, [{ path: '/ws/.git/hooks', reason: 'protected', at: '/ws/.git' }]);
+    assert.equal(fullyGranted(report), false);
+  });
+
+  it('names the exact grant command in E_PERMISSION_DENIED', () => {
+    const err = permissionDenied('p', '/plugins/p', assessPermissions({ network: true, fs_write: ['/w s'] }, undefined, context));
+    assert.equal(err.code, ErrorCode.PERMISSION_DENIED);
+    assert.equal(err.data?.grant_command, "skillplug grant p --network --write '/w s'");
+  });
+
+  it('builds bwrap arguments with no privileges, namespaces, a private /tmp, no environment values and read-only protected paths on top', () => {
     const args = bwrapArgs({
       bwrap: '/usr/bin/bwrap',
       hostBinary: '/cache/host/skillplug-host',
       pluginDir: '/plugins/p',
       libraryPath: '/plugins/p/libp.so',
       workspace: '/ws',
-      permissions: { network: false, read: ['/ws'], write: ['/ws/out'] },
+      permissions: { network: false, unix_sockets: false, read: ['/ws'], write: ['/ws/out'], readOnlyInside: ['/ws/out/.git'], emptyInside: ['/ws/out/.vtcode'] },
       env: { PATH: '/usr/bin/secret-path' },
       maskDirs: [],
       tmpSizeMb: 64,
@@ -42,7 +65,10 @@ describe('sandbox permissions', () => {
       assert.ok(joined.includes(flag), flag);
     }
     assert.ok(!joined.includes('secret-path') && !joined.includes('--setenv'), 'environment values stay off the command line');
-    assert.ok(!bwrapArgs({ ...{ bwrap: 'b', hostBinary: '/h/x', pluginDir: '/p', libraryPath: '/p/l', workspace: null, env: {} }, permissions: { network: true, read: [], write: [] } }).includes('--unshare-net'));
+    assert.ok(joined.indexOf('--ro-bind /ws/out/.git /ws/out/.git') > joined.indexOf('--bind-try /ws/out /ws/out'));
+    assert.ok(joined.includes('--tmpfs /ws/out/.vtcode --remount-ro /ws/out/.vtcode'));
+    const open = { network: true, unix_sockets: false, read: [], write: [], readOnlyInside: [], emptyInside: [] };
+    assert.ok(!bwrapArgs({ ...{ bwrap: 'b', hostBinary: '/h/x', pluginDir: '/p', libraryPath: '/p/l', workspace: null, env: {} }, permissions: open }).includes('--unshare-net'));
   });
 
   it('mounts shallow paths first, so a grant of / cannot uncover /tmp and socket dirs are masked under it', () => {
@@ -52,7 +78,7 @@ describe('sandbox permissions', () => {
       pluginDir: '/p',
       libraryPath: '/p/l',
       workspace: '/tmp/ws',
-      permissions: { network: false, read: ['/', '/run/user/1/inside'], write: [] },
+      permissions: { network: false, unix_sockets: false, read: ['/', '/run/user/1/inside'], write: [], readOnlyInside: [], emptyInside: [] },
       env: {},
       maskDirs: ['/run', '/home/u/.runtime'],
     });
@@ -61,7 +87,7 @@ describe('sandbox permissions', () => {
     assert.ok(at('--tmpfs', '/tmp') < at('--ro-bind-try', '/tmp/ws', '/tmp/ws'), 'the readable workspace on top of /tmp');
     assert.ok(at('--tmpfs', '/run') > at('--ro-bind-try', '/', '/') && at('--tmpfs', '/home/u/.runtime') > 0, 'socket dirs masked');
     assert.equal(at('--ro-bind-try', '/run/user/1/inside', '/run/user/1/inside'), -1, 'nothing inside a socket dir is bound');
-    const narrow = bwrapArgs({ bwrap: 'b', hostBinary: '/h/x', pluginDir: '/p', libraryPath: '/p/l', workspace: null, env: {}, permissions: { network: false, read: [], write: [] }, maskDirs: ['/run'] });
+    const narrow = bwrapArgs({ bwrap: 'b', hostBinary: '/h/x', pluginDir: '/p', libraryPath: '/p/l', workspace: null, env: {}, permissions: { network: false, unix_sockets: false, read: [], write: [], readOnlyInside: [], emptyInside: [] }, maskDirs: ['/run'] });
     assert.ok(!narrow.includes('/run'), 'a mask only where a grant covers the dir');
   });
 });
@@ -136,13 +162,23 @@ describe('sandboxed host', async () => {
     assert.equal(connections, before);
   });
 
-  it('grants what the plugin asks for and the user allows', { skip }, async () => {
+  it('grants what the plugin asks for once the user grants it', { skip }, async () => {
     const target = path.join(workspace, 'out', 'granted.txt');
-    const out = await probe('probe-granted', { sandbox: 'required' }, { write: target, port });
+    const grant = { network: true, fs_write: ['${workspace}/out'] };
+    const out = await probe('probe-granted', { sandbox: 'required', grants: { 'probe-granted': grant } }, { write: target, port });
     assert.deepEqual(out, { wrote: true, connected: true, env_visible: false });
     assert.equal(existsSync(target), true);
-    const capped = await probe('probe-granted', { sandbox: 'required', grant: { network: false, fs_write: [] } }, { write: path.join(workspace, 'out', 'capped.txt'), port });
-    assert.deepEqual(capped, { wrote: false, connected: false, env_visible: false });
+  });
+
+  it('never runs a plugin with less than it asked for: an ungranted request fails to load', { skip }, async () => {
+    const target = path.join(workspace, 'out', 'ungranted.txt');
+    for (const grant of [undefined, { network: true }, { fs_write: ['${workspace}/out'] }]) {
+      await assert.rejects(
+        probe('probe-granted', { sandbox: 'required', ...(grant ? { grant } : {}) }, { write: target, port }),
+        (e: unknown) => e instanceof PluginError && e.code === ErrorCode.PERMISSION_DENIED,
+      );
+    }
+    assert.equal(existsSync(target), false);
   });
 
   it('sandboxed, calls through the shared memory lane are just as confined', { skip }, async () => {
