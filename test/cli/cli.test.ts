@@ -37,7 +37,7 @@ describe('cli', () => {
     const broken = doc.plugins.find((p: { name: string }) => p.name === 'broken');
     assert.equal(broken.status, 'error');
     assert.ok(broken.errors.some((e: { code: string; field?: string }) => e.code === 'E_INVALID_MANIFEST' && e.field === 'description'));
-    for (const p of doc.plugins) assert.deepEqual(Object.keys(p).sort(), ['description', 'errors', 'name', 'path', 'status', 'version']);
+    for (const p of doc.plugins) assert.deepEqual(Object.keys(p).sort(), ['description', 'errors', 'name', 'path', 'permissions', 'status', 'version']);
     assert.equal(existsSync(marker), false);
   });
 

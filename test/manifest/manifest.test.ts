@@ -68,9 +68,9 @@ describe('validatePluginStructure', () => {
 
   it('checks declared permissions', async () => {
     const issues = await validatePluginStructure(
-      pluginDir(JSON.stringify({ name: 'x', description: 'd', version: '1', permissions: { network: 'yes', fs_write: [''] } }), 'libx.so'),
+      pluginDir(JSON.stringify({ name: 'x', description: 'd', version: '1', permissions: { network: 'yes', unix_sockets: 1, fs_write: [''] } }), 'libx.so'),
     );
-    assert.deepEqual(issues.map((i) => i.field).sort(), ['permissions.fs_write', 'permissions.network']);
+    assert.deepEqual(issues.map((i) => i.field).sort(), ['permissions.fs_write', 'permissions.network', 'permissions.unix_sockets']);
   });
 
   it('reads a plugin.json larger than one read buffer, and refuses one over the limit unread', async () => {

@@ -25,7 +25,7 @@ describe('skillplug serve (MCP over stdio)', () => {
     workspace = path.join(base, 'ws');
     home = path.join(base, 'home');
     for (const d of [plugins, workspace, path.join(home, '.vtcode')]) mkdirSync(d, { recursive: true });
-    writeFileSync(path.join(home, '.vtcode', 'skillplug.json'), JSON.stringify({ plugins: { echo: { config: { greeting: 'hi' } } } }));
+    writeFileSync(path.join(home, '.vtcode', 'skillplug.json'), JSON.stringify({ plugins: { echo: { config: { greeting: 'hi' }, grant: { network: true } } } }));
     await Promise.all([
       buildFixture(plugins, {
         source: 'echo',
