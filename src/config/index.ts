@@ -5,7 +5,7 @@ import { isPlainObject } from '../abi/codec.js';
 import type { JsonObject } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { SANDBOX_MODES, type SandboxMode } from '../sandbox/index.js';
-import type { PermissionGrant } from '../sandbox/permissions.js';
+import { grantProblem, type PermissionGrant } from '../sandbox/permissions.js';
 import { readErrorCode, readSmallRegularFileSync } from './safe-read.js';
 
 /** The config file name, in `~/.vtcode/` (the user's) and `<workspace>/.vtcode/` (restrictions only). */
@@ -51,19 +51,9 @@ function stringList(value: unknown, file: string, key: string): string[] | undef
   return value as string[];
 }
 
-const GRANT_KEYS = ['network', 'unix_sockets', 'fs_read', 'fs_write'];
-
 function checkGrant(grant: unknown, file: string, key: string): void {
-  if (!isPlainObject(grant)) throw configError(file, `"${key}" must be an object like {"network":true,"fs_read":["/data"]}`);
-  const unknown = Object.keys(grant).filter((k) => !GRANT_KEYS.includes(k));
-  if (unknown.length > 0) throw configError(file, `"${key}" has unknown keys ${unknown.join(', ')} (known: ${GRANT_KEYS.join(', ')})`);
-  for (const flag of ['network', 'unix_sockets']) {
-    if (grant[flag] !== undefined && typeof grant[flag] !== 'boolean') throw configError(file, `"${key}.${flag}" must be true or false`);
-  }
-  for (const list of ['fs_read', 'fs_write']) {
-    const paths = stringList(grant[list], file, `${key}.${list}`);
-    if (paths?.some((p) => p.length === 0)) throw configError(file, `"${key}.${list}" must not hold empty paths`);
-  }
+  const problem = grantProblem(grant);
+  if (problem !== undefined) throw configError(file, `"${key}" ${problem}`);
 }
 
 /** Reads and checks a config file; a missing file is an empty config. Throws `E_CONFIG`. */

@@ -22,7 +22,7 @@ import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.
 import { compileSchema, SchemaVerdicts } from '../tools/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
-import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, effectivePermissions, fullyGranted, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
+import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, grantProblem, effectivePermissions, fullyGranted, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, type LockFile } from '../signing/lock.js';
 import { hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
@@ -200,6 +200,14 @@ export class PluginLoader {
       throw new PluginError(ErrorCode.USAGE, `Unknown sandbox mode ${JSON.stringify(options.sandbox)}; use one of: ${SANDBOX_MODES.join(', ')}.`);
     }
     this.isolation = isolation;
+    if (options.grants !== undefined && (typeof options.grants !== 'object' || options.grants === null || Array.isArray(options.grants))) {
+      throw new PluginError(ErrorCode.USAGE, 'Loader option grants must be an object keyed by plugin name.');
+    }
+    const grants = [['grant', options.grant], ...Object.entries(options.grants ?? {}).map(([name, g]) => [`grants.${name}`, g])] as const;
+    for (const [label, grant] of grants) {
+      const problem = grant === undefined ? undefined : grantProblem(grant);
+      if (problem !== undefined) throw new PluginError(ErrorCode.USAGE, `Loader option ${label} ${problem}.`);
+    }
     this.maxConcurrency = positiveInteger(options.maxConcurrency, 'maxConcurrency', Math.max(1, os.availableParallelism()));
     this.pollMicros = integerOption(options.pollMicros, 'pollMicros', DEFAULT_POLL_MICROS, 0);
     this.maxOutputBytes = positiveInteger(options.maxOutputBytes, 'maxOutputBytes', DEFAULT_MAX_OUTPUT_BYTES);

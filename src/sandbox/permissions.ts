@@ -109,6 +109,21 @@ function emptySet(): PermissionSet {
   return { network: false, unix_sockets: false, fs_read: [], fs_write: [] };
 }
 
+/** Why a grant is malformed, or undefined when it is a well-formed {@link PermissionGrant}. */
+export function grantProblem(grant: unknown): string | undefined {
+  if (typeof grant !== 'object' || grant === null || Array.isArray(grant)) return 'must be an object like {"network":true,"fs_read":["/data"]}';
+  const known = ['network', 'unix_sockets', 'fs_read', 'fs_write'];
+  const g = grant as Record<string, unknown>;
+  const unknown = Object.keys(g).filter((k) => !known.includes(k));
+  if (unknown.length > 0) return `has unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`;
+  for (const flag of ['network', 'unix_sockets']) if (g[flag] !== undefined && typeof g[flag] !== 'boolean') return `"${flag}" must be true or false`;
+  for (const list of ['fs_read', 'fs_write']) {
+    const paths = g[list];
+    if (paths !== undefined && (!Array.isArray(paths) || !paths.every((p) => typeof p === 'string' && p.length > 0))) return `"${list}" must be an array of non-empty paths`;
+  }
+  return undefined;
+}
+
 /** Merges grants: each adds to the others. */
 export function mergeGrants(...grants: (PermissionGrant | undefined)[]): PermissionGrant {
   const merged: Required<PermissionGrant> = { network: false, unix_sockets: false, fs_read: [], fs_write: [] };

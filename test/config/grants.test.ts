@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ErrorCode, PluginError } from '../../src/index.js';
+import { ErrorCode, PluginError, PluginLoader } from '../../src/index.js';
 import { mergeSecurity, readConfigFile } from '../../src/config/index.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -35,5 +35,21 @@ describe('per-plugin grants in the config', () => {
     const warnings: string[] = [];
     mergeSecurity({}, { plugins: { p: { grant: { network: true } } } }, {}, (m) => warnings.push(m), '/ws/.vtcode/skillplug.json');
     assert.ok(warnings.some((w) => w.includes('plugins.p.grant')));
+  });
+});
+
+describe('the loader options grant and grants', () => {
+  for (const options of [{ grant: { fs_read: '/' } }, { grant: { network: 'yes' } }, { grants: { p: { fs_write: [''] } } }, { grants: [] }, { grant: { everything: true } }]) {
+    it(`refuses ${JSON.stringify(options)} with E_USAGE instead of granting something else`, () => {
+      assert.throws(() => new PluginLoader({ readConfig: false, defaultDirs: false, ...(options as object) }), (e: unknown) => e instanceof PluginError && e.code === ErrorCode.USAGE);
+    });
+  }
+
+  it('grant, grants and the user config add up', () => {
+    const home = tempDir();
+    mkdirSync(path.join(home, '.vtcode'));
+    writeFileSync(path.join(home, '.vtcode', 'skillplug.json'), JSON.stringify({ plugins: { p: { grant: { fs_read: ['/a'] } } } }));
+    const loader = new PluginLoader({ home, defaultDirs: false, grant: { network: true }, grants: { p: { fs_write: ['/b'] }, q: { unix_sockets: true } } });
+    assert.deepEqual(loader.grantFor('p'), { network: true, unix_sockets: false, fs_read: ['/a'], fs_write: ['/b'] });
   });
 });
