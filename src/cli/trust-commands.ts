@@ -114,6 +114,16 @@ export async function statementCommand(ref: string, flags: LoaderFlags & { json?
   return ExitCode.OK;
 }
 
+// The trust is already recorded: a workspace whose plugins cannot be listed still shows that, just without requests.
+async function workspaceRequests(dir: string): Promise<ReturnType<typeof requests>> {
+  try {
+    const loader = loaderFromFlags({ workspace: dir });
+    return requests(loader, (await loader.discoverPlugins()).filter((p) => p.trustedDir.kind === 'workspace'));
+  } catch {
+    return { json: [], lines: [] };
+  }
+}
+
 /** `skillplug trust [DIR]` and `skillplug untrust [DIR]` */
 export async function trustCommand(dirArg: string | undefined, trust: boolean, flags: { json?: boolean }): Promise<number> {
   const target = path.resolve(dirArg ?? process.cwd());
@@ -132,8 +142,7 @@ export async function trustCommand(dirArg: string | undefined, trust: boolean, f
   config.trusted_workspaces = [...list].sort();
   if (changed) writeConfigFile(file, config);
   const verb = trust ? 'trusted' : 'not trusted';
-  const loader = loaderFromFlags({ workspace: dir });
-  const asked = trust ? requests(loader, (await loader.discoverPlugins()).filter((p) => p.trustedDir.kind === 'workspace')) : { json: [], lines: [] };
+  const asked = trust ? await workspaceRequests(dir) : { json: [], lines: [] };
   if (flags.json) await writeOut(`${JSON.stringify({ workspace: dir, trusted: trust, changed, config: file, ...(trust ? { permissions: asked.json } : {}) })}\n`);
   else {
     const what = asked.lines.length > 0 ? `\nIts plugins ask for:\n${asked.lines.join('\n')}\n` : '';
