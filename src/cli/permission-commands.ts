@@ -102,10 +102,11 @@ export function permissionsJson(report: PermissionReport): Record<string, unknow
 /** Human lines for a plugin's permissions, each starting with `indent`. */
 export function permissionLines(name: string, report: PermissionReport, indent: string): string[] {
   const asked = describePermissionSet(report.requested);
-  const lines = [`${indent}asks for:  ${printable(asked || 'nothing beyond the default')}`];
   const missing = describePermissionSet(report.missing);
-  if (missing) lines.push(`${indent}NOT GRANTED: ${printable(missing)}; grant with: ${printable(grantCommand(name, report.missing))}`);
-  for (const r of report.refused) lines.push(`${indent}REFUSED: ${printable(r.path)} (${r.reason === 'symlink' ? `symbolic link at ${printable(r.at)}` : `inside protected ${printable(r.at)}`})`);
+  const verdict = missing || report.refused.length > 0 ? '' : ' (all granted)';
+  const lines = [`${indent}permissions:     ${printable(asked || 'nothing beyond the default')}${verdict}`];
+  if (missing) lines.push(`${indent}NOT GRANTED:     ${printable(missing)}; grant with: ${printable(grantCommand(name, report.missing))}`);
+  for (const r of report.refused) lines.push(`${indent}REFUSED:         ${printable(r.path)} (${r.reason === 'symlink' ? `symbolic link at ${printable(r.at)}` : `inside protected ${printable(r.at)}`})`);
   return lines;
 }
 

@@ -49,7 +49,7 @@ describe('README: the permissions snippet', () => {
       outputs.push(r.stdout);
     }
     assert.deepEqual(codes, [3, 0, 0, 0, 0, 0], outputs.join('\n'));
-    assert.match(outputs[0] as string, /NOT GRANTED: network/);
+    assert.match(outputs[0] as string, /NOT GRANTED: +network/);
     assert.match(outputs[3] as string, /needs grant: read \/data\/sets \(/, 'the one-run grant is gone; the stored network and write grants remain');
     assert.equal(JSON.parse(readFileSync(path.join(home, '.vtcode', 'skillplug.json'), 'utf8')).plugins['my-plugin'], undefined);
   });
