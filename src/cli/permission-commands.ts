@@ -88,10 +88,12 @@ export async function grantCommandRun(name: string, granting: boolean, flags: Gr
   return ExitCode.OK;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
+
 // Plugin-controlled text (paths from plugin.json) never reaches the terminal with control characters.
 function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(CONTROL_CHARACTERS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Permissions in JSON output: requested, granted, missing and refused. */

@@ -157,7 +157,7 @@ describe('hostile plugins against permission paths', async () => {
     const normal = results.slice(-2);
     const attacks = results.slice(0, -2);
     assert.deepEqual([baited, ...normal], [{ ok: true, errno: 0 }, { ok: true, errno: 0 }, { ok: true, errno: 0 }]);
-    attacks.forEach((r, i) => assert.equal((r as Attack).ok, false, `attack ${i} succeeded`));
+    for (const [i, r] of attacks.entries()) assert.equal((r as Attack).ok, false, `attack ${i} succeeded`);
     assert.equal(existsSync(hook), false);
     assert.equal(existsSync(path.join(workspace, '.vtcode', 'plugins', 'x')), false);
     assert.equal(existsSync(path.join(workspace, '.agents', 'x')), false);
@@ -172,6 +172,6 @@ describe('hostile plugins against permission paths', async () => {
     mkdirSync(path.join(workspace, '.git'), { recursive: true });
     const dir = await buildFixture(plugins, { source: 'perm_attack', name: 'hooker', manifest: { name: 'hooker', description: 'd', version: '1', permissions: { fs_write: ['${workspace}/.git/hooks'] } } });
     const loader = loaderFor(plugins, workspace, { sandbox: 'off', grants: { hooker: { fs_write: ['${workspace}'] } } });
-    await assert.rejects(loader.loadPlugin(dir), (e: unknown) => denied(e) && ((e as PluginError).data?.refused as { reason: string }[])[0]?.reason === 'protected');
+    await assert.rejects(loader.loadPlugin(dir), (e: unknown) => denied(e) && ((e as PluginError).data?.refused as { reason: string }[] | undefined)?.[0]?.reason === 'protected');
   });
 });
