@@ -15,6 +15,24 @@ function loaderFor(plugins: string, workspace: string, options: PluginLoaderOpti
   return new PluginLoader({ pluginsDirs: [plugins], home: tempHome(), workspace, defaultDirs: false, isolation: 'process', sandbox: 'required', ...options });
 }
 
+/** Loads the plugin and makes each call, collecting outputs or errors. */
+async function attack(loader: PluginLoader, dir: string, calls: Record<string, string>[]): Promise<(Attack | PluginError)[]> {
+  const plugin = await loader.loadPlugin(dir);
+  const results: (Attack | PluginError)[] = [];
+  try {
+    for (const input of calls) {
+      try {
+        results.push((await plugin.execute({ input, workspace_root: loader.workspace, config: {} })).output as Attack);
+      } catch (err) {
+        results.push(err as PluginError);
+      }
+    }
+  } finally {
+    await plugin.close();
+  }
+  return results;
+}
+
 describe('permission requests are checked before any plugin code runs, in every mode', () => {
   let plugins: string;
   let workspace: string;
@@ -67,23 +85,6 @@ describe('permission requests are checked before any plugin code runs, in every 
 describe('hostile plugins against permission paths', async () => {
   const support = await detectSandbox();
   const skip = support.available ? false : `bubblewrap unavailable: ${support.reason}`;
-
-  async function attack(loader: PluginLoader, dir: string, calls: Record<string, string>[]): Promise<(Attack | PluginError)[]> {
-    const plugin = await loader.loadPlugin(dir);
-    const results: (Attack | PluginError)[] = [];
-    try {
-      for (const input of calls) {
-        try {
-          results.push((await plugin.execute({ input, workspace_root: loader.workspace, config: {} })).output as Attack);
-        } catch (err) {
-          results.push(err as PluginError);
-        }
-      }
-    } finally {
-      await plugin.close();
-    }
-    return results;
-  }
 
   it('a granted path that is a symlink to the workspace parent is refused, and nothing outside is written', { skip }, async () => {
     const base = tempDir();
