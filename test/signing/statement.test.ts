@@ -50,8 +50,9 @@ describe('signed statement', () => {
   let stranger: { pub: string; key: string };
   let v1: string;
   let v2: string;
+  // v1 asks for broader permissions; granted here so that only signatures decide what loads.
   const loader = (options: PluginLoaderOptions = {}) =>
-    new PluginLoader({ pluginsDirs: [plugins], home: tempDir(), workspace: base, defaultDirs: false, isolation: 'none', trustedKeys: [trusted.pub], ...options });
+    new PluginLoader({ pluginsDirs: [plugins], home: tempDir(), workspace: base, defaultDirs: false, isolation: 'none', trustedKeys: [trusted.pub], grant: { network: true, fs_read: ['/'] }, ...options });
 
   /** A plugin dir assembled from files of two releases. */
   function mix(label: string, from: Record<string, string>): string {
