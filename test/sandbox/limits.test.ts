@@ -37,7 +37,9 @@ describe('whole-plugin limits', async () => {
   });
 
   function loader(options: PluginLoaderOptions): PluginLoader {
-    return new PluginLoader({ pluginsDirs: [plugins], home: tempHome(), workspace, defaultDirs: false, isolation: 'process', sandbox: 'required', onWarning: () => undefined, ...options });
+    // The hostile fixture asks to write ${workspace}/out; the user grants it, so only the limits stop it.
+    const grants = { hostile: { fs_write: ['${workspace}/out'] } };
+    return new PluginLoader({ pluginsDirs: [plugins], home: tempHome(), workspace, defaultDirs: false, isolation: 'process', sandbox: 'required', onWarning: () => undefined, grants, ...options });
   }
 
   // The call's output, or the code it failed with.
@@ -67,7 +69,7 @@ describe('whole-plugin limits', async () => {
   });
 
   it('the CLI takes --max-procs (and refuses a bad one) as the README shows', { skip: skipProcesses }, async () => {
-    const common = ['--plugins-dir', plugins, '--workspace', workspace, '--sandbox', 'required', '--json'];
+    const common = ['--plugins-dir', plugins, '--workspace', workspace, '--sandbox', 'required', '--grant-write', path.join(workspace, 'out'), '--json'];
     const run = await runCli(['run', 'hostile', ...common, '--max-memory', '256', '--max-procs', '24', '--input', '{"do":"forkbomb","max":300}']);
     assert.equal(run.code, 0, run.stderr);
     const forked = (JSON.parse(run.stdout) as { output: Output }).output.forked as number;
