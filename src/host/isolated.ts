@@ -98,9 +98,9 @@ export function processTreeRssKb(pid: number): number | null {
 let warnedNoSandbox = false;
 const warnedLimits = new Set<string>();
 
-/** Whether a sandboxed plugin may create Unix sockets (a read-only bind does not stop connect()): only with network granted. */
+/** Whether a sandboxed plugin may create Unix sockets (a read-only bind does not stop connect()): only with network or unix_sockets granted. */
 function mayUseUnixSockets(permissions: SandboxPlan['permissions']): boolean {
-  return permissions.network;
+  return permissions.network || permissions.unix_sockets;
 }
 
 function warnLimitsOnce(options: IsolatedOpenOptions, message: string): void {

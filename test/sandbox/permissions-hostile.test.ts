@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
@@ -174,5 +175,37 @@ describe('hostile plugins against permission paths', async () => {
     const dir = await buildFixture(plugins, { source: 'perm_attack', name: 'hooker', manifest: { name: 'hooker', description: 'd', version: '1', permissions: { fs_write: ['${workspace}/.git/hooks'] } } });
     const loader = loaderFor(plugins, workspace, { sandbox: 'off', grants: { hooker: { fs_write: ['${workspace}'] } } });
     await assert.rejects(loader.loadPlugin(dir), (e: unknown) => denied(e) && ((e as PluginError).data?.refused as { reason: string }[] | undefined)?.[0]?.reason === 'protected');
+  });
+});
+
+describe('Unix sockets need a grant', async () => {
+  const support = await detectSandbox();
+  const skip = support.available ? false : `bubblewrap unavailable: ${support.reason}`;
+
+  it('a socket listening in the workspace is reachable only when unix_sockets was asked for and granted', { skip }, async () => {
+    const base = tempDir();
+    const plugins = path.join(base, 'plugins');
+    const workspace = path.join(base, 'ws');
+    mkdirSync(workspace, { recursive: true });
+    const socketPath = path.join(workspace, 'agent.sock');
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      socket.end();
+    });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    try {
+      const plain = await buildFixture(plugins, { source: 'perm_attack', name: 'plain-socket' });
+      const asking = await buildFixture(plugins, { source: 'perm_attack', name: 'socket-user', manifest: { name: 'socket-user', description: 'd', version: '1', permissions: { unix_sockets: true } } });
+      const [blocked] = await attack(loaderFor(plugins, workspace, {}), plain, [{ op: 'unix', path: socketPath }]);
+      assert.equal((blocked as Attack).ok, false);
+      assert.equal(connections, 0);
+      await assert.rejects(loaderFor(plugins, workspace, {}).loadPlugin(asking), denied);
+      const [allowed] = await attack(loaderFor(plugins, workspace, { grants: { 'socket-user': { unix_sockets: true } } }), asking, [{ op: 'unix', path: socketPath }]);
+      assert.deepEqual(allowed, { ok: true, errno: 0 });
+      assert.equal(connections, 1);
+    } finally {
+      server.close();
+    }
   });
 });
