@@ -36,7 +36,7 @@ describe(`chaos (seed ${seed}, ${cases} rounds)`, () => {
   });
 
   // One round: 64 calls in flight, signals to the host and aborts fired as calls settle.
-  async function round(plugin: IsolatedPlugin | Awaited<ReturnType<PluginLoader['loadPlugin']>>, prng: Prng, tally: Tally, signals: boolean): Promise<void> {
+  async function round(plugin: IsolatedPlugin | Awaited<ReturnType<PluginLoader['loadPlugin']>>, prng: Prng, tally: Tally, signals: boolean, killed: Set<number>): Promise<void> {
     const allowed = new Set<string>(['ok', ErrorCode.CANCELLED, ...(signals ? [ErrorCode.CRASHED, ErrorCode.QUARANTINED] : [])]);
     const controllers = Array.from({ length: IN_FLIGHT }, () => new AbortController());
     let settled = 0;
@@ -46,7 +46,10 @@ describe(`chaos (seed ${seed}, ${cases} rounds)`, () => {
       if (action === 0) controllers[prng.int(IN_FLIGHT)]?.abort();
       else if (action === 1) {
         for (const c of controllers) if (prng.chance(0.3)) c.abort();
-      } else if (pid !== undefined && action === 2) process.kill(pid, 'SIGKILL');
+      } else if (pid !== undefined && action === 2) {
+        process.kill(pid, 'SIGKILL');
+        killed.add(pid);
+      }
       else if (pid !== undefined && action === 3) {
         process.kill(pid, 'SIGSTOP');
         for (let i = prng.int(4); i >= 0; i--) await turn();
@@ -85,11 +88,16 @@ describe(`chaos (seed ${seed}, ${cases} rounds)`, () => {
       const fds = fdCount();
       const prng = new Prng(seed + 10 + (isolation === 'none' ? 1 : 0) + (key === 'parallel' ? 2 : 0));
       try {
+        const killed = new Set<number>();
         for (let r = 0; r < cases; r++) {
-          await round(plugin, prng, tally, signals);
+          await round(plugin, prng, tally, signals, killed);
           // External kills count as crashes; the next round starts clean.
           if ('liftQuarantine' in plugin) (plugin as IsolatedPlugin).liftQuarantine();
         }
+        // A host SIGKILLed by the last chaos may not have been seen to exit yet: a call sent to it now would
+        // fail E_CRASHED, rightly. Wait for the exit to be observed (an event), with a generous failure bound.
+        const hostPid = (): number | undefined => (isolation === 'process' ? (plugin as IsolatedPlugin).hostPid : undefined);
+        for (let i = 0; i < 3000 && killed.has(hostPid() ?? -1); i++) await new Promise((resolve) => setTimeout(resolve, 10));
         assert.deepEqual((await plugin.execute({ input: input(7, 0) as never, workspace_root: null, config: {} })).output, { n: 7 });
       } finally {
         await plugin.close();
