@@ -1,4 +1,5 @@
 // A pure-Node equivalent of examples/file-stats, the alternative a user would write instead.
+import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -44,7 +45,7 @@ export async function nodeFileStats(root: string, includeIgnored = false): Promi
   }
   const byLanguage = new Map<string, { files: number; lines: number; bytes: number }>();
   const visit = async (dir: string): Promise<void> => {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch {

@@ -6,7 +6,7 @@ export interface Bar {
   value: number;
 }
 
-const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Renders serial µs/call per way of calling a plugin, on a log scale. */
 export function renderChart(bars: Bar[], caption: string): string {
@@ -25,7 +25,7 @@ export function renderChart(bars: Bar[], caption: string): string {
     const w = Math.max(2, x(b.value));
     const ours = b.label.startsWith('skillplug');
     return [
-      `<text x="${labelWidth - 8}" y="${y + 15}" text-anchor="end" font-size="12">${escape(b.label)}</text>`,
+      `<text x="${labelWidth - 8}" y="${y + 15}" text-anchor="end" font-size="12">${escapeXml(b.label)}</text>`,
       `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${ours ? '#2563eb' : '#9ca3af'}"/>`,
       `<text x="${labelWidth + w + 6}" y="${y + 15}" font-size="12">${b.value < 1 ? b.value.toFixed(2) : b.value < 100 ? b.value.toFixed(1) : b.value.toFixed(0)} µs</text>`,
     ].join('');
@@ -35,7 +35,7 @@ export function renderChart(bars: Bar[], caption: string): string {
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Serial latency per call, trivial plugin (µs, log scale, lower is better)</text>`,
     ...rows,
-    `<text x="${width / 2}" y="${height - 14}" text-anchor="middle" font-size="10" fill="#555">${escape(caption)}</text>`,
+    `<text x="${width / 2}" y="${height - 14}" text-anchor="middle" font-size="10" fill="#555">${escapeXml(caption)}</text>`,
     '</svg>',
     '',
   ].join('\n');

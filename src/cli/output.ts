@@ -1,4 +1,4 @@
-import { ErrorCode, PluginError, type ErrorCode as Code } from '../errors.js';
+import { ErrorCode, type PluginError, type ErrorCode as Code } from '../errors.js';
 
 /** CLI exit codes. */
 export const ExitCode = {
@@ -41,6 +41,7 @@ export function exitCodeFor(err: PluginError): number {
 
 // C0 controls but tab and newline, DEL, C1 controls (8-bit CSI/OSC among them), bidi overrides and
 // isolates, and lone surrogates: what can move the cursor, hide or reorder text, or talk to the terminal.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is this pattern's whole job
 const UNSAFE_WITH_NEWLINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const UNSAFE = new RegExp(`${UNSAFE_WITH_NEWLINES.source}|\\n`, 'g');
 

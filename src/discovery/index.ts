@@ -1,4 +1,4 @@
-import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync, type Dirent, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -167,7 +167,7 @@ export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<Disc
   // Synchronous on purpose: a handful of tiny reads per plugin, far faster than thread-pool hops.
   const found: DiscoveredPlugin[] = [];
   for (const dir of dirs) {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = readdirSync(dir.path, { withFileTypes: true });
     } catch {
@@ -186,7 +186,7 @@ export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<Disc
     for (const entry of candidates) {
       const entryPath = path.join(dir.path, entry.name);
       if (entry.isSymbolicLink()) {
-        let target;
+        let target: Stats | undefined;
         try {
           target = statSync(entryPath);
         } catch {

@@ -10,6 +10,7 @@ import type { PluginCgroup } from '../sandbox/limits.js';
 import { ensurePumpLibrary } from './build.js';
 import {
   FrameReader,
+  type Frame,
   HEADER_BYTES,
   HostMessage,
   ProtocolViolation,
@@ -482,7 +483,7 @@ export class HostProcess {
   }
 
   private onData(chunk: Buffer): void {
-    let frames;
+    let frames: Frame[];
     try {
       frames = this.reader.push(chunk);
     } catch (err) {

@@ -11,7 +11,7 @@ import { detectSandbox, hostEnvironment, type EffectivePermissions, type Sandbox
 import { ensureHostBinary, ensureLauncherBinary } from './build.js';
 import { detectCgroups, PluginCgroup } from '../sandbox/limits.js';
 import { Deadlines, type Deadline } from './deadlines.js';
-import { HostProcess, type CallFailure, type HostExit } from './host-process.js';
+import { HostProcess, type CallFailure, type HostExit, type HostReady } from './host-process.js';
 import { LoadErrorReason } from './protocol.js';
 
 /** Crashes within {@link CRASH_WINDOW_MS} that quarantine a plugin. */
@@ -268,7 +268,7 @@ export class IsolatedPlugin implements NativePluginTrait {
    * Plugin code runs there, so it has a deadline: past it the host is killed and this is E_TIMEOUT.
    */
   private static async handshake(host: HostProcess, origin: Origin, options: IsolatedOpenOptions, timeoutMs: number): Promise<PluginMetadata> {
-    let ready;
+    let ready: HostReady;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -384,10 +384,14 @@ export class IsolatedPlugin implements NativePluginTrait {
         fn();
       };
       const onAbort = (): void => {
-        if (!host) return settle(() => reject(cancelledError(this.origin, false)));
+        if (!host) {
+          settle(() => reject(cancelledError(this.origin, false)));
+          return;
+        }
         if (!host.isRunning(id)) {
           host.cancelQueued(id);
-          return settle(() => reject(cancelledError(this.origin, false)));
+          settle(() => reject(cancelledError(this.origin, false)));
+          return;
         }
         const tail = host.stderrTail();
         host.kill('cancel');
@@ -413,7 +417,10 @@ export class IsolatedPlugin implements NativePluginTrait {
           (failure: CallFailure) => {
             this.afterCall(to);
             if (settled) return;
-            if (!failure.started && failure.exit.killedFor !== 'close') return attempt();
+            if (!failure.started && failure.exit.killedFor !== 'close') {
+              attempt();
+              return;
+            }
             settle(() => reject(exitError(failure.exit, this.origin, this.options.maxMemoryMb, 'during the call')));
           },
         );
@@ -422,11 +429,15 @@ export class IsolatedPlugin implements NativePluginTrait {
         try {
           this.assertUsable();
         } catch (err) {
-          return settle(() => reject(err));
+          settle(() => reject(err));
+          return;
         }
         // A running host is used at once; otherwise wait for one to start.
         const ready = this.runningHost();
-        if (ready) return send(ready);
+        if (ready) {
+          send(ready);
+          return;
+        }
         this.ensureHost(timeoutMs).then(send, (err: unknown) => settle(() => reject(err)));
       };
       if (signal?.aborted) return onAbort();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
@@ -282,7 +282,7 @@ export function findLibrarySync(dir: string, name: string): LibraryLookup {
 
 /** The lookup's answer for one candidate path, or undefined when nothing is there. */
 function probeLibrary(candidate: string, directlyInDir: boolean): LibraryLookup | undefined {
-  let info;
+  let info: Stats | undefined;
   try {
     info = lstatSync(candidate, { throwIfNoEntry: false });
   } catch {

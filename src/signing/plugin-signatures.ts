@@ -26,7 +26,7 @@ export function loadTrustedKeys(entries: readonly string[]): MinisignPublicKey[]
     try {
       return parsePublicKey(text);
     } catch (err) {
-      throw new PluginError(ErrorCode.CONFIG, `The trusted key ${isInlineKey(entry) ? JSON.stringify(entry.slice(0, 20) + '…') : entry} is not a minisign public key: ${(err as Error).message}`, { path: entry });
+      throw new PluginError(ErrorCode.CONFIG, `The trusted key ${isInlineKey(entry) ? JSON.stringify(`${entry.slice(0, 20)}…`) : entry} is not a minisign public key: ${(err as Error).message}`, { path: entry });
     }
   });
 }

@@ -7,6 +7,7 @@ import { ErrorCode } from '../../src/index.js';
 import { buildFixture, runCli, tempDir } from '../helpers/fixtures.js';
 
 // ESC, CR, BEL, C1 (8-bit CSI), DEL and bidi overrides: none may appear raw in what the CLI prints.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for exactly these characters
 const DRIVES_TERMINAL = /[\u001b\r\u0007\u007f\u0080-\u009f\u202a-\u202e\u2066-\u2069]/;
 const hostileVersion = '1.0\r\u001b[2KUNTRUSTED? no: ok';
 const hostileDescription = 'nice\u001b[8m hidden \u001b]52;c;ZXZpbA==\u0007 \u009b2J \u202egnp.exe\nok        fake-line';

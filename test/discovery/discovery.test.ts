@@ -66,9 +66,9 @@ describe('discovery', () => {
   });
 
   it('flags a plugin dir whose canonical path leaves the trusted dir', () => {
-    const escape = found.find((p) => p.errors.some((e) => e.code === ErrorCode.UNTRUSTED_PATH));
-    assert.ok(escape, 'the escaping symlink is listed');
-    assert.equal(escape?.status, 'error');
+    const escaping = found.find((p) => p.errors.some((e) => e.code === ErrorCode.UNTRUSTED_PATH));
+    assert.ok(escaping, 'the escaping symlink is listed');
+    assert.equal(escaping?.status, 'error');
   });
 
   it('runs no plugin code', () => {

@@ -75,9 +75,9 @@ describe('example skills', () => {
     assert.equal(out.truncated, false);
     const all = await call('file-stats', { include_ignored: true });
     assert.equal((all.output as { files: number }).files, 11);
-    const escape = await call('file-stats', { path: '..' });
-    assert.equal(escape.success, false);
-    assert.match(escape.error ?? '', /leaves the workspace/);
+    const escaping = await call('file-stats', { path: '..' });
+    assert.equal(escaping.success, false);
+    assert.match(escaping.error ?? '', /leaves the workspace/);
   });
 
   it('file-stats is thread-safe and declares an input schema', { skip: hasCargo ? false : 'cargo is not installed' }, async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
+import { ErrorCode, type PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
 import type { IsolatedPlugin } from '../../src/host/isolated.js';
 import { REPO_ROOT, buildFixture, buildFixtures, runCli, runScript, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
 import { rejectsWithCode } from '../helpers/assertions.js';

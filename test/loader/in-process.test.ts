@@ -41,7 +41,9 @@ describe('in-process plugins', () => {
     try {
       await warmPump(plugin, { n: -1 });
       const results = await Promise.all(Array.from({ length: 300 }, (_, n) => plugin.execute(ctx({ n }))));
-      results.forEach((r: PluginResult, n) => assert.deepEqual((r.output as { ctx: { input: unknown } }).ctx.input, { n }));
+      results.forEach((r: PluginResult, n) => {
+        assert.deepEqual((r.output as { ctx: { input: unknown } }).ctx.input, { n });
+      });
     } finally {
       await plugin.close();
     }

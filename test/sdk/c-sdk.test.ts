@@ -46,7 +46,7 @@ describe('C SDK helpers (sdk/c/vtcode_plugin.h)', () => {
     const lines = await runCheck();
     assert.deepEqual(JSON.parse(lines.writer as string), {
       n: -42,
-      big: 18446744073709551615,
+      big: 2 ** 64, // what 18446744073709551615 parses to
       pi: 3.25,
       nan: null,
       list: ['q"\n\u0001', true, null, {}, [1, 2], 'bad\uFFFD'],

@@ -17,7 +17,6 @@ describe('skillplug serve (MCP over stdio)', () => {
   let client: Client;
   let transport: StdioClientTransport;
   let stderr = '';
-  let listChanged = 0;
 
   before(async () => {
     const base = tempDir();
@@ -62,9 +61,6 @@ describe('skillplug serve (MCP over stdio)', () => {
     });
     transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     client = new Client({ name: 'skillplug-test', version: '1.0.0' });
-    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-      listChanged++;
-    });
     await client.connect(transport);
   });
 
@@ -101,7 +97,7 @@ describe('skillplug serve (MCP over stdio)', () => {
   it('answers a result nested 10,000 deep with E_INVALID_RESULT, one 500 deep normally, and refuses arguments nested 2,000 deep', async () => {
     const deep = (await client.callTool({ name: 'deep', arguments: {} })) as CallToolResult;
     assert.equal(deep.isError, true);
-    assert.equal((deep._meta?.['skillplug/error'] as { code: string }).code, 'E_INVALID_RESULT');
+    assert.equal((deep._meta?.['skillplug/error'] as { code: string } | undefined)?.code, 'E_INVALID_RESULT');
     const fine = (await client.callTool({ name: 'deep', arguments: { depth: 500 } })) as CallToolResult;
     assert.equal(fine.isError ?? false, false);
     let args: unknown = 1;
@@ -172,9 +168,6 @@ describe('skillplug serve (MCP over stdio)', () => {
       stderr: 'pipe',
     });
     client = new Client({ name: 'skillplug-test', version: '1.0.0' });
-    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-      listChanged++;
-    });
     await client.connect(transport);
   });
 
@@ -185,7 +178,6 @@ describe('skillplug serve (MCP over stdio)', () => {
     await buildFixture(staging, { source: 'echo', name: 'late' });
     const notified = new Promise<void>((resolve) => {
       client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-        listChanged++;
         resolve();
       });
     });
