@@ -61,7 +61,8 @@ describe('host hardening against a hostile plugin', async () => {
   });
 
   function loaderOptions(sandbox: 'off' | 'required'): PluginLoaderOptions {
-    return { pluginsDirs: [plugins], home: tempHome(), workspace, defaultDirs: false, isolation: 'process', sandbox };
+    // hostile-net asks for network; the user grants it here, as `skillplug grant hostile-net --network` would.
+    return { pluginsDirs: [plugins], home: tempHome(), workspace, defaultDirs: false, isolation: 'process', sandbox, grants: { 'hostile-net': { network: true } } };
   }
 
   async function withPlugin<T>(name: string, sandbox: 'off' | 'required', fn: (plugin: NativePluginTrait) => Promise<T>): Promise<T> {
