@@ -120,6 +120,8 @@ export class HostProcess {
   readonly ready: Promise<HostReady>;
   /** Resolves once the host has exited. */
   readonly exited: Promise<HostExit>;
+  /** Resolves once the host's stderr (the plugin's log) has closed: everything it wrote has been read. */
+  readonly logClosed: Promise<void>;
   private readonly child: ChildProcess;
   private readonly channel: Duplex;
   private readonly reader: FrameReader;
@@ -216,6 +218,7 @@ export class HostProcess {
     this.channel.on('data', (chunk: Buffer) => this.onData(chunk));
     this.channel.on('error', () => undefined);
     errStream.on('error', () => undefined);
+    this.logClosed = new Promise<void>((resolve) => errStream.once('close', resolve));
     notesStream.on('error', () => undefined);
     const notesEnded = new Promise<void>((resolve) => {
       notesStream.once('end', resolve);

@@ -14,6 +14,32 @@ import { Deadlines, type Deadline } from './deadlines.js';
 import { HostProcess, type CallFailure, type HostExit, type HostReady } from './host-process.js';
 import { LoadErrorReason } from './protocol.js';
 
+/** How long a refused load waits for the rest of the plugin's log (its host is stopping). */
+const LOG_DRAIN_MS = 2000;
+
+/**
+ * Bad metadata often comes with the reason on stderr (the Rust SDK writes a panic in metadata()
+ * there, since NULL is all the ABI lets it return): stop the host, read its log to the end, and
+ * attach it, so the user sees why.
+ */
+async function withPluginLog(err: PluginError, host: HostProcess): Promise<PluginError> {
+  let bound: NodeJS.Timeout | undefined;
+  // A bound, not an ordering: a process the plugin left holding stderr must not hold up the error.
+  const drained = new Promise<void>((resolve) => {
+    bound = setTimeout(resolve, LOG_DRAIN_MS);
+  });
+  await Promise.race([host.stop().then(() => host.logClosed), drained]);
+  clearTimeout(bound);
+  const tail = host.stderrTail();
+  if (!tail) return err;
+  return new PluginError(err.code, `${err.message} The plugin wrote to stderr:\n${tail}`, {
+    ...(err.plugin ? { plugin: err.plugin } : {}),
+    ...(err.path ? { path: err.path } : {}),
+    ...(err.data ? { data: err.data } : {}),
+    failure: failureFacts({ stderrTail: tail }),
+  });
+}
+
 /** Crashes within {@link CRASH_WINDOW_MS} that quarantine a plugin. */
 export const CRASHES_TO_QUARANTINE = 3;
 /** The window in which crashes count toward quarantine. */
@@ -310,8 +336,11 @@ export class IsolatedPlugin implements NativePluginTrait {
       checkAbiVersion(ready.abiVersion, origin);
       return checkMetadata(ready.metadata ?? { kind: 'null' }, origin, options.manifestName);
     } catch (err) {
-      void host.stop();
-      throw err;
+      if (!(err instanceof PluginError) || (err.code !== ErrorCode.NULL_RESULT && err.code !== ErrorCode.INVALID_METADATA)) {
+        void host.stop();
+        throw err;
+      }
+      throw await withPluginLog(err, host);
     }
   }
 
