@@ -60,11 +60,23 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #ifdef __linux__
+#include <malloc.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#endif
+/* ASan and TSan reserve terabytes of shadow address space, so their builds cannot run under RLIMIT_AS. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
 #endif
 
 #define CHANNEL_FD 3
@@ -996,8 +1008,14 @@ int main(int argc, char **argv) {
   dup2(2, 1);
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (memory_mb > 0) {
+    /* Each glibc arena reserves 64 MiB of address space (8 per core by default): one arena keeps RLIMIT_AS about real use. */
+#ifdef M_ARENA_MAX
+    mallopt(M_ARENA_MAX, 1);
+#endif
+#if !SANITIZED
     struct rlimit rl = {memory_mb * 1024 * 1024, memory_mb * 1024 * 1024};
     setrlimit(RLIMIT_AS, &rl);
+#endif
   }
   if (want_filter) {
     const char *why = install_filter(deny_unix_sockets);
