@@ -624,6 +624,7 @@ static size_t fmt_u64(char *out, uint64_t v) {
 
 /* Async-signal-safe: VmPeak in KiB from /proc, 0 when unknown. */
 static uint64_t peak_kb(void) {
+  if (SANITIZED) return 0; /* Shadow memory, not the plugin, makes VmPeak, and no RLIMIT_AS applies. */
   char buf[4096];
   int fd = open("/proc/self/status", O_RDONLY);
   if (fd < 0) return 0;
