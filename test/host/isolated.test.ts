@@ -271,7 +271,11 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
       setTimeout(() => console.log(plugin.hostPid), 100);
       setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const pid = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    // The script prints its host's pid; if it dies first, the test fails instead of waiting forever.
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      child.once('exit', (code, signal) => reject(new Error(`the parent script exited (${code ?? signal}) before it printed its host's pid`)));
+    });
     assert.ok(alive(pid), 'the host runs');
     child.kill('SIGKILL');
     assert.ok(await waitFor(() => !alive(pid), 30_000), `host ${pid} outlived its parent`);
