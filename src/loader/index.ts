@@ -3,6 +3,7 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { JsonObject, NativePluginTrait } from '../abi/types.js';
+import type { IsolatedOpenOptions } from '../host/isolated.js';
 import { mergeSecurity, readConfigFile, userConfigPath, workspaceConfigPath, type EffectiveSecurity, type UserConfig } from '../config/index.js';
 import {
   byPrecedence,
@@ -601,6 +602,16 @@ export class PluginLoader {
     const key = metadataKey(verifiedBytes ?? (await readFile(libraryPath)), manifest.name);
     const known = await readCachedMetadata(key);
     const plugin = await IsolatedPlugin.open({
+      ...this.isolatedOptions(dir, libraryPath, manifest, permissions),
+      onClosed,
+    }, known && 'metadata' in known ? known.metadata : undefined);
+    if (!known) await writeCachedMetadata(key, { metadata: plugin.metadata });
+    return plugin;
+  }
+
+  // What every isolated host of this loader gets, whether it serves calls or only probes a load.
+  private isolatedOptions(dir: string, libraryPath: string, manifest: PluginManifest, permissions: EffectivePermissions): IsolatedOpenOptions {
+    return {
       dir,
       libraryPath,
       manifestName: manifest.name,
@@ -617,13 +628,10 @@ export class PluginLoader {
       env: this.options.env,
       onWarning: (m) => this.warnOnce(m),
       onLog: this.options.onLog,
-      onClosed,
       recycleAfterCalls: this.recycleAfterCalls,
       recycleAboveMb: this.recycleAboveMb,
       quarantineMs: this.quarantineMs,
-    }, known && 'metadata' in known ? known.metadata : undefined);
-    if (!known) await writeCachedMetadata(key, { metadata: plugin.metadata });
-    return plugin;
+    };
   }
 
   /**
@@ -640,23 +648,11 @@ export class PluginLoader {
     let probe: NativePluginTrait;
     try {
       probe = await IsolatedPlugin.open({
-        dir,
-        libraryPath,
-        manifestName: manifest.name,
-        manifest,
-        permissions,
-        workspace: this.workspace,
-        maxOutputBytes: this.maxOutputBytes,
+        ...this.isolatedOptions(dir, libraryPath, manifest, permissions),
         maxConcurrency: 1,
         pollMicros: 0,
-        timeoutMs: this.timeoutMs,
-        maxMemoryMb: this.maxMemoryMb,
-        maxProcesses: this.maxProcesses,
         // In-process code runs unsandboxed anyway; the probe only asks whether loading finishes.
         sandbox: 'off',
-        env: this.options.env,
-        onWarning: (m) => this.warnOnce(m),
-        onLog: this.options.onLog,
       });
     } catch (err) {
       if (err instanceof PluginError && err.code === ErrorCode.HOST_UNAVAILABLE) return;
