@@ -8,19 +8,11 @@ import { ErrorCode, PluginError, PluginLoader } from '../../src/index.js';
 import { readConfigFile } from '../../src/config/index.js';
 import { readSmallRegularFileSync } from '../../src/config/safe-read.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
+import { loadOutcome } from '../helpers/assertions.js';
 
 const noFifo = process.platform === 'win32' ? 'Windows has no FIFOs (mkfifo)' : false;
 
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    const plugin = (await promise) as { close?: () => Promise<void> };
-    await plugin.close?.();
-    return 'loaded';
-  } catch (err) {
-    assert.ok(err instanceof PluginError, String(err));
-    return err.code;
-  }
-}
+const outcome = (promise: Promise<unknown>): Promise<string> => loadOutcome(promise);
 
 describe('workspace config and lock problems stay in the workspace', () => {
   let ws: string;

@@ -8,21 +8,13 @@ import type { IsolatedPlugin } from '../../src/host/isolated.js';
 import { REPO_ROOT, buildFixtures, tempDir, tempHome } from '../helpers/fixtures.js';
 import { Prng, fuzzSettings } from '../helpers/prng.js';
 import { Tally, childPids, fdCount, outcomeOf } from './cases.js';
+import { alive } from '../helpers/processes.js';
 
 const { seed, cases } = fuzzSettings(2, 1 / 100);
 const IN_FLIGHT = 64;
 const hex = (text: string) => Buffer.from(text).toString('hex');
 const input = (n: number, sleepMs: number) => ({ hex: hex(`{"success":true,"output":{"n":${n}},"error":null,"files":[]}`), sleep_ms: sleepMs, n });
 const turn = () => new Promise((resolve) => setImmediate(resolve));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe(`chaos (seed ${seed}, ${cases} rounds)`, () => {
   let root: string;

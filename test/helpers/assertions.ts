@@ -12,3 +12,18 @@ export async function rejectsWithCode(promise: Promise<unknown>, code: string): 
   }
   assert.fail(`expected rejection with ${code}`);
 }
+
+/**
+ * What loading came to: 'loaded' (the plugin is closed again), or the PluginError's code, followed by
+ * `:reason` when `withReason` and the error's data names one.
+ */
+export async function loadOutcome(promise: Promise<unknown>, withReason = false): Promise<string> {
+  try {
+    const plugin = (await promise) as { close?: () => Promise<void> };
+    await plugin.close?.();
+    return 'loaded';
+  } catch (err) {
+    assert.ok(err instanceof PluginError, String(err));
+    return withReason && err.data?.reason ? `${err.code}:${String(err.data.reason)}` : err.code;
+  }
+}

@@ -4,17 +4,9 @@ import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
 import type { IsolatedPlugin } from '../../src/host/isolated.js';
 import { buildFixtures, runCli, tempDir, tempHome } from '../helpers/fixtures.js';
+import { alive } from '../helpers/processes.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('isolated host recycling', () => {
   let root: string;

@@ -9,18 +9,10 @@ import { REPO_ROOT, buildFixture, buildFixtures, runCli, runScript, tempDir, tem
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
 import { NEEDS_ADDRESS_LIMIT, SANITIZER } from '../helpers/sanitizer.js';
+import { alive } from '../helpers/processes.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
 
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;

@@ -3,24 +3,16 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeEach, describe, it } from 'node:test';
-import { ErrorCode, PluginError, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
+import { ErrorCode, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
 import { lockKey, sha256, writeLockWithDigest } from '../../src/signing/lock.js';
 import { generateKeyPair } from '../../src/signing/minisign.js';
 import { signPluginFiles } from '../../src/signing/plugin-signatures.js';
 import { compareVersions } from '../../src/signing/policy.js';
 import { STATEMENT_FILE } from '../../src/signing/statement.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
+import { loadOutcome } from '../helpers/assertions.js';
 
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    const plugin = (await promise) as { close?: () => Promise<void> };
-    await plugin.close?.();
-    return 'loaded';
-  } catch (err) {
-    assert.ok(err instanceof PluginError, String(err));
-    return `${err.code}${err.data?.reason ? `:${String(err.data.reason)}` : ''}`;
-  }
-}
+const outcome = (promise: Promise<unknown>): Promise<string> => loadOutcome(promise, true);
 
 const pair = generateKeyPair();
 const keyDir = tempDir();

@@ -9,19 +9,11 @@ import { generateKeyPair } from '../../src/signing/minisign.js';
 import { signPluginFiles } from '../../src/signing/plugin-signatures.js';
 import { STATEMENT_FILE, buildStatement, pluginFileList } from '../../src/signing/statement.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
+import { loadOutcome } from '../helpers/assertions.js';
 
 const noFifo = process.platform === 'win32' ? 'Windows has no FIFOs (mkfifo)' : false;
 
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    const plugin = (await promise) as { close?: () => Promise<void> };
-    await plugin.close?.();
-    return 'loaded';
-  } catch (err) {
-    assert.ok(err instanceof PluginError, String(err));
-    return `${err.code}${err.data?.reason ? `:${String(err.data.reason)}` : ''}`;
-  }
-}
+const outcome = (promise: Promise<unknown>): Promise<string> => loadOutcome(promise, true);
 
 function keyFiles(dir: string, name: string): { pub: string; key: string } {
   const pair = generateKeyPair();

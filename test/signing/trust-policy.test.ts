@@ -8,17 +8,9 @@ import { lockKey, sha256, writeLock } from '../../src/signing/lock.js';
 import { generateKeyPair } from '../../src/signing/minisign.js';
 import { signPluginFiles } from '../../src/signing/plugin-signatures.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
+import { loadOutcome } from '../helpers/assertions.js';
 
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    const plugin = (await promise) as { close?: () => Promise<void> };
-    await plugin.close?.();
-    return 'loaded';
-  } catch (err) {
-    assert.ok(err instanceof PluginError, String(err));
-    return err.code;
-  }
-}
+const code = (promise: Promise<unknown>): Promise<string> => loadOutcome(promise);
 
 function keyFiles(dir: string, name: string): { pub: string; key: string } {
   const pair = generateKeyPair();
