@@ -260,8 +260,13 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox: 'off' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
       plugin.execute({ input: { mode: 'spin' }, workspace_root: null, config: {} }).catch(() => {});
-      setTimeout(() => console.log(plugin.hostPid), 100);
-      setInterval(() => {}, 1000);`;
+      // The pid once the host exists (lazily started, it may take a while on a slow or instrumented build).
+      const waiting = setInterval(() => {
+        if (plugin.hostPid === undefined) return;
+        console.log(plugin.hostPid);
+        clearInterval(waiting);
+        setInterval(() => {}, 1000);
+      }, 10);`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     // The script prints its host's pid; if it dies first, the test fails instead of waiting forever.
     const pid = await new Promise<number>((resolve, reject) => {
