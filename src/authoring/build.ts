@@ -61,7 +61,7 @@ function runTool(command: string, args: string[], cwd: string, options: BuildOpt
       if (code === 0) resolve();
       else {
         reject(
-          new PluginError(ErrorCode.BUILD_FAILED, `${command} ${args.join(' ')} failed in ${cwd} (exit ${code}):\n${tail.trim().split('\n').slice(-30).join('\n')}`, {
+          new PluginError(ErrorCode.BUILD_FAILED, `${[command, ...args].join(' ')} failed in ${cwd} (exit ${code}):\n${tail.trim().split('\n').slice(-30).join('\n')}`, {
             path: cwd,
             data: { command, exitCode: code },
           }),

@@ -305,7 +305,9 @@ export async function runCommand(ref: string, flags: RunFlags): Promise<number> 
     );
     if (flags.json) await writeOut(`${JSON.stringify(result)}\n`);
     else {
-      await writeOut(`${JSON.stringify(result.output, null, 2)}\n`);
+      // A failure's output is usually the ABI's empty object: nothing to print on stdout then.
+      const emptyOutput = isPlainObject(result.output) && Object.keys(result.output).length === 0;
+      if (result.success || !emptyOutput) await writeOut(`${JSON.stringify(result.output, null, 2)}\n`);
       if (result.files.length > 0) writeErr(`files:\n${result.files.map((f) => `  ${safe(f)}`).join('\n')}`);
       if (!result.success) writeErr(`skillplug: plugin "${safe(plugin.metadata.name)}" reported failure: ${safe(result.error ?? '(no error message)')}`);
     }

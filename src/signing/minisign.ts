@@ -114,6 +114,10 @@ export function parsePublicKey(text: string): MinisignPublicKey {
 export function parseSecretKey(text: string): MinisignSecretKey {
   const lines = splitLines(text.trim());
   if (!lines[0]?.startsWith(UNTRUSTED_PREFIX)) throw signatureError('The secret key file must start with "untrusted comment: ".');
+  // The most common mix-up: the .pub file keygen wrote beside the secret key.
+  if (Buffer.from((lines[1] ?? '').trim(), 'base64').length === PUBLIC_KEY_BYTES) {
+    throw signatureError('That is a minisign public key (.pub), which can only verify. Sign with the secret key file (.key) that keygen wrote beside it.', { reason: 'public-key' });
+  }
   const bytes = decodeLine(lines[1], SECRET_KEY_BYTES, 'The secret key');
   if (bytes.subarray(0, 2).toString() !== ALG_LEGACY) throw signatureError('The secret key is not an Ed25519 minisign key.');
   if (!bytes.subarray(2, 4).equals(KDF_NONE)) {
@@ -162,7 +166,7 @@ export function verifyBytes(data: Uint8Array, signatureText: string, keys: reado
   const keyId = sig.subarray(2, 10);
   const key = keys.find((k) => k.keyId.equals(keyId));
   if (!key) {
-    throw signatureError(`The signature was made by key ${formatKeyId(keyId)}, which is not a trusted key. Trust that key's .pub file (--trusted-key) if you trust its owner.`, {
+    throw signatureError(`The signature was made by key ${formatKeyId(keyId)}, which is not a trusted key. Trust that key's .pub file if you trust its owner (--trusted-key for list, run and serve; --pubkey for verify).`, {
       reason: 'unknown-key',
       keyId: formatKeyId(keyId),
     });

@@ -107,6 +107,11 @@ describe('cli', () => {
     const r = await runCli(['run', 'heap', ...common(), '--input', '{"mode":"fail"}', '--json']);
     assert.equal(r.code, 1);
     assert.equal(JSON.parse(r.stdout).error, 'it went wrong');
+    // Without --json, a failure with the ABI's empty output prints nothing on stdout (the reason goes to stderr).
+    const text = await runCli(['run', 'heap', ...common(), '--input', '{"mode":"fail"}']);
+    assert.equal(text.code, 1);
+    assert.equal(text.stdout, '');
+    assert.ok(text.stderr.length > 0);
   });
 
   it('exit 2 for usage errors', async () => {

@@ -36,6 +36,8 @@ describe('cli: signatures, trust, lock and the metadata registry', () => {
     assert.match(JSON.parse(keygen.stdout).key_id, /^[0-9A-F]{16}$/);
     assert.equal((await runCli(['keygen', '--out', prefix], { env: env() })).code, 2, 'refuses to overwrite');
     const dir = path.join(plugins, 'echo');
+    const withPublic = await runCli(['sign', dir, '--key', `${prefix}.pub`, '--json'], { env: env() });
+    assert.equal(JSON.parse(withPublic.stdout).error.data.reason, 'public-key', 'a .pub given as --key is named as such');
     const sign = await runCli(['sign', dir, '--key', `${prefix}.key`, '--json'], { env: env() });
     assert.equal(sign.code, 0, sign.stderr);
     assert.ok(existsSync(path.join(dir, 'plugin.json.minisig')) && existsSync(path.join(dir, 'libecho.so.minisig')));
