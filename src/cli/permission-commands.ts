@@ -5,7 +5,7 @@ import { readConfigFile, userConfigPath, writeConfigFile } from '../config/index
 import { ErrorCode, PluginError } from '../errors.js';
 import { PLUGIN_NAME_PATTERN } from '../manifest/index.js';
 import { describePermissionSet, grantCommand, type PermissionGrant, type PermissionReport } from '../sandbox/permissions.js';
-import { ExitCode, writeOut } from './output.js';
+import { ExitCode, escapeTerminal, writeOut } from './output.js';
 
 /** Flags of `skillplug grant` and `skillplug revoke`. */
 export interface GrantFlags {
@@ -88,14 +88,6 @@ export async function grantCommandRun(name: string, granting: boolean, flags: Gr
   return ExitCode.OK;
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
-
-// Plugin-controlled text (paths from plugin.json) never reaches the terminal with control characters.
-function printable(text: string): string {
-  return text.replace(CONTROL_CHARACTERS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
 /** Permissions in JSON output: requested, granted, missing and refused. */
 export function permissionsJson(report: PermissionReport): Record<string, unknown> {
   return { requested: report.requested, granted: report.granted, missing: report.missing, refused: report.refused };
@@ -106,9 +98,9 @@ export function permissionLines(name: string, report: PermissionReport, indent: 
   const asked = describePermissionSet(report.requested);
   const missing = describePermissionSet(report.missing);
   const verdict = missing || report.refused.length > 0 ? '' : ' (all granted)';
-  const lines = [`${indent}permissions:     ${printable(asked || 'nothing beyond the default')}${verdict}`];
-  if (missing) lines.push(`${indent}NOT GRANTED:     ${printable(missing)}; grant with: ${printable(grantCommand(name, report.missing))}`);
-  for (const r of report.refused) lines.push(`${indent}REFUSED:         ${printable(r.path)} (${r.reason === 'symlink' ? `symbolic link at ${printable(r.at)}` : `inside protected ${printable(r.at)}`})`);
+  const lines = [`${indent}permissions:     ${escapeTerminal(asked || 'nothing beyond the default')}${verdict}`];
+  if (missing) lines.push(`${indent}NOT GRANTED:     ${escapeTerminal(missing)}; grant with: ${escapeTerminal(grantCommand(name, report.missing))}`);
+  for (const r of report.refused) lines.push(`${indent}REFUSED:         ${escapeTerminal(r.path)} (${r.reason === 'symlink' ? `symbolic link at ${escapeTerminal(r.at)}` : `inside protected ${escapeTerminal(r.at)}`})`);
   return lines;
 }
 
@@ -116,5 +108,5 @@ export function permissionLines(name: string, report: PermissionReport, indent: 
 export function permissionMarker(report: PermissionReport): string {
   const missing = describePermissionSet(report.missing);
   const parts = [...(missing ? [`needs grant: ${missing}`] : []), ...(report.refused.length > 0 ? [`refused: ${report.refused.map((r) => r.path).join(', ')}`] : [])];
-  return printable(parts.join('; '));
+  return escapeTerminal(parts.join('; '));
 }
