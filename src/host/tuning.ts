@@ -1,0 +1,19 @@
+/**
+ * Internal switches of the isolated host's call path, for the benchmark's ablation rows and for tests
+ * that must drive one path on purpose. Not exported from the package: a user never needs them, and a
+ * product option that only turns a mechanism off would be a foot-gun (piscina keeps its atomics switch
+ * for the same reason: to measure what the mechanism buys).
+ */
+export interface HostTuning {
+  /** Post calls through the shared memory lane when nothing else is pending (default true). */
+  sharedLane: boolean;
+  /** Run a call alone on the host's reader thread when no other call is in flight (default true). */
+  loneCalls: boolean;
+  /** Lone calls before the shared lane is set up (default 64; 0 sends nearly every lone call through it). */
+  sharedAfterLoneCalls: number;
+  /** Spin only within the process-wide, adaptive spin budget instead of a fixed window (default true). */
+  adaptiveSpin: boolean;
+}
+
+/** The process-wide tuning in force; read when a host starts. */
+export const hostTuning: HostTuning = { sharedLane: true, loneCalls: true, sharedAfterLoneCalls: 64, adaptiveSpin: true };
