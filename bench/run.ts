@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import koffi from 'koffi';
 import { PluginLoader, type NativePluginTrait, type PluginContext } from '../src/index.js';
-import type { InProcessPlugin } from '../src/loader/in-process.js';
+import type { InProcessPlugin } from '../src/in-process/index.js';
 import type { IsolatedPlugin } from '../src/host/isolated.js';
 import { detectSandbox } from '../src/sandbox/index.js';
 import { nodeFileStats } from './node-file-stats.js';

@@ -3,15 +3,9 @@
  * anything not exported here is internal and may change.
  */
 export { PLUGIN_ABI_VERSION, ABI_SYMBOLS } from './abi/types.js';
-export type {
-  ExecuteOptions,
-  JsonObject,
-  JsonValue,
-  NativePluginTrait,
-  PluginContext,
-  PluginMetadata,
-  PluginResult,
-} from './abi/types.js';
+export type { JsonObject, JsonValue, PluginContext, PluginMetadata, PluginResult } from './abi/types.js';
+export type { ExecuteOptions, NativePluginTrait, SyncNativePlugin } from './plugin/interfaces.js';
+export { canExecuteSync } from './plugin/interfaces.js';
 export { abiStructTypes } from './abi/native.js';
 export type { AbiStructTypes } from './abi/native.js';
 export { ErrorCode, PluginError, isPluginError } from './errors.js';
@@ -35,7 +29,7 @@ export type { DefaultDirsOptions, DiscoveredPlugin, TrustedDir, TrustedDirKind }
 export type { PluginDirsEnv } from './discovery/user-dirs.js';
 export { DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PROCESSES, DEFAULT_QUARANTINE_MS, DEFAULT_TIMEOUT_MS, ISOLATION_MODES, PluginLoader } from './loader/index.js';
 export type { IsolationMode, PluginLoaderOptions } from './loader/index.js';
-export { InProcessPlugin } from './loader/in-process.js';
+export { InProcessPlugin } from './in-process/index.js';
 export { IsolatedPlugin } from './host/isolated.js';
 export type { IsolatedPluginStats } from './host/isolated.js';
 export { SANDBOX_MODES } from './sandbox/index.js';

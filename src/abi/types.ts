@@ -1,5 +1,3 @@
-import type { PluginManifest } from '../manifest/index.js';
-
 /** The native plugin ABI version this host speaks (`vtcode_plugin_version()` must return it). */
 export const PLUGIN_ABI_VERSION = 1;
 
@@ -59,28 +57,4 @@ export interface PluginResult {
   error: string | null;
   /** Files the plugin wrote or wants to point at. */
   files: string[];
-}
-
-/** Options for one call to {@link NativePluginTrait.execute}. */
-export interface ExecuteOptions {
-  /** Abort the call; rejects with `E_CANCELLED`. */
-  signal?: AbortSignal;
-  /** Deadline in milliseconds; rejects with `E_TIMEOUT`. */
-  timeoutMs?: number;
-}
-
-/** A loaded plugin. In-process and isolated plugins both implement it. */
-export interface NativePluginTrait {
-  /** The library's metadata, read once at load time. */
-  readonly metadata: PluginMetadata;
-  /** plugin.json as verified at load time. */
-  readonly manifest: PluginManifest;
-  /** The canonical plugin directory. */
-  readonly path: string;
-  /** The canonical path of the library that was loaded. */
-  readonly libraryPath: string;
-  /** Runs the plugin once. Never blocks the event loop. */
-  execute(ctx: PluginContext, options?: ExecuteOptions): Promise<PluginResult>;
-  /** Releases the plugin; waits for calls in flight. Further calls fail with `E_CLOSED`. */
-  close(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ErrorCode, PluginError } from '../errors.js';
 import { PLUGIN_ABI_VERSION } from '../abi/types.js';
 import { isPlainObject } from '../abi/codec.js';
-import { packageRoot } from '../host/build.js';
+import { packageRoot } from '../toolchain.js';
 import { MANIFEST_FILE, findLibrary, libraryCandidates, libraryFilename, readManifest } from '../manifest/index.js';
 
 /** How a plugin project is built. */

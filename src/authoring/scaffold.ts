@@ -1,7 +1,7 @@
 import { cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, PluginError } from '../errors.js';
-import { packageRoot } from '../host/build.js';
+import { packageRoot } from '../toolchain.js';
 import { PLUGIN_NAME_PATTERN } from '../manifest/index.js';
 
 /** Languages `skillplug new` can scaffold. */

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { JsonObject, NativePluginTrait, PluginResult } from '../abi/types.js';
+import type { JsonObject, PluginResult } from '../abi/types.js';
+import type { NativePluginTrait } from '../plugin/interfaces.js';
 import { buildPlugin } from '../authoring/build.js';
 import { asPluginError, ErrorCode } from '../errors.js';
-import { cacheDir, packageRoot } from '../host/build.js';
+import { cacheDir, packageRoot } from '../toolchain.js';
 import { PluginLoader } from '../loader/index.js';
 import { validatePluginStructure } from '../manifest/index.js';
 import { ExitCode, writeOut } from './output.js';

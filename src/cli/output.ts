@@ -1,4 +1,8 @@
 import { ErrorCode, type PluginError, type ErrorCode as Code } from '../errors.js';
+import { escapeTerminal } from '../terminal.js';
+
+// Re-exported: the CLI's commands take every output helper from here.
+export { escapeTerminal };
 
 /** CLI exit codes. */
 export const ExitCode = {
@@ -37,24 +41,6 @@ export function exitCodeFor(err: PluginError): number {
   if (err.code === ErrorCode.BUILD_FAILED) return ExitCode.PLUGIN_FAILED;
   if (LOAD_CODES.has(err.code)) return ExitCode.LOAD_FAILED;
   return ExitCode.RUN_FAILED;
-}
-
-// C0 controls but tab and newline, DEL, C1 controls (8-bit CSI/OSC among them), bidi overrides and
-// isolates, and lone surrogates: what can move the cursor, hide or reorder text, or talk to the terminal.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is this pattern's whole job
-const UNSAFE_WITH_NEWLINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-const UNSAFE = new RegExp(`${UNSAFE_WITH_NEWLINES.source}|\\n`, 'g');
-
-/**
- * Untrusted text made safe for a terminal: every character that could drive it is shown as a
- * `\uXXXX` escape, which is also a valid JSON string escape, so JSON text stays JSON with the same
- * value. Newlines are kept only where the text is multi-line by nature (`multiline`).
- */
-export function escapeTerminal(text: string, multiline = false): string {
-  const pattern = multiline ? UNSAFE_WITH_NEWLINES : UNSAFE;
-  pattern.lastIndex = 0;
-  if (!pattern.test(text)) return text;
-  return text.replace(pattern, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Writes to stdout and resolves once the data is handed to the OS (large outputs included). Control characters are escaped. */

@@ -7,7 +7,7 @@ import { ErrorCode } from '../errors.js';
 import { agentPluginEvidence } from './agent-plugins.js';
 import { userPluginDirs, type PluginDirsEnv } from './user-dirs.js';
 import { findLibrarySync, readManifestSync, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
-import type { FileIdentity } from '../tools/schema.js';
+import type { FileIdentity } from '../manifest/schema.js';
 
 /** Where a trusted dir came from; decides name precedence (explicit, then workspace, then user). */
 export type TrustedDirKind = 'explicit' | 'workspace' | 'user';

@@ -1,10 +1,10 @@
 // A registry of library metadata keyed by library hash: each build is asked once, in an isolated host.
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PluginMetadata } from '../abi/types.js';
 import { ErrorCode, PluginError, type ErrorCode as Code } from '../errors.js';
-import { cacheDir } from '../host/build.js';
-import { sha256 } from '../signing/lock.js';
+import { cacheDir } from '../toolchain.js';
 import type { DiscoveredPlugin } from './index.js';
 
 /** What the registry knows about one library build. */
@@ -27,7 +27,7 @@ function entryPath(key: string): string {
 
 /** The registry key of one build: the library's bytes and the plugin's name. */
 export function metadataKey(libraryBytes: Uint8Array, name: string): string {
-  return sha256(Buffer.concat([libraryBytes, Buffer.from(`\0${name}`)]));
+  return createHash('sha256').update(libraryBytes).update(`\0${name}`).digest('hex');
 }
 
 /** What the registry remembers about a build, if anything. */

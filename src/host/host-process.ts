@@ -7,7 +7,7 @@ import type { ReturnedString } from '../abi/codec.js';
 import type { SharedMapping } from '../abi/native.js';
 import { sandboxedCommand, type SandboxPlan } from '../sandbox/index.js';
 import type { PluginCgroup } from '../sandbox/limits.js';
-import { ensurePumpLibrary } from './build.js';
+import { ensurePumpLibrary } from '../toolchain.js';
 import {
   FrameReader,
   type Frame,

@@ -2,7 +2,8 @@ import { lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { JsonObject, NativePluginTrait } from '../abi/types.js';
+import type { JsonObject } from '../abi/types.js';
+import type { NativePluginTrait } from '../plugin/interfaces.js';
 import type { IsolatedOpenOptions } from '../host/isolated.js';
 import { mergeSecurity, readConfigFile, userConfigPath, workspaceConfigPath, type EffectiveSecurity, type UserConfig } from '../config/index.js';
 import {
@@ -20,7 +21,7 @@ import {
 } from '../discovery/index.js';
 import type { PluginDirsEnv } from '../discovery/user-dirs.js';
 import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.js';
-import { compileSchema, SchemaVerdicts } from '../tools/schema.js';
+import { compileSchema, SchemaVerdicts } from '../manifest/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, grantProblem, effectivePermissions, fullyGranted, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
@@ -594,7 +595,7 @@ export class PluginLoader {
     if (this.isolation === 'none') {
       await this.probeLoadInHost(dir, libraryPath, manifest, verifiedBytes, permissions);
       // Imported on demand: only in-process loading needs the FFI library.
-      const { InProcessPlugin } = await import('./in-process.js');
+      const { InProcessPlugin } = await import('../in-process/index.js');
       return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, pollMicros: this.pollMicros, onClosed });
     }
     const { IsolatedPlugin } = await import('../host/isolated.js');

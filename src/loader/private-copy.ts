@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { cacheDir } from '../host/build.js';
+import { cacheDir } from '../toolchain.js';
 
 const live = new Set<string>();
 process.once('exit', () => {

@@ -4,9 +4,12 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
-import { compileSchema, toolSchemaProblem, type FileIdentity } from '../tools/schema.js';
+import { compileSchema, toolSchemaProblem, type FileIdentity } from './schema.js';
+import type { ValidationIssue } from './issue.js';
 import { checkLibrarySymbols } from './library-symbols.js';
 import { WarningCode, vtcodeLibraryNames, vtcodeMetadataWarnings, vtcodeNameWarning, type ValidationWarning } from './vtcode.js';
+
+export type { ValidationIssue };
 
 /** The manifest file every plugin directory carries. */
 export const MANIFEST_FILE = 'plugin.json';
@@ -59,16 +62,6 @@ export interface PluginManifest {
   output_schema?: Record<string, unknown>;
   /** Any other field. */
   [key: string]: unknown;
-}
-
-/** One problem found in a plugin directory. */
-export interface ValidationIssue {
-  /** Error code, e.g. `E_INVALID_MANIFEST`. */
-  code: ErrorCode;
-  /** What is wrong and how to fix it. */
-  message: string;
-  /** The plugin.json field at fault, when there is one. */
-  field?: string;
 }
 
 /** plugin.json as read: the manifest when it is usable, and every problem found. */

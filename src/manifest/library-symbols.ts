@@ -6,7 +6,7 @@
 
 import { ABI_SYMBOLS } from '../abi/types.js';
 import { ErrorCode } from '../errors.js';
-import type { ValidationIssue } from './index.js';
+import type { ValidationIssue } from './issue.js';
 import { WarningCode, type ValidationWarning } from './vtcode.js';
 
 /** What reading a library's exports found. */

@@ -14,10 +14,11 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { MAX_RESULT_DEPTH, isPlainObject, nestedDeeperThan } from '../abi/codec.js';
-import type { JsonObject, NativePluginTrait, PluginResult } from '../abi/types.js';
+import type { JsonObject, PluginResult } from '../abi/types.js';
+import type { NativePluginTrait } from '../plugin/interfaces.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
-import { escapeTerminal } from '../cli/output.js';
+import { escapeTerminal } from '../terminal.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
 import { packageVersion } from '../version.js';
 import { fullyGranted, permissionDenied } from '../sandbox/permissions.js';

@@ -4,7 +4,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCode, PluginLoader } from '../../src/index.js';
-import { retainedSchemaCount } from '../../src/tools/schema.js';
+import { retainedSchemaCount } from '../../src/manifest/schema.js';
 import { buildFixture, tempDir, writeManifest } from '../helpers/fixtures.js';
 
 const manifest = (name: string, inputSchema: Record<string, unknown>) => ({ name, description: 'd', version: '1', input_schema: inputSchema });

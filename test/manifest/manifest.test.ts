@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCode, libraryCandidates, validatePluginStructure } from '../../src/index.js';
 import { MAX_MANIFEST_BYTES } from '../../src/manifest/index.js';
-import { MAX_SCHEMA_NODES } from '../../src/tools/schema.js';
+import { MAX_SCHEMA_NODES } from '../../src/manifest/schema.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
 
 function pluginDir(manifest: string | null, library?: string): string {

@@ -6,7 +6,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rea
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ensureHostBinary, ensureLauncherBinary, ensurePumpLibrary } from '../../src/host/build.js';
+import { ensureHostBinary, ensureLauncherBinary, ensurePumpLibrary } from '../../src/toolchain.js';
 import { detectSandbox } from '../../src/sandbox/index.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 

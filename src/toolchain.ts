@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ErrorCode, PluginError } from '../errors.js';
+import { ErrorCode, PluginError } from './errors.js';
 
 const run = promisify(execFile);
 

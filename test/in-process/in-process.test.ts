@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginLoader, type PluginContext, type PluginLoaderOptions, type PluginResult } from '../../src/index.js';
-import type { InProcessPlugin } from '../../src/loader/in-process.js';
+import type { InProcessPlugin } from '../../src/in-process/index.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { REPO_ROOT, buildFixtures, runScript, tempDir } from '../helpers/fixtures.js';
 

@@ -1,7 +1,7 @@
 import type { Origin } from '../abi/codec.js';
-import type { ExecuteOptions } from '../abi/types.js';
+import type { ExecuteOptions } from './interfaces.js';
 import { ErrorCode, PluginError, type HostFailure } from '../errors.js';
-import { compileSchema, describeSchemaErrors } from '../tools/schema.js';
+import { compileSchema, describeSchemaErrors } from '../manifest/schema.js';
 
 /** Checks per-call options before anything runs. */
 export function checkExecuteOptions(options: ExecuteOptions | undefined, origin: Origin): void {

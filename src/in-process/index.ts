@@ -1,13 +1,14 @@
 import { encodeContextParts, encodeContextText, parseResultText, validateResult, type Origin, type ReturnedString } from '../abi/codec.js';
 import { createPump, openNativeLibrary, type NativeLibrary, type NativePump } from '../abi/native.js';
-import { ensurePumpLibrary } from '../host/build.js';
-import type { ExecuteOptions, NativePluginTrait, PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
+import { ensurePumpLibrary } from '../toolchain.js';
+import type { PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
+import type { ExecuteOptions, SyncNativePlugin } from '../plugin/interfaces.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest } from '../manifest/index.js';
-import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, timeoutError } from './call-errors.js';
-import { CallGate, PIPELINE_DEPTH } from './gate.js';
-import { InFlight } from './in-flight.js';
-import { MAX_METADATA_BYTES, checkAbiVersion, checkMetadata, resultFromReturned } from './handshake.js';
+import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, timeoutError } from '../plugin/call-errors.js';
+import { CallGate, PIPELINE_DEPTH } from '../plugin/gate.js';
+import { InFlight } from '../plugin/in-flight.js';
+import { MAX_METADATA_BYTES, checkAbiVersion, checkMetadata, resultFromReturned } from '../plugin/handshake.js';
 
 /** What an in-process plugin needs to open. */
 export interface InProcessOpenOptions {
@@ -33,7 +34,7 @@ export interface InProcessOpenOptions {
  * A plugin loaded into this process. Fastest, but a crash or hang in the plugin is a crash or hang
  * of this process: use `isolation: 'process'` for plugins you do not fully trust.
  */
-export class InProcessPlugin implements NativePluginTrait {
+export class InProcessPlugin implements SyncNativePlugin {
   readonly metadata: PluginMetadata;
   readonly manifest: PluginManifest;
   readonly path: string;
