@@ -11,6 +11,8 @@ export const CONDITIONS: Condition[] = ['idle', 'busy'];
 
 /** One measurement of one row, per call. */
 export interface Sample {
+  /** Calls made in this measurement. */
+  calls: number;
   /** Latency per call (serial rows) or wall time per call (in-flight rows), µs. */
   us: number;
   /** CPU per call: this process (all threads) + every process it started (hosts, bwrap, CLIs), µs. */
@@ -29,6 +31,7 @@ export interface RowResult {
   group: string;
   label: string;
   unit: 'us' | 'ms';
+  /** Calls per chunk: a measurement repeats chunks until its time is up (fixed rows: exactly this many). */
   calls: number;
   bytes?: number;
   idle: Sample[];
@@ -122,8 +125,8 @@ const ISSUE_16: Target[] = [
   { text: 'isolated serial latency ≤ 1.5× raw koffi .async()', value: (v, c) => v.ratio('serial.process', 'serial.koffiAsync', c, 'us'), ok: (m) => m <= 1.5, show: times },
   { text: 'a 1 ms call, in-process: CPU per call ≤ 1.3× raw koffi .async()', value: (v, c) => v.ratio('wait.none', 'wait.koffiAsync', c, 'cpuUs'), ok: (m) => m <= 1.3, show: times },
   { text: 'a 1 ms call, isolated: CPU per call ≤ 1.5× raw koffi .async()', value: (v, c) => v.ratio('wait.process', 'wait.koffiAsync', c, 'cpuUs'), ok: (m) => m <= 1.5, show: times },
-  { text: '64 in flight over many isolated plugins vs over one: latency ≤ 2×', value: (v, c) => v.ratio('flight.isolatedMany', 'flight.isolated1', c, 'us'), ok: (m) => m <= 2, show: times },
-  { text: '64 in flight over many isolated plugins vs over one: CPU per call ≤ 2×', value: (v, c) => v.ratio('flight.isolatedMany', 'flight.isolated1', c, 'cpuUs'), ok: (m) => m <= 2, show: times },
+  { text: '64 in flight over 32 isolated plugins vs over one: latency ≤ 2×', value: (v, c) => v.ratio('flight.isolatedMany', 'flight.isolated1', c, 'us'), ok: (m) => m <= 2, show: times },
+  { text: '64 in flight over 32 isolated plugins vs over one: CPU per call ≤ 2×', value: (v, c) => v.ratio('flight.isolatedMany', 'flight.isolated1', c, 'cpuUs'), ok: (m) => m <= 2, show: times },
 ];
 
 /** The targets the bench had before (issue 7 and the README's claims), now measured in both conditions. */

@@ -2,7 +2,7 @@
 // idle and beside a busy neighbour (a process spinning on one core), rows and conditions interleaved per round.
 // Usage: npm run bench [-- --smoke] [--rounds N] [--json FILE] [--no-write]
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +33,10 @@ const option = (name: string): string | undefined => {
 };
 const SMOKE = flag('--smoke');
 const ROUNDS = Number(option('--rounds') ?? (SMOKE ? 1 : 5));
-/** How long one measurement of a calibrated row lasts, in µs. */
-const TARGET_US = SMOKE ? 3_000 : 250_000;
+/** How long one measurement of a calibrated row lasts, about, in µs: it runs chunks of calls until then. */
+const TARGET_US = SMOKE ? 3_000 : 200_000;
+/** No round starts that would end past this many seconds from the start (a loaded machine stretches rows). */
+const BUDGET_S = Number(option('--budget') ?? 540);
 const MiB = 1024 * 1024;
 const started = Date.now();
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -47,6 +49,7 @@ const pluginsDir = path.join(work, 'plugins');
 const pluginDir = path.join(pluginsDir, 'bench');
 mkdirSync(pluginDir, { recursive: true });
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 const libraryPath = path.join(pluginDir, 'libbench.so');
 const floor = path.join(work, 'floor');
 const spinner = path.join(work, 'spin');
@@ -106,6 +109,12 @@ const ablations: { id: string; label: string; tuning: Partial<HostTuning> }[] = 
   { id: 'noLoneCalls', label: 'no lone-call path', tuning: { loneCalls: false } },
   { id: 'noAdaptiveSpin', label: 'no adaptive spin (fixed spin windows)', tuning: { adaptiveSpin: false } },
 ];
+// The switches only do something where the call path reads them; say so in the report when nothing does.
+const srcDir = path.join(here, '..', 'src');
+const readsTuning = ['host', 'loader', 'abi'].some((dir) =>
+  readdirSync(path.join(srcDir, dir)).some((f) => f.endsWith('.js') && f !== 'tuning.js' && readFileSync(path.join(srcDir, dir, f), 'utf8').includes('tuning.js')),
+);
+if (!readsTuning) notes.push('no module of this build reads src/host/tuning.ts yet: the ablation rows ran the default call path');
 const ablated = new Map<string, NativePluginTrait>();
 for (const a of ablations) ablated.set(a.id, await withTuning(a.tuning, () => loaderFor('process').loadPlugin(pluginDir)));
 
@@ -164,7 +173,7 @@ const mcp = await connectServe();
 // The code-search example against grep -rF (and rg) on one generated tree.
 const searchRoot = path.join(work, 'search-tree');
 const NEEDLE = 'skillplugNeedle';
-const expectedMatches = generateSearchTree(searchRoot, SMOKE ? 40 : 2000, SMOKE ? 50 : 400, NEEDLE);
+const expectedMatches = generateSearchTree(searchRoot, SMOKE ? 40 : 1000, SMOKE ? 50 : 300, NEEDLE);
 const exampleDir = path.join(ROOT, '.vtcode', 'plugins', 'code-search');
 let codeSearch: NativePluginTrait | undefined;
 try {
@@ -260,7 +269,7 @@ row({ id: 'serial.extismMain', group: 'serial', label: 'Extism JS SDK, main thre
 row({ id: 'serial.extismWorker', group: 'serial', label: 'Extism JS SDK, runInWorker (WAT twin)', unit: 'us', run: (n) => serial(() => extismCall(extismWorker, smallText), n) });
 row({ id: 'serial.defaults', group: 'serial', label: "skillplug execute, loader defaults (serve's settings)", unit: 'us', run: (n) => serial(() => plugin('defaults').execute(smallCtx), n) });
 row({ id: 'serial.mcp', group: 'serial', label: 'MCP end to end: official client -> skillplug serve', unit: 'us', run: (n) => serial(() => callServe(mcp), n) });
-row({ id: 'serial.processPerCall', group: 'serial', label: 'a process per call (spawn + dlopen + call)', unit: 'us', calls: SMOKE ? 2 : 30, run: (n) => serial(processPerCall, n) });
+row({ id: 'serial.processPerCall', group: 'serial', label: 'a process per call (spawn + dlopen + call)', unit: 'us', calls: SMOKE ? 2 : 10, run: (n) => serial(processPerCall, n) });
 
 // Ablations: what each mechanism of the isolated call path buys.
 for (const a of ablations) {
@@ -289,7 +298,7 @@ row({ id: 'flight.extismPool', group: 'flight', label: `Extism JS SDK, runInWork
 row({ id: 'flight.mcp', group: 'flight', label: 'MCP end to end: official client -> skillplug serve', unit: 'us', run: (n) => inFlight(() => callServe(mcp), n) });
 
 // Payloads: a context of big bytes in, the same bytes back.
-const payloadCalls = SMOKE ? 1 : 3;
+const payloadCalls = SMOKE ? 1 : 2;
 row({ id: 'payload.json', group: 'payload', label: `JSON.stringify + JSON.parse only, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => JSON.parse(JSON.stringify(bigCtx)), n) });
 row({ id: 'payload.koffiSync', group: 'payload', label: `raw koffi sync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => rawCallSync(bigText), n) });
 row({ id: 'payload.executeSync', group: 'payload', label: `skillplug executeSync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => inProcess.executeSync(bigCtx), n) });
@@ -299,7 +308,7 @@ for (const mode of ['none', 'process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
 }
 
 // Starting up.
-const startCalls = SMOKE ? 1 : 3;
+const startCalls = SMOKE ? 1 : 2;
 row({ id: 'start.node', group: 'start', label: '`node -e 0`', unit: 'ms', calls: startCalls, run: (n) => serial(() => spawnOnce(process.execPath, ['-e', '0']), n) });
 row({ id: 'start.run', group: 'start', label: '`skillplug run bench` (cold: Node start, load, one call)', unit: 'ms', calls: startCalls, run: (n) => serial(() => spawnOnce(process.execPath, [CLI, 'run', 'bench', '--plugins-dir', pluginsDir, '--workspace', work, '--input', '{"q":"x"}', '--json'], { cwd: work, env: cliEnv }), n) });
 row({ id: 'start.serve', group: 'start', label: '`skillplug serve` to its first tool result (official client)', unit: 'ms', calls: startCalls, run: async (n) => {
@@ -330,7 +339,7 @@ for (const mode of ['none', 'process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
 }
 
 // The showcase: code-search against grep on the same tree, same query, same count of matching lines.
-const searchCalls = SMOKE ? 1 : 3;
+const searchCalls = SMOKE ? 1 : 2;
 if (codeSearch) {
   const cs = codeSearch;
   row({ id: 'search.plugin', group: 'search', label: 'code-search example (library, isolated, defaults)', unit: 'ms', calls: searchCalls, run: (n) => serial(() => searchWith('search.plugin', async () => {
@@ -362,7 +371,18 @@ async function measure(def: RowDef, n: number, condition: Condition): Promise<Sa
   const machineBefore = machineBusyUs();
   const cpuBefore = treeCpuUs('start', exclude);
   const t = nowUs();
-  const counted = await def.run(n);
+  let counted = 0;
+  let calls = 0;
+  let timed = false;
+  // A calibrated row runs chunks of n calls until TARGET_US passed, so a loaded machine does not stretch it.
+  do {
+    const chunk = await def.run(n);
+    if (typeof chunk === 'number') {
+      counted += chunk;
+      timed = true;
+    }
+    calls += n;
+  } while (def.calls === undefined && nowUs() - t < TARGET_US);
   const wall = nowUs() - t;
   const cpuAfter = treeCpuUs('end', exclude);
   const machineAfter = machineBusyUs();
@@ -370,8 +390,9 @@ async function measure(def: RowDef, n: number, condition: Condition): Promise<Sa
   await neighbour?.stop();
   const ours = cpuAfter - cpuBefore;
   return {
-    us: (typeof counted === 'number' ? counted : wall) / n,
-    cpuUs: ours / n,
+    calls,
+    us: (timed ? counted : wall) / calls,
+    cpuUs: ours / calls,
     wallUs: wall,
     otherCores: Math.max(0, machineAfter - machineBefore - ours - neighbourCpu) / wall,
     neighbourCores: neighbourCpu / wall,
@@ -381,7 +402,8 @@ async function measure(def: RowDef, n: number, condition: Condition): Promise<Sa
 /** Warms a row up and picks its calls per measurement so one lasts about TARGET_US. */
 async function calibrate(def: RowDef): Promise<number> {
   if (def.calls !== undefined) {
-    if (!SMOKE) await def.run(Math.min(def.calls, 3));
+    // Start-up rows measure cold starts; the rest get one warm-up.
+    if (!SMOKE && def.group !== 'start' && def.id !== 'serial.processPerCall') await def.run(Math.min(def.calls, 3));
     return def.calls;
   }
   let n = 8;
@@ -389,7 +411,8 @@ async function calibrate(def: RowDef): Promise<number> {
     const t = nowUs();
     await def.run(n);
     const elapsed = nowUs() - t;
-    if (elapsed >= TARGET_US / 8 || n >= 1 << 24) return Math.max(SMOKE ? 4 : 64, Math.round((n * TARGET_US) / Math.max(elapsed, 1)));
+    // Chunks of about a quarter of the target: the last one overshoots it by little.
+    if (elapsed >= TARGET_US / 16 || n >= 1 << 24) return Math.max(SMOKE ? 4 : 16, Math.round((n * TARGET_US) / 4 / Math.max(elapsed, 1)));
     n *= 4;
   }
 }
@@ -402,14 +425,26 @@ for (const def of rows) {
   calls.set(def.id, await calibrate(def));
   results.push({ id: def.id, group: def.group, label: def.label, unit: def.unit, calls: calls.get(def.id) as number, ...(def.bytes ? { bytes: def.bytes } : {}), idle: [], busy: [] });
 }
+let rounds = 0;
+let longestRoundS = 0;
 for (let round = 0; round < ROUNDS; round++) {
-  log(`bench: round ${round + 1}/${ROUNDS} (${((Date.now() - started) / 1000).toFixed(0)} s so far)`);
+  const elapsedS = (Date.now() - started) / 1000;
+  if (round > 0 && elapsedS + longestRoundS > BUDGET_S) {
+    notes.push(`stopped after ${round} of ${ROUNDS} rounds: another would end past the ${BUDGET_S} s budget (rounds took up to ${longestRoundS.toFixed(0)} s here)`);
+    break;
+  }
+  log(`bench: round ${round + 1}/${ROUNDS} (${elapsedS.toFixed(0)} s so far)`);
+  const roundStart = Date.now();
   // ABAB: idle first in even rounds, busy first in odd ones, so slow drift of the machine cancels out.
   const order: Condition[] = round % 2 === 0 ? ['idle', 'busy'] : ['busy', 'idle'];
   for (const [i, def] of rows.entries()) {
     const result = results[i] as RowResult;
+    const rowStart = Date.now();
     for (const condition of order) result[condition].push(await measure(def, calls.get(def.id) as number, condition));
+    if (Date.now() - rowStart > 10_000) log(`bench: ${def.id} took ${((Date.now() - rowStart) / 1000).toFixed(0)} s (idle + busy)`);
   }
+  rounds++;
+  longestRoundS = Math.max(longestRoundS, (Date.now() - roundStart) / 1000);
 }
 
 // ---------- one-off checks (idle) ----------
@@ -453,7 +488,7 @@ const result: BenchResult = {
   version: 1,
   date: new Date(started).toISOString(),
   smoke: SMOKE,
-  rounds: ROUNDS,
+  rounds,
   durationS: (Date.now() - started) / 1000,
   machine: {
     cpuModel,
