@@ -238,7 +238,7 @@ interface RowDef {
   group: string;
   label: string;
   unit: 'us' | 'ms';
-  /** Fixed calls per measurement; calibrated to TARGET_US when absent. */
+  /** Calls per chunk (slow rows: one cold start, one spawn); calibrated to about TARGET_US / 4 when absent. */
   calls?: number;
   bytes?: number;
   run: (n: number) => unknown;
@@ -269,7 +269,7 @@ row({ id: 'serial.extismMain', group: 'serial', label: 'Extism JS SDK, main thre
 row({ id: 'serial.extismWorker', group: 'serial', label: 'Extism JS SDK, runInWorker (WAT twin)', unit: 'us', run: (n) => serial(() => extismCall(extismWorker, smallText), n) });
 row({ id: 'serial.defaults', group: 'serial', label: "skillplug execute, loader defaults (serve's settings)", unit: 'us', run: (n) => serial(() => plugin('defaults').execute(smallCtx), n) });
 row({ id: 'serial.mcp', group: 'serial', label: 'MCP end to end: official client -> skillplug serve', unit: 'us', run: (n) => serial(() => callServe(mcp), n) });
-row({ id: 'serial.processPerCall', group: 'serial', label: 'a process per call (spawn + dlopen + call)', unit: 'us', calls: SMOKE ? 2 : 10, run: (n) => serial(processPerCall, n) });
+row({ id: 'serial.processPerCall', group: 'serial', label: 'a process per call (spawn + dlopen + call)', unit: 'us', calls: SMOKE ? 2 : 5, run: (n) => serial(processPerCall, n) });
 
 // Ablations: what each mechanism of the isolated call path buys.
 for (const a of ablations) {
@@ -298,7 +298,7 @@ row({ id: 'flight.extismPool', group: 'flight', label: `Extism JS SDK, runInWork
 row({ id: 'flight.mcp', group: 'flight', label: 'MCP end to end: official client -> skillplug serve', unit: 'us', run: (n) => inFlight(() => callServe(mcp), n) });
 
 // Payloads: a context of big bytes in, the same bytes back.
-const payloadCalls = SMOKE ? 1 : 2;
+const payloadCalls = 1;
 row({ id: 'payload.json', group: 'payload', label: `JSON.stringify + JSON.parse only, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => JSON.parse(JSON.stringify(bigCtx)), n) });
 row({ id: 'payload.koffiSync', group: 'payload', label: `raw koffi sync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => rawCallSync(bigText), n) });
 row({ id: 'payload.executeSync', group: 'payload', label: `skillplug executeSync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => inProcess.executeSync(bigCtx), n) });
@@ -308,7 +308,7 @@ for (const mode of ['none', 'process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
 }
 
 // Starting up.
-const startCalls = SMOKE ? 1 : 2;
+const startCalls = 1;
 row({ id: 'start.node', group: 'start', label: '`node -e 0`', unit: 'ms', calls: startCalls, run: (n) => serial(() => spawnOnce(process.execPath, ['-e', '0']), n) });
 row({ id: 'start.run', group: 'start', label: '`skillplug run bench` (cold: Node start, load, one call)', unit: 'ms', calls: startCalls, run: (n) => serial(() => spawnOnce(process.execPath, [CLI, 'run', 'bench', '--plugins-dir', pluginsDir, '--workspace', work, '--input', '{"q":"x"}', '--json'], { cwd: work, env: cliEnv }), n) });
 row({ id: 'start.serve', group: 'start', label: '`skillplug serve` to its first tool result (official client)', unit: 'ms', calls: startCalls, run: async (n) => {
@@ -339,7 +339,7 @@ for (const mode of ['none', 'process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
 }
 
 // The showcase: code-search against grep on the same tree, same query, same count of matching lines.
-const searchCalls = SMOKE ? 1 : 2;
+const searchCalls = 1;
 if (codeSearch) {
   const cs = codeSearch;
   row({ id: 'search.plugin', group: 'search', label: 'code-search example (library, isolated, defaults)', unit: 'ms', calls: searchCalls, run: (n) => serial(() => searchWith('search.plugin', async () => {
@@ -374,7 +374,7 @@ async function measure(def: RowDef, n: number, condition: Condition): Promise<Sa
   let counted = 0;
   let calls = 0;
   let timed = false;
-  // A calibrated row runs chunks of n calls until TARGET_US passed, so a loaded machine does not stretch it.
+  // A row runs chunks of n calls until TARGET_US passed (at least one), so a loaded machine does not stretch it.
   do {
     const chunk = await def.run(n);
     if (typeof chunk === 'number') {
@@ -382,7 +382,7 @@ async function measure(def: RowDef, n: number, condition: Condition): Promise<Sa
       timed = true;
     }
     calls += n;
-  } while (def.calls === undefined && nowUs() - t < TARGET_US);
+  } while (nowUs() - t < TARGET_US);
   const wall = nowUs() - t;
   const cpuAfter = treeCpuUs('end', exclude);
   const machineAfter = machineBusyUs();
