@@ -111,8 +111,8 @@ const ablations: { id: string; label: string; tuning: Partial<HostTuning> }[] = 
 ];
 // The switches only do something where the call path reads them; say so in the report when nothing does.
 const srcDir = path.join(here, '..', 'src');
-const readsTuning = ['host', 'loader', 'abi'].some((dir) =>
-  readdirSync(path.join(srcDir, dir)).some((f) => f.endsWith('.js') && f !== 'tuning.js' && readFileSync(path.join(srcDir, dir, f), 'utf8').includes('tuning.js')),
+const readsTuning = readdirSync(srcDir, { recursive: true, encoding: 'utf8' }).some(
+  (f) => f.endsWith('.js') && !f.endsWith('tuning.js') && readFileSync(path.join(srcDir, f), 'utf8').includes('tuning.js'),
 );
 if (!readsTuning) notes.push('no module of this build reads src/host/tuning.ts yet: the ablation rows ran the default call path');
 const ablated = new Map<string, NativePluginTrait>();
