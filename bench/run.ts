@@ -36,7 +36,7 @@ const ROUNDS = Number(option('--rounds') ?? (SMOKE ? 1 : 5));
 /** How long one measurement of a calibrated row lasts, about, in µs: it runs chunks of calls until then. */
 const TARGET_US = SMOKE ? 3_000 : 200_000;
 /** No round starts that would end past this many seconds from the start (a loaded machine stretches rows). */
-const BUDGET_S = Number(option('--budget') ?? 540);
+const BUDGET_S = Number(option('--budget') ?? 480);
 const MiB = 1024 * 1024;
 const started = Date.now();
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -455,10 +455,10 @@ for (const mode of ['process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
   if (pid) rss[mode] = groupRssMiB(pid);
 }
 const manyRssMiB = many.reduce((sum, p) => sum + groupRssMiB((p as IsolatedPlugin).hostPid ?? 0), 0);
-log('bench: soak');
+log(`bench: soak (${((Date.now() - started) / 1000).toFixed(0)} s so far)`);
 const soak: Record<string, number> = {};
 {
-  const inN = SMOKE ? 20_000 : 1_000_000;
+  const inN = SMOKE ? 20_000 : 300_000;
   const rssNow = (): number => process.memoryUsage().rss / MiB;
   for (let i = 0; i < inN / 10; i++) inProcess.executeSync(smallCtx);
   global.gc?.();
@@ -468,7 +468,7 @@ const soak: Record<string, number> = {};
   soak.inProcessCalls = inN;
   soak.inProcessRssGrowthPct = ((rssNow() - before) / before) * 100;
   const isolated = plugin('process') as IsolatedPlugin;
-  const isoN = SMOKE ? 2_000 : 200_000;
+  const isoN = SMOKE ? 2_000 : 50_000;
   await inFlight(() => isolated.execute(smallCtx), isoN / 10);
   const hostBefore = groupRssMiB(isolated.hostPid as number);
   await inFlight(() => isolated.execute(smallCtx), isoN);
