@@ -1,18 +1,26 @@
-// skillplug's benchmark suite: every way to call a trivial plugin, side by side, interleaved, medians.
+// skillplug's benchmark: every way to call a trivial plugin, with latency AND CPU per call, each row measured
+// idle and beside a busy neighbour (a process spinning on one core), rows and conditions interleaved per round.
 // Usage: npm run bench [-- --smoke] [--rounds N] [--json FILE] [--no-write]
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import koffi from 'koffi';
-import { PluginLoader, type NativePluginTrait, type PluginContext } from '../src/index.js';
-import type { InProcessPlugin } from '../src/in-process/index.js';
+import { type NativePluginTrait, type PluginContext, PluginLoader, type PluginLoaderOptions } from '../src/index.js';
+import { type HostTuning, hostTuning } from '../src/host/tuning.js';
 import type { IsolatedPlugin } from '../src/host/isolated.js';
+import type { InProcessPlugin } from '../src/in-process/index.js';
 import { detectSandbox } from '../src/sandbox/index.js';
+import { groupRssMiB, machineBusyUs, processCpuUs, treeCpuUs } from './cpu.js';
+import { compileWat, extismCall, extismPlugin, queued } from './extism.js';
+import { startNeighbour } from './neighbour.js';
 import { nodeFileStats } from './node-file-stats.js';
-import { renderChart } from './svg.js';
+import { type BenchResult, type Condition, type RowResult, type Sample, writeDocs } from './report.js';
+import { generateSearchTree } from './search-tree.js';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -24,417 +32,483 @@ const option = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const SMOKE = flag('--smoke');
-const ROUNDS = Number(option('--rounds') ?? (SMOKE ? 1 : 7));
-const scale = (n: number): number => (SMOKE ? Math.max(1, Math.ceil(n / 200)) : n);
+const ROUNDS = Number(option('--rounds') ?? (SMOKE ? 1 : 5));
+/** How long one measurement of a calibrated row lasts, about, in µs: it runs chunks of calls until then. */
+const TARGET_US = SMOKE ? 3_000 : 200_000;
+/** No round starts that would end past this many seconds from the start (a loaded machine stretches rows). */
+const BUDGET_S = Number(option('--budget') ?? 480);
 const MiB = 1024 * 1024;
-
-type Sample = Record<string, number[]>;
-const samples: Sample = {};
-const record = (key: string, value: number): void => {
-  (samples[key] ??= []).push(value);
-};
-const median = (values: number[] | undefined): number | undefined => {
-  if (!values || values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
+const started = Date.now();
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const nowUs = (): number => Number(process.hrtime.bigint()) / 1000;
+const notes: string[] = [];
 
 // ---------- setup ----------
 const work = path.join(os.tmpdir(), `skillplug-bench-${process.pid}`);
 const pluginsDir = path.join(work, 'plugins');
 const pluginDir = path.join(pluginsDir, 'bench');
 mkdirSync(pluginDir, { recursive: true });
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 const libraryPath = path.join(pluginDir, 'libbench.so');
-await run('cc', ['-O2', '-shared', '-fPIC', '-o', libraryPath, path.join(ROOT, 'bench', 'plugins', 'bench.c')]);
-writeFileSync(path.join(pluginDir, 'plugin.json'), JSON.stringify({ name: 'bench', description: 'Benchmark plugin', version: '1.0.0' }));
 const floor = path.join(work, 'floor');
-await run('cc', ['-O2', '-o', floor, path.join(ROOT, 'bench', 'floor.c'), '-ldl']);
+const spinner = path.join(work, 'spin');
+await Promise.all([
+  run('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-o', libraryPath, path.join(ROOT, 'bench', 'plugins', 'bench.c')]),
+  run('cc', ['-O2', '-o', floor, path.join(ROOT, 'bench', 'floor.c'), '-ldl']),
+  run('cc', ['-O2', '-o', spinner, path.join(ROOT, 'bench', 'spin.c')]),
+]);
+writeFileSync(path.join(pluginDir, 'plugin.json'), JSON.stringify({ name: 'bench', description: 'Benchmark plugin', version: '1.0.0' }));
+const wasm = await compileWat(path.join(ROOT, 'bench', 'plugins', 'bench.wat'));
 const sandbox = await detectSandbox();
-process.on('exit', () => {
-  try {
-    execFile('rm', ['-rf', work]);
-  } catch {
-    // Best effort.
-  }
-});
+if (!sandbox.available) notes.push(`bwrap rows skipped: ${sandbox.reason}`);
 
 const smallCtx: PluginContext = { input: { q: '0123456789' }, workspace_root: null, config: {} };
+const smallText = JSON.stringify(smallCtx);
+const waitCtx: PluginContext = { input: { sleep_us: 1000 }, workspace_root: null, config: {} };
+const waitText = JSON.stringify(waitCtx);
 const payloadCtx = (bytes: number): PluginContext => ({ input: { data: 'x'.repeat(bytes) }, workspace_root: null, config: {} });
+const SMALL_RESULT = '{"success":true,"output":{"ok":true},"error":null,"files":[]}';
 
-const loaderFor = (mode: 'none' | 'process' | 'bwrap'): PluginLoader =>
+type Mode = 'none' | 'none0' | 'process' | 'process0' | 'bwrap' | 'defaults';
+const loaderFor = (mode: Mode, extra: PluginLoaderOptions = {}): PluginLoader =>
   new PluginLoader({
     pluginsDirs: [pluginsDir],
     defaultDirs: false,
     readConfig: false,
-    isolation: mode === 'none' ? 'none' : 'process',
-    sandbox: mode === 'bwrap' ? 'required' : 'off',
-    maxOutputBytes: 128 * MiB,
+    ...(mode === 'defaults'
+      ? {}
+      : {
+          isolation: mode.startsWith('none') ? 'none' : 'process',
+          sandbox: mode === 'bwrap' ? 'required' : 'off',
+          maxOutputBytes: 128 * MiB,
+          ...(mode.endsWith('0') ? { pollMicros: 0 } : {}),
+        }),
+    ...extra,
   });
 
-const modes: ('none' | 'process' | 'bwrap')[] = sandbox.available ? ['none', 'process', 'bwrap'] : ['none', 'process'];
-if (!sandbox.available) log(`bench: bwrap rows skipped: ${sandbox.reason}`);
-const plugins = new Map<string, NativePluginTrait>();
-for (const mode of modes) plugins.set(mode, await loaderFor(mode).loadPlugin(pluginDir));
-const inProcess = plugins.get('none') as InProcessPlugin;
+/** Runs fn with the host tuning changed (restored after), for the ablation rows. */
+async function withTuning<T>(change: Partial<HostTuning>, fn: () => Promise<T>): Promise<T> {
+  const saved = { ...hostTuning };
+  Object.assign(hostTuning, change);
+  try {
+    return await fn();
+  } finally {
+    Object.assign(hostTuning, saved);
+  }
+}
 
-// Raw koffi on the same library, as a caller without skillplug would use it.
-// skillplug has configured koffi already (stack sizes, async queue) by loading the in-process plugin.
+const modes: Mode[] = ['none', 'none0', 'process', 'process0', ...(sandbox.available ? (['bwrap'] as const) : []), 'defaults'];
+const plugins = new Map<Mode, NativePluginTrait>();
+for (const mode of modes) plugins.set(mode, await loaderFor(mode).loadPlugin(pluginDir));
+const plugin = (mode: Mode): NativePluginTrait => plugins.get(mode) as NativePluginTrait;
+const inProcess = plugin('none') as InProcessPlugin;
+
+const ablations: { id: string; label: string; tuning: Partial<HostTuning> }[] = [
+  { id: 'noSharedLane', label: 'no shared memory lane', tuning: { sharedLane: false } },
+  { id: 'noLoneCalls', label: 'no lone-call path', tuning: { loneCalls: false } },
+  { id: 'noAdaptiveSpin', label: 'no adaptive spin (fixed spin windows)', tuning: { adaptiveSpin: false } },
+];
+// The switches only do something where the call path reads them; say so in the report when nothing does.
+const srcDir = path.join(here, '..', 'src');
+const readsTuning = readdirSync(srcDir, { recursive: true, encoding: 'utf8' }).some(
+  (f) => f.endsWith('.js') && !f.endsWith('tuning.js') && readFileSync(path.join(srcDir, f), 'utf8').includes('tuning.js'),
+);
+if (!readsTuning) notes.push('no module of this build reads src/host/tuning.ts yet: the ablation rows ran the default call path');
+const ablated = new Map<string, NativePluginTrait>();
+for (const a of ablations) ablated.set(a.id, await withTuning(a.tuning, () => loaderFor('process').loadPlugin(pluginDir)));
+
+/** Isolated plugins for the in-flight rows: over 1, over SOME, over MANY (the issue's 1, 8 and 32). */
+const SOME = SMOKE ? 2 : 8;
+const MANY = SMOKE ? 4 : 32;
+log(`bench: loading ${MANY} isolated plugins`);
+const many: NativePluginTrait[] = [];
+for (let i = 0; i < MANY; i++) many.push(await loaderFor('process').loadPlugin(pluginDir));
+await Promise.all(many.map((p) => p.execute(smallCtx)));
+
+// Raw koffi on the same library, as a caller without skillplug would use it (skillplug configured koffi already).
 const rawLib = koffi.load(libraryPath);
 const rawExecute = rawLib.func('void *vtcode_plugin_execute(const char *ctx)');
 const rawFree = rawLib.func('void vtcode_plugin_free_string(void *s)');
-const rawCallSync = (ctx: string): string => {
+const rawCallSync = (ctx: string): unknown => {
   const ptr = rawExecute(ctx);
   const text = koffi.decode(ptr, 'char', -1) as string;
   rawFree(ptr);
-  return text;
+  return JSON.parse(text);
 };
-const rawCallAsync = (ctx: string): Promise<string> =>
+const rawCallAsync = (ctx: string): Promise<unknown> =>
   new Promise((resolve, reject) =>
     rawExecute.async(ctx, (err: Error | null, ptr: unknown) => {
       if (err) return reject(err);
       const text = koffi.decode(ptr, 'char', -1) as string;
       rawFree(ptr);
-      resolve(text);
+      resolve(JSON.parse(text));
     }),
   );
 
-// ---------- measurements ----------
-async function serialAsync(fn: () => Promise<unknown>, n: number): Promise<number> {
-  for (let i = 0; i < Math.min(200, n); i++) await fn();
-  const t = nowUs();
+const extismMain = await extismPlugin(wasm, false);
+const extismWorker = await extismPlugin(wasm, true);
+const EXTISM_POOL = SOME;
+const extismPool = await Promise.all(Array.from({ length: EXTISM_POOL }, () => extismPlugin(wasm, true)));
+const extismQueued = queued(extismWorker);
+const extismPoolQueued = extismPool.map(queued);
+
+// MCP end to end: `skillplug serve` driven by the official client, against the library with serve's defaults.
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+const home = path.join(work, 'home');
+mkdirSync(home, { recursive: true });
+const cliEnv = { ...(process.env as Record<string, string>), HOME: home };
+const serveArgs = [CLI, 'serve', '--plugins-dir', pluginsDir, '--workspace', work];
+async function connectServe(): Promise<Client> {
+  const client = new Client({ name: 'skillplug-bench', version: '1.0.0' });
+  await client.connect(new StdioClientTransport({ command: process.execPath, args: serveArgs, env: cliEnv, cwd: work, stderr: 'ignore' }));
+  return client;
+}
+const callServe = async (client: Client): Promise<void> => {
+  const result = await client.callTool({ name: 'bench', arguments: { q: '0123456789' } });
+  if (result.isError) throw new Error(`serve answered an error: ${JSON.stringify(result)}`);
+};
+const mcp = await connectServe();
+
+// The code-search example against grep -rF (and rg) on one generated tree.
+const searchRoot = path.join(work, 'search-tree');
+const NEEDLE = 'skillplugNeedle';
+const expectedMatches = generateSearchTree(searchRoot, SMOKE ? 40 : 1000, SMOKE ? 50 : 300, NEEDLE);
+const exampleDir = path.join(ROOT, '.vtcode', 'plugins', 'code-search');
+let codeSearch: NativePluginTrait | undefined;
+try {
+  codeSearch = await new PluginLoader({ pluginsDirs: [path.dirname(exampleDir)], defaultDirs: false, readConfig: false, workspace: searchRoot }).loadPlugin(exampleDir);
+} catch (err) {
+  notes.push(`code-search rows skipped: ${(err as Error).message.split('\n')[0]}`);
+}
+const rg = await run('rg', ['--version']).then(
+  () => true,
+  () => false,
+);
+if (!rg) notes.push('rg is not installed: no ripgrep row');
+const searchCounts: Record<string, number> = { generated: expectedMatches };
+const countLines = (text: string): number => (text.length === 0 ? 0 : text.split('\n').length - (text.endsWith('\n') ? 1 : 0));
+async function searchWith(id: string, fn: () => Promise<number>): Promise<void> {
+  const count = await fn();
+  if (count !== expectedMatches && searchCounts[id] !== count) notes.push(`${id} found ${count} matching lines, the generated tree has ${expectedMatches}`);
+  searchCounts[id] = count;
+}
+
+// list --json and discoverPlugins() over many plugin dirs.
+const DIRS = SMOKE ? 50 : 1000;
+const discoveryDir = path.join(work, `discovery-${DIRS}`);
+for (let i = 0; i < DIRS; i++) {
+  const p = path.join(discoveryDir, `p${i}`);
+  mkdirSync(p, { recursive: true });
+  writeFileSync(path.join(p, 'plugin.json'), JSON.stringify({ name: `p${i}`, description: 'd', version: '1' }));
+  writeFileSync(path.join(p, `libp${i}.so`), '');
+}
+const discoveryLoader = new PluginLoader({ pluginsDirs: [discoveryDir], defaultDirs: false, readConfig: false });
+
+// ---------- row helpers ----------
+async function serial(fn: () => Promise<unknown>, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await fn();
-  return (nowUs() - t) / n;
 }
-
-function serialSync(fn: () => unknown, n: number): number {
-  for (let i = 0; i < Math.min(1000, n); i++) fn();
-  const t = nowUs();
+function serialSync(fn: () => unknown, n: number): void {
   for (let i = 0; i < n; i++) fn();
-  return (nowUs() - t) / n;
 }
-
-async function inFlight(fn: () => Promise<unknown>, total: number, width = 64): Promise<number> {
+async function inFlight(fn: (i: number) => Promise<unknown>, total: number, width = 64): Promise<void> {
   let next = 0;
   const lane = async (): Promise<void> => {
-    while (next < total) {
-      next++;
-      await fn();
-    }
+    while (next < total) await fn(next++);
   };
-  await Promise.all(Array.from({ length: width }, lane));
-  next = 0;
-  const t = nowUs();
-  await Promise.all(Array.from({ length: width }, lane));
-  return (nowUs() - t) / total;
+  await Promise.all(Array.from({ length: Math.min(width, total) }, lane));
+}
+async function spawnOnce(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  return (await run(command, args, { maxBuffer: 256 * MiB, ...options })).stdout;
+}
+async function processPerCall(): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(floor, [libraryPath, 'once', smallText], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', () => (JSON.parse(out) ? resolve() : reject(new Error('bad output'))));
+  });
 }
 
-async function throughput(fn: () => Promise<unknown> | unknown, bytes: number, n: number): Promise<number> {
-  await fn();
-  // Each row starts from a collected heap, so no row pays for the garbage of the one before it.
-  global.gc?.();
-  const t = nowUs();
-  for (let i = 0; i < n; i++) await fn();
-  return (bytes * n) / MiB / ((nowUs() - t) / 1e6);
+/** One benchmark row: run(n) makes n calls; a number it returns (or resolves to) is the µs to count instead of the wall time. */
+interface RowDef {
+  id: string;
+  group: string;
+  label: string;
+  unit: 'us' | 'ms';
+  /** Calls per chunk (slow rows: one cold start, one spawn); calibrated to about TARGET_US / 4 when absent. */
+  calls?: number;
+  bytes?: number;
+  run: (n: number) => unknown;
 }
-
-const floorJson = async (...args: string[]): Promise<Record<string, number>> => JSON.parse((await run(floor, [libraryPath, ...args])).stdout) as Record<string, number>;
-
-async function processPerCall(n: number): Promise<number> {
-  const t = nowUs();
-  for (let i = 0; i < n; i++) {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn(floor, [libraryPath, 'once', JSON.stringify(smallCtx)], { stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('error', reject);
-      child.on('close', () => (JSON.parse(out) ? resolve() : reject(new Error('bad output'))));
-    });
-  }
-  return (nowUs() - t) / n;
-}
-
-/** Sum of VmRSS over a process group (bwrap's namespace included), in MiB. */
-function groupRssMiB(pgid: number): number {
-  let kib = 0;
-  for (const entry of readdirProc()) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== pgid) continue;
-      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
-      kib += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    } catch {
-      // The process went away.
-    }
-  }
-  return kib / 1024;
-}
-function readdirProc(): string[] {
-  try {
-    return readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return [];
-  }
-}
-
-async function coldStart(mode: 'none' | 'process' | 'bwrap'): Promise<{ ms: number; rssMiB?: number }> {
-  const loader = loaderFor(mode);
-  const t = nowUs();
-  const plugin = await loader.loadPlugin(pluginDir);
-  await plugin.execute(smallCtx);
-  const ms = (nowUs() - t) / 1000;
-  const pid = (plugin as IsolatedPlugin).hostPid;
-  await new Promise((r) => setTimeout(r, 50));
-  const rssMiB = pid ? groupRssMiB(pid) : undefined;
-  await plugin.close();
-  return rssMiB === undefined ? { ms } : { ms, rssMiB };
-}
-
-async function discovery(count: number): Promise<{ inProcessMs: number; cliMs: number }> {
-  const dir = path.join(work, `discovery-${count}`);
-  mkdirSync(dir, { recursive: true });
-  for (let i = 0; i < count; i++) {
-    const p = path.join(dir, `p${i}`);
-    mkdirSync(p, { recursive: true });
-    writeFileSync(path.join(p, 'plugin.json'), JSON.stringify({ name: `p${i}`, description: 'd', version: '1' }));
-    writeFileSync(path.join(p, `libp${i}.so`), '');
-  }
-  const loader = new PluginLoader({ pluginsDirs: [dir], defaultDirs: false, readConfig: false });
-  await loader.discoverPlugins();
-  const t = nowUs();
-  await loader.discoverPlugins();
-  const inProcessMs = (nowUs() - t) / 1000;
-  const cli = path.join(ROOT, 'dist', 'cli', 'main.js');
-  const t1 = nowUs();
-  // From an empty workspace and home, so only the generated dirs are scanned.
-  await run(process.execPath, [cli, 'list', '--plugins-dir', dir, '--json'], { cwd: work, maxBuffer: 64 * MiB, env: { ...process.env, HOME: work } });
-  const cliWall = (nowUs() - t1) / 1000;
-  const t2 = nowUs();
-  await run(process.execPath, ['-e', '0']);
-  const nodeWall = (nowUs() - t2) / 1000;
-  return { inProcessMs, cliMs: cliWall - nodeWall };
-}
-
-async function soak(): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  const inN = SMOKE ? 20_000 : 1_000_000;
-  const rss = (): number => process.memoryUsage().rss / MiB;
-  for (let i = 0; i < inN / 10; i++) inProcess.executeSync(smallCtx);
-  global.gc?.();
-  const before = rss();
-  for (let i = 0; i < inN; i++) inProcess.executeSync(smallCtx);
-  global.gc?.();
-  out.inProcessCalls = inN;
-  out.inProcessRssGrowthPct = ((rss() - before) / before) * 100;
-  const isolated = plugins.get('process') as IsolatedPlugin;
-  const isoN = SMOKE ? 2_000 : 200_000;
-  await inFlight(() => isolated.execute(smallCtx), isoN / 10);
-  const hostBefore = groupRssMiB(isolated.hostPid as number);
-  await inFlight(() => isolated.execute(smallCtx), isoN);
-  const hostAfter = groupRssMiB(isolated.hostPid as number);
-  out.isolatedCalls = isoN;
-  out.isolatedHostRssGrowthPct = ((hostAfter - hostBefore) / hostBefore) * 100;
-  return out;
-}
-
-async function fileStatsRows(): Promise<Record<string, number>> {
-  const examples = path.join(ROOT, '.vtcode', 'plugins');
-  const loader = new PluginLoader({ pluginsDirs: [examples], defaultDirs: false, readConfig: false, workspace: ROOT, sandbox: 'off' });
-  let plugin: NativePluginTrait;
-  try {
-    plugin = await loader.loadPlugin(path.join(examples, 'file-stats'));
-  } catch (err) {
-    log(`bench: file-stats rows skipped: ${(err as Error).message.split('\n')[0]}`);
-    return {};
-  }
-  const out: Record<string, number> = {};
-  try {
-    for (const [label, sub, includeIgnored] of [
-      ['repo', '.', false],
-      ['node_modules', 'node_modules', true],
-    ] as const) {
-      for (let r = 0; r < (SMOKE ? 1 : 3); r++) {
-        const t = nowUs();
-        const result = await plugin.execute({ input: { path: sub, include_ignored: includeIgnored, top: 10 }, workspace_root: ROOT, config: {} });
-        const nativeMs = (nowUs() - t) / 1000;
-        const t2 = nowUs();
-        const node = await nodeFileStats(path.join(ROOT, sub), includeIgnored);
-        const nodeMs = (nowUs() - t2) / 1000;
-        const files = (result.output as { files: number }).files;
-        if (files !== node.files) log(`bench: file-stats and the Node version disagree on ${label}: ${files} vs ${node.files} files`);
-        record(`filestats.${label}.native`, nativeMs);
-        record(`filestats.${label}.node`, nodeMs);
-        out[`${label}Files`] = files;
-      }
-    }
-  } finally {
-    await plugin.close();
-  }
-  return out;
-}
-
-// ---------- the run ----------
-const N = { floor: scale(2_000_000), sync: scale(200_000), async: scale(20_000), flight: scale(20_000), spawn: SMOKE ? 3 : 40, big: SMOKE ? 1 : 6 };
-const smallText = JSON.stringify(smallCtx);
-const SMALL_RESULT = '{"success":true,"output":{"ok":true},"error":null,"files":[]}';
-const big = 16 * MiB;
+const rows: RowDef[] = [];
+const row = (def: RowDef): void => void rows.push(def);
+const big = SMOKE ? 2 * MiB : 16 * MiB;
 const bigCtx = payloadCtx(big);
 const bigText = JSON.stringify(bigCtx);
 const oneMiBCtx = payloadCtx(MiB);
+const bwrap = modes.includes('bwrap');
 
+// A trivial call, one after another.
+row({ id: 'serial.cfloor', group: 'serial', label: 'C, dlopen + call, no JSON (separate process)', unit: 'us', calls: SMOKE ? 10_000 : 2_000_000, run: async (n) => {
+  const out = JSON.parse(await spawnOnce(floor, [libraryPath, 'serial', String(n)])) as { us_per_call: number };
+  return out.us_per_call * n;
+} });
+row({ id: 'serial.json', group: 'serial', label: 'JS JSON.stringify + JSON.parse only', unit: 'us', run: (n) => serialSync(() => JSON.stringify(smallCtx).length + JSON.parse(SMALL_RESULT).files.length, n) });
+row({ id: 'serial.koffiSync', group: 'serial', label: 'raw koffi sync (+ JSON.parse)', unit: 'us', run: (n) => serialSync(() => rawCallSync(smallText), n) });
+row({ id: 'serial.koffiAsync', group: 'serial', label: 'raw koffi .async() (+ JSON.parse): the baseline', unit: 'us', run: (n) => serial(() => rawCallAsync(smallText), n) });
+row({ id: 'serial.executeSync', group: 'serial', label: 'skillplug executeSync (in-process)', unit: 'us', run: (n) => serialSync(() => inProcess.executeSync(smallCtx), n) });
+row({ id: 'serial.none', group: 'serial', label: "skillplug execute, isolation 'none'", unit: 'us', run: (n) => serial(() => plugin('none').execute(smallCtx), n) });
+row({ id: 'serial.none0', group: 'serial', label: "skillplug execute, 'none', pollMicros 0", unit: 'us', run: (n) => serial(() => plugin('none0').execute(smallCtx), n) });
+row({ id: 'serial.process', group: 'serial', label: "skillplug execute, isolation 'process'", unit: 'us', run: (n) => serial(() => plugin('process').execute(smallCtx), n) });
+row({ id: 'serial.process0', group: 'serial', label: "skillplug execute, 'process', pollMicros 0", unit: 'us', run: (n) => serial(() => plugin('process0').execute(smallCtx), n) });
+if (bwrap) row({ id: 'serial.bwrap', group: 'serial', label: "skillplug execute, 'process' in bwrap", unit: 'us', run: (n) => serial(() => plugin('bwrap').execute(smallCtx), n) });
+row({ id: 'serial.extismMain', group: 'serial', label: 'Extism JS SDK, main thread (WAT twin)', unit: 'us', run: (n) => serial(() => extismCall(extismMain, smallText), n) });
+row({ id: 'serial.extismWorker', group: 'serial', label: 'Extism JS SDK, runInWorker (WAT twin)', unit: 'us', run: (n) => serial(() => extismCall(extismWorker, smallText), n) });
+row({ id: 'serial.defaults', group: 'serial', label: "skillplug execute, loader defaults (serve's settings)", unit: 'us', run: (n) => serial(() => plugin('defaults').execute(smallCtx), n) });
+row({ id: 'serial.mcp', group: 'serial', label: 'MCP end to end: official client -> skillplug serve', unit: 'us', run: (n) => serial(() => callServe(mcp), n) });
+row({ id: 'serial.processPerCall', group: 'serial', label: 'a process per call (spawn + dlopen + call)', unit: 'us', calls: SMOKE ? 2 : 5, run: (n) => serial(processPerCall, n) });
+
+// Ablations: what each mechanism of the isolated call path buys.
+for (const a of ablations) {
+  const p = ablated.get(a.id) as NativePluginTrait;
+  row({ id: `ablation.${a.id}`, group: 'ablation', label: `isolated serial, ${a.label}`, unit: 'us', run: (n) => withTuning(a.tuning, () => serial(() => p.execute(smallCtx), n)) });
+}
+const noSpin = ablations.find((a) => a.id === 'noAdaptiveSpin') as (typeof ablations)[number];
+row({ id: 'ablation.noAdaptiveSpin.wait', group: 'ablation', label: `isolated 1 ms call, ${noSpin.label}`, unit: 'us', run: (n) => withTuning(noSpin.tuning, () => serial(() => (ablated.get(noSpin.id) as NativePluginTrait).execute(waitCtx), n)) });
+
+// A call that waits 1 ms in the plugin (like one blocked on I/O): what does waiting cost in CPU?
+row({ id: 'wait.koffiAsync', group: 'wait', label: 'raw koffi .async(): the baseline', unit: 'us', run: (n) => serial(() => rawCallAsync(waitText), n) });
+row({ id: 'wait.none', group: 'wait', label: "skillplug execute, isolation 'none'", unit: 'us', run: (n) => serial(() => plugin('none').execute(waitCtx), n) });
+row({ id: 'wait.none0', group: 'wait', label: "skillplug execute, 'none', pollMicros 0", unit: 'us', run: (n) => serial(() => plugin('none0').execute(waitCtx), n) });
+row({ id: 'wait.process', group: 'wait', label: "skillplug execute, isolation 'process'", unit: 'us', run: (n) => serial(() => plugin('process').execute(waitCtx), n) });
+row({ id: 'wait.process0', group: 'wait', label: "skillplug execute, 'process', pollMicros 0", unit: 'us', run: (n) => serial(() => plugin('process0').execute(waitCtx), n) });
+
+// 64 calls in flight.
+row({ id: 'flight.koffiAsync', group: 'flight', label: 'raw koffi .async()', unit: 'us', run: (n) => inFlight(() => rawCallAsync(smallText), n) });
+row({ id: 'flight.none', group: 'flight', label: "skillplug execute, isolation 'none'", unit: 'us', run: (n) => inFlight(() => plugin('none').execute(smallCtx), n) });
+for (const [name, count] of [['1', 1], ['Some', SOME], ['Many', MANY]] as const) {
+  row({ id: `flight.isolated${name}`, group: 'flight', label: `skillplug, isolated, over ${count} plugin${count > 1 ? 's' : ''}`, unit: 'us', run: (n) => inFlight((i) => (many[i % count] as NativePluginTrait).execute(smallCtx), n) });
+}
+if (bwrap) row({ id: 'flight.bwrap', group: 'flight', label: "skillplug, 'process' in bwrap, 1 plugin", unit: 'us', run: (n) => inFlight(() => plugin('bwrap').execute(smallCtx), n) });
+row({ id: 'flight.extismWorker', group: 'flight', label: 'Extism JS SDK, runInWorker, queued on 1 plugin (not reentrant)', unit: 'us', run: (n) => inFlight(() => extismQueued(smallText), n) });
+row({ id: 'flight.extismPool', group: 'flight', label: `Extism JS SDK, runInWorker, over ${EXTISM_POOL} plugins (${EXTISM_POOL} workers)`, unit: 'us', run: (n) => inFlight((i) => (extismPoolQueued[i % EXTISM_POOL] as (t: string) => Promise<unknown>)(smallText), n) });
+row({ id: 'flight.mcp', group: 'flight', label: 'MCP end to end: official client -> skillplug serve', unit: 'us', run: (n) => inFlight(() => callServe(mcp), n) });
+
+// Payloads: a context of big bytes in, the same bytes back.
+const payloadCalls = 1;
+row({ id: 'payload.json', group: 'payload', label: `JSON.stringify + JSON.parse only, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => JSON.parse(JSON.stringify(bigCtx)), n) });
+row({ id: 'payload.koffiSync', group: 'payload', label: `raw koffi sync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => rawCallSync(bigText), n) });
+row({ id: 'payload.executeSync', group: 'payload', label: `skillplug executeSync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => inProcess.executeSync(bigCtx), n) });
+for (const mode of ['none', 'process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
+  row({ id: `payload.${mode}`, group: 'payload', label: `skillplug execute, ${mode === 'bwrap' ? "'process' in bwrap" : `isolation '${mode}'`}, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serial(() => plugin(mode).execute(bigCtx), n) });
+  row({ id: `mib1.${mode}`, group: 'payload', label: `skillplug execute, ${mode === 'bwrap' ? "'process' in bwrap" : `isolation '${mode}'`}, 1 MiB`, unit: 'ms', bytes: MiB, calls: payloadCalls * 4, run: (n) => serial(() => plugin(mode).execute(oneMiBCtx), n) });
+}
+
+// Starting up.
+const startCalls = 1;
+row({ id: 'start.node', group: 'start', label: '`node -e 0`', unit: 'ms', calls: startCalls, run: (n) => serial(() => spawnOnce(process.execPath, ['-e', '0']), n) });
+row({ id: 'start.run', group: 'start', label: '`skillplug run bench` (cold: Node start, load, one call)', unit: 'ms', calls: startCalls, run: (n) => serial(() => spawnOnce(process.execPath, [CLI, 'run', 'bench', '--plugins-dir', pluginsDir, '--workspace', work, '--input', '{"q":"x"}', '--json'], { cwd: work, env: cliEnv }), n) });
+row({ id: 'start.serve', group: 'start', label: '`skillplug serve` to its first tool result (official client)', unit: 'ms', calls: startCalls, run: async (n) => {
+  let counted = 0;
+  for (let i = 0; i < n; i++) {
+    const t = nowUs();
+    const client = await connectServe();
+    await callServe(client);
+    counted += nowUs() - t;
+    await client.close();
+  }
+  return counted;
+} });
+row({ id: 'start.list', group: 'start', label: `\`skillplug list --json\` over ${DIRS} plugin dirs`, unit: 'ms', calls: startCalls, run: (n) => serial(() => spawnOnce(process.execPath, [CLI, 'list', '--plugins-dir', discoveryDir, '--json'], { cwd: work, env: cliEnv }), n) });
+row({ id: 'start.discover', group: 'start', label: `discoverPlugins() over ${DIRS} plugin dirs, in process`, unit: 'ms', calls: startCalls, run: (n) => serial(() => discoveryLoader.discoverPlugins(), n) });
+for (const mode of ['none', 'process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
+  row({ id: `start.lib.${mode}`, group: 'start', label: `library: load + first call, ${mode === 'bwrap' ? "'process' in bwrap" : `isolation '${mode}'`}`, unit: 'ms', calls: startCalls, run: async (n) => {
+    let counted = 0;
+    for (let i = 0; i < n; i++) {
+      const t = nowUs();
+      const p = await loaderFor(mode).loadPlugin(pluginDir);
+      await p.execute(smallCtx);
+      counted += nowUs() - t;
+      await p.close();
+    }
+    return counted;
+  } });
+}
+
+// The showcase: code-search against grep on the same tree, same query, same count of matching lines.
+const searchCalls = 1;
+if (codeSearch) {
+  const cs = codeSearch;
+  row({ id: 'search.plugin', group: 'search', label: 'code-search example (library, isolated, defaults)', unit: 'ms', calls: searchCalls, run: (n) => serial(() => searchWith('search.plugin', async () => {
+    const result = await cs.execute({ input: { patterns: [NEEDLE], max_results: 100_000 }, workspace_root: searchRoot, config: {} });
+    return (result.output as { matches: unknown[] }).matches.length;
+  }), n) });
+}
+row({ id: 'search.grep', group: 'search', label: '`grep -rF`', unit: 'ms', calls: searchCalls, run: (n) => serial(() => searchWith('search.grep', async () => countLines(await spawnOnce('grep', ['-rF', NEEDLE, searchRoot]))), n) });
+if (rg) row({ id: 'search.rg', group: 'search', label: '`rg -F`', unit: 'ms', calls: searchCalls, run: (n) => serial(() => searchWith('search.rg', async () => countLines(await spawnOnce('rg', ['-F', '--no-heading', NEEDLE, searchRoot]))), n) });
+
+const fileStatsDir = path.join(ROOT, '.vtcode', 'plugins');
+let fileStats: NativePluginTrait | undefined;
+try {
+  fileStats = await new PluginLoader({ pluginsDirs: [fileStatsDir], defaultDirs: false, readConfig: false, workspace: ROOT, sandbox: 'off' }).loadPlugin(path.join(fileStatsDir, 'file-stats'));
+} catch (err) {
+  notes.push(`file-stats rows skipped: ${(err as Error).message.split('\n')[0]}`);
+}
+if (fileStats) {
+  const fs = fileStats;
+  row({ id: 'filestats.native', group: 'search', label: 'file-stats example over this repository', unit: 'ms', calls: searchCalls, run: (n) => serial(() => fs.execute({ input: { path: '.', top: 10 }, workspace_root: ROOT, config: {} }), n) });
+  row({ id: 'filestats.node', group: 'search', label: 'the same in pure Node (bench/node-file-stats.ts)', unit: 'ms', calls: searchCalls, run: (n) => serial(() => nodeFileStats(ROOT, false), n) });
+}
+
+// ---------- measuring ----------
+async function measure(def: RowDef, n: number, condition: Condition): Promise<Sample> {
+  const neighbour = condition === 'busy' ? await startNeighbour(spinner) : undefined;
+  const exclude = new Set(neighbour ? [neighbour.pid] : []);
+  const neighbourBefore = neighbour ? processCpuUs(neighbour.pid) : 0;
+  const machineBefore = machineBusyUs();
+  const cpuBefore = treeCpuUs('start', exclude);
+  const t = nowUs();
+  let counted = 0;
+  let calls = 0;
+  let timed = false;
+  // A row runs chunks of n calls until TARGET_US passed (at least one), so a loaded machine does not stretch it.
+  do {
+    const chunk = await def.run(n);
+    if (typeof chunk === 'number') {
+      counted += chunk;
+      timed = true;
+    }
+    calls += n;
+  } while (nowUs() - t < TARGET_US);
+  const wall = nowUs() - t;
+  const cpuAfter = treeCpuUs('end', exclude);
+  const machineAfter = machineBusyUs();
+  const neighbourCpu = neighbour ? processCpuUs(neighbour.pid) - neighbourBefore : 0;
+  await neighbour?.stop();
+  const ours = cpuAfter - cpuBefore;
+  return {
+    calls,
+    us: (timed ? counted : wall) / calls,
+    cpuUs: ours / calls,
+    wallUs: wall,
+    otherCores: Math.max(0, machineAfter - machineBefore - ours - neighbourCpu) / wall,
+    neighbourCores: neighbourCpu / wall,
+  };
+}
+
+/** Warms a row up and picks its calls per measurement so one lasts about TARGET_US. */
+async function calibrate(def: RowDef): Promise<number> {
+  if (def.calls !== undefined) {
+    // Start-up rows measure cold starts; the rest get one warm-up.
+    if (!SMOKE && def.group !== 'start' && def.id !== 'serial.processPerCall') await def.run(Math.min(def.calls, 3));
+    return def.calls;
+  }
+  let n = 8;
+  for (;;) {
+    const t = nowUs();
+    await def.run(n);
+    const elapsed = nowUs() - t;
+    // Chunks of about a quarter of the target: the last one overshoots it by little.
+    if (elapsed >= TARGET_US / 16 || n >= 1 << 24) return Math.max(SMOKE ? 4 : 16, Math.round((n * TARGET_US) / 4 / Math.max(elapsed, 1)));
+    n *= 4;
+  }
+}
+
+const loadStart = os.loadavg();
+const results: RowResult[] = [];
+const calls = new Map<string, number>();
+log(`bench: calibrating ${rows.length} rows`);
+for (const def of rows) {
+  calls.set(def.id, await calibrate(def));
+  results.push({ id: def.id, group: def.group, label: def.label, unit: def.unit, calls: calls.get(def.id) as number, ...(def.bytes ? { bytes: def.bytes } : {}), idle: [], busy: [] });
+}
+let rounds = 0;
+let longestRoundS = 0;
 for (let round = 0; round < ROUNDS; round++) {
-  log(`bench: round ${round + 1}/${ROUNDS}`);
-  record('serial.cfloor', (await floorJson('serial', String(N.floor))).us_per_call as number);
-  record('serial.json', serialSync(() => JSON.stringify(smallCtx).length + JSON.parse(SMALL_RESULT).files.length, N.sync));
-  record('serial.koffiSync', serialSync(() => JSON.parse(rawCallSync(smallText)), N.sync));
-  record('serial.executeSync', serialSync(() => inProcess.executeSync(smallCtx), N.sync));
-  record('serial.koffiAsync', await serialAsync(() => rawCallAsync(smallText), N.async));
-  for (const mode of modes) record(`serial.${mode}`, await serialAsync(() => (plugins.get(mode) as NativePluginTrait).execute(smallCtx), N.async));
-  record('serial.processPerCall', await processPerCall(N.spawn));
-
-  record('flight.koffiAsync', await inFlight(() => rawCallAsync(smallText), N.flight));
-  for (const mode of modes) record(`flight.${mode}`, await inFlight(() => (plugins.get(mode) as NativePluginTrait).execute(smallCtx), N.flight));
-
-  record('big.cfloor', (await floorJson('roundtrip', String(big), String(N.big))).mib_per_s as number);
-  record('big.json', await throughput(() => JSON.parse(JSON.stringify(bigCtx)), big, N.big));
-  record('big.koffiSync', await throughput(() => JSON.parse(rawCallSync(bigText)), big, N.big));
-  record('big.executeSync', await throughput(() => inProcess.executeSync(bigCtx), big, N.big));
-  for (const mode of modes) {
-    record(`big.${mode}`, await throughput(() => (plugins.get(mode) as NativePluginTrait).execute(bigCtx), big, N.big));
-    record(`mib1.${mode}`, await throughput(() => (plugins.get(mode) as NativePluginTrait).execute(oneMiBCtx), MiB, N.big * 8));
+  const elapsedS = (Date.now() - started) / 1000;
+  if (round > 0 && elapsedS + longestRoundS > BUDGET_S) {
+    notes.push(`stopped after ${round} of ${ROUNDS} rounds: another would end past the ${BUDGET_S} s budget (rounds took up to ${longestRoundS.toFixed(0)} s here)`);
+    break;
   }
-
-  for (const mode of modes) {
-    const cold = await coldStart(mode);
-    record(`cold.${mode}`, cold.ms);
-    if (cold.rssMiB !== undefined) record(`rss.${mode}`, cold.rssMiB);
+  log(`bench: round ${round + 1}/${ROUNDS} (${elapsedS.toFixed(0)} s so far)`);
+  const roundStart = Date.now();
+  // ABAB: idle first in even rounds, busy first in odd ones, so slow drift of the machine cancels out.
+  const order: Condition[] = round % 2 === 0 ? ['idle', 'busy'] : ['busy', 'idle'];
+  for (const [i, def] of rows.entries()) {
+    const result = results[i] as RowResult;
+    const rowStart = Date.now();
+    for (const condition of order) result[condition].push(await measure(def, calls.get(def.id) as number, condition));
+    if (Date.now() - rowStart > 10_000) log(`bench: ${def.id} took ${((Date.now() - rowStart) / 1000).toFixed(0)} s (idle + busy)`);
   }
+  rounds++;
+  longestRoundS = Math.max(longestRoundS, (Date.now() - roundStart) / 1000);
 }
 
-log('bench: discovery');
-for (const count of SMOKE ? [10, 100] : [10, 100, 1000]) {
-  for (let r = 0; r < (SMOKE ? 1 : 3); r++) {
-    const d = await discovery(count);
-    record(`discovery.${count}.inProcess`, d.inProcessMs);
-    record(`discovery.${count}.cli`, d.cliMs);
-  }
+// ---------- one-off checks (idle) ----------
+log('bench: memory');
+const rss: Record<string, number> = {};
+for (const mode of ['process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
+  const pid = (plugin(mode) as IsolatedPlugin).hostPid;
+  if (pid) rss[mode] = groupRssMiB(pid);
+}
+const manyRssMiB = many.reduce((sum, p) => sum + groupRssMiB((p as IsolatedPlugin).hostPid ?? 0), 0);
+log(`bench: soak (${((Date.now() - started) / 1000).toFixed(0)} s so far)`);
+const soak: Record<string, number> = {};
+{
+  const inN = SMOKE ? 20_000 : 300_000;
+  const rssNow = (): number => process.memoryUsage().rss / MiB;
+  for (let i = 0; i < inN / 10; i++) inProcess.executeSync(smallCtx);
+  global.gc?.();
+  const before = rssNow();
+  for (let i = 0; i < inN; i++) inProcess.executeSync(smallCtx);
+  global.gc?.();
+  soak.inProcessCalls = inN;
+  soak.inProcessRssGrowthPct = ((rssNow() - before) / before) * 100;
+  const isolated = plugin('process') as IsolatedPlugin;
+  const isoN = SMOKE ? 2_000 : 50_000;
+  await inFlight(() => isolated.execute(smallCtx), isoN / 10);
+  const hostBefore = groupRssMiB(isolated.hostPid as number);
+  await inFlight(() => isolated.execute(smallCtx), isoN);
+  soak.isolatedCalls = isoN;
+  soak.isolatedHostRssGrowthPct = ((groupRssMiB(isolated.hostPid as number) - hostBefore) / hostBefore) * 100;
 }
 
-log('bench: thirty plugins loaded');
-const thirty: NativePluginTrait[] = [];
-for (let i = 0; i < (SMOKE ? 3 : 30); i++) thirty.push(await loaderFor('process').loadPlugin(pluginDir));
-await Promise.all(thirty.map((p) => p.execute(smallCtx)));
-const thirtyMiB = thirty.reduce((sum, p) => sum + groupRssMiB((p as IsolatedPlugin).hostPid as number), 0);
-await Promise.all(thirty.map((p) => p.close()));
+await mcp.close();
+for (const p of [...plugins.values(), ...ablated.values(), ...many, ...(codeSearch ? [codeSearch] : []), ...(fileStats ? [fileStats] : [])]) await p.close();
+await extismMain.close();
+await extismWorker.close();
+for (const p of extismPool) await p.close();
+if (!existsSync(exampleDir)) notes.push('examples not built: run `npm run prepare`');
 
-log('bench: soak');
-const soakResult = await soak();
-log('bench: file-stats against pure Node');
-const fileStatsInfo = await fileStatsRows();
-for (const p of plugins.values()) await p.close();
+const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown CPU';
+const result: BenchResult = {
+  version: 1,
+  date: new Date(started).toISOString(),
+  smoke: SMOKE,
+  rounds,
+  durationS: (Date.now() - started) / 1000,
+  machine: {
+    cpuModel,
+    cores: os.availableParallelism(),
+    memGiB: Math.round(os.totalmem() / 1024 ** 3),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    loadavgStart: loadStart,
+    loadavgEnd: os.loadavg(),
+  },
+  rows: results,
+  memory: { hostRssMiB: rss, manyPlugins: MANY, manyPluginsRssMiB: manyRssMiB, soak },
+  search: { needle: NEEDLE, counts: searchCounts, rg },
+  notes,
+};
 
-// ---------- report ----------
-const m = (key: string): number | undefined => median(samples[key]);
-const fmt = (v: number | undefined, digits = 1): string => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v.toFixed(digits));
-const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined ? '–' : `${(a / b).toFixed(2)}×`);
-
-const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-const machine = `${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${ROUNDS} rounds, medians${SMOKE ? ' (SMOKE RUN: tiny counts, not meaningful)' : ''}`;
-
-interface Row {
-  label: string;
-  key: string;
-  serial?: number;
-  flight?: number;
-  big?: number;
-  mib1?: number;
-  cold?: number;
-  rss?: number;
-}
-const rows: Row[] = [
-  { label: 'C host, dlopen + call (no JSON)', key: 'cfloor', serial: m('serial.cfloor'), big: m('big.cfloor'), rss: 1.4 },
-  { label: 'JS JSON.stringify + JSON.parse only', key: 'json', serial: m('serial.json'), big: m('big.json') },
-  { label: 'raw koffi sync (+ JSON.parse)', key: 'koffiSync', serial: m('serial.koffiSync'), big: m('big.koffiSync') },
-  { label: 'raw koffi .async() (+ JSON.parse)', key: 'koffiAsync', serial: m('serial.koffiAsync'), flight: m('flight.koffiAsync') },
-  { label: 'skillplug executeSync (in-process)', key: 'executeSync', serial: m('serial.executeSync'), big: m('big.executeSync') },
-  { label: "skillplug execute, isolation 'none'", key: 'none', serial: m('serial.none'), flight: m('flight.none'), big: m('big.none'), mib1: m('mib1.none'), cold: m('cold.none') },
-  { label: "skillplug execute, isolation 'process'", key: 'process', serial: m('serial.process'), flight: m('flight.process'), big: m('big.process'), mib1: m('mib1.process'), cold: m('cold.process'), rss: m('rss.process') },
-  ...(modes.includes('bwrap')
-    ? [{ label: "skillplug execute, 'process' in bwrap", key: 'bwrap', serial: m('serial.bwrap'), flight: m('flight.bwrap'), big: m('big.bwrap'), mib1: m('mib1.bwrap'), cold: m('cold.bwrap'), rss: m('rss.bwrap') }]
-    : []),
-  { label: 'process per call (spawn + dlopen + call)', key: 'processPerCall', serial: m('serial.processPerCall') },
-];
-
-const table = [
-  '| way to call a trivial plugin (64-byte ctx) | serial µs/call | 64 in flight µs/call | 1 MiB MiB/s | 16 MiB round trip MiB/s | cold start ms | idle RSS MiB |',
-  '|---|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.label} | ${fmt(r.serial, 2)} | ${fmt(r.flight, 2)} | ${fmt(r.mib1)} | ${fmt(r.big)} | ${fmt(r.cold)} | ${fmt(r.rss)} |`),
-];
-
-const target = (ok: boolean | undefined, text: string): string => `- ${ok === undefined ? '–' : ok ? '✅' : '❌'} ${text}`;
-const serialNone = m('serial.none');
-const serialProc = m('serial.process');
-const targets = [
-  target(serialNone !== undefined && serialNone <= (m('serial.koffiAsync') ?? 0), `in-process execute serial ≤ 1.0× raw koffi .async(): ${ratio(serialNone, m('serial.koffiAsync'))}`),
-  target((m('flight.none') ?? Infinity) <= 0.15 * (m('flight.koffiAsync') ?? 0), `in-process 64 in flight ≤ 0.15× raw koffi .async() per call: ${ratio(m('flight.none'), m('flight.koffiAsync'))}`),
-  target((m('serial.executeSync') ?? Infinity) <= 1.3 * (m('serial.json') ?? 0), `executeSync ≤ 1.3× the JS JSON floor: ${ratio(m('serial.executeSync'), m('serial.json'))}`),
-  target((serialProc ?? Infinity) <= 2 * (serialNone ?? 0), `isolated serial ≤ 2× in-process execute: ${ratio(serialProc, serialNone)}`),
-  target((m('flight.process') ?? Infinity) <= 8, `isolated 64 in flight ≤ 8 µs per call: ${fmt(m('flight.process'), 2)} µs`),
-  target((m('big.process') ?? 0) >= 0.8 * (m('big.none') ?? Infinity), `isolated 16 MiB round trip ≥ 0.8× in-process MiB/s: ${ratio(m('big.process'), m('big.none'))}`),
-  target((m('cold.process') ?? Infinity) <= 20, `isolated cold start ≤ 20 ms: ${fmt(m('cold.process'))} ms`),
-  ...(modes.includes('bwrap') ? [target((m('cold.bwrap') ?? Infinity) <= 30, `cold start in bwrap ≤ 30 ms: ${fmt(m('cold.bwrap'))} ms`)] : []),
-  target((m('rss.process') ?? Infinity) <= 4, `idle host RSS ≤ 4 MiB: ${fmt(m('rss.process'), 2)} MiB`),
-  target(thirtyMiB < 1024, `${SMOKE ? 3 : 30} isolated plugins loaded: ${fmt(thirtyMiB)} MiB of host RSS in all (< 1 GiB)`),
-  target((m(`discovery.${SMOKE ? 100 : 1000}.cli`) ?? Infinity) <= 100, `discovery of ${SMOKE ? 100 : 1000} plugin dirs (list --json) ≤ 100 ms beyond Node's start: ${fmt(m(`discovery.${SMOKE ? 100 : 1000}.cli`))} ms`),
-  target(serialProc !== undefined && serialProc * 1.5 <= 148, `isolated ≥ 1.5× faster per call than Extism's worker mode (148 µs, from the issue's table; not runnable offline here): ${serialProc ? (148 / serialProc).toFixed(1) : '–'}×`),
-  target(serialProc !== undefined && serialProc * 40 <= (m('serial.processPerCall') ?? 0), `isolated ≥ 40× faster than a process per call: ${serialProc ? ((m('serial.processPerCall') ?? 0) / serialProc).toFixed(0) : '–'}×`),
-  target(soakResult.inProcessRssGrowthPct! < 10, `soak: ${soakResult.inProcessCalls} in-process calls, RSS growth ${fmt(soakResult.inProcessRssGrowthPct, 2)}% (< 10%)`),
-  target(soakResult.isolatedHostRssGrowthPct! < 10, `soak: ${soakResult.isolatedCalls} isolated calls, host RSS growth ${fmt(soakResult.isolatedHostRssGrowthPct, 2)}% (< 10%)`),
-];
-
-const fileStats = [
-  '| file-stats job | files | native plugin ms | pure Node ms | speed-up |',
-  '|---|---:|---:|---:|---:|',
-  ...['repo', 'node_modules'].map((label) => {
-    const native = m(`filestats.${label}.native`);
-    const node = m(`filestats.${label}.node`);
-    return `| ${label === 'repo' ? 'this repository' : 'node_modules (incl. ignored)'} | ${fileStatsInfo[`${label}Files`] ?? '–'} | ${fmt(native)} | ${fmt(node)} | ${native && node ? `${(node / native).toFixed(1)}×` : '–'} |`;
-  }),
-];
-
-const discoveryTable = [
-  '| plugin dirs | discoverPlugins() ms | `list --json` ms beyond Node start |',
-  '|---:|---:|---:|',
-  ...(SMOKE ? [10, 100] : [10, 100, 1000]).map((c) => `| ${c} | ${fmt(m(`discovery.${c}.inProcess`))} | ${fmt(m(`discovery.${c}.cli`))} |`),
-];
-
-const markdown = [
-  `Machine: ${machine}.`,
-  '',
-  ...table,
-  '',
-  'Targets (issue 7):',
-  ...targets,
-  '',
-  ...fileStats,
-  '',
-  ...discoveryTable,
-  '',
-].join('\n');
-
-process.stdout.write(`${markdown}\n`);
 const jsonFile = option('--json');
-if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ machine, rounds: ROUNDS, smoke: SMOKE, samples, soak: soakResult, thirtyPluginsRssMiB: thirtyMiB }, null, 2));
-if (!SMOKE && !flag('--no-write')) {
-  writeFileSync(path.join(ROOT, 'docs', 'bench.md'), `# Benchmark results\n\nGenerated by \`npm run bench\`.\n\n${markdown}`);
-  writeFileSync(path.join(ROOT, 'docs', 'bench.svg'), renderChart(rows.filter((r) => r.serial !== undefined).map((r) => ({ label: r.label, value: r.serial as number })), machine));
-  const readmePath = path.join(ROOT, 'README.md');
-  const readme = readFileSync(readmePath, 'utf8');
-  const updated = readme.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, `<!-- bench:start -->\n${markdown}<!-- bench:end -->`);
-  writeFileSync(readmePath, updated);
-  log('bench: wrote docs/bench.md, docs/bench.svg and the README table');
-}
+if (jsonFile) writeFileSync(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
+const write = !SMOKE && !flag('--no-write');
+const markdown = writeDocs(result, ROOT, write);
+process.stdout.write(`${markdown}\n`);
+log(`bench: done in ${result.durationS.toFixed(0)} s${write ? '; wrote bench/last-run.json, docs/bench.md, docs/bench.svg and the README section' : ''}`);
 process.exit(0);

@@ -1,7 +1,10 @@
-/* The benchmark plugin: thread-safe; a small heap result, or echoes input.data back for payload rows. */
+/* The benchmark plugin: thread-safe; a small heap result, or echoes input.data back for payload rows;
+ * input.sleep_us makes a call that waits (like one blocked on I/O) before its small result. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -17,6 +20,13 @@ EXPORT void vtcode_plugin_free_string(const char *s) { free((void *)s); }
 
 EXPORT const char *vtcode_plugin_execute(const char *ctx) {
   const char *data = strstr(ctx, "\"data\":\"");
+  const char *sleep_us = data ? NULL : strstr(ctx, "\"sleep_us\":");
+  if (sleep_us) {
+    long us = atol(sleep_us + 11);
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+  }
   if (!data) {
     char *out = malloc(sizeof small);
     if (out) memcpy(out, small, sizeof small);
