@@ -6,6 +6,7 @@ import { PLUGIN_ABI_VERSION } from '../abi/types.js';
 import { isPlainObject } from '../abi/codec.js';
 import { packageRoot } from '../toolchain.js';
 import { MANIFEST_FILE, findLibrary, libraryCandidates, libraryFilename, readManifest } from '../manifest/index.js';
+import { writeMetadataHeader } from './metadata-header.js';
 
 /** How a plugin project is built. */
 export type BuildTool = 'cargo' | 'make' | 'cc';
@@ -99,6 +100,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     }
   } else if (await exists(path.join(dir, 'Makefile'))) {
     tool = 'make';
+    await writeMetadataHeader(dir, await readFile(path.join(dir, MANIFEST_FILE), 'utf8'));
     await runTool('make', [], dir, options);
   } else {
     const sources = (await readdir(dir)).filter((f) => f.endsWith('.c')).sort();
@@ -106,6 +108,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
       throw new PluginError(ErrorCode.BUILD_FAILED, `${dir} has no Cargo.toml, Makefile or .c files: nothing to build.`, { path: dir });
     }
     tool = 'cc';
+    await writeMetadataHeader(dir, await readFile(path.join(dir, MANIFEST_FILE), 'utf8'));
     const output = path.join(dir, libraryFilename(name));
     await runTool(process.env.CC ?? 'cc', ['-O2', '-shared', '-fPIC', `-I${path.join(packageRoot(), 'sdk', 'c')}`, '-o', output, ...sources], dir, options);
   }
