@@ -3,7 +3,7 @@ import { buildPlugin } from '../authoring/build.js';
 import { devLoop } from '../authoring/dev.js';
 import { scaffoldPlugin, type PluginLanguage } from '../authoring/scaffold.js';
 import { vtcodeNameWarning } from '../manifest/vtcode.js';
-import { loaderOptions, parseJsonObjectFlag, type LoaderFlags } from './commands.js';
+import { loaderOptions, parseJsonObjectFlag, readInputFlag, type LoaderFlags } from './commands.js';
 import { ExitCode, escapeTerminal, writeErr, writeOut } from './output.js';
 
 /** `skillplug new NAME [--lang c|rust] [--dir DIR]` */
@@ -50,17 +50,20 @@ export async function buildCommand(dir: string | undefined, flags: { out?: strin
   return ExitCode.OK;
 }
 
-/** `skillplug dev DIR [--input JSON] [--once]` */
-export async function devCommand(dir: string, flags: LoaderFlags & { input?: string; once?: boolean }): Promise<number> {
-  const input = flags.input === undefined ? {} : parseJsonObjectFlag(flags.input, '--input');
+/** `skillplug dev DIR [--input JSON | --input-file FILE | --input -] [--config JSON] [--once]` */
+export async function devCommand(dir: string, flags: LoaderFlags & { input?: string | undefined; inputFile?: string | undefined; config?: string | undefined; once?: boolean }): Promise<number> {
+  const input = await readInputFlag(flags);
+  const config = flags.config === undefined ? undefined : parseJsonObjectFlag(flags.config, '--config');
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   return devLoop({
     dir,
     input,
+    ...(config !== undefined ? { config } : {}),
     once: flags.once === true,
     loader: loaderOptions(flags),
     write: (line) => process.stdout.write(`${escapeTerminal(line, true)}\n`),
+    notice: (line) => writeErr(`skillplug dev: ${line}`),
     signal: controller.signal,
   });
 }

@@ -30,7 +30,8 @@ Usage:
   skillplug lock     [--workspace DIR] [--plugins-dir DIR]...
   skillplug new      NAME [--lang c|rust] [--dir DIR] [--description TEXT]
   skillplug build    [DIR] [--out DIR]
-  skillplug dev      DIR [--input JSON] [--once] [--isolation …] [--sandbox …]
+  skillplug dev      DIR [--input JSON | --input-file FILE | --input -] [--config JSON] [--once]
+                     [--workspace DIR] [--timeout MS] [--isolation …] [--sandbox …]
   skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
                      [--timeout MS] [--max-memory MIB] [--max-procs N]  (MCP server on stdio)
                      [--max-message-mb MIB] [--quarantine-cooldown MS]
@@ -126,7 +127,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, 'max-message-mb': { type: 'string' }, 'quarantine-cooldown': { type: 'string' } },
   new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
   build: { out: { type: 'string' }, json: { type: 'boolean' } },
-  dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, once: { type: 'boolean' } },
+  dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, 'input-file': { type: 'string' }, config: { type: 'string' }, once: { type: 'boolean' } },
   demo: {},
 };
 
@@ -265,6 +266,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await authoringCommands()).devCommand(onePositional(command, positionals, 'plugin project directory'), {
           ...loaderFlags,
           input: values.input as string | undefined,
+          inputFile: values['input-file'] as string | undefined,
+          config: values.config as string | undefined,
           once: values.once === true,
         });
       case 'demo':
