@@ -32,6 +32,9 @@ Usage:
   skillplug build    [DIR] [--out DIR]
   skillplug dev      DIR [--input JSON | --input-file FILE | --input -] [--config JSON] [--once]
                      [--workspace DIR] [--timeout MS] [--isolation …] [--sandbox …]
+  skillplug test     [DIR] [--workspace DIR] [--timeout MS] [--isolation …] [--sandbox …]
+                     (runs tests/*.json cases: {"input", "config", "expect": {"output" |
+                     "schema" | "success": false | "code"}}; TAP on stdout, exit 1 on a failure)
   skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
                      [--timeout MS] [--max-memory MIB] [--max-procs N]  (MCP server on stdio)
                      [--max-message-mb MIB] [--quarantine-cooldown MS]
@@ -127,6 +130,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, 'max-message-mb': { type: 'string' }, 'quarantine-cooldown': { type: 'string' } },
   new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
   build: { out: { type: 'string' }, json: { type: 'boolean' } },
+  test: Object.fromEntries(Object.entries({ ...LOADER_OPTIONS, ...HOST_OPTIONS }).filter(([flag]) => flag !== 'json')),
   dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, 'input-file': { type: 'string' }, config: { type: 'string' }, once: { type: 'boolean' } },
   demo: {},
 };
@@ -270,6 +274,8 @@ export async function main(argv: string[]): Promise<number> {
           config: values.config as string | undefined,
           once: values.once === true,
         });
+      case 'test':
+        return await (await authoringCommands()).testCommand(optionalDir(), loaderFlags);
       case 'demo':
         noPositionals();
         return await (await import('./demo.js')).demoCommand();
