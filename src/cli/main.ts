@@ -9,6 +9,7 @@ const commands = () => import('./commands.js');
 const trustCommands = () => import('./trust-commands.js');
 const authoringCommands = () => import('./authoring-commands.js');
 const permissionCommands = () => import('./permission-commands.js');
+const keysCommands = () => import('./keys-commands.js');
 
 const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
 
@@ -24,6 +25,8 @@ Usage:
   skillplug sign     PLUGIN --key FILE
   skillplug verify   PLUGIN --pubkey FILE
   skillplug statement PLUGIN      (writes skillplug-statement.json unsigned, for minisign -Sm)
+  skillplug keys     trust FILE.pub | list | untrust KEYID|FILE.pub   [--json]
+                     (the keys you trust, in ~/.vtcode/skillplug.json "trusted_keys")
   skillplug trust    [DIR]        skillplug untrust [DIR]
   skillplug grant    NAME [--network] [--unix-sockets] [--read PATH]... [--write PATH]...
   skillplug revoke   NAME [--network] [--unix-sockets] [--read PATH]... [--write PATH]... | --all
@@ -106,6 +109,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   sign: { ...LOADER_OPTIONS, key: { type: 'string' } },
   verify: { ...LOADER_OPTIONS, pubkey: { type: 'string', multiple: true } },
   statement: LOADER_OPTIONS,
+  keys: { json: { type: 'boolean' } },
   trust: { json: { type: 'boolean' } },
   untrust: { json: { type: 'boolean' } },
   grant: { network: { type: 'boolean' }, 'unix-sockets': { type: 'boolean' }, read: { type: 'string', multiple: true }, write: { type: 'string', multiple: true }, json: { type: 'boolean' } },
@@ -222,6 +226,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await trustCommands()).verifyCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, pubkey: values.pubkey as string[] | undefined });
       case 'statement':
         return await (await trustCommands()).statementCommand(onePositional(command, positionals, 'plugin name or path'), loaderFlags);
+      case 'keys':
+        return await (await keysCommands()).keysCommand(positionals, { json: loaderFlags.json });
       case 'trust':
       case 'untrust':
         return await (await trustCommands()).trustCommand(optionalDir(), command === 'trust', loaderFlags);
