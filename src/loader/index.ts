@@ -217,6 +217,10 @@ export class PluginLoader {
       const problem = grant === undefined ? undefined : grantProblem(grant);
       if (problem !== undefined) throw new PluginError(ErrorCode.USAGE, `Loader option ${label} ${problem}.`);
     }
+    const own = options.ownBuild;
+    if (own !== undefined && (typeof own !== 'object' || own === null || typeof own.dir !== 'string' || ![own.manifestSha256, own.librarySha256].every((d) => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d)))) {
+      throw new PluginError(ErrorCode.USAGE, 'Loader option ownBuild must be {dir, manifestSha256, librarySha256} with sha256 hex digests.');
+    }
     this.maxConcurrency = positiveInteger(options.maxConcurrency, 'maxConcurrency', Math.max(1, os.availableParallelism()));
     this.pollMicros = integerOption(options.pollMicros, 'pollMicros', DEFAULT_POLL_MICROS, 0);
     this.maxOutputBytes = positiveInteger(options.maxOutputBytes, 'maxOutputBytes', DEFAULT_MAX_OUTPUT_BYTES);

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { buildPlugin } from '../../src/authoring/build.js';
 import { devLoop, isWatchNoise, ownBuildLoader } from '../../src/authoring/dev.js';
 import { scaffoldPlugin } from '../../src/authoring/scaffold.js';
+import { PluginLoader } from '../../src/index.js';
 import { runCli, tempDir } from '../helpers/fixtures.js';
 
 describe('dev watcher', () => {
@@ -132,5 +133,13 @@ describe('dev and required signatures', () => {
     assert.equal(await loop, 0);
     assert.ok(results.every((line) => line.startsWith('✔')), results.join('\n'));
     assert.equal(notices.length, 1);
+  });
+});
+
+describe('ownBuild loader option', () => {
+  it('refuses a malformed exemption up front instead of failing at load', () => {
+    for (const ownBuild of [null, 'dir', { dir: 1, manifestSha256: 'a'.repeat(64), librarySha256: 'a'.repeat(64) }, { dir: '/x', manifestSha256: 'nothex', librarySha256: 'a'.repeat(64) }]) {
+      assert.throws(() => new PluginLoader({ readConfig: false, ownBuild: ownBuild as never }), { code: 'E_USAGE' }, JSON.stringify(ownBuild));
+    }
   });
 });
