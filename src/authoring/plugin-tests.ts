@@ -196,12 +196,14 @@ export async function testPlugin(options: PluginTestOptions): Promise<{ passed: 
         plugin = undefined;
       }
       const failure = judgeCase(c.expect, outcome);
+      // TAP reads "# SKIP" / "# TODO" after a description as a directive; a name is only a name.
+      const description = c.name.replace(/\\/g, '\\\\').replace(/#/g, '\\#');
       if (!failure) {
         passed++;
-        options.write(`ok ${i + 1} - ${c.name}`);
+        options.write(`ok ${i + 1} - ${description}`);
         continue;
       }
-      options.write(`not ok ${i + 1} - ${c.name}`);
+      options.write(`not ok ${i + 1} - ${description}`);
       options.write('  ---');
       options.write(`  message: ${yaml(failure.message)}`);
       options.write(`  file: ${yaml(c.file)}`);
