@@ -535,4 +535,18 @@ static inline int vtcode_json_bool(const char *json, const char *path, int fallb
   return fallback;
 }
 
+/* ---------- metadata written once, in plugin.json ---------- */
+
+/*
+ * Exports vtcode_plugin_metadata() returning a heap copy of `json` (pair it with
+ * VTCODE_PLUGIN_EXPORT_FREE()). With the plugin_meta.h that the template Makefile and
+ * `skillplug build` generate from plugin.json, plugin.json is the one place for the name,
+ * description, version and schema:
+ *
+ *   #include "plugin_meta.h"
+ *   VTCODE_PLUGIN_EXPORT_METADATA(vtcode_plugin_metadata_json)
+ */
+#define VTCODE_PLUGIN_EXPORT_METADATA(json) \
+  VTCODE_EXTERN_C VTCODE_EXPORT const char *vtcode_plugin_metadata(void) { return vtcode_strdup(json); }
+
 #endif /* VTCODE_PLUGIN_H */

@@ -6,6 +6,8 @@ import { PLUGIN_ABI_VERSION } from '../abi/types.js';
 import { isPlainObject } from '../abi/codec.js';
 import { packageRoot } from '../toolchain.js';
 import { MANIFEST_FILE, findLibrary, libraryCandidates, libraryFilename, readManifest } from '../manifest/index.js';
+import { sha256 } from '../signing/lock.js';
+import { writeMetadataHeader } from './metadata-header.js';
 
 /** How a plugin project is built. */
 export type BuildTool = 'cargo' | 'make' | 'cc';
@@ -30,6 +32,9 @@ export interface BuildResult {
   pluginDir: string;
   libraryPath: string;
   buildMs: number;
+  /** sha256 (hex) of the plugin.json and the library written into `pluginDir`. */
+  manifestSha256: string;
+  librarySha256: string;
 }
 
 const OUTPUT_TAIL_BYTES = 8192;
@@ -99,6 +104,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     }
   } else if (await exists(path.join(dir, 'Makefile'))) {
     tool = 'make';
+    await writeMetadataHeader(dir, await readFile(path.join(dir, MANIFEST_FILE), 'utf8'));
     await runTool('make', [], dir, options);
   } else {
     const sources = (await readdir(dir)).filter((f) => f.endsWith('.c')).sort();
@@ -106,6 +112,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
       throw new PluginError(ErrorCode.BUILD_FAILED, `${dir} has no Cargo.toml, Makefile or .c files: nothing to build.`, { path: dir });
     }
     tool = 'cc';
+    await writeMetadataHeader(dir, await readFile(path.join(dir, MANIFEST_FILE), 'utf8'));
     const output = path.join(dir, libraryFilename(name));
     await runTool(process.env.CC ?? 'cc', ['-O2', '-shared', '-fPIC', `-I${path.join(packageRoot(), 'sdk', 'c')}`, '-o', output, ...sources], dir, options);
   }
@@ -121,15 +128,25 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   const stage = `${pluginDir}.tmp-${process.pid}`;
   await rm(stage, { recursive: true, force: true });
   await mkdir(stage, { recursive: true });
-  await writeFile(path.join(stage, MANIFEST_FILE), await vtcodeReadableManifest(dir, reading.raw));
+  const manifestBytes = Buffer.from(await vtcodeReadableManifest(dir, reading.raw));
+  await writeFile(path.join(stage, MANIFEST_FILE), manifestBytes);
   // A copy, not a move: the build tool's own output stays where it looks for it next time.
-  await cp(libraryPath, path.join(stage, libraryFilename(name)));
+  const libraryBytes = await readFile(libraryPath);
+  await writeFile(path.join(stage, libraryFilename(name)), libraryBytes, { mode: 0o755 });
   for (const extra of ['README.md', 'scripts', 'templates']) {
     if (await exists(path.join(dir, extra))) await cp(path.join(dir, extra), path.join(stage, extra), { recursive: true });
   }
   await rm(pluginDir, { recursive: true, force: true });
   await rename(stage, pluginDir);
-  return { name, tool, pluginDir, libraryPath: path.join(pluginDir, libraryFilename(name)), buildMs };
+  return {
+    name,
+    tool,
+    pluginDir,
+    libraryPath: path.join(pluginDir, libraryFilename(name)),
+    buildMs,
+    manifestSha256: sha256(manifestBytes),
+    librarySha256: sha256(libraryBytes),
+  };
 }
 
 /**

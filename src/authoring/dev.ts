@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { JsonObject } from '../abi/types.js';
 import { asPluginError, ErrorCode } from '../errors.js';
 import { PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
-import { buildPlugin } from './build.js';
+import { buildPlugin, type BuildResult } from './build.js';
 
 /** Options for {@link devLoop}. */
 export interface DevOptions {
@@ -11,12 +11,16 @@ export interface DevOptions {
   dir: string;
   /** Input for each run. */
   input: JsonObject;
+  /** The plugin's `config` for each run. Default: the user config's for this plugin. */
+  config?: JsonObject;
   /** Run once and return instead of watching. */
   once?: boolean;
   /** Loader options for each fresh load (isolation, sandbox, timeout…). */
   loader?: PluginLoaderOptions;
   /** Where lines go. */
   write: (line: string) => void;
+  /** Where notices about policy go (the CLI's stderr). Default: `write`. */
+  notice?: (line: string) => void;
   /** Stops watching. */
   signal?: AbortSignal;
 }
@@ -26,6 +30,8 @@ export interface DevOptions {
 const IGNORED = new RegExp(
   [
     '^(target|dist|build|\\.git|node_modules)(/|$)',
+    // Written by the build itself from plugin.json.
+    '^plugin_meta\\.h$',
     '\\.(so|dylib|dll|o|a|tmp|swp|swo|swx|swn|bak|orig|kate-swp)$',
     '~$',
     '(^|/)4913$',
@@ -40,22 +46,45 @@ export function isWatchNoise(relative: string): boolean {
 }
 
 /**
+ * A loader for the plugin an author's own build just assembled: it trusts only the build's output
+ * dir, and with signatures required it exempts exactly the bytes that build wrote there.
+ */
+export function ownBuildLoader(built: BuildResult, options: PluginLoaderOptions = {}): PluginLoader {
+  return new PluginLoader({
+    defaultDirs: false,
+    ...options,
+    pluginsDirs: [path.dirname(built.pluginDir)],
+    ownBuild: { dir: built.pluginDir, manifestSha256: built.manifestSha256, librarySha256: built.librarySha256 },
+  });
+}
+
+/** What to say, once, when signatures are required and an author's own unsigned build runs anyway. */
+export function unsignedBuildNotice(built: BuildResult): string {
+  return `!!! signatures are required, but this runs ${built.pluginDir} UNSIGNED: it is the build just made from ${path.dirname(path.dirname(built.pluginDir))}, and only these exact bytes are exempt. Everything else still needs a signature; sign before you ship: skillplug sign ${built.pluginDir} --key KEY`;
+}
+
+/**
  * Builds, loads in a fresh host and runs a plugin project with a sample input; with watching on,
  * does it again on every save. Resolves with 0 when the last run succeeded, 1 otherwise.
  */
 export async function devLoop(options: DevOptions): Promise<number> {
   const dir = path.resolve(options.dir);
   const out = path.join(dir, 'dist');
+  let noticed = false;
   const runOnce = async (): Promise<number> => {
     const t0 = Date.now();
     try {
       const built = await buildPlugin({ dir, out, onProgress: (ms) => options.write(`  building… ${Math.round(ms / 1000)} s`) });
-      const loader = new PluginLoader({ defaultDirs: false, ...options.loader, pluginsDirs: [out] });
+      const loader = ownBuildLoader(built, options.loader);
+      if (loader.security.requireSignature && !noticed) {
+        noticed = true;
+        (options.notice ?? options.write)(unsignedBuildNotice(built));
+      }
       const t1 = Date.now();
       const plugin = await loader.loadPlugin(built.pluginDir);
       const t2 = Date.now();
       try {
-        const result = await plugin.execute({ input: options.input, workspace_root: loader.workspace, config: loader.pluginConfig(built.name) });
+        const result = await plugin.execute({ input: options.input, workspace_root: loader.workspace, config: options.config ?? loader.pluginConfig(built.name) });
         const t3 = Date.now();
         options.write(`${result.success ? '✔' : '✘'} ${built.name}: built with ${built.tool} in ${built.buildMs} ms · loaded in ${t2 - t1} ms · ran in ${t3 - t2} ms (total ${t3 - t0} ms)`);
         options.write(JSON.stringify(result, null, 2));

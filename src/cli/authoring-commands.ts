@@ -2,8 +2,9 @@ import path from 'node:path';
 import { buildPlugin } from '../authoring/build.js';
 import { devLoop } from '../authoring/dev.js';
 import { scaffoldPlugin, type PluginLanguage } from '../authoring/scaffold.js';
+import { ErrorCode, isPluginError } from '../errors.js';
 import { vtcodeNameWarning } from '../manifest/vtcode.js';
-import { loaderOptions, parseJsonObjectFlag, type LoaderFlags } from './commands.js';
+import { loaderOptions, parseJsonObjectFlag, readInputFlag, type LoaderFlags } from './commands.js';
 import { ExitCode, escapeTerminal, writeErr, writeOut } from './output.js';
 
 /** `skillplug new NAME [--lang c|rust] [--dir DIR]` */
@@ -30,6 +31,7 @@ export async function newCommand(name: string, flags: { lang?: string; dir?: str
       `  cd ${path.relative(process.cwd(), created.dir) || '.'}`,
       `  ${build}                      # builds the library; the directory is then a plugin`,
       '  skillplug validate .',
+      '  skillplug test .                  # runs tests/*.json (one passing case to start from)',
       `  skillplug dev . --input '{"text":"hello"}'   # rebuild and re-run on every save`,
       '',
     ].join('\n'),
@@ -50,17 +52,36 @@ export async function buildCommand(dir: string | undefined, flags: { out?: strin
   return ExitCode.OK;
 }
 
-/** `skillplug dev DIR [--input JSON] [--once]` */
-export async function devCommand(dir: string, flags: LoaderFlags & { input?: string; once?: boolean }): Promise<number> {
-  const input = flags.input === undefined ? {} : parseJsonObjectFlag(flags.input, '--input');
+/** `skillplug dev DIR [--input JSON | --input-file FILE | --input -] [--config JSON] [--once]` */
+export async function devCommand(dir: string, flags: LoaderFlags & { input?: string | undefined; inputFile?: string | undefined; config?: string | undefined; once?: boolean }): Promise<number> {
+  const input = await readInputFlag(flags);
+  const config = flags.config === undefined ? undefined : parseJsonObjectFlag(flags.config, '--config');
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   return devLoop({
     dir,
     input,
+    ...(config !== undefined ? { config } : {}),
     once: flags.once === true,
     loader: loaderOptions(flags),
     write: (line) => process.stdout.write(`${escapeTerminal(line, true)}\n`),
+    notice: (line) => writeErr(`skillplug dev: ${line}`),
     signal: controller.signal,
   });
+}
+
+/** `skillplug test [DIR]`: the project's tests/*.json cases, reported as TAP. */
+export async function testCommand(dir: string | undefined, flags: LoaderFlags): Promise<number> {
+  const { testPlugin } = await import('../authoring/plugin-tests.js');
+  const write = (line: string): void => {
+    process.stdout.write(`${escapeTerminal(line)}\n`);
+  };
+  try {
+    const { failed } = await testPlugin({ dir: dir ?? '.', loader: loaderOptions(flags), write, notice: (line) => writeErr(`skillplug test: ${line}`) });
+    return failed === 0 ? ExitCode.OK : ExitCode.PLUGIN_FAILED;
+  } catch (err) {
+    // A runner reading the TAP stream sees why it stopped; the error itself follows on stderr.
+    if (isPluginError(err) && err.code !== ErrorCode.USAGE) write(`Bail out! ${err.code}: ${err.message.split('\n')[0]}`);
+    throw err;
+  }
 }

@@ -9,6 +9,7 @@ const commands = () => import('./commands.js');
 const trustCommands = () => import('./trust-commands.js');
 const authoringCommands = () => import('./authoring-commands.js');
 const permissionCommands = () => import('./permission-commands.js');
+const keysCommands = () => import('./keys-commands.js');
 
 const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
 
@@ -24,13 +25,19 @@ Usage:
   skillplug sign     PLUGIN --key FILE
   skillplug verify   PLUGIN --pubkey FILE
   skillplug statement PLUGIN      (writes skillplug-statement.json unsigned, for minisign -Sm)
+  skillplug keys     trust FILE.pub | list | untrust KEYID|FILE.pub   [--json]
+                     (the keys you trust, in ~/.vtcode/skillplug.json "trusted_keys")
   skillplug trust    [DIR]        skillplug untrust [DIR]
   skillplug grant    NAME [--network] [--unix-sockets] [--read PATH]... [--write PATH]...
   skillplug revoke   NAME [--network] [--unix-sockets] [--read PATH]... [--write PATH]... | --all
   skillplug lock     [--workspace DIR] [--plugins-dir DIR]...
   skillplug new      NAME [--lang c|rust] [--dir DIR] [--description TEXT]
   skillplug build    [DIR] [--out DIR]
-  skillplug dev      DIR [--input JSON] [--once] [--isolation …] [--sandbox …]
+  skillplug dev      DIR [--input JSON | --input-file FILE | --input -] [--config JSON] [--once]
+                     [--workspace DIR] [--timeout MS] [--isolation …] [--sandbox …]
+  skillplug test     [DIR] [--workspace DIR] [--timeout MS] [--isolation …] [--sandbox …]
+                     (runs tests/*.json cases: {"input", "config", "expect": {"output" |
+                     "schema" | "success": false | "code"}}; TAP on stdout, exit 1 on a failure)
   skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
                      [--timeout MS] [--max-memory MIB] [--max-procs N]  (MCP server on stdio)
                      [--max-message-mb MIB] [--quarantine-cooldown MS]
@@ -102,6 +109,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   sign: { ...LOADER_OPTIONS, key: { type: 'string' } },
   verify: { ...LOADER_OPTIONS, pubkey: { type: 'string', multiple: true } },
   statement: LOADER_OPTIONS,
+  keys: { json: { type: 'boolean' } },
   trust: { json: { type: 'boolean' } },
   untrust: { json: { type: 'boolean' } },
   grant: { network: { type: 'boolean' }, 'unix-sockets': { type: 'boolean' }, read: { type: 'string', multiple: true }, write: { type: 'string', multiple: true }, json: { type: 'boolean' } },
@@ -126,7 +134,8 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, 'max-message-mb': { type: 'string' }, 'quarantine-cooldown': { type: 'string' } },
   new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
   build: { out: { type: 'string' }, json: { type: 'boolean' } },
-  dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, once: { type: 'boolean' } },
+  test: Object.fromEntries(Object.entries({ ...LOADER_OPTIONS, ...HOST_OPTIONS }).filter(([flag]) => flag !== 'json')),
+  dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, 'input-file': { type: 'string' }, config: { type: 'string' }, once: { type: 'boolean' } },
   demo: {},
 };
 
@@ -217,6 +226,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await trustCommands()).verifyCommand(onePositional(command, positionals, 'plugin name or path'), { ...loaderFlags, pubkey: values.pubkey as string[] | undefined });
       case 'statement':
         return await (await trustCommands()).statementCommand(onePositional(command, positionals, 'plugin name or path'), loaderFlags);
+      case 'keys':
+        return await (await keysCommands()).keysCommand(positionals, { json: loaderFlags.json });
       case 'trust':
       case 'untrust':
         return await (await trustCommands()).trustCommand(optionalDir(), command === 'trust', loaderFlags);
@@ -265,8 +276,12 @@ export async function main(argv: string[]): Promise<number> {
         return await (await authoringCommands()).devCommand(onePositional(command, positionals, 'plugin project directory'), {
           ...loaderFlags,
           input: values.input as string | undefined,
+          inputFile: values['input-file'] as string | undefined,
+          config: values.config as string | undefined,
           once: values.once === true,
         });
+      case 'test':
+        return await (await authoringCommands()).testCommand(optionalDir(), loaderFlags);
       case 'demo':
         noPositionals();
         return await (await import('./demo.js')).demoCommand();

@@ -25,7 +25,7 @@ import { compileSchema, SchemaVerdicts } from '../manifest/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, grantProblem, effectivePermissions, fullyGranted, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
-import { checkLock, lockEntryFor, readLockWithDigest, type LockFile } from '../signing/lock.js';
+import { checkLock, lockEntryFor, readLockWithDigest, sha256, type LockFile } from '../signing/lock.js';
 import { hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
 import { metadataKey, readCachedMetadata, writeCachedMetadata } from '../discovery/metadata-cache.js';
@@ -118,6 +118,13 @@ export interface PluginLoaderOptions {
   trustedKeys?: string[];
   /** Refuse, rather than warn about, plugin files writable by group/others or owned by another user. */
   strict?: boolean;
+  /**
+   * The plugin `skillplug dev` or `skillplug test` just built from the author's own sources. With
+   * signatures required it still loads unsigned, but only from exactly this dir and only while its
+   * plugin.json and library are the bytes the build wrote (sha256 hex); every other plugin still
+   * needs its signature.
+   */
+  ownBuild?: { dir: string; manifestSha256: string; librarySha256: string };
   /** Receives warnings (e.g. a group-writable trusted dir). Default: `process.emitWarning`. */
   onWarning?: (message: string) => void;
   /** Test hooks. */
@@ -209,6 +216,10 @@ export class PluginLoader {
     for (const [label, grant] of grants) {
       const problem = grant === undefined ? undefined : grantProblem(grant);
       if (problem !== undefined) throw new PluginError(ErrorCode.USAGE, `Loader option ${label} ${problem}.`);
+    }
+    const own = options.ownBuild;
+    if (own !== undefined && (typeof own !== 'object' || own === null || typeof own.dir !== 'string' || ![own.manifestSha256, own.librarySha256].every((d) => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d)))) {
+      throw new PluginError(ErrorCode.USAGE, 'Loader option ownBuild must be {dir, manifestSha256, librarySha256} with sha256 hex digests.');
     }
     this.maxConcurrency = positiveInteger(options.maxConcurrency, 'maxConcurrency', Math.max(1, os.availableParallelism()));
     this.pollMicros = integerOption(options.pollMicros, 'pollMicros', DEFAULT_POLL_MICROS, 0);
@@ -458,12 +469,13 @@ export class PluginLoader {
     const libraryBytes = await readFile(v.libraryPath);
     const keys = await this.trustedKeys();
     const files = { manifestPath: v.manifestPath, manifestBytes: v.manifestBytes, libraryPath: v.lookupPath, libraryBytes, dir, name, version: manifest.version };
-    const trust = await (await signatures()).checkPluginTrust(files, keys, this.security.requireSignature && !workspacePlugin);
+    const required = this.security.requireSignature && !this.isOwnBuild(dir, v.manifestBytes, libraryBytes);
+    const trust = await (await signatures()).checkPluginTrust(files, keys, required && !workspacePlugin);
     if (warnUnknownKeys) for (const keyId of trust.unknownKeys) this.warnOnce(`plugin "${name}" is signed by key ${keyId}, which you do not trust; it loads as if unsigned.`);
     if (untrustedWorkspace && !trust.bound) {
       throw new PluginError(ErrorCode.UNTRUSTED_PATH, this.untrustedWorkspaceHint(dir), { plugin: name, path: dir, data: { reason: 'untrusted-workspace', workspace: this.workspace } });
     }
-    if (this.security.requireSignature && workspacePlugin && !trust.bound && !pinnedByUser) {
+    if (required && workspacePlugin && !trust.bound && !pinnedByUser) {
       throw new PluginError(
         ErrorCode.SIGNATURE,
         `Workspace plugin "${name}" (${dir}) has no signed statement binding its name, version and files, and your lock does not pin it; signatures are required. Sign it with "skillplug sign" using a key you trust (this writes skillplug-statement.json), or pin it with "skillplug lock".`,
@@ -472,6 +484,13 @@ export class PluginLoader {
     }
     if (lock) checkLock(lock, this.workspace, dir, name, v.manifestBytes, libraryBytes);
     return libraryBytes;
+  }
+
+  // The exact bytes the author's own build wrote, in the dir it wrote them to: nothing else is exempt.
+  private isOwnBuild(dir: string, manifestBytes: Buffer, libraryBytes: Buffer): boolean {
+    const own = this.options.ownBuild;
+    if (!own || canonicalOrAbsoluteSync(own.dir) !== dir) return false;
+    return sha256(manifestBytes) === own.manifestSha256 && sha256(libraryBytes) === own.librarySha256;
   }
 
   private untrustedWorkspaceHint(dir: string): string {

@@ -1,13 +1,12 @@
 /* {{name}}: a skillplug plugin (VT Code native plugin ABI v1). */
 #include "vtcode_plugin.h"
+/* Generated from plugin.json by `make`: the name, description and version live there only. */
+#include "plugin_meta.h"
 
 VTCODE_PLUGIN_EXPORT_VERSION()
 VTCODE_PLUGIN_EXPORT_FREE()
-
-VTCODE_EXPORT const char *vtcode_plugin_metadata(void) {
-  /* A free function is exported, so the metadata string must be heap-allocated too. */
-  return vtcode_strdup("{\"name\":\"{{name}}\",\"description\":\"{{description_c}}\",\"version\":\"0.1.0\",\"abi_version\":1,\"thread_safe\":true}");
-}
+/* A free function is exported, so the metadata is a heap copy (the macro makes one). */
+VTCODE_PLUGIN_EXPORT_METADATA(vtcode_plugin_metadata_json)
 
 VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) {
   char *text = vtcode_json_string(ctx, "input.text");

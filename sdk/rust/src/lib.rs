@@ -20,7 +20,9 @@
 //! export_plugin!(Hello);
 //! ```
 
+pub mod build;
 pub mod json;
+pub mod plugin_json;
 
 pub use json::Value;
 

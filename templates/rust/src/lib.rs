@@ -5,8 +5,9 @@ use vtcode_plugin_sdk::{export_plugin, Context, Metadata, Plugin, PluginResult, 
 struct Skill;
 
 impl Plugin for Skill {
+    // plugin.json is the one place for the name, description and version; cargo rebuilds when it changes.
     fn metadata() -> Metadata {
-        Metadata::new("{{name}}", "{{description_rust}}", env!("CARGO_PKG_VERSION")).thread_safe(true)
+        Metadata::from_plugin_json(include_str!("../plugin.json"))
     }
 
     fn execute(ctx: Context) -> PluginResult {
