@@ -171,6 +171,13 @@ export class InProcessPlugin implements SyncNativePlugin {
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
           if (settled) return;
+          if (withdraw?.()) {
+            // Still queued in the pump: it never runs, and nothing is stuck.
+            release();
+            this.inFlight.end();
+            stopWaiting(timeoutError(this.origin, timeoutMs, {}, ' (it waited behind other calls and never started)'));
+            return;
+          }
           // Answered on time; the plugin stays refused (E_BUSY) until the native call returns, and so do calls queued behind it.
           timedOut = true;
           this.stuck++;

@@ -6,6 +6,8 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { CLIENT_SDKS, type AnyClient, errorCode, inspector, resultText } from '../helpers/mcp-clients.js';
 import { REPO_ROOT, buildFixture, tempDir } from '../helpers/fixtures.js';
+import { gate, release } from '../helpers/gate.js';
+import { RawServe } from '../helpers/raw-serve.js';
 
 const README = '# echo\n\nCall it with {"q": "..."}.\n';
 const BINARY = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x41]);
@@ -122,6 +124,57 @@ describe('serve annotations when the run does not enforce permissions', () => {
           await client.close();
         }
       }
+    });
+  }
+});
+
+describe('serve --timeout in every isolation mode', () => {
+  it('answers an in-process call E_TIMEOUT at --timeout, then E_BUSY until the stuck call returns', { timeout: 120_000 }, async () => {
+    const plugins = tempDir();
+    await buildFixture(plugins, { source: 'release_gate', name: 'gated' });
+    for (const sdk of CLIENT_SDKS) {
+      const { client } = await sdk.connect(['--plugins-dir', plugins, '--workspace', tempDir(), '--isolation', 'none', '--timeout', '500']);
+      const fifo = gate();
+      try {
+        const late = await client.callTool({ name: 'gated', arguments: { gate: fifo } });
+        assert.equal(late.isError, true, sdk.protocol);
+        assert.equal(errorCode(late), 'E_TIMEOUT', sdk.protocol);
+        const refused = await client.callTool({ name: 'gated', arguments: {} });
+        assert.equal(errorCode(refused), 'E_BUSY', sdk.protocol);
+      } finally {
+        await release(fifo);
+        await client.close();
+      }
+    }
+  });
+});
+
+describe('serve when stdin closes with calls in flight', () => {
+  for (const protocolVersion of ['2024-11-05', '2025-03-26', '2025-06-18']) {
+    it(`answers every call read before it exits (${protocolVersion})`, { timeout: 120_000 }, async () => {
+      const plugins = tempDir();
+      const workspace = tempDir();
+      await buildFixture(plugins, { source: 'release_gate', name: 'gated' });
+      // In the workspace, so the sandboxed plugin can open it.
+      const fifo = path.join(workspace, 'gate');
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('mkfifo', [fifo]);
+      const serve = new RawServe(['--plugins-dir', plugins, '--workspace', workspace]);
+      const init = await serve.request(1, 'initialize', { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
+      assert.equal((init.result as { protocolVersion: string }).protocolVersion, protocolVersion);
+      await serve.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+      const call = (id: number, args: Record<string, unknown>) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'gated', arguments: args } });
+      await serve.write(`${call(2, { gate: fifo })}\n${call(3, {})}\n`);
+      serve.child.stdin.end();
+      await release(fifo);
+      const answers = new Map<unknown, unknown>();
+      while (answers.size < 2) {
+        const answer = await serve.next();
+        answers.set(answer.id, answer.result);
+      }
+      assert.deepEqual((answers.get(2) as { structuredContent?: unknown }).structuredContent, { released: true });
+      assert.deepEqual((answers.get(3) as { structuredContent?: unknown }).structuredContent, { released: false });
+      assert.deepEqual(await serve.exited, { code: 0, signal: null });
     });
   }
 });
