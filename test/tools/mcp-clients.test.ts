@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { detectSandbox } from '../../src/sandbox/index.js';
 import { CLIENT_SDKS, type AnyClient, errorCode, inspector, resultText } from '../helpers/mcp-clients.js';
 import { REPO_ROOT, buildFixture, tempDir } from '../helpers/fixtures.js';
 import { gate, release } from '../helpers/gate.js';
@@ -89,9 +90,10 @@ for (const sdk of CLIENT_SDKS) {
     it('claims readOnlyHint and a closed world only for a sandboxed plugin with no write or network grant', async () => {
       const { tools } = await client.listTools();
       const echo = tools.find((t) => t.name === 'echo');
-      // The 2024-11-05 schema has no annotations; its client passes them through untouched.
-      assert.equal(echo?.annotations?.readOnlyHint, true);
-      assert.equal(echo?.annotations?.openWorldHint, false);
+      // The 2024-11-05 schema has no annotations; its client passes them through untouched. Without bwrap nothing is claimed.
+      const confined = (await detectSandbox()).available;
+      assert.equal(echo?.annotations?.readOnlyHint, confined);
+      assert.equal(echo?.annotations?.openWorldHint, !confined);
     });
 
     it("serves README.md, scripts/ and templates/ as resources; the tool's description points at the README", async () => {
