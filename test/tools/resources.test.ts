@@ -6,8 +6,9 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCode, isPluginError } from '../../src/errors.js';
 import { MAX_RESOURCE_BYTES, listPluginResources, parseResourceUri, readPluginResource, resourceUri } from '../../src/tools/resources.js';
+import { PluginLoader, renderSkillsPrompt } from '../../src/index.js';
 import { CLIENT_SDKS } from '../helpers/mcp-clients.js';
-import { buildFixture, tempDir } from '../helpers/fixtures.js';
+import { buildFixture, runCli, tempDir, tempHome } from '../helpers/fixtures.js';
 
 const SECRET = 'secret outside the plugin dir\n';
 
@@ -89,5 +90,34 @@ describe('plugin resources', () => {
         await client.close();
       }
     }
+  });
+
+  it('skillplug inspect lists the resources serve offers and the entries it refuses', async () => {
+    const { dir } = await hostilePlugin();
+    writeFileSync(path.join(dir, 'templates', 'second.md'), '# two\n');
+    const args = ['inspect', 'hostile', '--plugins-dir', path.dirname(dir), '--workspace', tempDir()];
+    const json = await runCli([...args, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const shown = JSON.parse(json.stdout) as { resources: { uri: string; path: string }[]; skipped_resources: { relative: string; reason: string }[] };
+    assert.deepEqual(shown.resources.map((r) => r.uri), ['skillplug://plugin/hostile/templates/ok.txt', 'skillplug://plugin/hostile/templates/second.md']);
+    assert.ok(shown.skipped_resources.some((r) => r.relative === 'README.md' && r.reason === 'symlink'));
+    const human = await runCli(args);
+    assert.match(human.stdout, /skillplug:\/\/plugin\/hostile\/templates\/second\.md \(6 bytes\)/);
+    assert.match(human.stdout, /not served: scripts \(symlink\)/);
+  });
+
+  it('renderSkillsPrompt says where each skill keeps its README, scripts/ and templates/', async () => {
+    const plugins = tempDir();
+    const dir = await buildFixture(plugins, { source: 'echo', name: 'documented' });
+    await buildFixture(plugins, { source: 'echo', name: 'bare' });
+    writeFileSync(path.join(dir, 'README.md'), '# documented\n');
+    mkdirSync(path.join(dir, 'scripts'));
+    writeFileSync(path.join(dir, 'scripts', 'a.sh'), 'echo\n');
+    writeFileSync(path.join(dir, 'scripts', 'b.sh'), 'echo\n');
+    const found = await new PluginLoader({ pluginsDirs: [plugins], defaultDirs: false, readConfig: false, home: tempHome() }).discoverPlugins();
+    const prompt = renderSkillsPrompt(found);
+    const line = (name: string) => prompt.split('\n').find((l) => l.startsWith(`- ${name}:`)) ?? '';
+    assert.ok(line('documented').endsWith(` Files: ${path.join(dir, 'README.md')}, ${path.join(dir, 'scripts')}${path.sep}`), line('documented'));
+    assert.doesNotMatch(line('bare'), /Files:/);
   });
 });
