@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCode, PluginLoader, isPluginError } from '../../src/index.js';
 import type { NativePluginTrait } from '../../src/index.js';
-import type { InProcessPlugin } from '../../src/loader/in-process.js';
+import type { InProcessPlugin } from '../../src/in-process/index.js';
 import { buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
 import { gate, release } from '../helpers/gate.js';
 
@@ -43,7 +43,7 @@ describe('in-process plugins and the timeout', () => {
         await assert.rejects(stuck, (err) => isPluginError(err, ErrorCode.TIMEOUT));
         await assert.rejects(queued, (err) => isPluginError(err, queuedCode));
         await assert.rejects(call(plugin), (err) => isPluginError(err, ErrorCode.BUSY));
-        assert.throws(() => (plugin as InProcessPlugin).executeSync({ input: {}, workspace_root: null, config: {} }), (err) => isPluginError(err, ErrorCode.BUSY));
+        assert.throws(() => (plugin as unknown as InProcessPlugin).executeSync({ input: {}, workspace_root: null, config: {} }), (err) => isPluginError(err, ErrorCode.BUSY));
         await release(fifo);
         released = true;
         assert.deepEqual(await untilFree(plugin), { released: false });
