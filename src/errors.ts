@@ -28,9 +28,16 @@ export const ErrorCode = {
   INVALID_JSON: 'E_INVALID_JSON',
   /** The plugin returned JSON of the wrong shape. */
   INVALID_RESULT: 'E_INVALID_RESULT',
+  /** The plugin reported failure (`success: false` in its result). */
+  PLUGIN_FAILED: 'E_PLUGIN_FAILED',
+  /** The plugin's output does not match the `output_schema` its plugin.json declares (or is not an object when one is declared). */
+  INVALID_OUTPUT: 'E_INVALID_OUTPUT',
   /** The call's input or options are invalid; nothing ran. */
   INVALID_INPUT: 'E_INVALID_INPUT',
-  /** A blocking call was refused because an asynchronous call is in flight. */
+  /**
+   * A call was refused because of a call in flight it must not run beside: `executeSync` beside an
+   * asynchronous call, or any call to an in-process plugin whose timed-out call has not returned yet.
+   */
   BUSY: 'E_BUSY',
   /** The plugin was closed. */
   CLOSED: 'E_CLOSED',

@@ -36,7 +36,7 @@ export { SANDBOX_MODES } from './sandbox/index.js';
 export type { SandboxGrant, SandboxMode } from './sandbox/index.js';
 export type { PermissionGrant, PermissionReport, PermissionSet, RefusedPath } from './sandbox/permissions.js';
 export { planTools, renderSkillsPrompt, toolDefinitions, toolName } from './tools/definitions.js';
-export type { ShadowedTool, ToolAnnotations, ToolDefinition, ToolPlan } from './tools/definitions.js';
+export type { ShadowedTool, ToolAnnotations, ToolDefinition, ToolPlan, ToolRunOptions } from './tools/definitions.js';
 export type { McpServerOptions, SkillplugMcpServer } from './tools/mcp-server.js';
 
 /**

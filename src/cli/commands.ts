@@ -14,6 +14,8 @@ import type { SandboxMode } from '../sandbox/index.js';
 import type { PermissionGrant, PermissionReport } from '../sandbox/permissions.js';
 import { permissionLines, permissionMarker, permissionsJson } from './permission-commands.js';
 import { ExitCode, escapeTerminal as safe, exitCodeFor, writeErr, writeOut } from './output.js';
+import { toolName } from '../tools/definitions.js';
+import { listPluginResources } from '../tools/resources.js';
 
 /** Options every plugin-finding command shares. */
 export interface LoaderFlags {
@@ -225,8 +227,11 @@ export async function inspectCommand(ref: string, flags: LoaderFlags & { json?: 
     const bytes = await readFile(plugin.libraryPath);
     const library = { path: plugin.libraryPath, size: (await stat(plugin.libraryPath)).size, sha256: createHash('sha256').update(bytes).digest('hex') };
     const permissions = report ? permissionsJson(report) : null;
+    // What `serve` offers as MCP resources (README.md, scripts/, templates/), and what it refuses.
+    const listed = listPluginResources(plugin.path, toolName(plugin.metadata.name));
+    const resources = listed.resources.map((r) => ({ uri: r.uri, path: r.path, size: r.size, mimeType: r.mimeType }));
     if (flags.json) {
-      await writeOut(`${JSON.stringify({ metadata: plugin.metadata, manifest, library, permissions })}\n`);
+      await writeOut(`${JSON.stringify({ metadata: plugin.metadata, manifest, library, permissions, resources, skipped_resources: listed.skipped })}\n`);
       return ExitCode.OK;
     }
     const m = plugin.metadata;
@@ -242,6 +247,8 @@ export async function inspectCommand(ref: string, flags: LoaderFlags & { json?: 
       `  library:         ${library.path} (${library.size} bytes)`,
       `  sha256:          ${library.sha256}`,
       ...(report ? permissionLines(m.name, report, '  ') : []),
+      ...(resources.length > 0 ? ['  resources:', ...resources.map((r) => `    ${safe(r.uri)} (${r.size} bytes)`)] : ['  resources:       none (README.md, scripts/, templates/)']),
+      ...listed.skipped.map((r) => `    not served: ${safe(r.relative)} (${r.reason})`),
     ];
     await writeOut(`${lines.join('\n')}\n`);
     return ExitCode.OK;

@@ -28,6 +28,8 @@ export interface InProcessOpenOptions {
   pollMicros: number;
   /** Runs once the library is unloaded. */
   onClosed?: (() => void) | undefined;
+  /** Deadline of a call that sets none, in ms. Default: none. */
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -54,6 +56,9 @@ export class InProcessPlugin implements SyncNativePlugin {
   private readonly pump: NativePump | undefined;
   private readonly pumpServesAll: boolean;
   private asyncRunning = 0;
+  private readonly timeoutMs: number | undefined;
+  // Calls answered E_TIMEOUT whose native call has not returned: a thread is still inside the library.
+  private stuck = 0;
 
   private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined) {
     this.lib = lib;
@@ -71,6 +76,16 @@ export class InProcessPlugin implements SyncNativePlugin {
     const threads = metadata.thread_safe ? options.maxConcurrency : 1;
     this.gate = new CallGate(pump ? threads * PIPELINE_DEPTH : 1);
     this.onClosed = options.onClosed;
+    this.timeoutMs = options.timeoutMs;
+  }
+
+  /** The error for a call made while a timed-out call is still running in the library. */
+  private stuckError(): PluginError {
+    return new PluginError(
+      ErrorCode.BUSY,
+      `Plugin "${this.origin.plugin}" (${this.path}) still runs a call that timed out; an in-process call cannot be stopped, so the plugin takes no calls until that one returns. Use isolation "process" (the default) to have hung calls killed.`,
+      { plugin: this.origin.plugin, path: this.path, data: { stuckCalls: this.stuck } },
+    );
   }
 
   /** Loads the library (running its constructors), checks its ABI version and metadata. */
@@ -105,6 +120,7 @@ export class InProcessPlugin implements SyncNativePlugin {
     let text: string;
     try {
       if (this.closed) throw closedError(this.origin);
+      if (this.stuck > 0) throw this.stuckError();
       checkExecuteOptions(options, this.origin);
       text = encodeContextText(ctx, this.origin);
       checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
@@ -116,14 +132,16 @@ export class InProcessPlugin implements SyncNativePlugin {
     const slot = this.gate.tryAcquire();
     if (slot) return this.run(text, slot, options);
     return this.gate.acquire(options.signal, () => cancelledError(this.origin, false)).then((release) => {
-      if (!this.closed) return this.run(text, release, options);
+      if (!this.closed && this.stuck === 0) return this.run(text, release, options);
       release();
-      throw closedError(this.origin);
+      throw this.closed ? closedError(this.origin) : this.stuckError();
     });
   }
 
   private run(text: string, release: () => void, options: ExecuteOptions): Promise<PluginResult> {
-    const { signal, timeoutMs } = options;
+    const { signal } = options;
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let timedOut = false;
     this.inFlight.begin();
     // Without polling, a call alone takes koffi's async path (one wake-up each way); with others in flight,
     // the batching pump, whose maxConcurrency - 1 threads plus that one async call never exceed maxConcurrency.
@@ -151,14 +169,26 @@ export class InProcessPlugin implements SyncNativePlugin {
         signal?.removeEventListener('abort', onAbort);
       };
       if (timeoutMs !== undefined) {
-        timer = setTimeout(
-          () => stopWaiting(timeoutError(this.origin, timeoutMs, {}, '; an in-process call cannot be stopped, so it finishes in the background and its result is dropped')),
-          timeoutMs,
-        );
+        timer = setTimeout(() => {
+          if (settled) return;
+          if (withdraw?.()) {
+            // Still queued in the pump: it never runs, and nothing is stuck.
+            release();
+            this.inFlight.end();
+            stopWaiting(timeoutError(this.origin, timeoutMs, {}, ' (it waited behind other calls and never started)'));
+            return;
+          }
+          // Answered on time; the plugin stays refused (E_BUSY) until the native call returns, and so do calls queued behind it.
+          timedOut = true;
+          this.stuck++;
+          stopWaiting(timeoutError(this.origin, timeoutMs, {}, '; an in-process call cannot be stopped, so it runs on and the plugin takes no calls (E_BUSY) until it returns'));
+          this.gate.refuseWaiting(() => this.stuckError());
+        }, timeoutMs);
       }
       signal?.addEventListener('abort', onAbort, { once: true });
       // The slot stays held until the native call really returns, so serialization survives an early reject.
       const finish = (err: Error | null, returned?: ReturnedString): void => {
+        if (timedOut) this.callReturned();
         release();
         this.inFlight.end();
         if (settled) return;
@@ -193,6 +223,7 @@ export class InProcessPlugin implements SyncNativePlugin {
    */
   executeSync(ctx: PluginContext): PluginResult {
     if (this.closed) throw closedError(this.origin);
+    if (this.stuck > 0) throw this.stuckError();
     const parts = encodeContextParts(ctx, this.origin);
     checkInputSchema(ctx.input, this.manifest.input_schema, this.origin);
     if (this.gate.inFlight > 0 && !this.metadata.thread_safe) {
@@ -207,11 +238,27 @@ export class InProcessPlugin implements SyncNativePlugin {
     return resultFromReturned(returned, this.origin, this.maxOutputBytes);
   }
 
-  /** Waits for calls in flight, then unloads the library. Idempotent. */
+  private callReturned(): void {
+    this.stuck--;
+  }
+
+  /**
+   * Waits for calls in flight, then unloads the library. Idempotent. Calls that timed out and still
+   * run are not waited for (they may never return): the library then stays loaded until they do.
+   */
   async close(): Promise<void> {
-    if (this.closed) return this.inFlight.drained();
+    if (this.closed) return this.stuck > 0 ? undefined : this.inFlight.drained();
     this.closed = true;
-    await this.inFlight.drained();
+    const drained = this.inFlight.drained();
+    if (this.stuck > 0) {
+      void drained.then(() => this.unload());
+      return;
+    }
+    await drained;
+    await this.unload();
+  }
+
+  private async unload(): Promise<void> {
     await this.pump?.destroy();
     this.lib.unload();
     this.onClosed?.();

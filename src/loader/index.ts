@@ -59,7 +59,8 @@ export interface PluginLoaderOptions {
   /** How loaded plugins run. Default `'process'`. */
   isolation?: IsolationMode;
   /**
-   * Per-call deadline for isolated plugins, in ms (a call may override it). Also bounds loading: library
+   * Per-call deadline, in ms (a call may override it). In-process (`isolation: 'none'`) a late call is
+   * answered E_TIMEOUT on time but cannot be stopped: the plugin answers E_BUSY until it returns. Also bounds loading: library
    * constructors and `vtcode_plugin_metadata()`, in a host in every isolation mode. Default 30 000.
    */
   timeoutMs?: number;
@@ -615,7 +616,7 @@ export class PluginLoader {
       await this.probeLoadInHost(dir, libraryPath, manifest, verifiedBytes, permissions);
       // Imported on demand: only in-process loading needs the FFI library.
       const { InProcessPlugin } = await import('../in-process/index.js');
-      return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, pollMicros: this.pollMicros, onClosed });
+      return InProcessPlugin.open({ dir, libraryPath, manifestName: manifest.name, manifest, maxOutputBytes: this.maxOutputBytes, maxConcurrency: this.maxConcurrency, pollMicros: this.pollMicros, onClosed, timeoutMs: this.timeoutMs });
     }
     const { IsolatedPlugin } = await import('../host/isolated.js');
     // A build that answered before starts no host until its first call.

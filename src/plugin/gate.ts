@@ -6,7 +6,7 @@ export const PIPELINE_DEPTH = 32;
  */
 export class CallGate {
   private active = 0;
-  private readonly waiting: { grant: () => void }[] = [];
+  private readonly waiting: { grant: () => void; refuse: (err: Error) => void }[] = [];
 
   constructor(private readonly limit: number) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`gate limit must be a positive integer, got ${limit}`);
@@ -45,6 +45,10 @@ export class CallGate {
           this.active++;
           resolve(this.releaser());
         },
+        refuse: (err: Error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
       };
       const onAbort = (): void => {
         const index = this.waiting.indexOf(waiter);
@@ -54,6 +58,11 @@ export class CallGate {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(waiter);
     });
+  }
+
+  /** Rejects every waiter with `error()`; holders keep their slots. */
+  refuseWaiting(error: () => Error): void {
+    for (const waiter of this.waiting.splice(0)) waiter.refuse(error());
   }
 
   private releaser(): () => void {

@@ -1,5 +1,7 @@
+import path from 'node:path';
 import { byPrecedence, type DiscoveredPlugin } from '../discovery/index.js';
 import type { PluginManifest } from '../manifest/index.js';
+import { listPluginResources } from './resources.js';
 
 /** Tool names the major model APIs accept. */
 export const TOOL_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -7,10 +9,19 @@ export const TOOL_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,64}$/;
 /** Hints for agents about what a tool may do (MCP tool annotations). */
 export interface ToolAnnotations {
   title: string;
-  /** The plugin may write nothing (its permissions ask for no writes). */
+  /**
+   * True only when the run enforces it: the plugin runs sandboxed and is granted no writes, no network
+   * and no Unix sockets. Unconfined (`--sandbox off`, `--isolation none`) it is false whatever plugin.json says.
+   */
   readOnlyHint: boolean;
-  /** The plugin asks for network access. */
+  /** False only when the run enforces it: sandboxed with no network or Unix socket grant; true otherwise. */
   openWorldHint: boolean;
+}
+
+/** How the tools will run, which decides what their annotations may claim. */
+export interface ToolRunOptions {
+  /** Plugins run in a sandbox that enforces their permissions (isolated, sandbox on and available). Default false: nothing is claimed. */
+  confined?: boolean;
 }
 
 /** A plugin as an agent tool. */
@@ -61,16 +72,19 @@ export function toolDescription(manifest: Pick<PluginManifest, 'description' | '
   return parts.join('\n');
 }
 
-function definitionFor(manifest: PluginManifest, path: string): ToolDefinition {
+function definitionFor(manifest: PluginManifest, path: string, run: ToolRunOptions): ToolDefinition {
   const permissions = manifest.permissions ?? {};
+  // Permissions are enforced only in the sandbox; a plugin that loads was granted exactly what it asked for.
+  const confined = run.confined === true;
+  const offline = confined && permissions.network !== true && permissions.unix_sockets !== true;
   const definition: ToolDefinition = {
     name: toolName(manifest.name),
     description: toolDescription(manifest),
     input_schema: manifest.input_schema ?? { type: 'object', additionalProperties: true },
     annotations: {
       title: manifest.name,
-      readOnlyHint: (permissions.fs_write ?? []).length === 0,
-      openWorldHint: permissions.network === true,
+      readOnlyHint: offline && (permissions.fs_write ?? []).length === 0,
+      openWorldHint: !offline,
     },
     allowed_tools: manifest.allowed_tools ?? [],
     plugin: { name: manifest.name, version: manifest.version, path },
@@ -84,12 +98,12 @@ function definitionFor(manifest: PluginManifest, path: string): ToolDefinition {
  * higher-precedence dir wins (explicit dirs, then the workspace's, then the user's) and the other
  * is reported as shadowed. Broken and untrusted plugins are left out.
  */
-export function planTools(plugins: readonly DiscoveredPlugin[]): ToolPlan {
+export function planTools(plugins: readonly DiscoveredPlugin[], run: ToolRunOptions = {}): ToolPlan {
   const plan: ToolPlan = { tools: [], shadowed: [] };
   const taken = new Map<string, DiscoveredPlugin>();
   for (const plugin of byPrecedence(plugins)) {
     if (plugin.status !== 'ok' || !plugin.manifest) continue;
-    const definition = definitionFor(plugin.manifest, plugin.path);
+    const definition = definitionFor(plugin.manifest, plugin.path, run);
     const winner = taken.get(definition.name);
     if (winner) {
       plan.shadowed.push({ name: definition.name, path: plugin.path, shadowedBy: winner.path });
@@ -103,13 +117,21 @@ export function planTools(plugins: readonly DiscoveredPlugin[]): ToolPlan {
 }
 
 /** `{ name, description, input_schema, … }` for each usable plugin, ready for a model API's tool list. */
-export function toolDefinitions(plugins: readonly DiscoveredPlugin[]): ToolDefinition[] {
-  return planTools(plugins).tools.map((t) => t.definition);
+export function toolDefinitions(plugins: readonly DiscoveredPlugin[], run: ToolRunOptions = {}): ToolDefinition[] {
+  return planTools(plugins, run).tools.map((t) => t.definition);
+}
+
+// Where a skill's own docs and helper files are, so the model can read them when it needs to.
+function filesNote(dir: string, tool: string): string {
+  const { resources } = listPluginResources(dir, tool);
+  const places = new Set(resources.map((r) => (r.relative === 'README.md' ? path.join(dir, 'README.md') : `${path.join(dir, r.relative.split('/')[0] as string)}${path.sep}`)));
+  return places.size > 0 ? ` Files: ${[...places].join(', ')}` : '';
 }
 
 /**
- * A compact system-prompt block naming each skill, its one-line purpose and when to use it:
- * names and purposes only (schemas come with the tools), so the prompt stays small.
+ * A compact system-prompt block naming each skill, its one-line purpose and when to use it, and
+ * where its README, scripts/ and templates/ are: names and purposes only (schemas come with the
+ * tools), so the prompt stays small.
  */
 export function renderSkillsPrompt(plugins: readonly DiscoveredPlugin[]): string {
   const tools = toolDefinitions(plugins);
@@ -118,7 +140,7 @@ export function renderSkillsPrompt(plugins: readonly DiscoveredPlugin[]): string
     const manifest = plugins.find((p) => p.path === t.plugin.path)?.manifest;
     const use = manifest?.when_to_use ? ` Use when: ${oneLine(manifest.when_to_use)}` : '';
     const avoid = manifest?.when_not_to_use ? ` Not when: ${oneLine(manifest.when_not_to_use)}` : '';
-    return `- ${t.name}: ${oneLine(manifest?.description ?? '')}${use}${avoid}`;
+    return `- ${t.name}: ${oneLine(manifest?.description ?? '')}${use}${avoid}${filesNote(t.plugin.path, t.name)}`;
   });
   return ['<skills>', 'Native skills, each callable as the tool of the same name:', ...lines, '</skills>'].join('\n');
 }

@@ -8,9 +8,13 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolRequestSchema,
   ErrorCode as McpErrorCode,
+  ListResourcesRequestSchema,
   ListToolsRequestSchema,
   McpError,
+  ReadResourceRequestSchema,
   type CallToolResult,
+  type JSONRPCMessage,
+  type Resource,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { MAX_RESULT_DEPTH, isPlainObject, nestedDeeperThan } from '../abi/codec.js';
@@ -21,9 +25,17 @@ import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { escapeTerminal } from '../terminal.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
 import { packageVersion } from '../version.js';
+import { detectSandbox } from '../sandbox/index.js';
 import { fullyGranted, permissionDenied } from '../sandbox/permissions.js';
 import { planTools, type ToolDefinition, type ToolPlan } from './definitions.js';
+import { listPluginResources, parseResourceUri, readPluginResource, type PluginResources } from './resources.js';
+import { compileSchema, describeSchemaErrors } from '../manifest/schema.js';
 import { BoundedStdioTransport } from './stdio-transport.js';
+
+/** The first MCP protocol version with `resource_link` content and `structuredContent`. */
+const LINKS_SINCE = '2025-06-18';
+// MCP's "resource not found" error (JSON-RPC server error range).
+const RESOURCE_NOT_FOUND = -32002;
 
 /** Options for {@link SkillplugMcpServer}. */
 export interface McpServerOptions extends PluginLoaderOptions {
@@ -55,11 +67,11 @@ async function pluginFingerprint(p: DiscoveredPlugin): Promise<string> {
   return `${p.path}|${p.status}|${await fileFingerprint(path.join(p.path, 'plugin.json'))}|${await fileFingerprint(p.libraryPath)}`;
 }
 
-function mcpTool(definition: ToolDefinition): Tool {
+function mcpTool(definition: ToolDefinition, readmeUri: string | undefined): Tool {
   const tool: Tool = {
     name: definition.name,
     title: definition.annotations.title,
-    description: definition.description,
+    description: readmeUri ? `${definition.description}\nREADME: ${readmeUri} (MCP resource; read it before first use)` : definition.description,
     inputSchema: definition.input_schema as Tool['inputSchema'],
     annotations: definition.annotations,
     _meta: {
@@ -71,28 +83,54 @@ function mcpTool(definition: ToolDefinition): Tool {
   return tool;
 }
 
-function errorResult(err: PluginError): CallToolResult {
+function errorResult(err: PluginError, extra: CallToolResult['content'] = []): CallToolResult {
   const tail = err.failure?.stderrTail ? `\n--- plugin stderr (last lines) ---\n${err.failure.stderrTail}` : '';
   return {
     isError: true,
-    content: [{ type: 'text', text: `error[${err.code}]: ${err.message}${tail}` }],
+    content: [{ type: 'text', text: `error[${err.code}]: ${err.message}${tail}` }, ...extra],
     _meta: { 'skillplug/error': err.toJSON() },
   };
 }
 
-function successResult(result: PluginResult, workspace: string): CallToolResult {
-  const links = result.files.map((file) => {
-    const absolute = path.resolve(workspace, file);
-    return { type: 'resource_link' as const, uri: pathToFileURL(absolute).href, name: path.basename(absolute) };
-  });
+/**
+ * The files a result names, as the client's protocol version can take them: `resource_link` items
+ * from 2025-06-18 on; before that (where a `resource_link` fails the client's result schema) one text
+ * item listing their file URIs.
+ */
+function fileContent(files: readonly string[], workspace: string, protocol: string): CallToolResult['content'] {
+  if (files.length === 0) return [];
+  const uris = files.map((file) => pathToFileURL(path.resolve(workspace, file)).href);
+  if (protocol >= LINKS_SINCE) return uris.map((uri) => ({ type: 'resource_link' as const, uri, name: path.basename(new URL(uri).pathname) }));
+  return [{ type: 'text', text: `Files:\n${uris.join('\n')}` }];
+}
+
+// Why an output breaks the tool's declared output_schema, or undefined when it keeps the promise.
+function outputProblem(output: unknown, schema: Record<string, unknown> | undefined): string[] | undefined {
+  if (!schema) return undefined;
+  if (!isPlainObject(output)) return [`/: the output is ${Array.isArray(output) ? 'an array' : output === null ? 'null' : typeof output}, not the JSON object an output_schema describes`];
+  const compiled = compileSchema(schema);
+  if (!compiled.ok || compiled.validate(output)) return undefined;
+  return describeSchemaErrors(compiled.validate.errors);
+}
+
+function toolResult(result: PluginResult, definition: ToolDefinition, workspace: string, protocol: string): CallToolResult {
+  const files = fileContent(result.files, workspace, protocol);
   const text = JSON.stringify(result.output);
+  const origin = { plugin: definition.plugin.name, path: definition.plugin.path };
   if (!result.success) {
-    return {
-      isError: true,
-      content: [{ type: 'text', text: `error[E_PLUGIN_FAILED]: ${result.error ?? 'the plugin reported failure'}\n${text}` }, ...links],
-    };
+    const failed = new PluginError(ErrorCode.PLUGIN_FAILED, `Plugin "${origin.plugin}" (${origin.path}) reported failure: ${result.error ?? 'no reason given'}`, { ...origin, data: { output: result.output } });
+    return { ...errorResult(failed, files), content: [{ type: 'text', text: `error[${failed.code}]: ${result.error ?? 'the plugin reported failure'}\n${text}` }, ...files] };
   }
-  const out: CallToolResult = { content: [{ type: 'text', text }, ...links] };
+  const problems = outputProblem(result.output, definition.output_schema);
+  if (problems) {
+    return errorResult(
+      new PluginError(ErrorCode.INVALID_OUTPUT, `Plugin "${origin.plugin}" (${origin.path}) returned output that does not match the output_schema in its plugin.json: ${problems.join('; ')}. Fix the plugin or its output_schema.`, {
+        ...origin,
+        data: { errors: problems },
+      }),
+    );
+  }
+  const out: CallToolResult = { content: [{ type: 'text', text }, ...files] };
   // MCP's structuredContent is an object; other outputs travel as text only.
   if (isPlainObject(result.output)) out.structuredContent = result.output as JsonObject;
   return out;
@@ -119,15 +157,51 @@ export class SkillplugMcpServer {
   private rescanAgain = false;
   private connected = false;
   private closing: Promise<void> | undefined;
+  // The protocol version agreed with the client; content types follow it. Until initialize: the oldest.
+  private protocol = '2024-11-05';
+  private resources = new Map<string, PluginResources>();
+  private resourceFingerprint = '';
+  private confined: Promise<boolean> | undefined;
 
   constructor(options: McpServerOptions = {}) {
     this.options = options;
     this.log = options.log ?? ((line) => process.stderr.write(`${escapeTerminal(line)}\n`));
     this.loader = new PluginLoader({ onWarning: (m) => this.log(`skillplug serve: warning: ${m}`), ...options });
-    this.server = new Server({ name: 'skillplug', version: packageVersion() }, { capabilities: { tools: { listChanged: true } } });
+    this.server = new Server({ name: 'skillplug', version: packageVersion() }, { capabilities: { tools: { listChanged: true }, resources: { listChanged: true } } });
     this.server.setRequestHandler(ListToolsRequestSchema, async () => {
       await this.refresh();
-      return { tools: this.plan.tools.flatMap((t) => this.publishable(mcpTool(t.definition))) };
+      return { tools: this.plan.tools.flatMap((t) => this.publishable(mcpTool(t.definition, this.readmeUri(t.definition.name)))) };
+    });
+    this.server.setRequestHandler(ListResourcesRequestSchema, async () => {
+      await this.refresh();
+      const resources: Resource[] = [];
+      for (const t of this.plan.tools) {
+        for (const r of this.resources.get(t.definition.name)?.resources ?? []) {
+          resources.push({ uri: r.uri, name: `${t.definition.name}/${r.relative}`, mimeType: r.mimeType, description: `${r.relative} of plugin ${t.definition.plugin.name}`, size: r.size } as Resource);
+        }
+      }
+      return { resources };
+    });
+    this.server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
+      const uri = request.params.uri;
+      const named = parseResourceUri(uri);
+      const find = () => {
+        const entry = named && this.plan.tools.find((t) => t.definition.name === named.tool);
+        const resource = entry && this.resources.get(entry.definition.name)?.resources.find((r) => r.relative === named.relative);
+        return entry && resource ? { entry, resource } : undefined;
+      };
+      let found = find();
+      if (!found) {
+        await this.refresh();
+        found = find();
+      }
+      if (!found) throw new McpError(RESOURCE_NOT_FOUND, `Resource not found: ${uri}. List the resources (resources/list) for what the plugins offer.`, { uri, code: ErrorCode.NOT_FOUND });
+      try {
+        return { contents: [await readPluginResource(found.entry.plugin.path, found.entry.definition.name, found.resource)] };
+      } catch (err) {
+        const e = asPluginError(err, ErrorCode.INTERNAL, `reading ${uri}`);
+        throw new McpError(RESOURCE_NOT_FOUND, e.message, { uri, code: e.code });
+      }
     });
     this.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       let entry = this.plan.tools.find((t) => t.definition.name === request.params.name);
@@ -160,13 +234,31 @@ export class SkillplugMcpServer {
           { input: (request.params.arguments ?? {}) as JsonObject, workspace_root: this.loader.workspace, config: this.loader.pluginConfig(plugin.metadata.name) },
           { signal: extra.signal },
         );
-        return successResult(result, this.loader.workspace);
+        return toolResult(result, entry.definition, this.loader.workspace, this.protocol);
       } catch (err) {
         return errorResult(asPluginError(err, ErrorCode.INTERNAL, `running ${entry.definition.name}`));
       } finally {
         if (progress) clearInterval(progress);
       }
     });
+  }
+
+  private readmeUri(tool: string): string | undefined {
+    return this.resources.get(tool)?.resources.find((r) => r.relative === 'README.md')?.uri;
+  }
+
+  /** The MCP protocol version agreed with the client (the oldest supported before it initializes). */
+  get protocolVersion(): string {
+    return this.protocol;
+  }
+
+  // Annotations may claim only what the run enforces: isolated plugins in a sandbox that works here.
+  private runConfined(): Promise<boolean> {
+    this.confined ??= (async () => {
+      if ((this.options.isolation ?? 'process') !== 'process' || this.loader.security.sandbox === 'off') return false;
+      return (await detectSandbox()).available;
+    })();
+    return this.confined;
   }
 
   // One tool that cannot be serialized is left out, never the whole list.
@@ -187,6 +279,13 @@ export class SkillplugMcpServer {
   /** Connects to a transport and starts watching for plugin changes. */
   async connect(transport: Transport): Promise<void> {
     await this.refresh();
+    // The SDK's Server keeps the negotiated version to itself: read it off the initialize answer.
+    const send = transport.send.bind(transport);
+    transport.send = (message: JSONRPCMessage, options?: Parameters<Transport['send']>[1]) => {
+      const result = (message as { result?: { protocolVersion?: unknown; serverInfo?: unknown } }).result;
+      if (result && typeof result.protocolVersion === 'string' && result.serverInfo !== undefined) this.protocol = result.protocolVersion;
+      return send(message, options);
+    };
     await this.server.connect(transport);
     this.connected = true;
     if (this.watching()) this.onFilesChanged();
@@ -218,6 +317,7 @@ export class SkillplugMcpServer {
    */
   private rewatch(plugins: readonly DiscoveredPlugin[]): void {
     const wanted = new Set<string>(plugins.map((p) => p.path));
+    for (const listed of this.resources.values()) for (const dir of listed.dirs) wanted.add(dir);
     for (const dir of this.loader.trustedDirs()) wanted.add(nearestExisting(dir));
     for (const [dir, watcher] of this.watchers) {
       if (!wanted.has(dir)) {
@@ -310,8 +410,18 @@ export class SkillplugMcpServer {
   // Rediscovers plugins; tells the client when the tool list changed.
   private async refresh(notify = false): Promise<void> {
     const plugins = (await this.loader.discoverPlugins()).map((p) => this.withGrantVerdict(p));
-    if (this.connected && !this.closing && this.watching()) this.rewatch(plugins);
-    const plan = planTools(plugins);
+    const plan = planTools(plugins, { confined: await this.runConfined() });
+    const resources = new Map(plan.tools.map((t) => [t.definition.name, listPluginResources(t.plugin.path, t.definition.name)]));
+    const resourceFingerprint = [...resources].map(([tool, r]) => `${tool}:${r.resources.map((x) => `${x.relative}=${x.identity}`).join(',')}`).join('\n');
+    for (const [tool, r] of resources) {
+      for (const skipped of r.skipped) {
+        const line = `skillplug serve: resource ${tool}/${skipped.relative} is not served (${skipped.reason})`;
+        if (!this.reported.has(line)) {
+          this.reported.add(line);
+          this.log(line);
+        }
+      }
+    }
     for (const p of plugins) {
       if (p.status === 'ok') continue;
       const line = `skillplug serve: left out ${p.path}: ${p.errors.map((e) => `[${e.code}] ${e.message}`).join(' ')}`;
@@ -327,10 +437,17 @@ export class SkillplugMcpServer {
         this.log(line);
       }
     }
-    const fingerprint = (await Promise.all(plugins.map(pluginFingerprint))).sort().join('\n');
+    // A README that appears or goes changes the tool's description, hence the tool list.
+    const readmes = plan.tools.filter((t) => resources.get(t.definition.name)?.resources.some((r) => r.relative === 'README.md')).map((t) => t.definition.name);
+    const fingerprint = `${(await Promise.all(plugins.map(pluginFingerprint))).sort().join('\n')}\nreadmes:${readmes.join(',')}`;
     const changed = fingerprint !== this.fingerprint;
+    const resourcesChanged = resourceFingerprint !== this.resourceFingerprint;
     this.plan = plan;
     this.fingerprint = fingerprint;
+    this.resources = resources;
+    this.resourceFingerprint = resourceFingerprint;
+    if (this.connected && !this.closing && this.watching()) this.rewatch(plugins);
+    if (resourcesChanged && notify && this.connected) await this.server.sendResourceListChanged().catch(() => undefined);
     if (changed) {
       for (const [dir, entry] of this.loaded) {
         const still = plugins.find((p) => p.path === dir && p.status === 'ok');
@@ -360,8 +477,10 @@ export async function serveStdio(options: McpServerOptions = {}): Promise<void> 
   const transport = new BoundedStdioTransport({ maxMessageBytes });
   const stopped = new Promise<void>((resolve) => {
     const stop = (): void => void server.close().finally(resolve);
-    process.stdin.once('end', stop);
-    process.stdin.once('close', stop);
+    // The client hung up its end: calls already read still get their answers before serving stops.
+    const finish = (): void => void transport.settled().then(stop);
+    process.stdin.once('end', finish);
+    process.stdin.once('close', finish);
     transport.onclose = stop;
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

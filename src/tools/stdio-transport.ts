@@ -100,6 +100,9 @@ export class BoundedStdioTransport implements Transport {
   private head = '';
   private tail = '';
   private closed = false;
+  // Requests read and not yet answered; `settled()` waits for them.
+  private readonly unanswered = new Set<RequestId>();
+  private settledWaiters: (() => void)[] = [];
 
   constructor(options: BoundedStdioOptions) {
     this.maxBytes = options.maxMessageBytes;
@@ -123,7 +126,26 @@ export class BoundedStdioTransport implements Transport {
     this.onclose?.();
   }
 
+  /** Resolves once every request read so far has been answered and its answer handed to stdout. */
+  settled(): Promise<void> {
+    return this.unanswered.size === 0 ? Promise.resolve() : new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
+  private answered(id: RequestId): void {
+    if (!this.unanswered.delete(id) || this.unanswered.size > 0) return;
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
   send(message: JSONRPCMessage): Promise<void> {
+    const answers = 'id' in message && !('method' in message) ? (message.id as RequestId) : undefined;
+    return this.write(message).finally(() => {
+      if (answers !== undefined) this.answered(answers);
+    });
+  }
+
+  private write(message: JSONRPCMessage): Promise<void> {
     let line: string;
     try {
       line = `${JSON.stringify(message)}\n`;
@@ -185,6 +207,9 @@ export class BoundedStdioTransport implements Transport {
     }
     const problem = rejection(value, this.maxDepth);
     if (!problem) {
+      if (isRecord(value) && typeof value.method === 'string' && validId(value.id)) this.unanswered.add(value.id);
+      // The server sends nothing for a request its client cancelled: it counts as answered.
+      if (isRecord(value) && value.method === 'notifications/cancelled' && isRecord(value.params) && validId(value.params.requestId)) this.answered(value.params.requestId);
       this.onmessage?.(value as JSONRPCMessage);
       return;
     }

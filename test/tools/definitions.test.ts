@@ -44,6 +44,15 @@ describe('tool definitions', () => {
     assert.equal(t?.annotations.readOnlyHint, false);
   });
 
+  it('claims readOnlyHint and a closed world only for a confined run, and never for a plugin that may write', () => {
+    const unconfined = toolDefinitions(plugins).find((d) => d.name === 'mine');
+    assert.deepEqual([unconfined?.annotations.readOnlyHint, unconfined?.annotations.openWorldHint], [false, true]);
+    const confined = toolDefinitions(plugins, { confined: true });
+    const mine = confined.find((d) => d.name === 'mine');
+    assert.deepEqual([mine?.annotations.readOnlyHint, mine?.annotations.openWorldHint], [true, false]);
+    assert.equal(confined.find((d) => d.name === 'file_stats_v2')?.annotations.readOnlyHint, false);
+  });
+
   it('resolves name clashes by precedence (explicit, then workspace) and reports them; a workspace plugin never shadows the user\'s', () => {
     const plan = planTools(plugins);
     const byName = Object.fromEntries(plan.tools.map((t) => [t.definition.name, t.definition.description]));

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { detectSandbox } from '../../src/sandbox/index.js';
 import { CLI_PATH, REPO_ROOT, buildFixture, tempDir } from '../helpers/fixtures.js';
 
 const text = (r: CallToolResult) => r.content.filter((c) => c.type === 'text').map((c) => (c as { text: string }).text).join('\n');
@@ -79,8 +80,10 @@ describe('skillplug serve (MCP over stdio)', () => {
     const echo = tools.find((t) => t.name === 'echo');
     assert.deepEqual(echo?.inputSchema.required, ['q']);
     assert.match(echo?.description ?? '', /Echoes its context\nWhen to use: when testing/);
-    assert.equal(echo?.annotations?.readOnlyHint, true);
+    // Granted the network: neither read-only nor a closed world, even in the sandbox.
+    assert.equal(echo?.annotations?.readOnlyHint, false);
     assert.equal(echo?.annotations?.openWorldHint, true);
+    assert.equal(tools.find((t) => t.name === 'heap')?.annotations?.readOnlyHint, (await detectSandbox()).available);
     assert.deepEqual(echo?._meta?.['skillplug/allowed_tools'], ['read']);
     assert.equal(tools.find((t) => t.name === 'heap')?.annotations?.openWorldHint, false);
     assert.match(stderr, /left out .*broken.*E_INVALID_MANIFEST/);
