@@ -10,7 +10,9 @@ const trustCommands = () => import('./trust-commands.js');
 const authoringCommands = () => import('./authoring-commands.js');
 const permissionCommands = () => import('./permission-commands.js');
 
-const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
+// A function: the trust-flag line is read from COMMAND_OPTIONS, so help cannot drift from what parses.
+function helpText(): string {
+  return `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
 
 Usage:
   skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--deep] [--timeout MS] [--json]
@@ -44,9 +46,9 @@ you grant with "skillplug grant", or for one run (list, inspect, run, dev, serve
 grants them to every plugin it serves). A plugin asking for more than granted does not load
 (E_PERMISSION_DENIED); the error names the grant command.
 
-Trust flags (list, inspect, run, lock): --require-signature, --trusted-key FILE (repeatable),
---strict. Workspace plugin dirs load only after "skillplug trust" or when a trusted key signed
-their skillplug-statement.json. A workspace plugin named like one in ~/.vtcode/plugins is refused
+Trust flags (${trustFlagCommands().join(', ')}):
+--require-signature, --trusted-key FILE (repeatable), --strict. Workspace plugin dirs load only
+after "skillplug trust" or when a trusted key signed their skillplug-statement.json. A workspace plugin named like one in ~/.vtcode/plugins is refused
 (E_SHADOWING) unless "allow_shadowing" lists it, and never when older (E_ROLLBACK).
 
 PLUGIN is a plugin name found in the trusted dirs or a path to a plugin directory inside one.
@@ -70,6 +72,7 @@ serve: a message over --max-message-mb (default: 64) gets a JSON-RPC error; a pl
 Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
 3 plugin could not be loaded; 4 plugin failed while running.
 `;
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -130,6 +133,11 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   demo: {},
 };
 
+/** Commands that take the trust flags (--require-signature, --trusted-key, --strict). */
+function trustFlagCommands(): string[] {
+  return Object.keys(COMMAND_OPTIONS).filter((command) => 'trusted-key' in (COMMAND_OPTIONS[command] as Options));
+}
+
 
 function parseCommand(command: string, args: string[]): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
@@ -168,11 +176,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === undefined) {
       // No command is a usage error: help goes to stderr so stdout stays clean for scripts.
-      process.stderr.write(HELP);
+      process.stderr.write(helpText());
       return ExitCode.USAGE;
     }
     if (command === 'help' || command === '--help' || command === '-h') {
-      await writeOut(HELP);
+      await writeOut(helpText());
       return ExitCode.OK;
     }
     if (command === '--version' || command === '-v') {
