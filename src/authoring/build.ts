@@ -5,6 +5,8 @@ import { ErrorCode, PluginError } from '../errors.js';
 import { PLUGIN_ABI_VERSION } from '../abi/types.js';
 import { isPlainObject } from '../abi/codec.js';
 import { packageRoot } from '../toolchain.js';
+import { unknownFieldWarnings } from '../manifest/unknown-fields.js';
+import type { ValidationWarning } from '../manifest/vtcode.js';
 import { MANIFEST_FILE, findLibrary, libraryCandidates, libraryFilename, readManifest } from '../manifest/index.js';
 
 /** How a plugin project is built. */
@@ -30,6 +32,8 @@ export interface BuildResult {
   pluginDir: string;
   libraryPath: string;
   buildMs: number;
+  /** plugin.json fields nothing reads (likely typos), each with the name it probably meant. */
+  warnings: ValidationWarning[];
 }
 
 const OUTPUT_TAIL_BYTES = 8192;
@@ -129,7 +133,8 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   }
   await rm(pluginDir, { recursive: true, force: true });
   await rename(stage, pluginDir);
-  return { name, tool, pluginDir, libraryPath: path.join(pluginDir, libraryFilename(name)), buildMs };
+  const warnings = unknownFieldWarnings(reading.raw, path.join(dir, MANIFEST_FILE));
+  return { name, tool, pluginDir, libraryPath: path.join(pluginDir, libraryFilename(name)), buildMs, warnings };
 }
 
 /**

@@ -50,6 +50,7 @@ export async function devLoop(options: DevOptions): Promise<number> {
     const t0 = Date.now();
     try {
       const built = await buildPlugin({ dir, out, onProgress: (ms) => options.write(`  building… ${Math.round(ms / 1000)} s`) });
+      for (const w of built.warnings) options.write(`warning[${w.code}]: ${w.message}`);
       const loader = new PluginLoader({ defaultDirs: false, ...options.loader, pluginsDirs: [out] });
       const t1 = Date.now();
       const plugin = await loader.loadPlugin(built.pluginDir);

@@ -7,6 +7,7 @@ import { ErrorCode } from '../errors.js';
 import { compileSchema, toolSchemaProblem, type FileIdentity } from './schema.js';
 import type { ValidationIssue } from './issue.js';
 import { checkLibrarySymbols } from './library-symbols.js';
+import { unknownFieldWarnings } from './unknown-fields.js';
 import { WarningCode, vtcodeLibraryNames, vtcodeMetadataWarnings, vtcodeNameWarning, type ValidationWarning } from './vtcode.js';
 
 export type { ValidationIssue };
@@ -322,7 +323,7 @@ export async function validatePlugin(dir: string): Promise<PluginValidation> {
   const reading = await readManifest(dir);
   const errors = [...reading.issues];
   const file = path.join(dir, MANIFEST_FILE);
-  const warnings = vtcodeMetadataWarnings(reading.raw, file);
+  const warnings = [...vtcodeMetadataWarnings(reading.raw, file), ...unknownFieldWarnings(reading.raw, file)];
   // Asked for by name, so the schemas are compiled too (discovery compiles only what may load).
   for (const field of ['input_schema', 'output_schema'] as const) {
     const value = isPlainObject(reading.raw) ? reading.raw[field] : undefined;
