@@ -548,7 +548,7 @@ export class PluginLoader {
     const manifest = reading.manifest;
     const name = manifest.name;
     const lookup = await findLibrary(canonical, name);
-    if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { plugin: name, path: canonical });
+    if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { plugin: name, path: canonical, ...(lookup.issue.data ? { data: lookup.issue.data } : {}) });
     const libraryPath = await canonicalOrAbsolute(lookup.path);
     if (!isInside(libraryPath, trusted.path)) {
       throw new PluginError(
