@@ -21,7 +21,7 @@ Usage:
   skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
                      [--workspace DIR] [--plugins-dir DIR]... [--isolation process|none]
                      [--sandbox auto|required|off] [--timeout MS] [--max-memory MIB]
-                     [--max-procs N] [--json]
+                     [--max-procs N] [--verbose] [--json]
   skillplug keygen   --out PREFIX [--force]
   skillplug sign     PLUGIN --key FILE
   skillplug verify   PLUGIN --pubkey FILE
@@ -68,6 +68,10 @@ host between calls, so a plugin that leaks keeps working; 0 turns either off.
 serve: a message over --max-message-mb (default: 64) gets a JSON-RPC error; a plugin that crashed
 3 times in a minute is refused for --quarantine-cooldown ms (default 60000, doubling on repeat,
 0: until lifted); SIGHUP lifts every quarantine.
+
+Plugin output: dev and run --verbose show what an isolated plugin writes to stderr/stdout as it
+arrives, marked "[plugin NAME]"; a line starting <0>…<7> (syslog levels, <6> info, <3> error) is a
+log line of that level (docs/abi.md, "Logging").
 
 Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
 3 plugin could not be loaded; 4 plugin failed while running.
@@ -125,6 +129,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     input: { type: 'string' },
     'input-file': { type: 'string' },
     config: { type: 'string' },
+    verbose: { type: 'boolean' },
   },
   serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, 'max-message-mb': { type: 'string' }, 'quarantine-cooldown': { type: 'string' } },
   new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
@@ -251,6 +256,7 @@ export async function main(argv: string[]): Promise<number> {
           input: values.input as string | undefined,
           inputFile: values['input-file'] as string | undefined,
           config: values.config as string | undefined,
+          verbose: values.verbose === true,
         });
       case 'serve':
         noPositionals();
