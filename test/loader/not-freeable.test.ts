@@ -1,6 +1,7 @@
 // A plugin exporting vtcode_plugin_free_string that returns a string literal or static buffer is refused
 // with the rule explained, before anything frees it (which crashed the host: E_CRASHED SIGSEGV/SIGABRT).
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginLoader, type IsolationMode } from '../../src/index.js';
@@ -16,10 +17,11 @@ describe('strings the free function must not free', () => {
 
   before(async () => {
     root = tempDir();
+    const fresh = { BUILD_ID: JSON.stringify(randomUUID()) };
     dirs = await buildFixtures(root, [
-      { key: 'literalMeta', source: 'static_free', name: 'literal-meta' },
-      { key: 'literalResult', source: 'static_free', name: 'literal-result', defines: { HEAP_METADATA: '1' } },
-      { key: 'bufferResult', source: 'static_free', name: 'buffer-result', defines: { HEAP_METADATA: '1', STATIC_BUFFER: '1' } },
+      { key: 'literalMeta', source: 'static_free', name: 'literal-meta', defines: fresh },
+      { key: 'literalResult', source: 'static_free', name: 'literal-result', defines: { HEAP_METADATA: '1', ...fresh } },
+      { key: 'bufferResult', source: 'static_free', name: 'buffer-result', defines: { HEAP_METADATA: '1', STATIC_BUFFER: '1', ...fresh } },
       { key: 'heap', source: 'static_free', name: 'all-heap', defines: { HEAP_METADATA: '1', HEAP_RESULT: '1' } },
     ]);
   });
