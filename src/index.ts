@@ -7,6 +7,8 @@ export type { JsonObject, JsonValue, PluginContext, PluginMetadata, PluginResult
 export type { ExecuteOptions, NativePluginTrait, SyncNativePlugin } from './plugin/interfaces.js';
 export { canExecuteSync } from './plugin/interfaces.js';
 export { abiStructTypes } from './abi/native.js';
+export { MAX_LOG_LINE_CHARS, LOG_BURST_LINES, LOG_LINES_PER_SECOND, PLUGIN_LOG_LEVELS } from './abi/plugin-log.js';
+export type { PluginLogEvent, PluginLogLevel } from './abi/plugin-log.js';
 export type { AbiStructTypes } from './abi/native.js';
 export { ErrorCode, PluginError, isPluginError } from './errors.js';
 export type { HostFailure, PluginErrorDetails } from './errors.js';

@@ -27,6 +27,7 @@
 #ifndef VTCODE_PLUGIN_H
 #define VTCODE_PLUGIN_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -548,5 +549,46 @@ static inline int vtcode_json_bool(const char *json, const char *path, int fallb
  */
 #define VTCODE_PLUGIN_EXPORT_METADATA(json) \
   VTCODE_EXTERN_C VTCODE_EXPORT const char *vtcode_plugin_metadata(void) { return vtcode_strdup(json); }
+
+/* ---------- logging (optional; docs/abi.md "Logging") ---------- */
+
+/*
+ * A log line is one line on stderr starting with a syslog level in angle brackets; skillplug shows it
+ * in `dev` and `run --verbose`, keeps it for logs, and forwards it to MCP clients; VT Code and other
+ * hosts see a plain stderr line. Without this header it is one call:
+ *   fprintf(stderr, "<6>indexed %d files\n", n);
+ */
+#define VTCODE_LOG_EMERGENCY 0
+#define VTCODE_LOG_ALERT 1
+#define VTCODE_LOG_CRITICAL 2
+#define VTCODE_LOG_ERROR 3
+#define VTCODE_LOG_WARNING 4
+#define VTCODE_LOG_NOTICE 5
+#define VTCODE_LOG_INFO 6
+#define VTCODE_LOG_DEBUG 7
+
+/* Writes one log line (printf-style; newlines in the text become spaces, the line is cut at 4000 bytes). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static inline void vtcode_log(int level, const char *format, ...) {
+  char text[4000];
+  va_list args;
+  va_start(args, format);
+  int n = vsnprintf(text, sizeof text, format, args);
+  va_end(args);
+  if (n < 0) return;
+  for (char *c = text; *c; c++) {
+    if (*c == '\n' || *c == '\r') *c = ' ';
+  }
+  if (level < VTCODE_LOG_EMERGENCY || level > VTCODE_LOG_DEBUG) level = VTCODE_LOG_INFO;
+  /* One fprintf: stdio locks stderr for it, so lines from several threads never interleave. */
+  fprintf(stderr, "<%d>%s\n", level, text);
+}
+
+#define vtcode_log_error(...) vtcode_log(VTCODE_LOG_ERROR, __VA_ARGS__)
+#define vtcode_log_warning(...) vtcode_log(VTCODE_LOG_WARNING, __VA_ARGS__)
+#define vtcode_log_info(...) vtcode_log(VTCODE_LOG_INFO, __VA_ARGS__)
+#define vtcode_log_debug(...) vtcode_log(VTCODE_LOG_DEBUG, __VA_ARGS__)
 
 #endif /* VTCODE_PLUGIN_H */

@@ -320,7 +320,26 @@ export function decodeMetadata(returned: DecodableString, origin: Origin): Plugi
 export type DecodableString = { kind: 'bytes'; bytes: Uint8Array } | { kind: 'text'; text: string };
 
 /** A string a plugin returned, copied out of its memory (and already freed when it exports a free function). */
-export type ReturnedString = { kind: 'null' } | DecodableString | { kind: 'too-large'; length: number };
+export type ReturnedString = { kind: 'null' } | DecodableString | { kind: 'too-large'; length: number } | NotFreeableString;
+
+/**
+ * A string in the library's own image (a literal, or a static buffer when `writable`) returned by a
+ * plugin that exports `vtcode_plugin_free_string`: freeing it would crash, so it was neither read nor freed.
+ */
+export interface NotFreeableString {
+  kind: 'not-freeable';
+  writable: boolean;
+}
+
+/** The error for a {@link NotFreeableString}: E_INVALID_METADATA from `vtcode_plugin_metadata()`, else E_INVALID_RESULT. */
+export function notFreeableError(returned: NotFreeableString, fn: 'vtcode_plugin_metadata' | 'vtcode_plugin_execute', origin: Origin): PluginError {
+  const what = returned.writable ? 'a static buffer' : 'a string literal';
+  return new PluginError(
+    fn === 'vtcode_plugin_metadata' ? ErrorCode.INVALID_METADATA : ErrorCode.INVALID_RESULT,
+    `Plugin "${origin.plugin}" (${origin.path}) returned ${what} from ${fn}() while exporting vtcode_plugin_free_string: VT Code passes every returned string to that function, and freeing memory that was never allocated crashes it. Return a heap copy (malloc/strdup, CString::into_raw) or stop exporting vtcode_plugin_free_string.`,
+    { plugin: origin.plugin, path: origin.path, data: { reason: 'not-freeable', function: fn, storage: returned.writable ? 'static-buffer' : 'string-literal' } },
+  );
+}
 
 /** Builds the NULL-result error. */
 export function nullResultError(what: string, origin: Origin): PluginError {

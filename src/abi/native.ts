@@ -1,4 +1,5 @@
 // The one door to native code: no other module imports the FFI library.
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Koffi from 'koffi';
 import { ErrorCode, PluginError } from '../errors.js';
@@ -86,6 +87,28 @@ function decodeCString(ptr: bigint, maxBytes: number): ReturnedString {
   return classify(text, maxBytes) ?? { kind: 'bytes', bytes: new Uint8Array(koffi().view(ptr, strlen(ptr))).slice() };
 }
 
+interface Mapping {
+  start: bigint;
+  end: bigint;
+  writable: boolean;
+}
+
+/** The library's own mappings (Linux /proc/self/maps, matched by inode); empty where unreadable. */
+function libraryMappings(libraryPath: string): Mapping[] {
+  if (process.platform !== 'linux') return [];
+  try {
+    const inode = statSync(libraryPath, { bigint: true }).ino;
+    const mappings: Mapping[] = [];
+    for (const line of readFileSync('/proc/self/maps', 'latin1').split('\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ (\d+)/.exec(line);
+      if (m && BigInt(m[4] as string) === inode) mappings.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), writable: (m[3] as string)[1] === 'w' });
+    }
+    return mappings;
+  } catch {
+    return [];
+  }
+}
+
 /** A dlopen'ed ABI v1 library. */
 export interface NativeLibrary {
   /** The path given to the dynamic loader. */
@@ -148,9 +171,16 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
     freeString = undefined;
   }
 
+  // With a free function, a pointer into the library's own image (a literal, a static buffer) must not be freed: found once here.
+  const ownImage = freeString ? libraryMappings(libraryPath) : [];
   // Copies the string out, then frees it exactly once whatever its content.
   const take = (ptr: unknown, maxBytes: number): ReturnedString => {
     if (ptr === null || ptr === undefined || ptr === 0n || ptr === 0) return { kind: 'null' };
+    if (ownImage.length > 0) {
+      const at = typeof ptr === 'bigint' ? ptr : BigInt(koffi().address(ptr));
+      const mapping = ownImage.find((m) => at >= m.start && at < m.end);
+      if (mapping) return { kind: 'not-freeable', writable: mapping.writable };
+    }
     try {
       return decodeCString(ptr as bigint, maxBytes);
     } finally {

@@ -5,6 +5,8 @@ import { ErrorCode, PluginError } from '../errors.js';
 import { PLUGIN_ABI_VERSION } from '../abi/types.js';
 import { isPlainObject } from '../abi/codec.js';
 import { packageRoot } from '../toolchain.js';
+import { unknownFieldWarnings } from '../manifest/unknown-fields.js';
+import type { ValidationWarning } from '../manifest/vtcode.js';
 import { MANIFEST_FILE, findLibrary, libraryCandidates, libraryFilename, readManifest } from '../manifest/index.js';
 import { sha256 } from '../signing/lock.js';
 import { writeMetadataHeader } from './metadata-header.js';
@@ -35,6 +37,8 @@ export interface BuildResult {
   /** sha256 (hex) of the plugin.json and the library written into `pluginDir`. */
   manifestSha256: string;
   librarySha256: string;
+  /** plugin.json fields nothing reads (likely typos), each with the name it probably meant. */
+  warnings: ValidationWarning[];
 }
 
 const OUTPUT_TAIL_BYTES = 8192;
@@ -138,6 +142,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   }
   await rm(pluginDir, { recursive: true, force: true });
   await rename(stage, pluginDir);
+  const warnings = unknownFieldWarnings(reading.raw, path.join(dir, MANIFEST_FILE));
   return {
     name,
     tool,
@@ -146,6 +151,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     buildMs,
     manifestSha256: sha256(manifestBytes),
     librarySha256: sha256(libraryBytes),
+    warnings,
   };
 }
 

@@ -1,6 +1,7 @@
 import { watch } from 'node:fs';
 import path from 'node:path';
-import type { JsonObject } from '../abi/types.js';
+import { describeLogEvent } from '../abi/plugin-log.js';
+import type { JsonObject, PluginResult } from '../abi/types.js';
 import { asPluginError, ErrorCode } from '../errors.js';
 import { PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
 import { buildPlugin, type BuildResult } from './build.js';
@@ -75,7 +76,9 @@ export async function devLoop(options: DevOptions): Promise<number> {
     const t0 = Date.now();
     try {
       const built = await buildPlugin({ dir, out, onProgress: (ms) => options.write(`  building… ${Math.round(ms / 1000)} s`) });
-      const loader = ownBuildLoader(built, options.loader);
+      for (const w of built.warnings) options.write(`warning[${w.code}]: ${w.message}`);
+      // The plugin's stderr/stdout lines, as they arrive (isolated plugins; in-process ones write straight to this stderr).
+      const loader = ownBuildLoader(built, { ...options.loader, onPluginLog: (event) => options.write(describeLogEvent(event)) });
       if (loader.security.requireSignature && !noticed) {
         noticed = true;
         (options.notice ?? options.write)(unsignedBuildNotice(built));
@@ -83,15 +86,18 @@ export async function devLoop(options: DevOptions): Promise<number> {
       const t1 = Date.now();
       const plugin = await loader.loadPlugin(built.pluginDir);
       const t2 = Date.now();
+      let result: PluginResult;
+      let t3: number;
       try {
-        const result = await plugin.execute({ input: options.input, workspace_root: loader.workspace, config: options.config ?? loader.pluginConfig(built.name) });
-        const t3 = Date.now();
-        options.write(`${result.success ? '✔' : '✘'} ${built.name}: built with ${built.tool} in ${built.buildMs} ms · loaded in ${t2 - t1} ms · ran in ${t3 - t2} ms (total ${t3 - t0} ms)`);
-        options.write(JSON.stringify(result, null, 2));
-        return result.success ? 0 : 1;
+        result = await plugin.execute({ input: options.input, workspace_root: loader.workspace, config: options.config ?? loader.pluginConfig(built.name) });
+        t3 = Date.now();
       } finally {
+        // Closing reads the plugin's log to the end, so its lines come before the result.
         await plugin.close();
       }
+      options.write(`${result.success ? '✔' : '✘'} ${built.name}: built with ${built.tool} in ${built.buildMs} ms · loaded in ${t2 - t1} ms · ran in ${t3 - t2} ms (total ${t3 - t0} ms)`);
+      options.write(JSON.stringify(result, null, 2));
+      return result.success ? 0 : 1;
     } catch (err) {
       const e = asPluginError(err, ErrorCode.INTERNAL, 'dev loop failed');
       options.write(`✘ error[${e.code}]: ${e.message}${e.failure?.stderrTail ? `\n${e.failure.stderrTail}` : ''}`);

@@ -48,7 +48,8 @@ export async function buildCommand(dir: string | undefined, flags: { out?: strin
     onProgress: (ms) => writeErr(`skillplug: building… ${Math.round(ms / 1000)} s`),
   });
   if (flags.json) await writeOut(`${JSON.stringify(result)}\n`);
-  else await writeOut(`Built ${result.name} with ${result.tool} in ${result.buildMs} ms\n  plugin dir: ${result.pluginDir}\n  library:    ${result.libraryPath}\n`);
+  else for (const w of result.warnings) writeErr(`skillplug: warning[${w.code}]: ${w.message}`);
+  if (!flags.json) await writeOut(`Built ${result.name} with ${result.tool} in ${result.buildMs} ms\n  plugin dir: ${result.pluginDir}\n  library:    ${result.libraryPath}\n`);
   return ExitCode.OK;
 }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
+import { describeLogEvent, type PluginLogEvent } from '../abi/plugin-log.js';
 import type { JsonObject, PluginMetadata } from '../abi/types.js';
 import type { NativePluginTrait } from '../plugin/interfaces.js';
 import { cachedMetadata } from '../discovery/metadata-cache.js';
@@ -294,6 +295,8 @@ export async function readInputFlag(flags: { input?: string | undefined; inputFi
 
 /** Flags of `skillplug run`. */
 export interface RunFlags extends LoaderFlags {
+  /** Show the plugin's stderr/stdout lines on stderr as they arrive. */
+  verbose?: boolean | undefined;
   input?: string | undefined;
   inputFile?: string | undefined;
   config?: string | undefined;
@@ -304,7 +307,8 @@ export interface RunFlags extends LoaderFlags {
 export async function runCommand(ref: string, flags: RunFlags): Promise<number> {
   const input = await readInputFlag(flags);
   const explicitConfig = flags.config === undefined ? undefined : parseJsonObjectFlag(flags.config, '--config');
-  const loader = loaderFromFlags(flags);
+  const loader = new PluginLoader({ ...loaderOptions(flags), ...(flags.verbose ? { onPluginLog: (event: PluginLogEvent) => writeErr(describeLogEvent(event)) } : {}) });
+  if (flags.verbose && flags.isolation === 'none') writeErr('skillplug: with --isolation none the plugin writes to this stderr directly; its lines are not marked or escaped.');
   return withPlugin(loader, ref, async (plugin) => {
     const config = explicitConfig ?? loader.pluginConfig(plugin.metadata.name);
     const result = await plugin.execute(

@@ -11,7 +11,9 @@ const authoringCommands = () => import('./authoring-commands.js');
 const permissionCommands = () => import('./permission-commands.js');
 const keysCommands = () => import('./keys-commands.js');
 
-const HELP = `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
+// A function: the trust-flag line is read from COMMAND_OPTIONS, so help cannot drift from what parses.
+function helpText(): string {
+  return `skillplug: load native-code plugins (VT Code native plugin ABI v1) as skills for AI agents
 
 Usage:
   skillplug list     [--workspace DIR] [--plugins-dir DIR]... [--deep] [--timeout MS] [--json]
@@ -20,7 +22,7 @@ Usage:
   skillplug run      PLUGIN [--input JSON | --input-file FILE | --input -] [--config JSON]
                      [--workspace DIR] [--plugins-dir DIR]... [--isolation process|none]
                      [--sandbox auto|required|off] [--timeout MS] [--max-memory MIB]
-                     [--max-procs N] [--json]
+                     [--max-procs N] [--verbose] [--json]
   skillplug keygen   --out PREFIX [--force]
   skillplug sign     PLUGIN --key FILE
   skillplug verify   PLUGIN --pubkey FILE
@@ -51,9 +53,9 @@ you grant with "skillplug grant", or for one run (list, inspect, run, dev, serve
 grants them to every plugin it serves). A plugin asking for more than granted does not load
 (E_PERMISSION_DENIED); the error names the grant command.
 
-Trust flags (list, inspect, run, lock): --require-signature, --trusted-key FILE (repeatable),
---strict. Workspace plugin dirs load only after "skillplug trust" or when a trusted key signed
-their skillplug-statement.json. A workspace plugin named like one in ~/.vtcode/plugins is refused
+Trust flags (${trustFlagCommands().join(', ')}):
+--require-signature, --trusted-key FILE (repeatable), --strict. Workspace plugin dirs load only
+after "skillplug trust" or when a trusted key signed their skillplug-statement.json. A workspace plugin named like one in ~/.vtcode/plugins is refused
 (E_SHADOWING) unless "allow_shadowing" lists it, and never when older (E_ROLLBACK).
 
 PLUGIN is a plugin name found in the trusted dirs or a path to a plugin directory inside one.
@@ -74,9 +76,14 @@ serve: a message over --max-message-mb (default: 64) gets a JSON-RPC error; a pl
 3 times in a minute is refused for --quarantine-cooldown ms (default 60000, doubling on repeat,
 0: until lifted); SIGHUP lifts every quarantine.
 
+Plugin output: dev and run --verbose show what an isolated plugin writes to stderr/stdout as it
+arrives, marked "[plugin NAME]"; a line starting <0>…<7> (syslog levels, <6> info, <3> error) is a
+log line of that level (docs/abi.md, "Logging").
+
 Exit codes: 0 ok; 1 plugin reported failure / plugin invalid; 2 usage error;
 3 plugin could not be loaded; 4 plugin failed while running.
 `;
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -130,6 +137,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
     input: { type: 'string' },
     'input-file': { type: 'string' },
     config: { type: 'string' },
+    verbose: { type: 'boolean' },
   },
   serve: { ...LOADER_OPTIONS, ...HOST_OPTIONS, 'max-message-mb': { type: 'string' }, 'quarantine-cooldown': { type: 'string' } },
   new: { lang: { type: 'string' }, dir: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
@@ -138,6 +146,11 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, 'input-file': { type: 'string' }, config: { type: 'string' }, once: { type: 'boolean' } },
   demo: {},
 };
+
+/** Commands that take the trust flags (--require-signature, --trusted-key, --strict). */
+function trustFlagCommands(): string[] {
+  return Object.keys(COMMAND_OPTIONS).filter((command) => 'trusted-key' in (COMMAND_OPTIONS[command] as Options));
+}
 
 
 function parseCommand(command: string, args: string[]): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
@@ -177,11 +190,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === undefined) {
       // No command is a usage error: help goes to stderr so stdout stays clean for scripts.
-      process.stderr.write(HELP);
+      process.stderr.write(helpText());
       return ExitCode.USAGE;
     }
     if (command === 'help' || command === '--help' || command === '-h') {
-      await writeOut(HELP);
+      await writeOut(helpText());
       return ExitCode.OK;
     }
     if (command === '--version' || command === '-v') {
@@ -254,6 +267,7 @@ export async function main(argv: string[]): Promise<number> {
           input: values.input as string | undefined,
           inputFile: values['input-file'] as string | undefined,
           config: values.config as string | undefined,
+          verbose: values.verbose === true,
         });
       case 'serve':
         noPositionals();

@@ -54,7 +54,7 @@ async function pluginFiles(ref: string, flags: LoaderFlags): Promise<{ dir: stri
     throw new PluginError(ErrorCode.INVALID_MANIFEST, reading.issues.map((i) => i.message).join(' '), { path: dir, data: { issues: reading.issues } });
   }
   const lookup = await findLibrary(dir, reading.manifest.name);
-  if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { path: dir });
+  if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { path: dir, ...(lookup.issue.data ? { data: lookup.issue.data } : {}) });
   return { dir, name: reading.manifest.name, version: reading.manifest.version, manifestPath: path.join(dir, MANIFEST_FILE), libraryPath: lookup.path };
 }
 

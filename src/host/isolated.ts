@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
+import { PluginLogHub, type PluginLogEvent } from '../abi/plugin-log.js';
 import type { PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import type { ExecuteOptions, NativePluginTrait } from '../plugin/interfaces.js';
 import { ErrorCode, PluginError } from '../errors.js';
@@ -18,19 +19,24 @@ import { LoadErrorReason } from './protocol.js';
 /** How long a refused load waits for the rest of the plugin's log (its host is stopping). */
 const LOG_DRAIN_MS = 2000;
 
+/** Stops the host and waits until its log is read to the end, or LOG_DRAIN_MS. */
+async function logDrained(host: HostProcess): Promise<void> {
+  let bound: NodeJS.Timeout | undefined;
+  // A bound, not an ordering: a process the plugin left holding stderr must not hold up the caller.
+  const drained = new Promise<void>((resolve) => {
+    bound = setTimeout(resolve, LOG_DRAIN_MS);
+  });
+  await Promise.race([host.stop().then(() => host.logClosed), drained]);
+  clearTimeout(bound);
+}
+
 /**
  * Bad metadata often comes with the reason on stderr (the Rust SDK writes a panic in metadata()
  * there, since NULL is all the ABI lets it return): stop the host, read its log to the end, and
  * attach it, so the user sees why.
  */
 async function withPluginLog(err: PluginError, host: HostProcess): Promise<PluginError> {
-  let bound: NodeJS.Timeout | undefined;
-  // A bound, not an ordering: a process the plugin left holding stderr must not hold up the error.
-  const drained = new Promise<void>((resolve) => {
-    bound = setTimeout(resolve, LOG_DRAIN_MS);
-  });
-  await Promise.race([host.stop().then(() => host.logClosed), drained]);
-  clearTimeout(bound);
+  await logDrained(host);
   const tail = host.stderrTail();
   if (!tail) return err;
   return new PluginError(err.code, `${err.message} The plugin wrote to stderr:\n${tail}`, {
@@ -75,6 +81,8 @@ export interface IsolatedOpenOptions {
   env: Record<string, string> | undefined;
   onWarning: (message: string) => void;
   onLog: ((plugin: string, text: string) => void) | undefined;
+  /** Receives the plugin's output line by line, parsed and bounded (see docs/abi.md "Logging"). */
+  onPluginLog?: ((event: PluginLogEvent) => void) | undefined;
   /** Runs once the plugin is closed and its host stopped. */
   onClosed?: (() => void) | undefined;
   /** Replace the host after it served this many calls; 0: never. */
@@ -224,9 +232,11 @@ export class IsolatedPlugin implements NativePluginTrait {
   private readonly deadlines = new Deadlines();
   private lastLogs = '';
   private disposed = false;
+  private readonly log: PluginLogHub;
 
-  private constructor(options: IsolatedOpenOptions, hostBinary: string, launcher: string, sandbox: SandboxPlan | null, host: HostProcess | undefined, metadata: PluginMetadata) {
+  private constructor(options: IsolatedOpenOptions, hostBinary: string, launcher: string, sandbox: SandboxPlan | null, host: HostProcess | undefined, metadata: PluginMetadata, log: PluginLogHub) {
     this.options = options;
+    this.log = log;
     this.metadata = metadata;
     this.manifest = options.manifest;
     this.path = options.dir;
@@ -250,11 +260,13 @@ export class IsolatedPlugin implements NativePluginTrait {
   static async open(options: IsolatedOpenOptions, knownMetadata?: PluginMetadata): Promise<IsolatedPlugin> {
     const [hostBinary, launcher] = await Promise.all([ensureHostBinary(), ensureLauncherBinary()]);
     const sandbox = await planSandbox(options, hostBinary, launcher);
-    if (knownMetadata) return new IsolatedPlugin(options, hostBinary, launcher, sandbox, undefined, knownMetadata);
+    // One log per plugin, across its hosts: lines written while loading are kept too.
+    const log = new PluginLogHub(options.manifestName, options.onPluginLog);
+    if (knownMetadata) return new IsolatedPlugin(options, hostBinary, launcher, sandbox, undefined, knownMetadata, log);
     const origin: Origin = { plugin: options.manifestName, path: options.dir };
-    const host = IsolatedPlugin.spawn(options, hostBinary, launcher, sandbox, undefined, await IsolatedPlugin.cgroup(options, sandbox !== null));
+    const host = IsolatedPlugin.spawn(options, hostBinary, launcher, sandbox, undefined, await IsolatedPlugin.cgroup(options, sandbox !== null), log);
     const metadata = await IsolatedPlugin.handshake(host, origin, options, options.timeoutMs);
-    return new IsolatedPlugin(options, hostBinary, launcher, sandbox, host, metadata);
+    return new IsolatedPlugin(options, hostBinary, launcher, sandbox, host, metadata, log);
   }
 
   // The host's own cgroup, bounding it and everything it starts; null (with a warning once) where none can be made.
@@ -273,8 +285,9 @@ export class IsolatedPlugin implements NativePluginTrait {
     }
   }
 
-  private static spawn(options: IsolatedOpenOptions, hostBinary: string, launcher: string, sandbox: SandboxPlan | null, concurrency: number | undefined, cgroup: PluginCgroup | null): HostProcess {
-    return new HostProcess({
+  private static spawn(options: IsolatedOpenOptions, hostBinary: string, launcher: string, sandbox: SandboxPlan | null, concurrency: number | undefined, cgroup: PluginCgroup | null, log: PluginLogHub): HostProcess {
+    const lines = log.stream();
+    const host = new HostProcess({
       limits: { launcher, cgroup, launcherArgs: [] },
       hostBinary,
       libraryPath: options.libraryPath,
@@ -286,8 +299,13 @@ export class IsolatedPlugin implements NativePluginTrait {
       unixSockets: sandbox !== null && mayUseUnixSockets(sandbox.permissions),
       env: hostEnvironment(options.env, false),
       cwd: options.workspace !== null && existsSync(options.workspace) ? options.workspace : '/',
-      onLog: options.onLog ? (text) => options.onLog?.(options.manifestName, text) : undefined,
+      onLog: (text) => {
+        options.onLog?.(options.manifestName, text);
+        lines.push(text);
+      },
     });
+    void host.logClosed.then(() => lines.end());
+    return host;
   }
 
   /**
@@ -348,6 +366,16 @@ export class IsolatedPlugin implements NativePluginTrait {
   /** The last lines the plugin wrote to stdout/stderr (from the current or last host). */
   logs(): string {
     return this.host?.stderrTail() || this.lastLogs;
+  }
+
+  /** The plugin's last log lines (up to 200), parsed: level, whether it used the log API, text. */
+  logEvents(): PluginLogEvent[] {
+    return this.log.recent();
+  }
+
+  /** Calls `listener` with each line the plugin writes from now on, as it arrives; returns the function that stops it. */
+  onLog(listener: (event: PluginLogEvent) => void): () => void {
+    return this.log.subscribe(listener);
   }
 
   /** Counts of hosts started and recycled, crashes and quarantines. */
@@ -482,7 +510,10 @@ export class IsolatedPlugin implements NativePluginTrait {
     this.closed = true;
     await this.inFlight.drained();
     for (const host of this.retiring) void this.stopRetired(host);
-    await Promise.all([this.host?.stop(), ...this.stopping]);
+    const host = this.host;
+    await Promise.all([host?.stop(), ...this.stopping]);
+    // Log listeners get every line before close resolves (bounded: a process the plugin left may hold stderr).
+    if (host) await logDrained(host);
     if (!this.disposed) {
       this.disposed = true;
       this.options.onClosed?.();
@@ -583,7 +614,7 @@ export class IsolatedPlugin implements NativePluginTrait {
     this.starting ??= (async () => {
       const workers = this.metadata.thread_safe ? this.options.maxConcurrency : undefined;
       const cgroup = await IsolatedPlugin.cgroup(this.options, this.sandbox !== null);
-      const host = IsolatedPlugin.spawn(this.options, this.hostBinary, this.launcher, this.sandbox, workers, cgroup);
+      const host = IsolatedPlugin.spawn(this.options, this.hostBinary, this.launcher, this.sandbox, workers, cgroup, this.log);
       this.adopt(host);
       await IsolatedPlugin.handshake(host, this.origin, this.options, timeoutMs);
       return host;

@@ -22,6 +22,7 @@ export const LoadErrorReason = { DLOPEN: 1, SYMBOL: 2, SANDBOX: 4 } as const;
 const RET_BYTES = 0;
 const RET_NULL = 1;
 const RET_TOO_LARGE = 2;
+const RET_NOT_FREEABLE = 3;
 
 /** Size of every frame header. */
 export const HEADER_BYTES = 16;
@@ -90,6 +91,7 @@ export function decodeReturned(payload: Buffer, offset: number): ReturnedString 
   if (tag === RET_BYTES) return { kind: 'bytes', bytes: payload.subarray(offset + 4) };
   if (tag === RET_NULL) return { kind: 'null' };
   if (tag === RET_TOO_LARGE && payload.length >= offset + 12) return { kind: 'too-large', length: Number(payload.readBigUInt64LE(offset + 4)) };
+  if (tag === RET_NOT_FREEABLE && payload.length >= offset + 8) return { kind: 'not-freeable', writable: payload.readUInt32LE(offset + 4) === 2 };
   throw new ProtocolViolation(`unknown returned-string tag ${tag}`);
 }
 

@@ -33,7 +33,9 @@
  *                   kind 3 RESULT: a returned string;
  *                   kind 4 CANCEL_ACK (id = the call): u32 0 = dropped, never ran; 1 = already running or done;
  *                   kind 5 SHARED_RESULT (id = the call): its result is in the shared region.
- *   A returned string is u32 tag then: tag 0 bytes, tag 1 NULL (nothing), tag 2 too large (u64 length).
+ *   A returned string is u32 tag then: tag 0 bytes, tag 1 NULL (nothing), tag 2 too large (u64 length),
+ *   tag 3 not freeable (u32 1 = the library's read-only image, a string literal; 2 = its writable image, a
+ *   static buffer): the plugin exports vtcode_plugin_free_string, so the host refuses it and frees nothing.
  * Fatal signals write "signal=N peak_kb=K\n" to fd 4 before the host dies.
  * Parent death arrives as SIGTERM (PR_SET_PDEATHSIG), so the host can stop the plugin's processes too.
  * The plugin's stdout is redirected to stderr so nothing it prints can reach the channel.
@@ -60,6 +62,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #ifdef __linux__
+#include <link.h>
 #include <malloc.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -95,7 +98,7 @@ enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_PO
 
 enum { REQ_EXECUTE = 1, REQ_CONFIGURE = 2, REQ_CANCEL = 3, REQ_EXECUTE_ALONE = 4, REQ_SHARED_WAKE = 5 };
 enum { MSG_READY = 1, MSG_LOAD_ERROR = 2, MSG_RESULT = 3, MSG_CANCEL_ACK = 4, MSG_SHARED_RESULT = 5 };
-enum { RET_BYTES = 0, RET_NULL = 1, RET_TOO_LARGE = 2 };
+enum { RET_BYTES = 0, RET_NULL = 1, RET_TOO_LARGE = 2, RET_NOT_FREEABLE = 3 };
 enum { LOADERR_DLOPEN = 1, LOADERR_SYMBOL = 2, LOADERR_USAGE = 3, LOADERR_SANDBOX = 4 };
 
 typedef uint32_t (*version_fn)(void);
@@ -582,6 +585,50 @@ static void send_frame(uint32_t kind, uint32_t id, const void *a, size_t alen, c
   if (failed) host_exit(0);
 }
 
+/* The plugin library's loaded segments (found once, only when it exports a free function). */
+#define MAX_LIBRARY_SEGMENTS 16
+static struct {
+  uintptr_t start, end;
+  int writable;
+} library_segments[MAX_LIBRARY_SEGMENTS];
+static int library_segment_count;
+
+#ifdef __linux__
+/* dl_iterate_phdr callback: records the segments of the object holding `anchor` (a plugin symbol). */
+static int collect_library_segments(struct dl_phdr_info *info, size_t size, void *anchor) {
+  (void)size;
+  uintptr_t at = (uintptr_t)anchor;
+  int mine = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_LOAD && at >= info->dlpi_addr + ph->p_vaddr && at < info->dlpi_addr + ph->p_vaddr + ph->p_memsz) mine = 1;
+  }
+  if (!mine) return 0;
+  for (int i = 0; i < info->dlpi_phnum && library_segment_count < MAX_LIBRARY_SEGMENTS; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    library_segments[library_segment_count].start = info->dlpi_addr + ph->p_vaddr;
+    library_segments[library_segment_count].end = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+    library_segments[library_segment_count].writable = (ph->p_flags & PF_W) != 0;
+    library_segment_count++;
+  }
+  return 1;
+}
+#endif
+
+/*
+ * Whether a returned string lies in the library's own image, so it cannot be heap memory the free
+ * function may free (the ABI's rule: export it and every returned string must be allocated): 0 no,
+ * 1 a read-only segment (a string literal), 2 a writable one (a static buffer).
+ */
+static uint32_t library_owned(const char *s) {
+  uintptr_t at = (uintptr_t)s;
+  for (int i = 0; i < library_segment_count; i++) {
+    if (at >= library_segments[i].start && at < library_segments[i].end) return library_segments[i].writable ? 2 : 1;
+  }
+  return 0;
+}
+
 /* Sends a plugin-returned string after `prefix`, then frees it exactly once. */
 static void send_returned(uint32_t kind, uint32_t id, const unsigned char *prefix, size_t plen, const char *s, uint64_t limit) {
   unsigned char buf[32];
@@ -589,6 +636,14 @@ static void send_returned(uint32_t kind, uint32_t id, const unsigned char *prefi
   if (!s) {
     put_u32(buf + plen, RET_NULL);
     send_frame(kind, id, buf, plen + 4, NULL, 0);
+    return;
+  }
+  uint32_t owned = plugin_free ? library_owned(s) : 0;
+  if (owned) {
+    /* Freeing it would crash the host (or worse): refuse it instead, and free nothing. */
+    put_u32(buf + plen, RET_NOT_FREEABLE);
+    put_u32(buf + plen + 4, owned);
+    send_frame(kind, id, buf, plen + 8, NULL, 0);
     return;
   }
   size_t n = strlen(s);
@@ -825,10 +880,14 @@ static void start_standby(void);
 static void answer_shared(uint32_t id, const char *s) {
   unsigned char *area = shared + SHARED_RESP;
   size_t n = s ? strlen(s) : 0;
-  uint32_t len;
+  uint32_t len, owned = s && plugin_free ? library_owned(s) : 0;
   if (!s) {
     put_u32(area, RET_NULL);
     len = 4;
+  } else if (owned) {
+    put_u32(area, RET_NOT_FREEABLE);
+    put_u32(area + 4, owned);
+    len = 8;
   } else if (n > max_output) {
     put_u32(area, RET_TOO_LARGE);
     put_u64(area + 4, n);
@@ -841,7 +900,7 @@ static void answer_shared(uint32_t id, const char *s) {
     send_returned(MSG_RESULT, id, NULL, 0, s, max_output);
     return;
   }
-  if (s && plugin_free) plugin_free(s);
+  if (s && plugin_free && !owned) plugin_free(s);
   __atomic_store_n(shared_word(W_RESP_LEN), (int32_t)len, __ATOMIC_RELAXED);
   __atomic_store_n(shared_word(W_RESP_SEQ), (int32_t)id, __ATOMIC_SEQ_CST);
   /* The parent stopped polling: tell it on fd 3. It clears its word before it looks, so one of us sees the other. */
@@ -1037,6 +1096,9 @@ int main(int argc, char **argv) {
   plugin_execute = (execute_fn)dlsym(handle, "vtcode_plugin_execute");
   if (!plugin_execute) load_error(LOADERR_SYMBOL, "vtcode_plugin_execute");
   plugin_free = (free_fn)dlsym(handle, "vtcode_plugin_free_string");
+#ifdef __linux__
+  if (plugin_free) dl_iterate_phdr(collect_library_segments, (void *)(uintptr_t)version);
+#endif
 
   uint32_t abi = version();
   unsigned char ready[8];

@@ -1,6 +1,7 @@
 import { encodeContextParts, encodeContextText, parseResultText, validateResult, type Origin, type ReturnedString } from '../abi/codec.js';
 import { createPump, openNativeLibrary, type NativeLibrary, type NativePump } from '../abi/native.js';
 import { ensurePumpLibrary } from '../toolchain.js';
+import type { PluginLogEvent } from '../abi/plugin-log.js';
 import type { PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import type { ExecuteOptions, SyncNativePlugin } from '../plugin/interfaces.js';
 import { ErrorCode, PluginError } from '../errors.js';
@@ -263,4 +264,14 @@ export class InProcessPlugin implements SyncNativePlugin {
     this.lib.unload();
     this.onClosed?.();
   }
+  /** Always empty: in-process, the plugin writes to this process's own stderr, which skillplug does not read. */
+  logEvents(): PluginLogEvent[] {
+    return [];
+  }
+
+  /** Never fires (see {@link logEvents}); run the plugin isolated to see its log. */
+  onLog(_listener: (event: PluginLogEvent) => void): () => void {
+    return () => undefined;
+  }
+
 }

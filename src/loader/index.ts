@@ -2,6 +2,7 @@ import { lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { PluginLogEvent } from '../abi/plugin-log.js';
 import type { JsonObject } from '../abi/types.js';
 import type { NativePluginTrait } from '../plugin/interfaces.js';
 import type { IsolatedOpenOptions } from '../host/isolated.js';
@@ -89,6 +90,12 @@ export interface PluginLoaderOptions {
   env?: Record<string, string>;
   /** Receives everything isolated plugins write to stdout/stderr. */
   onLog?: (plugin: string, text: string) => void;
+  /**
+   * Receives isolated plugins' output line by line as it arrives, parsed and bounded: the log API's
+   * `<N>` level prefixes (docs/abi.md "Logging"), lines cut at 4096 characters, at most 1000 lines at
+   * once then 100 a second (a `source: 'skillplug'` event counts what was dropped).
+   */
+  onPluginLog?: (event: PluginLogEvent) => void;
   /** Concurrent calls a thread-safe plugin may serve. Default: the CPU count. */
   maxConcurrency?: number;
   /**
@@ -568,7 +575,7 @@ export class PluginLoader {
     const manifest = reading.manifest;
     const name = manifest.name;
     const lookup = await findLibrary(canonical, name);
-    if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { plugin: name, path: canonical });
+    if (!lookup.found) throw new PluginError(ErrorCode.INVALID_STRUCTURE, lookup.issue.message, { plugin: name, path: canonical, ...(lookup.issue.data ? { data: lookup.issue.data } : {}) });
     const libraryPath = await canonicalOrAbsolute(lookup.path);
     if (!isInside(libraryPath, trusted.path)) {
       throw new PluginError(
@@ -649,6 +656,7 @@ export class PluginLoader {
       env: this.options.env,
       onWarning: (m) => this.warnOnce(m),
       onLog: this.options.onLog,
+      onPluginLog: this.options.onPluginLog,
       recycleAfterCalls: this.recycleAfterCalls,
       recycleAboveMb: this.recycleAboveMb,
       quarantineMs: this.quarantineMs,

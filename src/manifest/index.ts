@@ -7,6 +7,8 @@ import { ErrorCode } from '../errors.js';
 import { compileSchema, toolSchemaProblem, type FileIdentity } from './schema.js';
 import type { ValidationIssue } from './issue.js';
 import { checkLibrarySymbols } from './library-symbols.js';
+import { diagnoseMissingLibrary } from './missing-library.js';
+import { unknownFieldWarnings } from './unknown-fields.js';
 import { WarningCode, vtcodeLibraryNames, vtcodeMetadataWarnings, vtcodeNameWarning, type ValidationWarning } from './vtcode.js';
 
 export type { ValidationIssue };
@@ -264,11 +266,14 @@ export function findLibrarySync(dir: string, name: string): LibraryLookup {
     if (probe) return probe;
   }
   const tried = [...inDir, ...cargoBuilt];
+  const diagnosis = diagnoseMissingLibrary(dir, tried[0] as string);
+  const fix = diagnosis ? `It looks like ${diagnosis.hint}` : `Build the plugin and copy its library there as ${tried[0]}.`;
   return {
     found: false,
     issue: {
       code: ErrorCode.INVALID_STRUCTURE,
-      message: `No library for plugin "${name}" in ${dir}: tried ${tried.join(', ')}. Build the plugin and copy its library there as ${tried[0]}.`,
+      message: `No library for plugin "${name}" in ${dir}: tried ${tried.join(', ')}. ${fix}`,
+      data: { tried, reason: diagnosis?.reason ?? null, found: diagnosis?.found ?? [] },
     },
   };
 }
@@ -322,7 +327,7 @@ export async function validatePlugin(dir: string): Promise<PluginValidation> {
   const reading = await readManifest(dir);
   const errors = [...reading.issues];
   const file = path.join(dir, MANIFEST_FILE);
-  const warnings = vtcodeMetadataWarnings(reading.raw, file);
+  const warnings = [...vtcodeMetadataWarnings(reading.raw, file), ...unknownFieldWarnings(reading.raw, file)];
   // Asked for by name, so the schemas are compiled too (discovery compiles only what may load).
   for (const field of ['input_schema', 'output_schema'] as const) {
     const value = isPlainObject(reading.raw) ? reading.raw[field] : undefined;

@@ -9,4 +9,6 @@ export interface ValidationIssue {
   message: string;
   /** The plugin.json field at fault, when there is one. */
   field?: string;
+  /** Facts for programs (e.g. a missing library's `tried`, `reason`, `found`); the error's `data`. */
+  data?: Record<string, unknown>;
 }

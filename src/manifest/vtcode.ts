@@ -17,6 +17,8 @@ export const WarningCode = {
   VTCODE_OUTPUT: 'W_VTCODE_OUTPUT',
   /** The library is not ELF (Mach-O, PE, unknown), so its exported symbols were not checked. */
   SYMBOLS_NOT_CHECKED: 'W_SYMBOLS_NOT_CHECKED',
+  /** plugin.json has a field (or a `permissions` key) neither skillplug nor VT Code reads: a typo is ignored silently otherwise. */
+  UNKNOWN_FIELD: 'W_UNKNOWN_FIELD',
 } as const;
 
 /** One of the {@link WarningCode} values. */
@@ -29,6 +31,8 @@ export interface ValidationWarning {
   message: string;
   /** The plugin.json field at fault, when there is one. */
   field?: string;
+  /** For an unknown field: the known name it most likely meant. */
+  suggestion?: string;
 }
 
 /** VT Code's documented plugin name rule (docs/skills/NATIVE_PLUGIN_GUIDE.md): lowercase, digits, hyphens, at most 64. */

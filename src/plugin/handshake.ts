@@ -1,4 +1,4 @@
-import { decodeMetadata, decodeResult, nullResultError, type Origin, type ReturnedString } from '../abi/codec.js';
+import { decodeMetadata, decodeResult, notFreeableError, nullResultError, type Origin, type ReturnedString } from '../abi/codec.js';
 import { PLUGIN_ABI_VERSION, type PluginMetadata, type PluginResult } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { outputTooLargeError } from './call-errors.js';
@@ -30,6 +30,7 @@ export function checkMetadata(returned: ReturnedString, origin: Origin, manifest
       { plugin: origin.plugin, path: origin.path, data: { bytes: returned.length } },
     );
   }
+  if (returned.kind === 'not-freeable') throw notFreeableError(returned, 'vtcode_plugin_metadata', origin);
   const metadata = decodeMetadata(returned, origin);
   if (metadata.name !== manifestName) {
     throw new PluginError(
@@ -45,5 +46,6 @@ export function checkMetadata(returned: ReturnedString, origin: Origin, manifest
 export function resultFromReturned(returned: ReturnedString, origin: Origin, maxOutputBytes: number): PluginResult {
   if (returned.kind === 'null') throw nullResultError('vtcode_plugin_execute()', origin);
   if (returned.kind === 'too-large') throw outputTooLargeError(origin, returned.length, maxOutputBytes);
+  if (returned.kind === 'not-freeable') throw notFreeableError(returned, 'vtcode_plugin_execute', origin);
   return decodeResult(returned, origin);
 }

@@ -1,6 +1,7 @@
 // The plugin contract both implementations (in-process/, host/) fulfil and every caller programs against.
 import type { PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import type { PluginManifest } from '../manifest/index.js';
+import type { PluginLogEvent } from '../abi/plugin-log.js';
 
 /** Options for one call to {@link NativePluginTrait.execute}. */
 export interface ExecuteOptions {
@@ -24,6 +25,16 @@ export interface NativePluginTrait {
   execute(ctx: PluginContext, options?: ExecuteOptions): Promise<PluginResult>;
   /** Releases the plugin; waits for calls in flight. Further calls fail with `E_CLOSED`. */
   close(): Promise<void>;
+  /**
+   * The plugin's last log lines (up to 200), parsed (docs/abi.md "Logging"). Isolated plugins only:
+   * in-process, the plugin writes to this process's own stderr, which skillplug does not read, so this is empty.
+   */
+  logEvents(): PluginLogEvent[];
+  /**
+   * Calls `listener` with each line the plugin writes to stderr or stdout, as it arrives; returns the
+   * function that stops it. Isolated plugins only: in-process it never fires (see {@link logEvents}).
+   */
+  onLog(listener: (event: PluginLogEvent) => void): () => void;
 }
 
 /** A loaded plugin that can also run a call on the caller's thread (in-process plugins can; isolated ones cannot). */

@@ -18,6 +18,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { MAX_RESULT_DEPTH, isPlainObject, nestedDeeperThan } from '../abi/codec.js';
+import type { PluginLogEvent } from '../abi/plugin-log.js';
 import type { JsonObject, PluginResult } from '../abi/types.js';
 import type { NativePluginTrait } from '../plugin/interfaces.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
@@ -166,8 +167,18 @@ export class SkillplugMcpServer {
   constructor(options: McpServerOptions = {}) {
     this.options = options;
     this.log = options.log ?? ((line) => process.stderr.write(`${escapeTerminal(line)}\n`));
-    this.loader = new PluginLoader({ onWarning: (m) => this.log(`skillplug serve: warning: ${m}`), ...options });
-    this.server = new Server({ name: 'skillplug', version: packageVersion() }, { capabilities: { tools: { listChanged: true }, resources: { listChanged: true } } });
+    this.loader = new PluginLoader({
+      onWarning: (m) => this.log(`skillplug serve: warning: ${m}`),
+      ...options,
+      onPluginLog: (event) => {
+        options.onPluginLog?.(event);
+        this.forwardLog(event);
+      },
+    });
+    this.server = new Server(
+      { name: 'skillplug', version: packageVersion() },
+      { capabilities: { tools: { listChanged: true }, resources: { listChanged: true }, logging: {} } },
+    );
     this.server.setRequestHandler(ListToolsRequestSchema, async () => {
       await this.refresh();
       return { tools: this.plan.tools.flatMap((t) => this.publishable(mcpTool(t.definition, this.readmeUri(t.definition.name)))) };
@@ -259,6 +270,12 @@ export class SkillplugMcpServer {
       return (await detectSandbox()).available;
     })();
     return this.confined;
+  }
+
+  // Log-API lines (and skillplug's dropped-lines notes) become notifications/message; plain output stays on stderr.
+  private forwardLog(event: PluginLogEvent): void {
+    if (!this.connected || (!event.structured && event.source === 'plugin')) return;
+    void this.server.sendLoggingMessage({ level: event.level, logger: event.plugin, data: event.message }).catch(() => undefined);
   }
 
   // One tool that cannot be serialized is left out, never the whole list.

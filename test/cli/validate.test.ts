@@ -34,6 +34,7 @@ describe('validate warnings (VT Code compatibility)', () => {
       ['cargo', { source: 'echo', name: 'cargo-named', dirName: 'cargo', libraryFile: 'libcargo_named.so', manifest: manifest('cargo-named') }],
       ['scalar', { source: 'scalar_output', name: 'scalar', manifest: manifest('scalar') }],
       ['abi2', { source: 'abi_mismatch', name: 'abi2', manifest: manifest('abi2') }],
+      ['typos', { source: 'echo', name: 'typos', manifest: manifest('typos', { inputSchema: { type: 'object' }, colour: 'red', 'x-team': 'tools', permissions: { network: false, fsRead: ['/data'] } }) }],
     ];
     await Promise.all(specs.map(async ([key, spec]) => (dirs[key] = await buildFixture(parent, spec))));
   });
@@ -96,6 +97,20 @@ describe('validate warnings (VT Code compatibility)', () => {
     const deep = await validate(dirs.abi2 as string, '--deep');
     assert.equal(deep.code, 1);
     assert.deepEqual(deep.report.errors.map((e) => e.code), ['E_ABI_MISMATCH']);
+  });
+
+  it('warns about unknown plugin.json fields and permissions keys, suggesting the name meant', async () => {
+    const { code, report } = await validate(dirs.typos as string);
+    assert.equal(code, 0, 'a warning never makes the plugin invalid');
+    assert.equal(report.valid, true);
+    const unknown = report.warnings.filter((w) => w.code === 'W_UNKNOWN_FIELD').map((w) => [w.field, (w as { suggestion?: string }).suggestion ?? null]);
+    assert.deepEqual(unknown, [
+      ['inputSchema', 'input_schema'],
+      ['colour', null],
+      ['permissions.fsRead', 'fs_read'],
+    ]);
+    const human = await runCli(['validate', dirs.typos as string]);
+    assert.match(human.stdout, /warning \[W_UNKNOWN_FIELD\] \(inputSchema\)/);
   });
 
   it('--input without --deep is a usage error', async () => {

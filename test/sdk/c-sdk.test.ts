@@ -3,18 +3,21 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { parseLogLine } from '../../src/abi/plugin-log.js';
 import { FIXTURES_DIR, REPO_ROOT, tempDir } from '../helpers/fixtures.js';
 
 const run = promisify(execFile);
 
 describe('C SDK helpers (sdk/c/vtcode_plugin.h)', () => {
   let checked: Promise<Record<string, string>> | undefined;
+  let checkStderr = '';
   // One build and run of the check program serves every test below.
   const runCheck = (): Promise<Record<string, string>> =>
     (checked ??= (async () => {
       const exe = path.join(tempDir(), 'sdk_c_check');
       await run(process.env.CC ?? 'cc', ['-std=c99', '-Wall', '-Wextra', '-Wconversion', '-Werror', '-I', path.join(REPO_ROOT, 'sdk', 'c'), '-o', exe, path.join(FIXTURES_DIR, 'sdk_c_check.c')]);
-      const { stdout } = await run(exe);
+      const { stdout, stderr } = await run(exe);
+      checkStderr = stderr;
       return Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     })());
 
@@ -40,6 +43,15 @@ describe('C SDK helpers (sdk/c/vtcode_plugin.h)', () => {
     assert.equal(JSON.parse(lines.quote_bad as string), 'a\uFFFDb\uFFFD\uFFFDc\uFFFD\uFFFD\uFFFDd😀');
     assert.equal(lines.invalid_at, '4,2');
     assert.equal(lines.lone, 'x\uFFFDy');
+  });
+
+  it('writes log lines skillplug parses: one line each, with the level prefix', async () => {
+    await runCheck();
+    assert.deepEqual(checkStderr.trimEnd().split('\n').map(parseLogLine), [
+      { level: 'info', structured: true, message: 'indexed 7 files in two lines' },
+      { level: 'error', structured: true, message: 'disk full' },
+      { level: 'info', structured: true, message: 'an unknown level is info' },
+    ]);
   });
 
   it('writes nested JSON with commas, escapes and numbers right, and turns a writer mistake into a failure result', async () => {

@@ -257,6 +257,72 @@ pub mod ffi {
     }
 }
 
+/// Optional log lines (docs/abi.md "Logging"): one stderr line starting with a syslog level in
+/// angle brackets. skillplug shows them in `dev` and `run --verbose`, keeps them for `logEvents()`
+/// and forwards them to MCP clients; VT Code and other hosts see a plain stderr line. Without the
+/// SDK it is one call: `eprintln!("<6>indexed {n} files")`.
+pub mod log {
+    use std::fmt;
+    use std::io::Write;
+
+    /// Syslog's levels, which are also MCP's: the number is the prefix (`<6>` is `Info`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Level {
+        Emergency = 0,
+        Alert = 1,
+        Critical = 2,
+        Error = 3,
+        Warning = 4,
+        Notice = 5,
+        Info = 6,
+        Debug = 7,
+    }
+
+    /// The line as written, without its newline: the prefix, then the text with line breaks as spaces.
+    pub fn format_line(level: Level, text: &str) -> String {
+        let mut line = format!("<{}>", level as u8);
+        line.extend(text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }));
+        line
+    }
+
+    /// Writes one log line to stderr in one write; a failed write is ignored (logging never fails a call).
+    pub fn write(level: Level, args: fmt::Arguments) {
+        let mut line = format_line(level, &args.to_string());
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+/// `plugin_log!(Level::Info, "indexed {} files", n)`: one log line at that level.
+#[macro_export]
+macro_rules! plugin_log {
+    ($level:expr, $($arg:tt)*) => { $crate::log::write($level, ::std::format_args!($($arg)*)) };
+}
+
+/// `log_info!("…", …)`: a log line at level info.
+#[macro_export]
+macro_rules! log_info {
+    ($($arg:tt)*) => { $crate::plugin_log!($crate::log::Level::Info, $($arg)*) };
+}
+
+/// `log_warning!("…", …)`: a log line at level warning.
+#[macro_export]
+macro_rules! log_warning {
+    ($($arg:tt)*) => { $crate::plugin_log!($crate::log::Level::Warning, $($arg)*) };
+}
+
+/// `log_error!("…", …)`: a log line at level error.
+#[macro_export]
+macro_rules! log_error {
+    ($($arg:tt)*) => { $crate::plugin_log!($crate::log::Level::Error, $($arg)*) };
+}
+
+/// `log_debug!("…", …)`: a log line at level debug.
+#[macro_export]
+macro_rules! log_debug {
+    ($($arg:tt)*) => { $crate::plugin_log!($crate::log::Level::Debug, $($arg)*) };
+}
+
 /// Exports the four ABI v1 symbols for a type implementing [`Plugin`].
 #[macro_export]
 macro_rules! export_plugin {
@@ -313,6 +379,16 @@ mod tests {
             ffi::free_string(out);
             value
         }
+    }
+
+    #[test]
+    fn log_lines_carry_the_level_prefix_and_stay_one_line() {
+        assert_eq!(log::format_line(log::Level::Info, "indexed 7 files"), "<6>indexed 7 files");
+        assert_eq!(log::format_line(log::Level::Error, "two\nlines\r"), "<3>two lines ");
+        assert_eq!(log::format_line(log::Level::Debug, ""), "<7>");
+        // The macros compile and write (to the test's stderr).
+        crate::log_warning!("{} left", 3);
+        crate::plugin_log!(log::Level::Notice, "done");
     }
 
     #[test]
