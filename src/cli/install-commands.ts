@@ -12,6 +12,7 @@ import { checkPluginTrust, loadTrustedKeys } from '../signing/plugin-signatures.
 import { compareVersions } from '../signing/policy.js';
 import { loaderFromFlags, type LoaderFlags } from './commands.js';
 import { ExitCode, writeErr, writeOut } from './output.js';
+import { permissionLines, permissionsJson } from './permission-commands.js';
 
 /** A plugin to install holds at most this many files and dirs… */
 const MAX_INSTALL_ENTRIES = 4096;
@@ -226,6 +227,7 @@ export async function installCommand(source: string, flags: InstallFlags): Promi
     for (const dir of tree.dirs) mkdirSync(path.join(staging, dir), { mode: 0o755 });
     for (const file of tree.files) writeFileSync(path.join(staging, file.rel), file.bytes, { mode: file.executable ? 0o755 : 0o644, flag: 'wx' });
     const validation = await validatePlugin(staging);
+    warnings.push(...validation.warnings.map((w) => w.message.replaceAll(staging, target)));
     const first = validation.errors[0];
     if (first) {
       throw new PluginError(first.code, `Plugin "${name}" (${src}) is not valid, so it was not installed: ${validation.errors.map((e) => e.message.replaceAll(staging, src)).join(' ')}`, { plugin: name, path: src, data: { issues: validation.errors } });
@@ -267,10 +269,14 @@ export async function installCommand(source: string, flags: InstallFlags): Promi
       warnings.push(`${workspace} has a lock you did not record with "skillplug lock", so it was left alone and "${name}" is refused there until you run "skillplug lock" in it.`);
     }
     const verb = replaced ? `Replaced "${name}" ${replaced.version} with ${manifest.version}` : `Installed "${name}" ${manifest.version}`;
+    // What it asks for, before it first runs: a plugin missing a grant does not load until you grant it.
+    const permissions = loader.permissionReport(target, manifest);
+    const asks = permissionLines(name, permissions, '  ');
+    const needsGrant = permissions.missing.network || permissions.missing.unix_sockets || permissions.missing.fs_read.length > 0 || permissions.missing.fs_write.length > 0;
     await report(
       flags,
-      { name, version: manifest.version, path: target, unchanged: false, replaced: replaced ?? null, lock: lockFile, warnings },
-      `${verb} in ${target}.${lockFile ? ` Updated ${lockFile}.` : ''} "skillplug serve" now offers it as an MCP tool.`,
+      { name, version: manifest.version, path: target, unchanged: false, replaced: replaced ?? null, lock: lockFile, permissions: permissionsJson(permissions), warnings },
+      `${verb} in ${target}.${lockFile ? ` Updated ${lockFile}.` : ''} "skillplug serve" now offers it as an MCP tool${needsGrant ? ' once you grant what it asks for' : ''}.\n${asks.join('\n')}`,
     );
     return ExitCode.OK;
   } finally {
