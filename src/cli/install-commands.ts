@@ -4,12 +4,12 @@ import { chmodSync, closeSync, constants as fsConstants, fstatSync, lstatSync, m
 import os from 'node:os';
 import path from 'node:path';
 import { readConfigFile, userConfigPath, writeConfigFile } from '../config/index.js';
-import { defaultTrustedDirs } from '../discovery/index.js';
 import { ErrorCode, PluginError, isPluginError } from '../errors.js';
 import { MANIFEST_FILE, findLibrarySync, readManifestSync, validatePlugin, type PluginManifest } from '../manifest/index.js';
 import { checkLock, lockEntryFor, lockKey, readLockWithDigest, sha256, writeLockWithDigest, type LockEntry } from '../signing/lock.js';
 import { checkPluginTrust, loadTrustedKeys } from '../signing/plugin-signatures.js';
 import { compareVersions } from '../signing/policy.js';
+import type { PluginLoader } from '../loader/index.js';
 import { loaderFromFlags, type LoaderFlags } from './commands.js';
 import { ExitCode, writeErr, writeOut } from './output.js';
 import { permissionLines, permissionsJson } from './permission-commands.js';
@@ -25,9 +25,9 @@ interface SourceFile {
   executable: boolean;
 }
 
-/** The user plugin dirs in precedence order; the first is where `install` puts plugins by default. */
-function userDirs(workspace: string): string[] {
-  return defaultTrustedDirs(workspace, os.homedir()).filter((d) => d.kind === 'user').map((d) => d.path);
+/** The user plugin dirs the loader scans (with $VTCODE_HOME and the rest applied), in precedence order; the first is where `install` puts plugins by default. */
+function userDirs(loader: PluginLoader): string[] {
+  return loader.trustedDirEntries().filter((d) => d.kind === 'user').map((d) => d.path);
 }
 
 function refuse(code: ErrorCode, message: string, dir: string, data: Record<string, unknown>, plugin?: string): PluginError {
@@ -114,6 +114,15 @@ function lstatOrUndefined(file: string): Stats | undefined {
   }
 }
 
+// Trusted dirs are stored canonical; a --to given through a symlink must compare equal to them.
+function canonicalIfExists(dir: string): string {
+  try {
+    return realpathSync.native(dir);
+  } catch {
+    return dir;
+  }
+}
+
 const hidden = (dir: string, what: string, name: string): string => path.join(dir, `.skillplug-${what}-${name}-${randomBytes(6).toString('hex')}`);
 
 /** The workspace lock when the user recorded it as theirs (`skillplug lock`), else why it was left alone. */
@@ -152,8 +161,8 @@ export async function installCommand(source: string, flags: InstallFlags): Promi
   if (!lstatSync(src).isDirectory()) throw new PluginError(ErrorCode.INVALID_STRUCTURE, `${src} is not a directory. Pass the directory of a built plugin (plugin.json and its library).`, { path: src });
   const loader = loaderFromFlags(flags);
   const workspace = loader.workspace;
-  const defaults = userDirs(workspace);
-  const to = path.resolve(flags.to ?? (defaults[0] as string));
+  const defaults = userDirs(loader);
+  const to = canonicalIfExists(path.resolve(flags.to ?? (defaults[0] as string)));
   const warnings: string[] = [];
 
   const reading = readManifestSync(src);
@@ -304,7 +313,7 @@ export interface UninstallFlags extends LoaderFlags {
 export async function uninstallCommand(name: string, flags: UninstallFlags): Promise<number> {
   const loader = loaderFromFlags(flags);
   const workspace = loader.workspace;
-  const dirs = flags.from ? [path.resolve(flags.from)] : userDirs(workspace);
+  const dirs = flags.from ? [canonicalIfExists(path.resolve(flags.from))] : userDirs(loader);
   for (const dir of dirs) {
     const entry = installedEntry(dir, name);
     if (!entry) continue;

@@ -42,6 +42,14 @@ describe('skillplug install / uninstall', () => {
     assert.deepEqual(leftovers(userDir(home)), []);
   });
 
+  it('installs into $VTCODE_HOME/plugins when that moves the first user dir, as serve scans it', async () => {
+    const home = tempDir('skillplug-install-home-');
+    const vtcodeHome = tempDir('skillplug-install-vtcode-home-');
+    const r = await runCli(['install', await echoPlugin(), '--json'], { env: { HOME: home, VTCODE_HOME: vtcodeHome } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).path, path.join(vtcodeHome, 'plugins', 'echo'));
+  });
+
   it('installs into --to DIR and uninstalls from --from DIR', async () => {
     const home = tempDir('skillplug-install-home-');
     const to = path.join(tempDir('skillplug-install-to-'), 'plugins');
