@@ -149,7 +149,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   test: Object.fromEntries(Object.entries({ ...LOADER_OPTIONS, ...HOST_OPTIONS }).filter(([flag]) => flag !== 'json')),
   dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, 'input-file': { type: 'string' }, config: { type: 'string' }, once: { type: 'boolean' } },
   install: { ...LOADER_OPTIONS, to: { type: 'string' }, force: { type: 'boolean' } },
-  uninstall: { ...LOADER_OPTIONS, from: { type: 'string' } },
+  uninstall: { workspace: { type: 'string' }, json: { type: 'boolean' }, from: { type: 'string' } },
   demo: {},
 };
 
