@@ -11,6 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { REPO_ROOT, buildFixture, tempDir } from '../helpers/fixtures.js';
 import { startLocalRegistry, type LocalRegistry } from '../helpers/local-registry.js';
+import { parseToml } from '../helpers/toml.js';
 
 const run = promisify(execFile);
 
@@ -77,5 +78,30 @@ describe('the packed package, installed globally into a fresh prefix', () => {
       await client.close();
     }
     assert.ok(readdirSync(path.join(cache, 'skillplug')).length > 0, 'the host was built into the fresh cache');
+  });
+
+  it("starts from PATH with each config file in docs/integration.md, as the client would", async () => {
+    const docs = readFileSync(path.join(REPO_ROOT, 'docs', 'integration.md'), 'utf8');
+    const blocks = [...docs.matchAll(/<!-- snippet: mcp-config (\S+) -->\n```(json|toml)\n([\s\S]*?)\n```/g)];
+    assert.ok(blocks.length >= 5, 'the config-file recipes are found');
+    const onPath = { ...env, PATH: `${path.dirname(bin)}${path.delimiter}${process.env.PATH ?? ''}` };
+    for (const [, clientName, lang, text] of blocks) {
+      const doc = (lang === 'toml' ? parseToml(text as string) : JSON.parse(text as string)) as Record<string, Record<string, unknown>>;
+      const entry = (doc.mcp?.providers as Record<string, unknown>[] | undefined)?.[0] ?? Object.values(doc.mcp_servers ?? doc.servers ?? doc.mcpServers ?? {})[0];
+      const { command, args } = entry as { command: string; args: string[] };
+      const transport = new StdioClientTransport({
+        command,
+        args: args.map((a) => (a === '/path/to/repo' || a === '${workspaceFolder}' ? workspace : a)),
+        env: onPath,
+        stderr: 'pipe',
+      });
+      const client = new Client({ name: `installed-${clientName}`, version: '1.0.0' });
+      await client.connect(transport);
+      try {
+        assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo-installed'], clientName);
+      } finally {
+        await client.close();
+      }
+    }
   });
 });
