@@ -180,7 +180,8 @@ export async function installCommand(source: string, flags: InstallFlags): Promi
   if (existing) {
     const current = existing.isDirectory() ? readManifestSync(target).manifest : undefined;
     if (current?.name === name && sameFiles(target, tree.files)) {
-      await report(flags, { name, version: manifest.version, path: target, unchanged: true, replaced: null, lock: null, warnings }, `Plugin "${name}" ${manifest.version} is already installed in ${target}; nothing changed.`);
+      const permissions = permissionsJson(loader.permissionReport(target, manifest));
+      await report(flags, { name, version: manifest.version, path: target, unchanged: true, replaced: null, lock: null, permissions, warnings }, `Plugin "${name}" ${manifest.version} is already installed in ${target}; nothing changed.`);
       return ExitCode.OK;
     }
     if (!flags.force) {

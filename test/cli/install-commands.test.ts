@@ -35,6 +35,7 @@ describe('skillplug install / uninstall', () => {
     assert.equal(JSON.parse(ran.stdout).success, true);
     const again = await cli(home, ['install', src]);
     assert.equal(again.doc.unchanged, true);
+    assert.deepEqual(Object.keys(again.doc).sort(), Object.keys(r.doc).sort(), 'the same JSON shape either way');
     const gone = await cli(home, ['uninstall', 'echo']);
     assert.equal(gone.code, 0, gone.stderr);
     assert.equal(existsSync(path.join(userDir(home), 'echo')), false);
