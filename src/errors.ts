@@ -65,6 +65,8 @@ export const ErrorCode = {
   SHADOWING: 'E_SHADOWING',
   /** A workspace plugin is an older version than the one you installed or pinned. */
   ROLLBACK: 'E_ROLLBACK',
+  /** `skillplug install` found something else where the plugin goes (another plugin, or another build of the same version); `--force` replaces it. */
+  INSTALL_CONFLICT: 'E_INSTALL_CONFLICT',
   /** Building a plugin project failed. */
   BUILD_FAILED: 'E_BUILD_FAILED',
   /**

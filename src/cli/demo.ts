@@ -11,6 +11,8 @@ import { ExitCode, writeOut } from './output.js';
 
 const EXAMPLES = ['hello', 'file-stats', 'code-search'];
 
+// A path as one shell word, so the printed command can be pasted as is.
+const shellWord = (text: string): string => (/^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`);
 const say = (line = ''): Promise<void> => writeOut(`${line}\n`);
 const ms = (since: number): string => `${Date.now() - since} ms`;
 
@@ -121,9 +123,13 @@ export async function demoCommand(): Promise<number> {
   await say();
 
   await say(`Done in ${(Date.now() - started) / 1000} s. Where next:`);
+  // The examples sit in a dir only the demo trusts: installing one is what makes serve offer it.
+  await say(`   skillplug install ${shellWord(path.join(pluginsDir, 'hello'))}`);
+  await say('        copy a plugin into ~/.vtcode/plugins, your own trusted dir');
+  await say(`   skillplug serve --workspace ${shellWord(process.cwd())}`);
+  await say('        every installed plugin as an MCP tool (README: "MCP", docs/integration.md)');
   await say('   skillplug list                      plugins in ~/.vtcode/plugins and this workspace');
   await say('   skillplug new my-skill --lang rust  scaffold a plugin; then: skillplug dev my-skill');
-  await say('   skillplug serve                     every plugin as an MCP tool (see README: "MCP")');
   await say('   docs/abi.md, docs/authoring.md, docs/security.md');
   return ExitCode.OK;
 }

@@ -10,6 +10,7 @@ const trustCommands = () => import('./trust-commands.js');
 const authoringCommands = () => import('./authoring-commands.js');
 const permissionCommands = () => import('./permission-commands.js');
 const keysCommands = () => import('./keys-commands.js');
+const installCommands = () => import('./install-commands.js');
 
 // A function: the trust-flag line is read from COMMAND_OPTIONS, so help cannot drift from what parses.
 function helpText(): string {
@@ -43,6 +44,9 @@ Usage:
   skillplug serve    [--workspace DIR] [--plugins-dir DIR]... [--isolation …] [--sandbox …]
                      [--timeout MS] [--max-memory MIB] [--max-procs N]  (MCP server on stdio)
                      [--max-message-mb MIB] [--quarantine-cooldown MS]
+  skillplug install  DIR [--to DIR] [--force] [--workspace DIR] [--require-signature] [--trusted-key FILE]...
+  skillplug uninstall NAME [--from DIR] [--workspace DIR]
+                     (install copies a built plugin into ~/.vtcode/plugins, where list and serve find it)
   skillplug demo
   skillplug help | --help | --version
 
@@ -144,6 +148,8 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   build: { out: { type: 'string' }, json: { type: 'boolean' } },
   test: Object.fromEntries(Object.entries({ ...LOADER_OPTIONS, ...HOST_OPTIONS }).filter(([flag]) => flag !== 'json')),
   dev: { ...LOADER_OPTIONS, ...HOST_OPTIONS, input: { type: 'string' }, 'input-file': { type: 'string' }, config: { type: 'string' }, once: { type: 'boolean' } },
+  install: { ...LOADER_OPTIONS, to: { type: 'string' }, force: { type: 'boolean' } },
+  uninstall: { workspace: { type: 'string' }, json: { type: 'boolean' }, from: { type: 'string' } },
   demo: {},
 };
 
@@ -296,6 +302,10 @@ export async function main(argv: string[]): Promise<number> {
         });
       case 'test':
         return await (await authoringCommands()).testCommand(optionalDir(), loaderFlags);
+      case 'install':
+        return await (await installCommands()).installCommand(onePositional(command, positionals, 'plugin directory'), { ...loaderFlags, to: values.to as string | undefined, force: values.force === true });
+      case 'uninstall':
+        return await (await installCommands()).uninstallCommand(onePositional(command, positionals, 'plugin name'), { ...loaderFlags, from: values.from as string | undefined });
       case 'demo':
         noPositionals();
         return await (await import('./demo.js')).demoCommand();

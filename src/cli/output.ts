@@ -29,6 +29,7 @@ const LOAD_CODES: ReadonlySet<Code> = new Set<Code>([
   ErrorCode.INTEGRITY,
   ErrorCode.SHADOWING,
   ErrorCode.ROLLBACK,
+  ErrorCode.INSTALL_CONFLICT,
   ErrorCode.QUARANTINED,
   ErrorCode.SANDBOX_UNAVAILABLE,
   ErrorCode.HOST_UNAVAILABLE,

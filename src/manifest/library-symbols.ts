@@ -1,7 +1,8 @@
 /**
  * Reads which symbols a shared library exports, from its bytes alone (nothing is loaded or run).
- * ELF only: 32- and 64-bit, either byte order, through the section headers' .dynsym/.dynstr, or
- * through PT_DYNAMIC when the section headers are stripped. Mach-O and PE are recognized, not read.
+ * ELF: 32- and 64-bit, either byte order, through the section headers' .dynsym/.dynstr, or through
+ * PT_DYNAMIC when the section headers are stripped. Mach-O: 32- and 64-bit dylibs and bundles and
+ * universal (fat) files, through LC_SYMTAB and the dyld export trie. PE: a DLL's export directory.
  */
 
 import { ABI_SYMBOLS } from '../abi/types.js';
@@ -9,11 +10,14 @@ import { ErrorCode } from '../errors.js';
 import type { ValidationIssue } from './issue.js';
 import { WarningCode, type ValidationWarning } from './vtcode.js';
 
+/** A library format whose exports skillplug reads. */
+export type LibraryFormat = 'elf' | 'mach-o' | 'pe';
+
 /** What reading a library's exports found. */
 export type LibraryExports =
-  | { format: 'elf'; exported: string[] }
-  | { format: 'elf'; malformed: string }
-  | { format: 'mach-o' | 'pe' | 'unknown' };
+  | { format: LibraryFormat; exported: string[] }
+  | { format: LibraryFormat; malformed: string }
+  | { format: 'unknown' };
 
 class Malformed extends Error {}
 
@@ -93,23 +97,34 @@ interface Table {
   strEnd: number;
 }
 
+const MH_MAGIC = 0xfeedface;
+const MH_MAGIC_64 = 0xfeedfacf;
+const MH_CIGAM = 0xcefaedfe;
+const MH_CIGAM_64 = 0xcffaedfe;
+const FAT_MAGIC = 0xcafebabe;
+const FAT_MAGIC_64 = 0xcafebabf;
+/** More slices than this in a "fat" header means it is something else with the same magic (a Java class file). */
+const MAX_FAT_ARCHS = 32;
+
 /** Recognizes the file format from its first bytes. */
-export function libraryFormat(bytes: Buffer): 'elf' | 'mach-o' | 'pe' | 'unknown' {
+export function libraryFormat(bytes: Buffer): LibraryFormat | 'unknown' {
   if (bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46) return 'elf';
   if (bytes.length >= 4) {
     const magic = bytes.readUInt32BE(0);
-    if ([0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe, 0xcafebabe].includes(magic)) return 'mach-o';
+    if ([MH_MAGIC, MH_MAGIC_64, MH_CIGAM, MH_CIGAM_64].includes(magic)) return 'mach-o';
+    if ((magic === FAT_MAGIC || magic === FAT_MAGIC_64) && bytes.length >= 8 && bytes.readUInt32BE(4) <= MAX_FAT_ARCHS) return 'mach-o';
   }
   if (bytes.length >= 2 && bytes[0] === 0x4d && bytes[1] === 0x5a) return 'pe';
   return 'unknown';
 }
 
-/** The symbols a library defines and exports (never throws: a broken ELF gives `malformed`). */
+/** The symbols a library defines and exports, without the C prefix underscore Mach-O adds (never throws: a broken file gives `malformed`). */
 export function readLibraryExports(bytes: Buffer): LibraryExports {
   const format = libraryFormat(bytes);
-  if (format !== 'elf') return { format };
+  if (format === 'unknown') return { format };
   try {
-    return { format, exported: readElfExports(bytes) };
+    const exported = format === 'elf' ? readElfExports(bytes) : format === 'mach-o' ? readMachOExports(bytes) : readPeExports(bytes);
+    return { format, exported };
   } catch (err) {
     if (err instanceof Malformed) return { format, malformed: err.message };
     throw err;
@@ -248,6 +263,173 @@ function gnuHashCount(r: Reader, at: number): number {
   throw new Malformed('a GNU hash chain never ends');
 }
 
+const MH_BUNDLE = 8;
+const MH_DYLIB = 6;
+const LC_SYMTAB = 0x2;
+const LC_DYLD_INFO = 0x22;
+const LC_DYLD_INFO_ONLY = 0x80000022;
+const LC_DYLD_EXPORTS_TRIE = 0x80000033;
+const N_STAB = 0xe0;
+const N_PEXT = 0x10;
+const N_TYPE = 0x0e;
+const N_EXT = 0x01;
+const N_ABS = 0x2;
+const N_INDR = 0xa;
+const N_SECT = 0xe;
+
+/** A universal (fat) file's slices must each export a symbol for it to count: which slice loads depends on the machine. */
+function readMachOExports(bytes: Buffer): string[] {
+  const magic = bytes.readUInt32BE(0);
+  if (magic !== FAT_MAGIC && magic !== FAT_MAGIC_64) return readThinMachOExports(bytes, 0, bytes.length);
+  const r = new Reader(bytes, false, false);
+  const count = r.u32(4, 'the fat slice count');
+  if (count === 0) throw new Malformed('the universal (fat) file holds no slices');
+  const wide = magic === FAT_MAGIC_64;
+  let common: Set<string> | undefined;
+  for (let i = 0; i < count; i++) {
+    const at = 8 + i * (wide ? 32 : 20);
+    const offset = wide ? r.u64(at + 8, 'a fat slice offset') : r.u32(at + 8, 'a fat slice offset');
+    const size = wide ? r.u64(at + 16, 'a fat slice size') : r.u32(at + 12, 'a fat slice size');
+    if (offset + size > bytes.length || size < 28) throw new Malformed(`fat slice ${i} (offset ${offset}, ${size} bytes) lies past the end of the ${bytes.length}-byte file (truncated)`);
+    const slice = readThinMachOExports(bytes, offset, offset + size);
+    common = common === undefined ? new Set(slice) : new Set(slice.filter((name) => common?.has(name)));
+  }
+  return [...(common ?? [])];
+}
+
+function readThinMachOExports(bytes: Buffer, start: number, end: number): string[] {
+  const view = bytes.subarray(start, end);
+  if (view.length < 4) throw new Malformed('the Mach-O header is truncated');
+  const magic = view.readUInt32BE(0);
+  const wide = magic === MH_MAGIC_64 || magic === MH_CIGAM_64;
+  const little = magic === MH_CIGAM || magic === MH_CIGAM_64;
+  if (![MH_MAGIC, MH_MAGIC_64, MH_CIGAM, MH_CIGAM_64].includes(magic)) throw new Malformed(`a fat slice does not start with a Mach-O header (magic 0x${magic.toString(16)})`);
+  const r = new Reader(view, wide, little);
+  const filetype = r.u32(12, 'filetype');
+  if (filetype !== MH_DYLIB && filetype !== MH_BUNDLE) throw new Malformed(`it is a Mach-O file of type ${filetype}, not a dynamic library (MH_DYLIB) or bundle: build it with -dynamiclib`);
+  const ncmds = r.u32(16, 'ncmds');
+  if (ncmds > MAX_ENTRIES) throw new Malformed(`${ncmds} load commands is impossible`);
+  const exported = new Set<string>();
+  let at = wide ? 32 : 28;
+  for (let i = 0; i < ncmds; i++) {
+    const cmd = r.u32(at, 'a load command');
+    const size = r.u32(at + 4, 'a load command size');
+    if (size < 8) throw new Malformed(`load command ${i} is ${size} bytes long`);
+    if (cmd === LC_SYMTAB) {
+      const symoff = r.u32(at + 8, 'symoff');
+      const nsyms = r.u32(at + 12, 'nsyms');
+      const stroff = r.u32(at + 16, 'stroff');
+      const strsize = r.u32(at + 20, 'strsize');
+      if (nsyms > MAX_ENTRIES) throw new Malformed(`${nsyms} symbols is impossible`);
+      if (stroff + strsize > view.length) throw new Malformed('the string table lies past the end of the file (truncated)');
+      const entry = wide ? 16 : 12;
+      for (let n = 0; n < nsyms; n++) {
+        const sym = symoff + n * entry;
+        const strx = r.u32(sym, 'a symbol name');
+        const type = r.u8(sym + 4, 'a symbol type');
+        if ((type & N_STAB) !== 0 || (type & N_EXT) === 0 || (type & N_PEXT) !== 0) continue;
+        const kind = type & N_TYPE;
+        if (kind !== N_SECT && kind !== N_ABS && kind !== N_INDR) continue;
+        if (strx >= strsize) throw new Malformed(`symbol ${n}'s name lies outside the string table`);
+        exported.add(r.cstring(stroff + strx, stroff + strsize, 'a symbol name'));
+      }
+    } else if (cmd === LC_DYLD_INFO || cmd === LC_DYLD_INFO_ONLY) {
+      readExportTrie(r, r.u32(at + 40, 'export_off'), r.u32(at + 44, 'export_size'), exported);
+    } else if (cmd === LC_DYLD_EXPORTS_TRIE) {
+      readExportTrie(r, r.u32(at + 8, 'dataoff'), r.u32(at + 12, 'datasize'), exported);
+    }
+    at += size;
+  }
+  // C names carry a leading underscore in Mach-O (`_vtcode_plugin_version`, C++ `__Z…`).
+  return [...exported].map((name) => (name.startsWith('_') ? name.slice(1) : name));
+}
+
+/** dyld's export trie: a prefix tree whose terminal nodes are exported names. */
+function readExportTrie(r: Reader, offset: number, size: number, into: Set<string>): void {
+  if (size === 0) return;
+  if (offset + size > r.bytes.length) throw new Malformed('the export trie lies past the end of the file (truncated)');
+  const end = offset + size;
+  const uleb = (pos: { at: number }): number => {
+    let value = 0;
+    let shift = 0;
+    for (;;) {
+      if (pos.at >= end) throw new Malformed('a number in the export trie runs past its end');
+      const byte = r.bytes[pos.at++] as number;
+      value += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return value;
+      shift += 7;
+      if (shift > 49) throw new Malformed('a number in the export trie is impossibly long');
+    }
+  };
+  const seen = new Set<number>();
+  const stack: { node: number; prefix: string }[] = [{ node: 0, prefix: '' }];
+  while (stack.length > 0) {
+    const { node, prefix } = stack.pop() as { node: number; prefix: string };
+    // Each node is visited once: a trie whose edges loop back cannot spin.
+    if (seen.has(node)) throw new Malformed('the export trie loops back on itself');
+    seen.add(node);
+    if (seen.size > MAX_ENTRIES) throw new Malformed('the export trie is impossibly large');
+    const pos = { at: offset + node };
+    const terminal = uleb(pos);
+    if (terminal > 0) into.add(prefix);
+    pos.at += terminal;
+    if (pos.at >= end) throw new Malformed('an export trie node runs past its end');
+    const children = r.bytes[pos.at++] as number;
+    for (let i = 0; i < children; i++) {
+      const label = r.cstring(pos.at, end, 'an export trie edge');
+      pos.at += Buffer.byteLength(label, 'latin1') + 1;
+      const child = uleb(pos);
+      if (child >= size) throw new Malformed('an export trie edge points past the trie');
+      stack.push({ node: child, prefix: prefix + label });
+    }
+  }
+}
+
+const IMAGE_FILE_DLL = 0x2000;
+const PE32 = 0x10b;
+const PE32_PLUS = 0x20b;
+
+/** A PE DLL's exported names, from its export directory (data directory 0). */
+function readPeExports(bytes: Buffer): string[] {
+  const r = new Reader(bytes, false, true);
+  const pe = r.u32(0x3c, 'e_lfanew');
+  if (r.u32(pe, 'the PE signature') !== 0x4550) throw new Malformed('the PE signature is missing (an MS-DOS program, or truncated)');
+  const coff = pe + 4;
+  const sections = r.u16(coff + 2, 'NumberOfSections');
+  const optionalSize = r.u16(coff + 16, 'SizeOfOptionalHeader');
+  const characteristics = r.u16(coff + 18, 'Characteristics');
+  if ((characteristics & IMAGE_FILE_DLL) === 0) throw new Malformed('it is a PE file but not a DLL: build it as a DLL (-shared, /LD)');
+  const optional = coff + 20;
+  const magic = r.u16(optional, 'the optional header magic');
+  if (magic !== PE32 && magic !== PE32_PLUS) throw new Malformed(`unknown PE optional header magic 0x${magic.toString(16)}`);
+  const directories = r.u32(optional + (magic === PE32 ? 92 : 108), 'NumberOfRvaAndSizes');
+  if (directories === 0) return [];
+  const exportRva = r.u32(optional + (magic === PE32 ? 96 : 112), 'the export directory address');
+  if (exportRva === 0) return [];
+  const table = optional + optionalSize;
+  const toOffset = (rva: number, what: string): number => {
+    for (let i = 0; i < sections; i++) {
+      const at = table + i * 40;
+      const virtualSize = r.u32(at + 8, 'a section size');
+      const virtualAddress = r.u32(at + 12, 'a section address');
+      const rawSize = r.u32(at + 16, 'a section raw size');
+      const rawOffset = r.u32(at + 20, 'a section offset');
+      if (rva >= virtualAddress && rva < virtualAddress + Math.max(virtualSize, rawSize)) return rawOffset + (rva - virtualAddress);
+    }
+    throw new Malformed(`${what} (RVA 0x${rva.toString(16)}) is in no section`);
+  };
+  const dir = toOffset(exportRva, 'the export directory');
+  const names = r.u32(dir + 24, 'NumberOfNames');
+  if (names > MAX_ENTRIES) throw new Malformed(`${names} exported names is impossible`);
+  const nameTable = names === 0 ? 0 : toOffset(r.u32(dir + 32, 'AddressOfNames'), 'the export name table');
+  const exported: string[] = [];
+  for (let i = 0; i < names; i++) {
+    const name = toOffset(r.u32(nameTable + i * 4, 'an export name address'), 'an export name');
+    exported.push(r.cstring(name, bytes.length, 'an export name'));
+  }
+  return exported;
+}
+
 /** The symbols every plugin must export (ABI v1). */
 const REQUIRED_SYMBOLS = [ABI_SYMBOLS.version, ABI_SYMBOLS.metadata, ABI_SYMBOLS.execute];
 
@@ -258,23 +440,25 @@ function mangledForm(symbol: string, exported: readonly string[]): string | unde
 
 /**
  * Checks a library's exports against ABI v1 without loading it: a missing required symbol is
- * `E_MISSING_SYMBOL` (naming the C++-mangled name when that is why), a broken ELF is
- * `E_INVALID_STRUCTURE`, and a non-ELF library gets a warning that its symbols were not checked.
+ * `E_MISSING_SYMBOL` (naming the C++-mangled name when that is why), a broken ELF, Mach-O or PE
+ * file is `E_INVALID_STRUCTURE`, and a file in none of these formats gets a warning that its
+ * symbols were not checked.
  */
 export function checkLibrarySymbols(file: string, bytes: Buffer, arch: string = process.arch): { errors: ValidationIssue[]; warnings: ValidationWarning[] } {
   const reading = readLibraryExports(bytes);
-  if (reading.format !== 'elf') {
-    const what = reading.format === 'unknown' ? 'not a format skillplug recognizes' : `a ${reading.format === 'pe' ? 'PE (Windows)' : 'Mach-O (macOS)'} library`;
+  if (reading.format === 'unknown') {
     return {
       errors: [],
-      warnings: [{ code: WarningCode.SYMBOLS_NOT_CHECKED, message: `${file} is ${what}; its exported symbols were not checked (skillplug reads ELF only). Loading it checks them.` }],
+      warnings: [{ code: WarningCode.SYMBOLS_NOT_CHECKED, message: `${file} is not a library format skillplug reads (ELF, Mach-O, PE); its exported symbols were not checked. Loading it checks them.` }],
     };
   }
   if ('malformed' in reading) {
-    return { errors: [{ code: ErrorCode.INVALID_STRUCTURE, message: `${file} is not a valid ELF shared library: ${reading.malformed}. Rebuild it with -shared -fPIC.` }], warnings: [] };
+    const kind = { elf: 'ELF shared library', 'mach-o': 'Mach-O dynamic library', pe: 'PE DLL' }[reading.format];
+    const fix = { elf: 'Rebuild it with -shared -fPIC.', 'mach-o': 'Rebuild it with -dynamiclib.', pe: 'Rebuild it as a DLL.' }[reading.format];
+    return { errors: [{ code: ErrorCode.INVALID_STRUCTURE, message: `${file} is not a valid ${kind}: ${reading.malformed}. ${fix}` }], warnings: [] };
   }
   const errors: ValidationIssue[] = [];
-  const built = elfArch(bytes);
+  const built = reading.format === 'elf' ? elfArch(bytes) : undefined;
   if (ELF_ARCH[arch] && built !== undefined && built !== arch) {
     errors.push({ code: ErrorCode.INVALID_STRUCTURE, message: `${file} is built for ${built}, but this machine runs ${arch}: it cannot load. Rebuild it here (or cross-compile for ${arch}).` });
   }

@@ -15,7 +15,7 @@ export const WarningCode = {
   VTCODE_NAME: 'W_VTCODE_NAME',
   /** A call's `output` was not a JSON object: VT Code rejects such results. */
   VTCODE_OUTPUT: 'W_VTCODE_OUTPUT',
-  /** The library is not ELF (Mach-O, PE, unknown), so its exported symbols were not checked. */
+  /** The library is in no format skillplug reads (ELF, Mach-O, PE) or too large, so its exported symbols were not checked. */
   SYMBOLS_NOT_CHECKED: 'W_SYMBOLS_NOT_CHECKED',
   /** plugin.json has a field (or a `permissions` key) neither skillplug nor VT Code reads: a typo is ignored silently otherwise. */
   UNKNOWN_FIELD: 'W_UNKNOWN_FIELD',

@@ -5,6 +5,7 @@
 //            `skillplug` and `npx skillplug` run this checkout's CLI
 //   ts/js    transpiled and run as an ES module that imports 'skillplug' (this checkout)
 //   json     parsed
+//   toml     parsed (the subset in test/helpers/toml.ts)
 //   c        compiled with the C SDK as a plugin and run once
 //   rust     compiled with the Rust SDK as a plugin and run once (skipped without cargo)
 //   text, or no language: prose (usage lines, diagrams); not a snippet
@@ -14,6 +15,9 @@
 //   <!-- snippet: compile-only -->          c declarations: compiled (syntax and types), not run
 //   <!-- snippet: after NAME -->            run in the workspace the block named NAME left behind
 //   <!-- snippet: name NAME -->             name this block's workspace for a later block
+//   <!-- snippet: mcp-config CLIENT -->     an MCP client's config (json, toml) or registration command (sh):
+//                                           checked against that client's rules, then the server it
+//                                           configures is started and must list an installed plugin
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -22,7 +26,10 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import ts from 'typescript';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CLI_PATH, REPO_ROOT, tempDir } from '../helpers/fixtures.js';
+import { parseToml } from '../helpers/toml.js';
 
 const run = promisify(execFile);
 const hasCargo = await run('cargo', ['--version']).then(
@@ -39,7 +46,7 @@ interface Snippet {
 }
 
 const PROSE = new Set(['', 'text']);
-const KNOWN = new Set(['sh', 'bash', 'ts', 'js', 'json', 'c', 'rust']);
+const KNOWN = new Set(['sh', 'bash', 'ts', 'js', 'json', 'toml', 'c', 'rust']);
 
 function snippetsOf(file: string): Snippet[] {
   const lines = readFileSync(path.join(REPO_ROOT, file), 'utf8').split('\n');
@@ -152,6 +159,85 @@ async function runPlugin(s: Snippet): Promise<void> {
   assert.equal(result.success, true, stdout);
 }
 
+interface ServerEntry {
+  command: string;
+  args: string[];
+  /** The client's own per-call timeout in ms, when the config sets one. */
+  clientTimeoutMs?: number;
+}
+
+type Doc = Record<string, unknown>;
+const at = (doc: unknown, ...keys: string[]): unknown => keys.reduce<unknown>((v, k) => (v as Doc | undefined)?.[k], doc);
+
+// Each client's own config rules (from its docs and source; see docs/integration.md), applied to the snippet.
+async function mcpServerOf(s: Snippet, client: string): Promise<ServerEntry> {
+  const where = `${s.file}:${s.line}`;
+  if (client === 'claude-code') {
+    // `claude mcp add [options] NAME -- COMMAND ARGS...`, recorded by a stand-in for the claude binary.
+    const record = path.join(tempDir('skillplug-snippet-claude-'), 'argv.json');
+    await run('bash', ['-c', `claude() { node -e 'require("fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))' "$RECORD" "$@"; }\n${s.code}`], { env: { ...env(), RECORD: record } });
+    const argv = JSON.parse(readFileSync(record, 'utf8')) as string[];
+    assert.deepEqual(argv.slice(0, 2), ['mcp', 'add'], where);
+    const dashes = argv.indexOf('--');
+    assert.ok(dashes > 2, `${where}: the server command follows --`);
+    return { command: argv[dashes + 1] as string, args: argv.slice(dashes + 2) };
+  }
+  if (client === 'vtcode' || client === 'codex') {
+    assert.equal(s.lang, 'toml', where);
+    const doc = parseToml(s.code);
+    if (client === 'vtcode') {
+      assert.equal(at(doc, 'mcp', 'enabled'), true, `${where}: VT Code's MCP client is off unless [mcp] enabled = true`);
+      const providers = at(doc, 'mcp', 'providers') as Doc[];
+      assert.ok(Array.isArray(providers) && providers.length === 1, `${where}: one [[mcp.providers]] entry`);
+      const p = providers[0] as Doc;
+      assert.equal(typeof p.name, 'string', `${where}: a provider has a name`);
+      return { command: p.command as string, args: p.args as string[], clientTimeoutMs: (at(doc, 'mcp', 'tool_timeout_seconds') as number) * 1000 };
+    }
+    const servers = at(doc, 'mcp_servers') as Doc;
+    const [entry] = Object.values(servers ?? {}) as Doc[];
+    assert.ok(entry, `${where}: a [mcp_servers.<name>] table`);
+    return { command: entry.command as string, args: entry.args as string[], clientTimeoutMs: ((entry.tool_timeout_sec as number | undefined) ?? 60) * 1000 };
+  }
+  assert.equal(s.lang, 'json', where);
+  const doc = JSON.parse(s.code) as Doc;
+  // VS Code reads "servers"; a file with "mcpServers" holds nothing it sees. The others read "mcpServers".
+  const key = client === 'vscode' ? 'servers' : 'mcpServers';
+  assert.deepEqual(Object.keys(doc), [key], `${where}: ${client} reads servers from "${key}"`);
+  const [entry] = Object.values(doc[key] as Doc) as Doc[];
+  assert.ok(entry, where);
+  if (client === 'vscode') assert.equal(entry.type, 'stdio', `${where}: a local VS Code server has "type": "stdio"`);
+  return { command: entry.command as string, args: entry.args as string[], ...(client === 'gemini' ? { clientTimeoutMs: entry.timeout as number } : {}) };
+}
+
+async function checkMcpConfig(s: Snippet, client: string): Promise<void> {
+  const where = `${s.file}:${s.line}`;
+  const server = await mcpServerOf(s, client);
+  assert.equal(server.command, 'skillplug', `${where}: the config runs the installed binary`);
+  assert.equal(server.args[0], 'serve', where);
+  const workspaceAt = server.args.indexOf('--workspace');
+  assert.ok(workspaceAt > 0 && server.args[workspaceAt + 1], `${where}: an explicit --workspace`);
+  const timeoutAt = server.args.indexOf('--timeout');
+  if (server.clientTimeoutMs !== undefined) {
+    assert.ok(timeoutAt > 0, `${where}: --timeout is set, to compare with the client's`);
+    assert.ok(server.clientTimeoutMs > Number(server.args[timeoutAt + 1]), `${where}: the client's tool timeout is above --timeout`);
+  }
+  // The configured command, started for real: a fresh HOME with the hello example installed, the placeholder workspace made real.
+  const home = tempDir('skillplug-snippet-mcp-home-');
+  const workspace = tempDir('skillplug-snippet-mcp-ws-');
+  const hello = path.join(REPO_ROOT, '.vtcode', 'plugins', 'hello');
+  await run(process.execPath, [CLI_PATH, 'install', hello], { env: { ...env(), HOME: home } });
+  const args = server.args.map((a) => (a === '/path/to/repo' || a === '${workspaceFolder}' ? workspace : a));
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, ...args], env: { ...(env() as Record<string, string>), HOME: home }, stderr: 'pipe' });
+  const mcp = new Client({ name: `snippet-${client}`, version: '1.0.0' });
+  await mcp.connect(transport);
+  try {
+    const { tools } = await mcp.listTools();
+    assert.deepEqual(tools.map((t) => t.name), ['hello'], where);
+  } finally {
+    await mcp.close();
+  }
+}
+
 describe('README and docs snippets', () => {
   it('finds the snippets, each in a known language', () => {
     assert.ok(snippets.length > 5);
@@ -164,7 +250,10 @@ describe('README and docs snippets', () => {
     const notRun = s.directives.get('not-run');
     const skip = notRun !== undefined ? `not run: ${notRun}` : (s.lang === 'rust' && !hasCargo ? 'cargo is not installed' : false);
     it(`${s.file}:${s.line} (${s.lang})`, { skip }, async () => {
-      if (s.lang === 'json') JSON.parse(s.code);
+      const client = s.directives.get('mcp-config');
+      if (client !== undefined) await checkMcpConfig(s, client);
+      else if (s.lang === 'json') JSON.parse(s.code);
+      else if (s.lang === 'toml') parseToml(s.code);
       else if (s.lang === 'sh' || s.lang === 'bash') await runShell(s);
       else if (s.lang === 'ts' || s.lang === 'js') await runModule(s);
       else if (s.directives.has('compile-only')) await compileOnly(s);
