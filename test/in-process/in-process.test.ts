@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { ErrorCode, PluginLoader, type PluginContext, type PluginLoaderOptions, type PluginResult } from '../../src/index.js';
+import { ErrorCode, PluginLoader, canExecuteSync, type PluginContext, type PluginLoaderOptions, type PluginResult } from '../../src/index.js';
 import type { InProcessPlugin } from '../../src/in-process/index.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { REPO_ROOT, buildFixtures, runScript, tempDir } from '../helpers/fixtures.js';
@@ -116,6 +116,18 @@ describe('in-process plugins', () => {
       }
     } finally {
       await plugin.close();
+    }
+  });
+
+  it('offers executeSync as the SyncNativePlugin capability, which an isolated plugin does not claim', async () => {
+    const inProcess = await load('echoTs');
+    const isolated = await new PluginLoader({ pluginsDirs: [root], defaultDirs: false, readConfig: false, isolation: 'process', sandbox: 'off' }).loadPlugin(dirs.echoTs as string);
+    try {
+      assert.equal(canExecuteSync(inProcess), true);
+      assert.equal(canExecuteSync(isolated), false);
+      if (canExecuteSync(inProcess)) assert.equal(inProcess.executeSync(ctx({ seq: 3 })).success, true);
+    } finally {
+      await Promise.all([inProcess.close(), isolated.close()]);
     }
   });
 
