@@ -256,7 +256,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
 
   it('leaves no host behind when its parent is killed with SIGKILL', async () => {
     const script = `
-      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox: 'off' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
       plugin.execute({ input: { mode: 'spin' }, workspace_root: null, config: {} }).catch(() => {});
@@ -322,7 +322,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
 
   it('does not keep the caller alive when idle', async () => {
     const script = `
-      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox: 'off' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
       const r = await plugin.execute({ input: {}, workspace_root: null, config: {} });

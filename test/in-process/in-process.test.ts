@@ -186,7 +186,7 @@ describe('in-process plugins', () => {
 
   it('runs on koffi alone when the helper library cannot be built', async () => {
     const script = `
-      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'none' });
       const heap = await loader.loadPlugin(${JSON.stringify(dirs.heap)});
       const c = (mode) => ({ input: { mode }, workspace_root: null, config: {} });
@@ -223,7 +223,7 @@ describe('in-process plugins', () => {
 
   it('lets a script that used the pump exit by itself', async () => {
     const script = `
-      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'none' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.echoTs)});
       for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 32 }, (_, n) => plugin.execute({ input: { n }, workspace_root: null, config: {} })));
