@@ -32,3 +32,12 @@ export class CallMarkers {
     writeFileSync(this.until, '');
   }
 }
+
+/** Resolves once `check()` holds, looking every few ms (an event with no callback to wait on). */
+export async function until(check: () => boolean, what: string): Promise<void> {
+  const guard = Date.now() + HANG_GUARD_MS;
+  while (!check()) {
+    if (Date.now() > guard) throw new Error(`${what} never happened`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}

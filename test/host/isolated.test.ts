@@ -10,7 +10,7 @@ import { rejectsWithCode } from '../helpers/assertions.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
 import { NEEDS_ADDRESS_LIMIT } from '../helpers/sanitizer.js';
 import { alive } from '../helpers/processes.js';
-import { CallMarkers } from '../helpers/markers.js';
+import { CallMarkers, until } from '../helpers/markers.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
 
@@ -137,6 +137,9 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
       controller.abort();
       const err = await rejectsWithCode(queued, ErrorCode.CANCELLED);
       assert.equal(err.data?.started, false);
+      // Released only once the host's CANCEL_ACK settled the withdrawn call: a worker freed earlier could take it first.
+      const onHost = () => (plugin as unknown as { host?: { inFlight: number } }).host?.inFlight;
+      await until(() => onHost() === 2, 'the CANCEL_ACK');
       marks.release();
       await Promise.all(busy);
       const next = await plugin.execute(ctx({ seq: 3, ms: 1 }));

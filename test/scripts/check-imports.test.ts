@@ -1,11 +1,12 @@
 // The import-graph check (scripts/check-imports.mjs, run by `npm run lint`) against tiny fixture trees and src/ itself.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
+import ts from 'typescript';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
 const SCRIPT = path.join(REPO_ROOT, 'scripts', 'check-imports.mjs');
@@ -39,6 +40,17 @@ describe('scripts/check-imports.mjs', () => {
     const verdict = run();
     assert.deepEqual(verdict.kinds, []);
     assert.equal(verdict.status, 0);
+  });
+
+  it('finds in every file of src/ the same relative imports as TypeScript does', async () => {
+    const { importsOf } = (await import(pathToFileURL(SCRIPT).href)) as { importsOf: (text: string) => string[] };
+    const files = readdirSync(path.join(REPO_ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.length > 40);
+    for (const file of files) {
+      const text = readFileSync(path.join(REPO_ROOT, 'src', file), 'utf8');
+      const byTypeScript = new Set(ts.preProcessFile(text, true, true).importedFiles.map((f) => f.fileName).filter((f) => f.startsWith('.')));
+      assert.deepEqual(new Set(importsOf(text)), byTypeScript, file);
+    }
   });
 
   it('passes a tree whose imports all point down, counting every import form', () => {
