@@ -31,6 +31,7 @@ import { hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
 import { metadataKey, readCachedMetadata, writeCachedMetadata } from '../discovery/metadata-cache.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
+import { loaderSeams } from './seams.js';
 import { writePrivateCopy, type PrivateCopy } from './private-copy.js';
 
 /** How a plugin runs: `'none'` loads it into this process; `'process'` runs it in its own host process. */
@@ -135,11 +136,6 @@ export interface PluginLoaderOptions {
   ownBuild?: { dir: string; manifestSha256: string; librarySha256: string };
   /** Receives warnings (e.g. a group-writable trusted dir). Default: `process.emitWarning`. */
   onWarning?: (message: string) => void;
-  /** Test hooks. */
-  hooks?: {
-    /** Runs after a plugin's files were verified and before its library loads. */
-    afterVerify?: (info: { dir: string; libraryPath: string }) => void | Promise<void>;
-  };
 }
 
 /** Default largest result: 64 MiB. */
@@ -609,7 +605,7 @@ export class PluginLoader {
         }
       }
       const permissions = this.checkPermissions(canonical, manifest);
-      await this.options.hooks?.afterVerify?.({ dir: canonical, libraryPath });
+      await loaderSeams.afterVerify?.({ dir: canonical, libraryPath });
       return await this.open(canonical, loadPath, manifest, copy, libraryBytes, permissions);
     } catch (err) {
       copy?.dispose();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
-const INDEX_URL = new URL(`file://${path.join(REPO_ROOT, 'dist', 'index.js')}`).href;
+const INDEX_URL = new URL(`file://${path.join(REPO_ROOT, 'build', 'src', 'index.js')}`).href;
 
 function koffiLoadedAfter(body: string): boolean {
   const script = `

@@ -24,6 +24,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -111,8 +112,9 @@ async function runShell(s: Snippet): Promise<void> {
 
 async function runModule(s: Snippet): Promise<void> {
   const cwd = workspaceFor(s);
-  const js = ts.transpileModule(s.code, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-  // Inside the package, so `import … from 'skillplug'` resolves to this checkout through its own "exports".
+  const transpiled = ts.transpileModule(s.code, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+  // 'skillplug' is this checkout as `npm run build:test` built it (test/package checks the "exports" map itself).
+  const js = transpiled.replace(/(\bfrom\s*|\bimport\s*\(\s*)(['"])skillplug\2/g, (_m, lead: string) => `${lead}${JSON.stringify(pathToFileURL(path.join(REPO_ROOT, 'build', 'src', 'index.js')).href)}`);
   const dir = path.join(REPO_ROOT, 'build', 'snippets');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${s.file.replace(/[/.]/g, '_')}-${s.line}.mjs`);

@@ -103,7 +103,7 @@ describe(`chaos (seed ${seed}, ${cases} rounds)`, () => {
   it('parent SIGKILLed with calls in flight, with and without the sandbox: its hosts die with it', async () => {
     const sandboxed = (await detectSandbox()).available;
     const script = `
-      import { PluginLoader } from ${JSON.stringify(`${REPO_ROOT}/dist/index.js`)};
+      import { PluginLoader } from ${JSON.stringify(`${REPO_ROOT}/build/src/index.js`)};
       const hosts = [];
       for (const sandbox of ${JSON.stringify(sandboxed ? ['off', 'required'] : ['off'])}) {
         const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox, maxConcurrency: 4 });

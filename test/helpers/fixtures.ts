@@ -11,7 +11,8 @@ const run = promisify(execFile);
 /** The repository root (tests run from build/test/…). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const FIXTURES_DIR = path.join(REPO_ROOT, 'test', 'fixtures');
-export const CLI_PATH = path.join(REPO_ROOT, 'dist', 'cli', 'main.js');
+// The CLI as `npm run build:test` compiles it, so one build serves every test (dist/ is the same tsc output).
+export const CLI_PATH = path.join(REPO_ROOT, 'build', 'src', 'cli', 'main.js');
 
 const roots: string[] = [];
 process.on('exit', () => {

@@ -8,8 +8,9 @@ import type { IsolatedPlugin } from '../../src/host/isolated.js';
 import { REPO_ROOT, buildFixture, buildFixtures, runCli, runScript, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
-import { NEEDS_ADDRESS_LIMIT, SANITIZER } from '../helpers/sanitizer.js';
+import { NEEDS_ADDRESS_LIMIT } from '../helpers/sanitizer.js';
 import { alive } from '../helpers/processes.js';
+import { CallMarkers, until } from '../helpers/markers.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
 
@@ -127,13 +128,19 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
 
   it('withdraws a call queued in a thread-safe host when it is cancelled: it never runs', async () => {
     await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
-      const busy = [0, 1].map((seq) => plugin.execute(ctx({ seq, ms: 300 })));
+      const marks = new CallMarkers();
+      const busy = [0, 1].map((seq) => plugin.execute(ctx({ seq, started: marks.started(seq), until: marks.until })));
+      await marks.waitStarted(0, 1);
+      // Both workers are held, so the host can only queue this call: its frame goes out now, the withdrawal after it.
       const controller = new AbortController();
       const queued = plugin.execute(ctx({ seq: 2, ms: 1 }), { signal: controller.signal });
-      await new Promise((r) => setTimeout(r, 50));
       controller.abort();
       const err = await rejectsWithCode(queued, ErrorCode.CANCELLED);
       assert.equal(err.data?.started, false);
+      // Released only once the host's CANCEL_ACK settled the withdrawn call: a worker freed earlier could take it first.
+      const onHost = () => (plugin as unknown as { host?: { inFlight: number } }).host?.inFlight;
+      await until(() => onHost() === 2, 'the CANCEL_ACK');
+      marks.release();
       await Promise.all(busy);
       const next = await plugin.execute(ctx({ seq: 3, ms: 1 }));
       assert.equal((next.output as { order: number }).order, 2, 'the withdrawn call never entered the plugin');
@@ -142,25 +149,26 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
 
   it('runs a lone call on the host reader without holding up calls sent while it runs', async () => {
     await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
-      let longDone = false;
-      const long = plugin.execute(ctx({ seq: 0, ms: 400 })).then((r) => {
-        longDone = true;
-        return r;
-      });
-      await new Promise((r) => setTimeout(r, 50));
+      const marks = new CallMarkers();
+      // Held until released: the short call can only finish first if it ran beside the lone call.
+      const long = plugin.execute(ctx({ seq: 0, started: marks.started(0), until: marks.until }));
+      await marks.waitStarted(0);
       const short = await plugin.execute(ctx({ seq: 1, ms: 1 }));
-      assert.equal(longDone, false, 'the short call finished while the lone call still ran');
       assert.equal((short.output as { max_inflight: number }).max_inflight, 2);
-      await long;
+      marks.release();
+      assert.equal(((await long).output as { seq: number }).seq, 0);
     });
   });
 
   it('counts a lone call on the host reader against maxConcurrency', async () => {
     await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
-      const first = plugin.execute(ctx({ seq: 0, ms: 200 }));
-      await new Promise((r) => setTimeout(r, 20));
-      const rest = [1, 2, 3, 4].map((seq) => plugin.execute(ctx({ seq, ms: 60 })));
-      const results = await Promise.all([first, ...rest]);
+      const marks = new CallMarkers();
+      const first = plugin.execute(ctx({ seq: 0, started: marks.started(0), until: marks.until }));
+      await marks.waitStarted(0);
+      // With the lone call held, the other four share the one slot left; uncounted, two of them would overlap.
+      const rest = await Promise.all([1, 2, 3, 4].map((seq) => plugin.execute(ctx({ seq, ms: 20 }))));
+      marks.release();
+      const results = [await first, ...rest];
       assert.equal(Math.max(...results.map((r) => (r.output as { max_inflight: number }).max_inflight)), 2);
     });
   });
@@ -172,12 +180,12 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
     });
   });
 
-  // Sanitizer hosts run slower than the 100 ms sleep that orders this test's call before the abort.
-  it('cancels a running call through its AbortSignal by killing the host', { skip: SANITIZER ? 'orders the call before the abort with a 100 ms sleep, too short for a sanitizer host' : false }, async () => {
+  it('cancels a running call through its AbortSignal by killing the host', async () => {
     await withPlugin('hang', {}, async (plugin) => {
+      const marks = new CallMarkers();
       const controller = new AbortController();
-      const hung = plugin.execute(ctx({ mode: 'spin' }), { signal: controller.signal });
-      await new Promise((r) => setTimeout(r, 100));
+      const hung = plugin.execute(ctx({ mode: 'spin', started: marks.started('hung') }), { signal: controller.signal });
+      await marks.waitStarted('hung');
       const pid = plugin.hostPid as number;
       controller.abort();
       const err = await rejectsWithCode(hung, ErrorCode.CANCELLED);
@@ -256,7 +264,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
 
   it('leaves no host behind when its parent is killed with SIGKILL', async () => {
     const script = `
-      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox: 'off' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
       plugin.execute({ input: { mode: 'spin' }, workspace_root: null, config: {} }).catch(() => {});
@@ -322,7 +330,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
 
   it('does not keep the caller alive when idle', async () => {
     const script = `
-      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox: 'off' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
       const r = await plugin.execute({ input: {}, workspace_root: null, config: {} });

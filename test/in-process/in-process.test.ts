@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { ErrorCode, PluginLoader, type PluginContext, type PluginLoaderOptions, type PluginResult } from '../../src/index.js';
+import { ErrorCode, PluginLoader, canExecuteSync, type PluginContext, type PluginLoaderOptions, type PluginResult } from '../../src/index.js';
 import type { InProcessPlugin } from '../../src/in-process/index.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
+import { CallMarkers } from '../helpers/markers.js';
 import { REPO_ROOT, buildFixtures, runScript, tempDir } from '../helpers/fixtures.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
@@ -22,7 +23,6 @@ describe('in-process plugins', () => {
   // A first concurrent burst gets the pump's threads running before the calls a test looks at.
   async function warmPump(plugin: InProcessPlugin, input: Record<string, unknown>): Promise<void> {
     await Promise.all([1, 2, 3, 4].map(() => plugin.execute(ctx(input))));
-    await new Promise((r) => setTimeout(r, 300));
   }
 
   before(async () => {
@@ -81,13 +81,16 @@ describe('in-process plugins', () => {
     try {
       await warmPump(plugin, { ms: 1 });
       const before = ((await plugin.execute(ctx({ ms: 1 }))).output as { order: number }).order;
-      const busy = [0, 1, 2].map((seq) => plugin.execute(ctx({ seq, ms: 300 })));
+      const marks = new CallMarkers();
+      const busy = [0, 1, 2].map((seq) => plugin.execute(ctx({ seq, started: marks.started(seq), until: marks.until })));
+      await marks.waitStarted(0, 1);
+      // Both slots are held, so this call can only wait in the queue when it is cancelled.
       const controller = new AbortController();
       const queued = plugin.execute(ctx({ seq: 3, ms: 1 }), { signal: controller.signal });
-      await new Promise((r) => setTimeout(r, 50));
       controller.abort();
       const err = await rejectsWithCode(queued, ErrorCode.CANCELLED);
       assert.equal(err.data?.started, false);
+      marks.release();
       await Promise.all(busy);
       const after = ((await plugin.execute(ctx({ ms: 1 }))).output as { order: number }).order;
       assert.equal(after, before + 4, 'three busy calls and this one entered; the withdrawn one did not');
@@ -116,6 +119,18 @@ describe('in-process plugins', () => {
       }
     } finally {
       await plugin.close();
+    }
+  });
+
+  it('offers executeSync as the SyncNativePlugin capability, which an isolated plugin does not claim', async () => {
+    const inProcess = await load('echoTs');
+    const isolated = await new PluginLoader({ pluginsDirs: [root], defaultDirs: false, readConfig: false, isolation: 'process', sandbox: 'off' }).loadPlugin(dirs.echoTs as string);
+    try {
+      assert.equal(canExecuteSync(inProcess), true);
+      assert.equal(canExecuteSync(isolated), false);
+      if (canExecuteSync(inProcess)) assert.equal(inProcess.executeSync(ctx({ seq: 3 })).success, true);
+    } finally {
+      await Promise.all([inProcess.close(), isolated.close()]);
     }
   });
 
@@ -174,7 +189,7 @@ describe('in-process plugins', () => {
 
   it('runs on koffi alone when the helper library cannot be built', async () => {
     const script = `
-      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'none' });
       const heap = await loader.loadPlugin(${JSON.stringify(dirs.heap)});
       const c = (mode) => ({ input: { mode }, workspace_root: null, config: {} });
@@ -211,7 +226,7 @@ describe('in-process plugins', () => {
 
   it('lets a script that used the pump exit by itself', async () => {
     const script = `
-      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+      const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'none' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.echoTs)});
       for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 32 }, (_, n) => plugin.execute({ input: { n }, workspace_root: null, config: {} })));

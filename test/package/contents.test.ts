@@ -1,7 +1,9 @@
 // What `npm pack` ships: the built library, the C sources skillplug compiles on first use, no maps into sources it does not ship.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
 describe('package contents', () => {
@@ -13,5 +15,9 @@ describe('package contents', () => {
     }
     assert.deepEqual(files.filter((f) => f.endsWith('.map')), [], 'no source maps pointing at sources that are not shipped');
     assert.deepEqual(files.filter((f) => f.startsWith('scripts/') || f.startsWith('test/') || f.startsWith('build/')), [], 'no dev-only files');
+  });
+
+  it("resolves import 'skillplug' through package.json's exports to dist/index.js", () => {
+    assert.equal(import.meta.resolve('skillplug'), pathToFileURL(path.join(REPO_ROOT, 'dist', 'index.js')).href);
   });
 });

@@ -124,7 +124,7 @@ describe('host hardening against a hostile plugin', async () => {
         const script = `
           import { fstatSync } from 'node:fs';
           fstatSync(50); // the attack is real: this process holds the secret at fd 50
-          const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+          const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
           const loader = new PluginLoader(${JSON.stringify(loaderOptions(sandbox))});
           const plugin = await loader.loadPlugin(${JSON.stringify(path.join(plugins, 'hostile'))});
           const r = await plugin.execute({ input: { do: 'fds', fd: 50 }, workspace_root: ${JSON.stringify(workspace)}, config: {} });
@@ -175,7 +175,7 @@ describe('host hardening against a hostile plugin', async () => {
       it('a setsid daemon dies when the parent Node process is SIGKILLed', { skip }, async () => {
         const daemon = watchDaemon();
         const script = `
-          const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'index.js'))});
+          const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
           const loader = new PluginLoader(${JSON.stringify(loaderOptions(sandbox))});
           const plugin = await loader.loadPlugin(${JSON.stringify(path.join(plugins, 'hostile'))});
           await plugin.execute({ input: { do: 'daemon', fifo: ${JSON.stringify(daemon.fifo)} }, workspace_root: ${JSON.stringify(workspace)}, config: {} });

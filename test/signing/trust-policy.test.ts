@@ -4,6 +4,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../../src/index.js';
 import { mergeSecurity } from '../../src/config/index.js';
+import { loaderSeams } from '../../src/loader/seams.js';
 import { lockKey, sha256, writeLock } from '../../src/signing/lock.js';
 import { generateKeyPair } from '../../src/signing/minisign.js';
 import { signPluginFiles } from '../../src/signing/plugin-signatures.js';
@@ -122,15 +123,15 @@ describe('trust policy', () => {
         env: { SKILLPLUG_TEST_MARKER: marker },
         requireSignature: true,
         trustedKeys: [trusted.pub],
-        hooks: {
-          afterVerify: () => {
-            rmSync(libraryFile);
-            copyFileSync(path.join(evil, `libswap-${isolation}.so`), libraryFile);
-            swapped = true;
-          },
-        },
       });
-      const loaded = await l.loadPlugin(dir);
+      loaderSeams.afterVerify = () => {
+        rmSync(libraryFile);
+        copyFileSync(path.join(evil, `libswap-${isolation}.so`), libraryFile);
+        swapped = true;
+      };
+      const loaded = await l.loadPlugin(dir).finally(() => {
+        delete loaderSeams.afterVerify;
+      });
       try {
         assert.ok(swapped, 'the hook ran');
         assert.equal(loaded.metadata.description, 'Echoes its context', 'the verified library answered');

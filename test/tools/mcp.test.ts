@@ -140,9 +140,10 @@ describe('skillplug serve (MCP over stdio)', () => {
 
   it('cancels a hung call when the client aborts, then serves the next call', async () => {
     const controller = new AbortController();
-    const hung = client.callTool({ name: 'hang', arguments: { mode: 'sleep' } }, undefined, { signal: controller.signal });
-    setTimeout(() => controller.abort(), 300);
+    // The first progress notification says the call is running: abort then, not after a guessed delay.
+    const hung = client.callTool({ name: 'hang', arguments: { mode: 'sleep' } }, undefined, { signal: controller.signal, onprogress: () => controller.abort() });
     await assert.rejects(hung);
+    assert.equal(controller.signal.aborted, true, 'the call ran long enough to report progress');
     const ok = (await client.callTool({ name: 'hang', arguments: {} })) as CallToolResult;
     assert.deepEqual(ok.structuredContent, { answered: true });
   });
@@ -158,8 +159,18 @@ describe('skillplug serve (MCP over stdio)', () => {
     const steps: number[] = [];
     const r = (await client.callTool({ name: 'heap', arguments: { mode: 'ok' } }, undefined, { onprogress: (p) => steps.push(p.progress) })) as CallToolResult;
     assert.equal(r.isError ?? false, false);
-    const slow = client.callTool({ name: 'hang', arguments: { mode: 'sleep' } }, undefined, { onprogress: (p) => steps.push(p.progress), timeout: 60_000 });
-    await new Promise((resolve) => setTimeout(resolve, 2600));
+    let progressed: () => void = () => {};
+    const firstProgress = new Promise<void>((resolve) => {
+      progressed = resolve;
+    });
+    const slow = client.callTool({ name: 'hang', arguments: { mode: 'sleep' } }, undefined, {
+      onprogress: (p) => {
+        steps.push(p.progress);
+        progressed();
+      },
+      timeout: 60_000,
+    });
+    await firstProgress;
     assert.ok(steps.length >= 1, 'a progress notification arrived');
     await client.close();
     await slow.catch(() => undefined);
