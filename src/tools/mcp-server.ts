@@ -21,7 +21,7 @@ import { ErrorCode, PluginError, asPluginError } from '../errors.js';
 import { escapeTerminal } from '../terminal.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
 import { packageVersion } from '../version.js';
-import { fullyGranted, permissionDenied } from '../sandbox/permissions.js';
+import { fullyGranted, permissionDenied, type PermissionReport } from '../sandbox/permissions.js';
 import { planTools, type ToolDefinition, type ToolPlan } from './definitions.js';
 import { BoundedStdioTransport } from './stdio-transport.js';
 
@@ -299,9 +299,8 @@ export class SkillplugMcpServer {
   }
 
   // A plugin that asks for more than the user granted can never load: it is no tool, and the log says which grant it lacks.
-  private withGrantVerdict(p: DiscoveredPlugin): DiscoveredPlugin {
-    if (p.status !== 'ok' || !p.manifest) return p;
-    const report = this.loader.permissionReport(p.path, p.manifest);
+  private withGrantVerdict(p: DiscoveredPlugin, report: PermissionReport | undefined): DiscoveredPlugin {
+    if (p.status !== 'ok' || !p.manifest || !report) return p;
     if (fullyGranted(report)) return p;
     const denied = permissionDenied(p.manifest.name, p.path, report);
     return { ...p, status: 'error', errors: [...p.errors, { code: denied.code, message: denied.message }] };
@@ -309,7 +308,9 @@ export class SkillplugMcpServer {
 
   // Rediscovers plugins; tells the client when the tool list changed.
   private async refresh(notify = false): Promise<void> {
-    const plugins = (await this.loader.discoverPlugins()).map((p) => this.withGrantVerdict(p));
+    const found = await this.loader.discoverPlugins();
+    const reports = this.loader.permissionReports(found);
+    const plugins = found.map((p, i) => this.withGrantVerdict(p, reports[i]));
     if (this.connected && !this.closing && this.watching()) this.rewatch(plugins);
     const plan = planTools(plugins);
     for (const p of plugins) {
