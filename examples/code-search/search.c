@@ -8,9 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vtcode_plugin.h"
@@ -95,16 +93,19 @@ typedef struct {
 
 /* One file found by the walk, and what scanning it found. */
 typedef struct {
-  size_t name;     /* offset of its path (relative to the root) in the walk's names */
+  size_t name;     /* offset of its path (relative to the root) in the batch's names */
+  size_t base;     /* offset of its file name there */
+  int dir;         /* index of its dir's descriptor in the batch */
   int state;       /* 0: not scanned, 1: scanned, 2: scanned but not counted (unreadable or too large) */
   long matches;
   buf_t out;       /* its matches as JSON objects, each preceded by a comma */
 } file_t;
 
+/* A batch of files (in walk order) and the dirs that hold them, scanned by a few threads at once. */
 typedef struct {
   const query_t *q;
-  int root_fd;
-  char *names;
+  const char *names;
+  const int *dirs;
   file_t *files;
   size_t nfiles;
   const char *root_prefix; /* the root's path relative to the workspace, "" or ending in '/' */
@@ -228,19 +229,6 @@ static void scan(const query_t *q, file_t *f, const char *path, const unsigned c
   }
 }
 
-/* Opens a file below the root without following any symlink on the way (openat2 where the kernel has
-   it; elsewhere only the last component is checked, as the walk saw no links). Non-blocking, so a
-   FIFO swapped in cannot stall the search. */
-static int open_below(int root_fd, const char *rel) {
-  int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
-#if defined(__linux__) && defined(SYS_openat2)
-  struct { uint64_t flags, mode, resolve; } how = {(uint64_t)flags, 0, 0x04 | 0x08 /* RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH */};
-  int fd = (int)syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
-  if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) return fd;
-#endif
-  return openat(root_fd, rel, flags);
-}
-
 static void scan_file(const job_t *job, scratch_t *sc, file_t *f, long cap) {
   const char *rel = job->names + f->name;
   char path[PATH_MAX];
@@ -248,7 +236,9 @@ static void scan_file(const job_t *job, scratch_t *sc, file_t *f, long cap) {
   f->state = 2;
   f->matches = 0;
   f->out.len = 0;
-  int fd = open_below(job->root_fd, rel);
+  /* Relative to its dir, opened during the walk: no path is resolved again, and links are not followed.
+     Non-blocking, so a FIFO swapped in since the walk cannot stall the search. */
+  int fd = openat(job->dirs[f->dir], job->names + f->base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return;
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)MAX_FILE_BYTES || !reserve(&sc->data, &sc->data_cap, (size_t)st.st_size + 1)) {
@@ -295,32 +285,89 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-/* The files below a dir, depth first in readdir order (as before); dirs are read through openat and
-   d_type, so no entry costs a stat and no symlink is followed. */
+#define BATCH_DIRS 128
+
+/* The walk: files below the root, depth first in readdir order (as a single pass would see them),
+   gathered in batches of at most BATCH_DIRS dirs, each scanned and merged before the walk goes on, so
+   descriptors stay bounded and the walk stops once enough matches were found. Dirs are read through
+   openat and d_type, so no entry costs a stat and no symlink is followed. */
 typedef struct {
+  const query_t *q;
+  const char *root_prefix;
+  buf_t *out;
+  long results, files;
   char *names;
   size_t names_len, names_cap;
-  file_t *files;
+  file_t *batch;
   size_t nfiles, files_cap;
+  int dirs[BATCH_DIRS];
+  int ndirs;
+  unsigned generation; /* bumped by every flush: a dir's descriptor index is valid within one */
   int failed;
   char rel[PATH_MAX];
 } walk_t;
 
-static void add_file(walk_t *w, size_t rel_len) {
+static int thread_count(size_t files) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  long n = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : cpus;
+  /* Threads buy time with extra CPU only when cores are idle; on a busy machine one thread does the same work for less. */
+  double load;
+  if (getloadavg(&load, 1) == 1 && load >= (double)cpus) n = 1;
+  /* A thread per 32 files at most: starting one costs about what scanning a few small files does. */
+  long useful = (long)(files / 32) + 1;
+  return (int)(n < useful ? n : useful);
+}
+
+/* Scans the batch on a few threads, then merges it in walk order, exactly as a single pass would
+   have produced it; closes the batch's dirs. */
+static void flush(walk_t *w) {
+  job_t job = {w->q, w->names, w->dirs, w->batch, w->nfiles, w->root_prefix, 0, w->results, PTHREAD_MUTEX_INITIALIZER};
+  pthread_t threads[MAX_THREADS];
+  int started = 0, wanted = thread_count(w->nfiles) - 1;
+  while (started < wanted && pthread_create(&threads[started], NULL, worker, &job) == 0) started++;
+  worker(&job);
+  for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
+  scratch_t sc = {0};
+  for (size_t i = 0; i < w->nfiles && w->results < w->q->max_results; i++) {
+    file_t *f = &w->batch[i];
+    long left = w->q->max_results - w->results;
+    if (f->state == 0 || f->matches > left) scan_file(&job, &sc, f, left);
+    if (f->state == 1) w->files++;
+    if (f->matches > 0) {
+      buf_add(w->out, f->out.data + (w->results == 0), f->out.len - (w->results == 0));
+      if (f->out.failed) w->out->failed = 1;
+      w->results += f->matches;
+    }
+  }
+  free(sc.data);
+  free(sc.folded);
+  for (size_t i = 0; i < w->nfiles; i++) free(w->batch[i].out.data);
+  for (int i = 0; i < w->ndirs; i++) close(w->dirs[i]);
+  w->nfiles = 0;
+  w->names_len = 0;
+  w->ndirs = 0;
+  w->generation++;
+}
+
+static void add_file(walk_t *w, int dir, size_t rel_len, size_t name_len) {
   if (w->nfiles == w->files_cap) {
     size_t cap = w->files_cap ? w->files_cap * 2 : 1024;
-    file_t *grown = (file_t *)realloc(w->files, cap * sizeof *grown);
+    file_t *grown = (file_t *)realloc(w->batch, cap * sizeof *grown);
     if (!grown) { w->failed = 1; return; }
-    w->files = grown;
+    w->batch = grown;
     w->files_cap = cap;
   }
   if (!reserve((unsigned char **)&w->names, &w->names_cap, w->names_len + rel_len + 1)) { w->failed = 1; return; }
   memcpy(w->names + w->names_len, w->rel, rel_len + 1);
-  file_t *f = &w->files[w->nfiles++];
+  file_t *f = &w->batch[w->nfiles++];
   memset(f, 0, sizeof *f);
   f->name = w->names_len;
+  f->base = w->names_len + rel_len - name_len;
+  f->dir = dir;
   w->names_len += rel_len + 1;
 }
+
+static int done(const walk_t *w) { return w->failed || w->results >= w->q->max_results; }
 
 static void walk_dir(walk_t *w, int fd, size_t rel_len) {
   DIR *d = fdopendir(fd);
@@ -328,8 +375,10 @@ static void walk_dir(walk_t *w, int fd, size_t rel_len) {
     close(fd);
     return;
   }
+  int mine = -1; /* this dir's descriptor in the current batch, once it holds a file there */
+  unsigned mine_generation = 0;
   struct dirent *e;
-  while (!w->failed && (e = readdir(d))) {
+  while (!done(w) && (e = readdir(d))) {
     const char *name = e->d_name;
     if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, ".git") || !strcmp(name, "node_modules")) continue;
     unsigned char type = e->d_type;
@@ -344,8 +393,17 @@ static void walk_dir(walk_t *w, int fd, size_t rel_len) {
     if (len >= sizeof w->rel) continue;
     if (rel_len) w->rel[rel_len] = '/';
     memcpy(w->rel + (rel_len ? rel_len + 1 : 0), name, n + 1);
-    if (type == DT_REG) add_file(w, len);
-    else {
+    if (type == DT_REG) {
+      if (mine < 0 || mine_generation != w->generation) {
+        if (w->ndirs == BATCH_DIRS) flush(w);
+        int copy = done(w) ? -1 : dup(dirfd(d));
+        if (copy < 0) break;
+        mine = w->ndirs;
+        w->dirs[w->ndirs++] = copy;
+        mine_generation = w->generation;
+      }
+      add_file(w, mine, len, n);
+    } else {
       int child = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (child >= 0) walk_dir(w, child, len);
     }
@@ -354,47 +412,20 @@ static void walk_dir(walk_t *w, int fd, size_t rel_len) {
   closedir(d);
 }
 
-static int thread_count(size_t files) {
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  long n = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : cpus;
-  /* A thread per 32 files at most: starting one costs about what scanning a few small files does. */
-  long useful = (long)(files / 32) + 1;
-  return (int)(n < useful ? n : useful);
-}
-
 /* Searches the tree below root_fd; appends the matches to out. Returns files scanned, or -1 when out of memory. */
 static long search_tree(const query_t *q, int root_fd, const char *root_prefix, buf_t *out, long *results) {
   walk_t w;
   memset(&w, 0, sizeof w);
-  walk_dir(&w, dup(root_fd), 0);
-  long files = 0;
-  if (!w.failed) {
-    job_t job = {q, root_fd, w.names, w.files, w.nfiles, root_prefix, 0, 0, PTHREAD_MUTEX_INITIALIZER};
-    pthread_t threads[MAX_THREADS];
-    int started = 0, wanted = thread_count(w.nfiles) - 1;
-    while (started < wanted && pthread_create(&threads[started], NULL, worker, &job) == 0) started++;
-    worker(&job);
-    for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
-    /* The merge: files in walk order, exactly as a single pass would have produced them. */
-    scratch_t sc = {0};
-    for (size_t i = 0; i < w.nfiles && *results < q->max_results; i++) {
-      file_t *f = &w.files[i];
-      long left = q->max_results - *results;
-      if (f->state == 0 || f->matches > left) scan_file(&job, &sc, f, left);
-      if (f->state == 1) files++;
-      if (f->matches > 0) {
-        buf_add(out, f->out.data + (*results == 0), f->out.len - (*results == 0));
-        if (f->out.failed) out->failed = 1;
-        *results += f->matches;
-      }
-    }
-    free(sc.data);
-    free(sc.folded);
-  }
-  for (size_t i = 0; i < w.nfiles; i++) free(w.files[i].out.data);
-  free(w.files);
+  w.q = q;
+  w.root_prefix = root_prefix;
+  w.out = out;
+  int fd = dup(root_fd);
+  if (fd >= 0) walk_dir(&w, fd, 0);
+  flush(&w);
+  free(w.batch);
   free(w.names);
-  return w.failed ? -1 : files;
+  *results = w.results;
+  return w.failed ? -1 : w.files;
 }
 
 VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) {

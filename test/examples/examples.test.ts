@@ -106,7 +106,7 @@ describe('example skills', () => {
     assert.equal(bad.success, false);
   });
 
-  it('code-search over many files (scanned on several threads) answers as one plain pass in walk order would', async () => {
+  it('code-search over many files (scanned on threads when cores are free) answers as one plain pass in walk order would', async () => {
     // Inside the workspace (the sandbox lets the plugin read only that), after the tests above ran on it.
     const expected = new Map<string, number[]>();
     for (let i = 0; i < 300; i++) {
