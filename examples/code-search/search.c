@@ -1,8 +1,15 @@
-/* code-search: every line in the workspace that contains any of a few literal strings. */
+/* code-search: every line in the workspace that contains any of a few literal strings. Fast because it
+   walks dirs with openat and d_type (no stat per entry), scans files on a few threads into reused
+   buffers, searches each whole buffer (SSE2 where there is one) and counts lines only up to the
+   matches; the output is merged in walk order, so it is the same as a single pass would give. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vtcode_plugin.h"
 
@@ -72,111 +79,378 @@ static char *snippet(const unsigned char *s, size_t n, size_t max) {
   return out;
 }
 
+#define NONE ((size_t)-1)
+#define MAX_THREADS 8
+
+/* What to look for: read-only once parsed, so every thread shares it. */
 typedef struct {
   char *text[MAX_PATTERNS];
   size_t len[MAX_PATTERNS];
   size_t count;
   int ignore_case;
   long max_results;
-  long results;
-  long files;
-  size_t root_len;
-  buf_t out;
-} search_t;
+} query_t;
 
-static void search_file(search_t *s, const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return;
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || st.st_size > (off_t)MAX_FILE_BYTES) { fclose(f); return; }
-  size_t size = (size_t)st.st_size;
-  unsigned char *data = (unsigned char *)malloc(size + 1);
-  size_t got = data ? fread(data, 1, size, f) : 0;
-  fclose(f);
-  if (!data) return;
-  s->files++;
-  if (memchr(data, 0, got < 8000 ? got : 8000)) { free(data); return; }
-  unsigned char *hay = data;
-  if (s->ignore_case) {
-    hay = (unsigned char *)malloc(got + 1);
-    if (!hay) { free(data); return; }
-    for (size_t i = 0; i < got; i++) hay[i] = (data[i] >= 'A' && data[i] <= 'Z') ? data[i] + 32 : data[i];
+/* One file found by the walk, and what scanning it found. */
+typedef struct {
+  size_t name;     /* offset of its path (relative to the root) in the batch's names */
+  size_t base;     /* offset of its file name there */
+  int dir;         /* index of its dir's descriptor in the batch */
+  int state;       /* 0: not scanned, 1: scanned, 2: scanned but not counted (unreadable or too large) */
+  long matches;
+  buf_t out;       /* its matches as JSON objects, each preceded by a comma */
+} file_t;
+
+/* A batch of files (in walk order) and the dirs that hold them, scanned by a few threads at once. */
+typedef struct {
+  const query_t *q;
+  const char *names;
+  const int *dirs;
+  file_t *files;
+  size_t nfiles;
+  const char *root_prefix; /* the root's path relative to the workspace, "" or ending in '/' */
+  size_t next;             /* next file to claim */
+  long found;              /* matches found so far, in any order: once enough, the rest wait for the merge */
+  pthread_mutex_t lock;
+} job_t;
+
+/* One thread's buffers, reused for every file it scans. */
+typedef struct {
+  unsigned char *data, *folded;
+  size_t data_cap, folded_cap;
+} scratch_t;
+
+static int reserve(unsigned char **p, size_t *cap, size_t need) {
+  if (need <= *cap) return 1;
+  size_t grown = *cap ? *cap : 65536;
+  while (grown < need) grown *= 2;
+  unsigned char *q = (unsigned char *)realloc(*p, grown);
+  if (!q) return 0;
+  *p = q;
+  *cap = grown;
+  return 1;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Newlines in [s, s+n): 16 bytes at a time. */
+static size_t count_newlines(const unsigned char *s, size_t n) {
+  size_t count = 0, i = 0;
+  const __m128i nl = _mm_set1_epi8('\n');
+  for (; i + 16 <= n; i += 16) count += (size_t)__builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(s + i)), nl)));
+  for (; i < n; i++) count += s[i] == '\n';
+  return count;
+}
+
+/* First occurrence of needle (len >= 2) in hay: 16 candidate starts at a time are kept only when
+   both the needle's first and last bytes match there, and only those are compared in full. */
+static const unsigned char *find(const unsigned char *hay, size_t n, const unsigned char *needle, size_t len) {
+  if (len > n) return NULL;
+  const __m128i first = _mm_set1_epi8((char)needle[0]), last = _mm_set1_epi8((char)needle[len - 1]);
+  size_t i = 0, stop = n - len + 1;
+  for (; i + 16 <= stop; i += 16) {
+    __m128i a = _mm_loadu_si128((const __m128i *)(hay + i)), b = _mm_loadu_si128((const __m128i *)(hay + i + len - 1));
+    unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+    while (mask) {
+      unsigned bit = (unsigned)__builtin_ctz(mask);
+      if (memcmp(hay + i + bit + 1, needle + 1, len - 2) == 0) return hay + i + bit;
+      mask &= mask - 1;
+    }
   }
-  size_t line_no = 1, start = 0;
-  while (start <= got && s->results < s->max_results) {
-    const unsigned char *nl = memchr(hay + start, '\n', got - start);
+  return memmem(hay + i, n - i, needle, len);
+}
+#else
+static size_t count_newlines(const unsigned char *s, size_t n) {
+  size_t count = 0;
+  for (const unsigned char *end = s + n; (s = memchr(s, '\n', (size_t)(end - s))) != NULL; s++) count++;
+  return count;
+}
+
+static const unsigned char *find(const unsigned char *hay, size_t n, const unsigned char *needle, size_t len) {
+  return memmem(hay, n, needle, len);
+}
+#endif
+
+/* First occurrence of a pattern at or after `from`, or NONE. A pattern holding a newline never
+   matches: matches are found within one line. */
+static size_t next_match(const query_t *q, const unsigned char *hay, size_t got, size_t from, size_t p) {
+  const unsigned char *pat = (const unsigned char *)q->text[p];
+  size_t len = q->len[p];
+  if (memchr(pat, '\n', len) || from >= got) return NONE;
+  const unsigned char *m = len == 1 ? memchr(hay + from, pat[0], got - from) : find(hay + from, got - from, pat, len);
+  return m ? (size_t)(m - hay) : NONE;
+}
+
+static void add_match(const query_t *q, file_t *f, const char *path, const unsigned char *line, size_t n, size_t line_no, size_t p) {
+  char *text = snippet(line, n, SNIPPET_BYTES);
+  char num[32];
+  snprintf(num, sizeof num, "%zu", line_no);
+  buf_str(&f->out, ",{\"path\":");
+  buf_quoted(&f->out, path);
+  buf_str(&f->out, ",\"line\":");
+  buf_str(&f->out, num);
+  buf_str(&f->out, ",\"text\":");
+  buf_quoted(&f->out, text ? text : "");
+  buf_str(&f->out, ",\"pattern\":");
+  buf_quoted(&f->out, q->text[p]);
+  buf_str(&f->out, "}");
+  free(text);
+  f->matches++;
+}
+
+/* Reports each line holding a pattern once, naming the first pattern (in the order given) it holds,
+   up to `cap` lines. The whole buffer is searched, not line by line: lines are found around
+   matches, and counted only up to them. */
+static void scan(const query_t *q, file_t *f, const char *path, const unsigned char *data, const unsigned char *hay, size_t got, long cap) {
+  size_t next[MAX_PATTERNS];
+  for (size_t p = 0; p < q->count; p++) next[p] = next_match(q, hay, got, 0, p);
+  size_t pos = 0, counted_to = 0, line_no = 1;
+  while (f->matches < cap) {
+    size_t best = NONE;
+    for (size_t p = 0; p < q->count; p++) {
+      if (next[p] != NONE && next[p] < pos) next[p] = next_match(q, hay, got, pos, p);
+      if (next[p] < best) best = next[p];
+    }
+    if (best == NONE) break;
+    const unsigned char *before = best > pos ? memrchr(hay + pos, '\n', best - pos) : NULL;
+    size_t start = before ? (size_t)(before - hay) + 1 : pos;
+    const unsigned char *nl = memchr(hay + best, '\n', got - best);
     size_t end = nl ? (size_t)(nl - hay) : got;
-    for (size_t p = 0; p < s->count; p++) {
-      if (s->len[p] <= end - start && memmem(hay + start, end - start, s->text[p], s->len[p])) {
-        char *text = snippet(data + start, end - start, SNIPPET_BYTES);
-        char num[32];
-        snprintf(num, sizeof num, "%zu", line_no);
-        buf_str(&s->out, s->results ? ",{\"path\":" : "{\"path\":");
-        buf_quoted(&s->out, path + s->root_len);
-        buf_str(&s->out, ",\"line\":");
-        buf_str(&s->out, num);
-        buf_str(&s->out, ",\"text\":");
-        buf_quoted(&s->out, text ? text : "");
-        buf_str(&s->out, ",\"pattern\":");
-        buf_quoted(&s->out, s->text[p]);
-        buf_str(&s->out, "}");
-        free(text);
-        s->results++;
+    line_no += count_newlines(hay + counted_to, start - counted_to);
+    counted_to = start;
+    for (size_t p = 0; p < q->count; p++) {
+      if (next[p] < end) { /* every next[p] >= start: best is the smallest */
+        add_match(q, f, path, data + start, end - start, line_no, p);
         break;
       }
     }
     if (!nl) break;
-    start = end + 1;
-    line_no++;
+    pos = end + 1;
   }
-  if (hay != data) free(hay);
-  free(data);
 }
 
-static void search_dir(search_t *s, const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
+static void scan_file(const job_t *job, scratch_t *sc, file_t *f, long cap) {
+  const char *rel = job->names + f->name;
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s%s", job->root_prefix, rel);
+  f->state = 2;
+  f->matches = 0;
+  f->out.len = 0;
+  /* Relative to its dir, opened during the walk: no path is resolved again, and links are not followed.
+     Non-blocking, so a FIFO swapped in since the walk cannot stall the search. */
+  int fd = openat(job->dirs[f->dir], job->names + f->base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)MAX_FILE_BYTES || !reserve(&sc->data, &sc->data_cap, (size_t)st.st_size + 1)) {
+    close(fd);
+    return;
+  }
+  size_t size = (size_t)st.st_size, got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, sc->data + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  f->state = 1;
+  /* A NUL early on marks a binary file, as grep decides. */
+  if (memchr(sc->data, 0, got < 8000 ? got : 8000)) return;
+  const unsigned char *hay = sc->data;
+  if (job->q->ignore_case) {
+    if (!reserve(&sc->folded, &sc->folded_cap, got + 1)) return;
+    for (size_t i = 0; i < got; i++) sc->folded[i] = (sc->data[i] >= 'A' && sc->data[i] <= 'Z') ? sc->data[i] + 32 : sc->data[i];
+    hay = sc->folded;
+  }
+  scan(job->q, f, path, sc->data, hay, got, cap);
+}
+
+/* Scans files in the walk's order until none are left or enough matches were found; files left
+   unscanned are scanned by the merge if it still needs them, so the result never depends on timing. */
+static void *worker(void *arg) {
+  job_t *job = (job_t *)arg;
+  scratch_t sc = {0};
+  for (;;) {
+    pthread_mutex_lock(&job->lock);
+    size_t i = job->found >= job->q->max_results ? job->nfiles : job->next++;
+    pthread_mutex_unlock(&job->lock);
+    if (i >= job->nfiles) break;
+    scan_file(job, &sc, &job->files[i], job->q->max_results);
+    pthread_mutex_lock(&job->lock);
+    job->found += job->files[i].matches;
+    pthread_mutex_unlock(&job->lock);
+  }
+  free(sc.data);
+  free(sc.folded);
+  return NULL;
+}
+
+#define BATCH_DIRS 128
+
+/* The walk: files below the root, depth first in readdir order (as a single pass would see them),
+   gathered in batches of at most BATCH_DIRS dirs, each scanned and merged before the walk goes on, so
+   descriptors stay bounded and the walk stops once enough matches were found. Dirs are read through
+   openat and d_type, so no entry costs a stat and no symlink is followed. */
+typedef struct {
+  const query_t *q;
+  const char *root_prefix;
+  buf_t *out;
+  long results, files;
+  char *names;
+  size_t names_len, names_cap;
+  file_t *batch;
+  size_t nfiles, files_cap;
+  int dirs[BATCH_DIRS];
+  int ndirs;
+  unsigned generation; /* bumped by every flush: a dir's descriptor index is valid within one */
+  int failed;
+  char rel[PATH_MAX];
+} walk_t;
+
+static int thread_count(size_t files) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  long n = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : cpus;
+  /* Threads buy time with extra CPU only when cores are idle; on a busy machine one thread does the same work for less. */
+  double load;
+  if (getloadavg(&load, 1) == 1 && load >= (double)cpus) n = 1;
+  /* A thread per 32 files at most: starting one costs about what scanning a few small files does. */
+  long useful = (long)(files / 32) + 1;
+  return (int)(n < useful ? n : useful);
+}
+
+/* Scans the batch on a few threads, then merges it in walk order, exactly as a single pass would
+   have produced it; closes the batch's dirs. */
+static void flush(walk_t *w) {
+  job_t job = {w->q, w->names, w->dirs, w->batch, w->nfiles, w->root_prefix, 0, w->results, PTHREAD_MUTEX_INITIALIZER};
+  pthread_t threads[MAX_THREADS];
+  int started = 0, wanted = thread_count(w->nfiles) - 1;
+  while (started < wanted && pthread_create(&threads[started], NULL, worker, &job) == 0) started++;
+  worker(&job);
+  for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
+  scratch_t sc = {0};
+  for (size_t i = 0; i < w->nfiles && w->results < w->q->max_results; i++) {
+    file_t *f = &w->batch[i];
+    long left = w->q->max_results - w->results;
+    if (f->state == 0 || f->matches > left) scan_file(&job, &sc, f, left);
+    if (f->state == 1) w->files++;
+    if (f->matches > 0) {
+      buf_add(w->out, f->out.data + (w->results == 0), f->out.len - (w->results == 0));
+      if (f->out.failed) w->out->failed = 1;
+      w->results += f->matches;
+    }
+  }
+  free(sc.data);
+  free(sc.folded);
+  for (size_t i = 0; i < w->nfiles; i++) free(w->batch[i].out.data);
+  for (int i = 0; i < w->ndirs; i++) close(w->dirs[i]);
+  w->nfiles = 0;
+  w->names_len = 0;
+  w->ndirs = 0;
+  w->generation++;
+}
+
+static void add_file(walk_t *w, int dir, size_t rel_len, size_t name_len) {
+  if (w->nfiles == w->files_cap) {
+    size_t cap = w->files_cap ? w->files_cap * 2 : 1024;
+    file_t *grown = (file_t *)realloc(w->batch, cap * sizeof *grown);
+    if (!grown) { w->failed = 1; return; }
+    w->batch = grown;
+    w->files_cap = cap;
+  }
+  if (!reserve((unsigned char **)&w->names, &w->names_cap, w->names_len + rel_len + 1)) { w->failed = 1; return; }
+  memcpy(w->names + w->names_len, w->rel, rel_len + 1);
+  file_t *f = &w->batch[w->nfiles++];
+  memset(f, 0, sizeof *f);
+  f->name = w->names_len;
+  f->base = w->names_len + rel_len - name_len;
+  f->dir = dir;
+  w->names_len += rel_len + 1;
+}
+
+static int done(const walk_t *w) { return w->failed || w->results >= w->q->max_results; }
+
+static void walk_dir(walk_t *w, int fd, size_t rel_len) {
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    close(fd);
+    return;
+  }
+  int mine = -1; /* this dir's descriptor in the current batch, once it holds a file there */
+  unsigned mine_generation = 0;
   struct dirent *e;
-  while ((e = readdir(d)) && s->results < s->max_results) {
+  while (!done(w) && (e = readdir(d))) {
     const char *name = e->d_name;
     if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, ".git") || !strcmp(name, "node_modules")) continue;
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = (char *)malloc(n);
-    if (!path) break;
-    snprintf(path, n, "%s/%s", dir, name);
-    struct stat st;
-    /* lstat: symlinks are never followed, so the walk cannot leave the root. */
-    if (lstat(path, &st) == 0) {
-      if (S_ISDIR(st.st_mode)) search_dir(s, path);
-      else if (S_ISREG(st.st_mode)) search_file(s, path);
+    unsigned char type = e->d_type;
+    if (type == DT_UNKNOWN) {
+      /* Symlinks are never followed, so the walk cannot leave the root. */
+      struct stat st;
+      if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
     }
-    free(path);
+    if (type != DT_DIR && type != DT_REG) continue;
+    size_t n = strlen(name), len = rel_len ? rel_len + 1 + n : n;
+    if (len >= sizeof w->rel) continue;
+    if (rel_len) w->rel[rel_len] = '/';
+    memcpy(w->rel + (rel_len ? rel_len + 1 : 0), name, n + 1);
+    if (type == DT_REG) {
+      if (mine < 0 || mine_generation != w->generation) {
+        if (w->ndirs == BATCH_DIRS) flush(w);
+        int copy = done(w) ? -1 : dup(dirfd(d));
+        if (copy < 0) break;
+        mine = w->ndirs;
+        w->dirs[w->ndirs++] = copy;
+        mine_generation = w->generation;
+      }
+      add_file(w, mine, len, n);
+    } else {
+      int child = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child >= 0) walk_dir(w, child, len);
+    }
+    w->rel[rel_len] = 0;
   }
   closedir(d);
 }
 
+/* Searches the tree below root_fd; appends the matches to out. Returns files scanned, or -1 when out of memory. */
+static long search_tree(const query_t *q, int root_fd, const char *root_prefix, buf_t *out, long *results) {
+  walk_t w;
+  memset(&w, 0, sizeof w);
+  w.q = q;
+  w.root_prefix = root_prefix;
+  w.out = out;
+  int fd = dup(root_fd);
+  if (fd >= 0) walk_dir(&w, fd, 0);
+  flush(&w);
+  free(w.batch);
+  free(w.names);
+  *results = w.results;
+  return w.failed ? -1 : w.files;
+}
+
 VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) {
-  search_t s;
-  memset(&s, 0, sizeof s);
+  query_t q;
+  memset(&q, 0, sizeof q);
+  buf_t out = {0};
   char *workspace = vtcode_json_string(ctx, "workspace_root");
   char *sub = vtcode_json_string(ctx, "input.path");
   char *result = NULL;
   char ws_real[PATH_MAX], root[PATH_MAX];
   const char *v;
   size_t n;
-  s.ignore_case = vtcode_json_bool(ctx, "input.ignore_case", 0);
-  s.max_results = (long)vtcode_json_number(ctx, "input.max_results", 200);
-  if (s.max_results < 1) s.max_results = 1;
+  q.ignore_case = vtcode_json_bool(ctx, "input.ignore_case", 0);
+  q.max_results = (long)vtcode_json_number(ctx, "input.max_results", 200);
+  if (q.max_results < 1) q.max_results = 1;
   for (size_t i = 0; i < MAX_PATTERNS && vtcode_json_array_item(ctx, "input.patterns", i, &v, &n); i++) {
     char *p = vtcode_json_unescape(v, n);
     if (!p || !*p) { free(p); continue; }
-    if (s.ignore_case)
+    if (q.ignore_case)
       for (char *c = p; *c; c++) if (*c >= 'A' && *c <= 'Z') *c += 32;
-    s.text[s.count] = p;
-    s.len[s.count++] = strlen(p);
+    q.text[q.count] = p;
+    q.len[q.count++] = strlen(p);
   }
   if (!workspace) result = vtcode_result_error("code-search needs a workspace_root to search");
-  else if (s.count == 0) result = vtcode_result_error("give at least one non-empty string in \"patterns\"");
+  else if (q.count == 0) result = vtcode_result_error("give at least one non-empty string in \"patterns\"");
   else if (!realpath(workspace, ws_real)) result = vtcode_result_error("cannot open the workspace");
   else {
     char wanted[PATH_MAX + 2];
@@ -186,17 +460,24 @@ VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) {
     else if (!realpath(wanted, root)) result = vtcode_result_error("cannot open the requested path");
     else if (strncmp(root, ws_real, wl) != 0 || (root[wl] != 0 && root[wl] != '/')) result = vtcode_result_error("the requested path leaves the workspace");
     else {
-      s.root_len = wl + 1;
-      buf_str(&s.out, "{\"matches\":[");
-      search_dir(&s, root);
+      /* Paths in the output are relative to the workspace: the root's own part, then each file's. */
+      char prefix[PATH_MAX + 1];
+      snprintf(prefix, sizeof prefix, "%s%s", root[wl] ? root + wl + 1 : "", root[wl] ? "/" : "");
+      long results = 0, files = 0;
+      buf_str(&out, "{\"matches\":[");
+      int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (root_fd >= 0) {
+        files = search_tree(&q, root_fd, prefix, &out, &results);
+        close(root_fd);
+      }
       char tail[96];
-      snprintf(tail, sizeof tail, "],\"files_scanned\":%ld,\"truncated\":%s}", s.files, s.results >= s.max_results ? "true" : "false");
-      buf_str(&s.out, tail);
-      result = s.out.failed ? vtcode_result_error("out of memory") : vtcode_result_ok(s.out.data);
+      snprintf(tail, sizeof tail, "],\"files_scanned\":%ld,\"truncated\":%s}", files, results >= q.max_results ? "true" : "false");
+      buf_str(&out, tail);
+      result = out.failed || files < 0 ? vtcode_result_error("out of memory") : vtcode_result_ok(out.data);
     }
   }
-  for (size_t i = 0; i < s.count; i++) free(s.text[i]);
-  free(s.out.data);
+  for (size_t i = 0; i < q.count; i++) free(q.text[i]);
+  free(out.data);
   free(workspace);
   free(sub);
   return result ? result : vtcode_result_error("out of memory");

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import { describeLogEvent, type PluginLogEvent } from '../abi/plugin-log.js';
 import type { JsonObject, PluginMetadata } from '../abi/types.js';
 import type { NativePluginTrait } from '../plugin/interfaces.js';
-import { cachedMetadata } from '../discovery/metadata-cache.js';
+import { sha256 } from '../signing/lock.js';
 import type { DiscoveredPlugin } from '../discovery/index.js';
 import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.js';
 import { PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../loader/index.js';
@@ -94,6 +93,7 @@ type DeepFacts = ({ metadata: PluginMetadata } | { metadata_error: { code: strin
 async function deepFacts(probeLoader: PluginLoader, p: DiscoveredPlugin): Promise<DeepFacts | undefined> {
   if (p.status !== 'ok') return undefined;
   try {
+    const { cachedMetadata } = await import('../discovery/metadata-cache.js');
     const entry = await cachedMetadata(p, async () => {
       const plugin = await probeLoader.loadPlugin(p.path);
       await plugin.close();
@@ -116,7 +116,7 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
     const probeLoader = loaderFromFlags({ ...flags, isolation: 'process' });
     deep = await Promise.all(plugins.map((p) => deepFacts(probeLoader, p)));
   }
-  const permissions = plugins.map((p) => (p.manifest ? loader.permissionReport(p.path, p.manifest) : undefined));
+  const permissions = loader.permissionReports(plugins);
   if (flags.json) {
     await writeOut(`${JSON.stringify({ trusted_dirs: loader.trustedDirs(), plugins: plugins.map((p, i) => pluginSummary(p, deep[i], permissions[i])) })}\n`);
     return ExitCode.OK;
@@ -226,7 +226,7 @@ export async function inspectCommand(ref: string, flags: LoaderFlags & { json?: 
   try {
     const manifest = (await readManifest(plugin.path)).raw;
     const bytes = await readFile(plugin.libraryPath);
-    const library = { path: plugin.libraryPath, size: (await stat(plugin.libraryPath)).size, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const library = { path: plugin.libraryPath, size: (await stat(plugin.libraryPath)).size, sha256: sha256(bytes) };
     const permissions = report ? permissionsJson(report) : null;
     // What `serve` offers as MCP resources (README.md, scripts/, templates/), and what it refuses.
     const listed = listPluginResources(plugin.path, toolName(plugin.metadata.name));

@@ -1,35 +1,60 @@
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 
+// The one way skillplug reads a file that someone else may have planted (plugin.json, config, lock,
+// keys, signatures, statements): never blocks, never reads more than a bound. Imports nothing of
+// skillplug's, so every layer can use it.
+
 /** Config, lock, key, signature and statement files larger than this are refused unread. */
 export const MAX_SMALL_FILE_BYTES = 1024 * 1024;
 
+/** Why a small-file read failed: an errno-style `code`; `size` is the size found when it was too large. */
+export interface SmallFileError extends NodeJS.ErrnoException {
+  size?: number;
+}
+
+function readError(message: string, code: string, size?: number): SmallFileError {
+  return Object.assign(new Error(message), size === undefined ? { code } : { code, size });
+}
+
+// Files read here are mostly a few hundred bytes: each is read into this one buffer and copied out.
+const SCRATCH_BYTES = 64 * 1024;
+let scratch: Buffer | undefined;
+
 /**
  * Reads a small regular file without ever blocking: opened non-blocking and checked with fstat, so
- * a FIFO (or device) planted where a config, lock or signature file belongs fails at once.
- * Throws an errno-style error: `ENOENT` when missing, `ENOTREG` when not a regular file, `EFBIG`
- * when over `maxBytes`, or whatever open/read reported.
+ * a FIFO (or device) planted where a manifest, config, lock or signature file belongs fails at once.
+ * Throws an errno-style {@link SmallFileError}: `ENOENT` when missing, `ENOTREG` when not a regular
+ * file, `EFBIG` when over `maxBytes` (also when it grows past it while being read), or whatever
+ * open/read reported.
  */
 export function readSmallRegularFileSync(file: string, maxBytes: number = MAX_SMALL_FILE_BYTES): Buffer {
   const fd = openSync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
   try {
     const info = fstatSync(fd);
-    if (!info.isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: 'ENOTREG' });
-    if (info.size > maxBytes) throw Object.assign(new Error(`${file} is over ${maxBytes} bytes`), { code: 'EFBIG' });
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.max(4096, info.size + 1 - total));
-      const n = readSync(fd, chunk, 0, chunk.length, total);
-      if (n === 0) break;
-      total += n;
-      // The file grew since fstat: still bounded.
-      if (total > maxBytes) throw Object.assign(new Error(`${file} grew over ${maxBytes} bytes`), { code: 'EFBIG' });
-      chunks.push(chunk.subarray(0, n));
-    }
-    return Buffer.concat(chunks, total);
+    if (!info.isFile()) throw readError(`${file} is not a regular file`, 'ENOTREG');
+    if (info.size > maxBytes) throw readError(`${file} is ${info.size} bytes, over ${maxBytes}`, 'EFBIG', info.size);
+    return readToEnd(fd, file, info.size, maxBytes);
   } finally {
     closeSync(fd);
   }
+}
+
+// One read in the common case: asked for a byte more than fstat reported, a shorter read is the end.
+function readToEnd(fd: number, file: string, size: number, maxBytes: number): Buffer {
+  const fitsScratch = size < SCRATCH_BYTES;
+  let buffer = fitsScratch ? (scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES)) : Buffer.allocUnsafe(size + 1);
+  let length = 0;
+  for (;;) {
+    const n = readSync(fd, buffer, length, buffer.length - length, length);
+    length += n;
+    if (length > maxBytes) throw readError(`${file} grew past ${maxBytes} bytes while being read`, 'EFBIG', length);
+    if (n === 0 || length < buffer.length) break;
+    // Full: the file grew since fstat. Keep reading, still within the bound.
+    const grown = Buffer.allocUnsafe(Math.min(buffer.length * 2, maxBytes + 1));
+    buffer.copy(grown, 0, 0, length);
+    buffer = grown;
+  }
+  return buffer === scratch ? Buffer.from(buffer.subarray(0, length)) : buffer.subarray(0, length);
 }
 
 /** The errno-style code of a failed read, for messages. */

@@ -51,7 +51,7 @@ export interface DiscoveredPlugin {
 // Kept beside, not in, DiscoveredPlugin: it is a cache key, not a fact about the plugin.
 const manifestIdentities = new WeakMap<DiscoveredPlugin, FileIdentity>();
 
-/** The identity of the plugin.json a discovered plugin was judged from, when it was read. */
+/** The identity of the plugin.json a discovered plugin was judged from, when it holds tool schemas to compile. */
 export function manifestIdentity(plugin: DiscoveredPlugin): FileIdentity | undefined {
   return manifestIdentities.get(plugin);
 }

@@ -25,14 +25,13 @@ import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.
 import { compileSchema, SchemaVerdicts } from '../manifest/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
-import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, grantProblem, effectivePermissions, fullyGranted, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
+import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, sha256, type LockFile } from '../signing/lock.js';
 import { hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
-import { metadataKey, readCachedMetadata, writeCachedMetadata } from '../discovery/metadata-cache.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { loaderSeams } from './seams.js';
-import { writePrivateCopy, type PrivateCopy } from './private-copy.js';
+import type { PrivateCopy } from './private-copy.js';
 
 /** How a plugin runs: `'none'` loads it into this process; `'process'` runs it in its own host process. */
 export type IsolationMode = 'none' | 'process';
@@ -308,15 +307,15 @@ export class PluginLoader {
   }
 
   private permissionContext(pluginDir: string): PermissionContext {
-    return {
-      workspace: this.workspace,
-      pluginDir,
-      protectedPaths: [
-        ...PROTECTED_WORKSPACE_ENTRIES.map((entry) => path.join(this.workspace, entry)),
-        ...this.dirs.map((d) => d.path),
-        canonicalOrAbsoluteSync(path.dirname(userConfigPath(this.home))),
-      ],
-    };
+    return { workspace: this.workspace, pluginDir, protectedPaths: this.protectedPaths() };
+  }
+
+  private protectedPaths(): string[] {
+    return [
+      ...PROTECTED_WORKSPACE_ENTRIES.map((entry) => path.join(this.workspace, entry)),
+      ...this.dirs.map((d) => d.path),
+      canonicalOrAbsoluteSync(path.dirname(userConfigPath(this.home))),
+    ];
   }
 
   /**
@@ -325,6 +324,16 @@ export class PluginLoader {
    */
   permissionReport(dir: string, manifest: PluginManifest): PermissionReport {
     return assessPermissions(manifest.permissions, this.grantFor(manifest.name), this.permissionContext(canonicalOrAbsoluteSync(dir)));
+  }
+
+  /**
+   * {@link permissionReport} of each plugin this loader discovered (undefined where it has no valid
+   * manifest), judged at one moment: paths the reports share are resolved once, not once per plugin.
+   */
+  permissionReports(plugins: readonly DiscoveredPlugin[]): (PermissionReport | undefined)[] {
+    const shared = { workspace: this.workspace, protectedPaths: this.protectedPaths(), probe: memoizedPathProbe() };
+    // Discovery's path of a plugin with a manifest is already canonical.
+    return plugins.map((p) => (p.manifest ? assessPermissions(p.manifest.permissions, this.grantFor(p.manifest.name), { ...shared, pluginDir: p.path }) : undefined));
   }
 
   // Up front, in every isolation and sandbox mode: a plugin never runs with less than it asked for.
@@ -433,7 +442,7 @@ export class PluginLoader {
   private async verdictFor(p: DiscoveredPlugin, lock: LockState): Promise<void> {
     const manifestPath = path.join(p.path, MANIFEST_FILE);
     const libraryPath = p.libraryPath as string;
-    if (!this.mustVerify(p.trustedDir, lock.lock, manifestPath, libraryPath)) return;
+    if (!this.mustVerify(p.trustedDir, lock.lock, manifestPath, libraryPath, )) return;
     const identity = `${fileIdentities(p.path)}|${lock.lock ? JSON.stringify(lock.lock) : '-'}|${lock.userOwned}`;
     const cached = this.verdicts.get(p.path);
     if (cached?.identity === identity) {
@@ -589,7 +598,7 @@ export class PluginLoader {
     let libraryBytes: Buffer | undefined;
     if (this.mustVerify(trusted, lock.lock, manifestPath, lookup.path)) {
       libraryBytes = await this.verify({ dir: canonical, trusted, manifest, manifestPath, manifestBytes, lookupPath: lookup.path, libraryPath }, lock);
-      copy = await writePrivateCopy(libraryBytes, path.basename(libraryPath));
+      copy = await (await import('./private-copy.js')).writePrivateCopy(libraryBytes, path.basename(libraryPath));
       loadPath = copy.path;
     }
     try {
@@ -623,6 +632,7 @@ export class PluginLoader {
     }
     const { IsolatedPlugin } = await import('../host/isolated.js');
     // A build that answered before starts no host until its first call.
+    const { metadataKey, readCachedMetadata, writeCachedMetadata } = await metadataCache();
     const key = metadataKey(verifiedBytes ?? (await readFile(libraryPath)), manifest.name);
     const known = await readCachedMetadata(key);
     const plugin = await IsolatedPlugin.open({
@@ -666,6 +676,7 @@ export class PluginLoader {
    * Builds that answered before (the metadata registry) skip it. Without a C compiler (no host) it is skipped.
    */
   private async probeLoadInHost(dir: string, libraryPath: string, manifest: PluginManifest, verifiedBytes: Buffer | undefined, permissions: EffectivePermissions): Promise<void> {
+    const { metadataKey, readCachedMetadata, writeCachedMetadata } = await metadataCache();
     const key = metadataKey(verifiedBytes ?? (await readFile(libraryPath)), manifest.name);
     const known = await readCachedMetadata(key);
     if (known && 'metadata' in known) return;
@@ -736,6 +747,9 @@ function fileIdentities(dir: string): string {
   walk('', 0);
   return parts.join('/');
 }
+
+// Loaded on demand, like the two below: listing never needs the metadata registry.
+const metadataCache = (): Promise<typeof import('../discovery/metadata-cache.js')> => import('../discovery/metadata-cache.js');
 
 // Loaded on demand: signature checking pulls in crypto that most loads never need.
 const signatures = (): Promise<typeof import('../signing/plugin-signatures.js')> => import('../signing/plugin-signatures.js');

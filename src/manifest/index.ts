@@ -1,17 +1,20 @@
-import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, statSync, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
+import { readErrorCode, readSmallRegularFileSync, type SmallFileError } from '../config/safe-read.js';
 import { ErrorCode } from '../errors.js';
 import { compileSchema, toolSchemaProblem, type FileIdentity } from './schema.js';
 import type { ValidationIssue } from './issue.js';
-import { checkLibrarySymbols } from './library-symbols.js';
 import { diagnoseMissingLibrary } from './missing-library.js';
 import { unknownFieldWarnings } from './unknown-fields.js';
 import { WarningCode, vtcodeLibraryNames, vtcodeMetadataWarnings, vtcodeNameWarning, type ValidationWarning } from './vtcode.js';
 
 export type { ValidationIssue };
+
+// node:crypto is loaded on first use: most discoveries hash nothing, and loading it costs more than the scan.
+const require = createRequire(import.meta.url);
 
 /** The manifest file every plugin directory carries. */
 export const MANIFEST_FILE = 'plugin.json';
@@ -74,7 +77,7 @@ export interface ManifestReading {
   raw?: unknown;
   /** The problems found. */
   issues: ValidationIssue[];
-  /** plugin.json's file identity when it was read (keys caches of what it holds). */
+  /** plugin.json's file identity, when it is valid and holds tool schemas (keys the cache of their compiled form). */
   identity?: FileIdentity;
 }
 
@@ -99,8 +102,11 @@ export function readManifestSync(dir: string): ManifestReading {
   const read = readManifestBytesSync(file);
   if ('issue' in read) return { issues: [read.issue] };
   const reading = parseManifestText(read.bytes.toString('utf8'), file);
-  // The content itself, not timestamps: two writes within one clock tick may leave the same stat facts.
-  reading.identity = createHash('sha1').update(read.bytes).digest('base64');
+  // Only schemas are cached by it (a manifest without them has nothing to compile). The content
+  // itself, not timestamps: two writes within one clock tick may leave the same stat facts.
+  if (reading.manifest && (reading.manifest.input_schema !== undefined || reading.manifest.output_schema !== undefined)) {
+    reading.identity = (require('node:crypto') as typeof import('node:crypto')).createHash('sha1').update(read.bytes).digest('base64');
+  }
   return reading;
 }
 
@@ -110,41 +116,14 @@ export function readManifestSync(dir: string): ManifestReading {
  */
 export function readManifestBytesSync(file: string): { bytes: Buffer } | { issue: ValidationIssue } {
   try {
-    const fd = openSync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
-    try {
-      const info = fstatSync(fd);
-      if (!info.isFile()) return { issue: bad(`${file} is not a regular file. Make plugin.json a JSON file.`) };
-      if (info.size > MAX_MANIFEST_BYTES) {
-        return { issue: bad(`${file} is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`) };
-      }
-      return { bytes: readSmallFile(fd, info.size) };
-    } finally {
-      closeSync(fd);
-    }
+    return { bytes: readSmallRegularFileSync(file, MAX_MANIFEST_BYTES) };
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? (err as Error).message})`;
+    const { code, size } = err as SmallFileError;
+    if (code === 'ENOTREG') return { issue: bad(`${file} is not a regular file. Make plugin.json a JSON file.`) };
+    if (code === 'EFBIG') return { issue: bad(`${file} is ${size ?? 'over'} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`) };
+    const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${readErrorCode(err)})`;
     return { issue: bad(`${file} ${why}. Every plugin directory needs a plugin.json with name, description and version.`) };
   }
-}
-
-let readBuffer = Buffer.allocUnsafe(64 * 1024);
-
-// One read for the common case: a read shorter than asked for is the end of a regular file.
-function readSmallFile(fd: number, size: number): Buffer {
-  if (readBuffer.length < size + 1) readBuffer = Buffer.allocUnsafe(size + 1);
-  let length = 0;
-  for (;;) {
-    const n = readSync(fd, readBuffer, length, readBuffer.length - length, length);
-    length += n;
-    if (n === 0 || length < readBuffer.length) break;
-    // The file grew since fstat: keep reading, still within the limit.
-    if (length > MAX_MANIFEST_BYTES) throw Object.assign(new Error(`grew past ${MAX_MANIFEST_BYTES} bytes while being read`), { code: 'EFBIG' });
-    const grown = Buffer.allocUnsafe(readBuffer.length * 2);
-    readBuffer.copy(grown, 0, 0, length);
-    readBuffer = grown;
-  }
-  return Buffer.from(readBuffer.subarray(0, length));
 }
 
 /** Checks plugin.json text (already read); `file` names it in messages. */
@@ -351,6 +330,8 @@ export async function validatePlugin(dir: string): Promise<PluginValidation> {
       if (size > MAX_SYMBOL_CHECK_BYTES) {
         warnings.push({ code: WarningCode.SYMBOLS_NOT_CHECKED, message: `${lookup.path} is ${size} bytes, over the ${MAX_SYMBOL_CHECK_BYTES}-byte limit for reading its symbols; they were not checked. Loading it checks them.` });
       } else {
+        // Imported here: the ELF reader is only for validate, never for discovery.
+        const { checkLibrarySymbols } = await import('./library-symbols.js');
         const symbols = checkLibrarySymbols(lookup.path, await readFile(lookup.path));
         errors.push(...symbols.errors);
         warnings.push(...symbols.warnings);

@@ -3,17 +3,15 @@ import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { isPlainObject } from '../abi/codec.js';
 
 const require = createRequire(import.meta.url);
-let validators: { draft07: Ajv; draft2020: Ajv } | undefined;
+const validators: { draft07?: Ajv; draft2020?: Ajv } = {};
 
-// Loaded on first use: ajv costs tens of milliseconds at startup and most runs compile no schema.
-function ajv(): { draft07: Ajv; draft2020: Ajv } {
-  if (!validators) {
-    const { Ajv: Draft07 } = require('ajv') as typeof import('ajv');
-    const { Ajv2020 } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
-    // Plugin schemas are authored by third parties: accept unknown keywords rather than refuse them.
-    validators = { draft07: new Draft07({ allErrors: true, strict: false }), draft2020: new Ajv2020({ allErrors: true, strict: false }) };
-  }
-  return validators;
+// Each draft's compiler is loaded on first use: ajv costs tens of milliseconds at startup, and most
+// runs compile no schema, or schemas of one draft only.
+function ajv(draft: 'draft07' | 'draft2020'): Ajv {
+  // Plugin schemas are authored by third parties: accept unknown keywords rather than refuse them.
+  if (draft === 'draft07') validators.draft07 ??= new (require('ajv') as typeof import('ajv')).Ajv({ allErrors: true, strict: false });
+  else validators.draft2020 ??= new (require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020({ allErrors: true, strict: false });
+  return validators[draft] as Ajv;
 }
 
 /** A compiled schema, or why it does not compile. */
@@ -28,8 +26,7 @@ export function compileSchema(schema: unknown): CompiledSchema {
   if (!isPlainObject(schema)) return { ok: false, problem: 'a JSON Schema must be an object' };
   const hit = cache.get(schema);
   if (hit) return hit;
-  const { draft07, draft2020 } = ajv();
-  const compiler = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? draft2020 : draft07;
+  const compiler = ajv(typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? 'draft2020' : 'draft07');
   let compiled: CompiledSchema;
   try {
     compiled = { ok: true, validate: compiler.compile(schema) };
@@ -46,8 +43,7 @@ export function compileSchema(schema: unknown): CompiledSchema {
 
 /** Schemas ajv holds in its registries: its meta-schemas only, since compiled plugin schemas are removed. */
 export function retainedSchemaCount(): number {
-  if (!validators) return 0;
-  const held = (a: Ajv): number => (a as unknown as { _cache: Map<unknown, unknown> })._cache.size;
+  const held = (a: Ajv | undefined): number => (a ? (a as unknown as { _cache: Map<unknown, unknown> })._cache.size : 0);
   return held(validators.draft07) + held(validators.draft2020);
 }
 

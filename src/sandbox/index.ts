@@ -1,10 +1,10 @@
-import { execFile } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { symlinkedComponent, within, type EffectivePermissions, type PermissionGrant } from './permissions.js';
 
-const run = promisify(execFile);
+// child_process is loaded when a sandbox is first probed: commands that start no host never need it.
+const run = async (file: string, args: string[], options: { timeout: number }) => promisify((await import('node:child_process')).execFile)(file, args, options);
 
 /** `'auto'` sandboxes when it can and warns once when it cannot; `'required'` refuses to run unsandboxed; `'off'` never sandboxes. */
 export type SandboxMode = 'auto' | 'required' | 'off';

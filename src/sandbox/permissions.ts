@@ -1,4 +1,4 @@
-import { lstatSync, realpathSync } from 'node:fs';
+import { lstatSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginPermissions } from '../manifest/index.js';
@@ -66,6 +66,36 @@ export interface PermissionContext {
   pluginDir: string;
   /** Paths a plugin may never write: `.git`, `.vtcode`, `.agents`, the lock, the plugin dirs, the user's config dir. */
   protectedPaths: string[];
+  /** How paths are looked at; a {@link memoizedPathProbe} lets many reports made at one moment share their walks. */
+  probe?: PathProbe;
+}
+
+/** The two file-system questions a permission report asks. */
+export interface PathProbe {
+  /** lstat, or undefined when nothing is there. */
+  lstat(p: string): Stats | undefined;
+  /** {@link symlinkedComponent} of an absolute path. */
+  symlinkedComponent(absolute: string): string | undefined;
+}
+
+const lstatOrUndefined = (p: string): Stats | undefined => lstatSync(p, { throwIfNoEntry: false });
+const directProbe: PathProbe = { lstat: lstatOrUndefined, symlinkedComponent: (p) => symlinkedComponent(p) };
+
+/** A probe that asks the file system once per path: for judging many plugins' requests at one moment. */
+export function memoizedPathProbe(): PathProbe {
+  const stats = new Map<string, Stats | undefined>();
+  const links = new Map<string, string | undefined>();
+  const lstat = (p: string): Stats | undefined => {
+    if (!stats.has(p)) stats.set(p, lstatOrUndefined(p));
+    return stats.get(p);
+  };
+  return {
+    lstat,
+    symlinkedComponent: (p) => {
+      if (!links.has(p)) links.set(p, symlinkedComponent(p, lstat));
+      return links.get(p);
+    },
+  };
 }
 
 /** The workspace entries no plugin may write, even with the workspace granted writable. */
@@ -83,12 +113,12 @@ export function within(p: string, root: string): boolean {
 }
 
 /** The first symlinked component of an absolute path, or undefined; components that do not exist end the walk. */
-export function symlinkedComponent(absolute: string): string | undefined {
+export function symlinkedComponent(absolute: string, lstat: (p: string) => Stats | undefined = lstatOrUndefined): string | undefined {
   const parts = absolute.split(path.sep).filter(Boolean);
   let at = path.parse(absolute).root;
   for (const part of parts) {
     at = path.join(at, part);
-    const info = lstatSync(at, { throwIfNoEntry: false });
+    const info = lstat(at);
     if (!info) return undefined;
     if (info.isSymbolicLink()) return at;
   }
@@ -144,6 +174,7 @@ export function mergeGrants(...grants: (PermissionGrant | undefined)[]): Permiss
  */
 export function assessPermissions(requested: PluginPermissions | undefined, grant: PermissionGrant | undefined, context: PermissionContext): PermissionReport {
   const { workspace } = context;
+  const probe = context.probe ?? directProbe;
   const report: PermissionReport = { requested: emptySet(), granted: emptySet(), missing: emptySet(), refused: [] };
   const readRoots = (grant?.fs_read ?? []).map((p) => resolveGrantRoot(p, workspace));
   const writeRoots = (grant?.fs_write ?? []).map((p) => resolveGrantRoot(p, workspace));
@@ -158,7 +189,7 @@ export function assessPermissions(requested: PluginPermissions | undefined, gran
       const p = expandPermissionPath(asked, workspace);
       if (report.requested[key].includes(p)) continue;
       report.requested[key].push(p);
-      const link = symlinkedComponent(p);
+      const link = probe.symlinkedComponent(p);
       if (link !== undefined) {
         report.refused.push({ path: p, reason: 'symlink', at: link });
         continue;
@@ -176,7 +207,7 @@ export function assessPermissions(requested: PluginPermissions | undefined, gran
   judge('fs_write', requested?.fs_write ?? [], (p) => writeRoots.some((r) => within(p, r)));
   // A protected path that is a link cannot be re-bound read-only in place: the link itself stays replaceable.
   for (const w of report.granted.fs_write) {
-    const link = context.protectedPaths.find((g) => within(g, w) && lstatSync(g, { throwIfNoEntry: false })?.isSymbolicLink());
+    const link = context.protectedPaths.find((g) => within(g, w) && probe.lstat(g)?.isSymbolicLink());
     if (link !== undefined) report.refused.push({ path: w, reason: 'symlink', at: link });
   }
   return report;

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
 import { readErrorCode, readSmallRegularFileSync } from '../config/safe-read.js';
@@ -24,9 +24,12 @@ export interface LockFile {
   plugins: LockEntry[];
 }
 
+// node:crypto is loaded on first hash: listing and most loads hash nothing.
+const require = createRequire(import.meta.url);
+
 /** sha256 of bytes, as hex. */
 export function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  return (require('node:crypto') as typeof import('node:crypto')).createHash('sha256').update(bytes).digest('hex');
 }
 
 /** The lock file path for a workspace. */

@@ -27,7 +27,7 @@ import { escapeTerminal } from '../terminal.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, PluginLoader, type PluginLoaderOptions } from '../loader/index.js';
 import { packageVersion } from '../version.js';
 import { detectSandbox } from '../sandbox/index.js';
-import { fullyGranted, permissionDenied } from '../sandbox/permissions.js';
+import { fullyGranted, permissionDenied, type PermissionReport } from '../sandbox/permissions.js';
 import { planTools, type ToolDefinition, type ToolPlan } from './definitions.js';
 import { listPluginResources, parseResourceUri, readPluginResource, type PluginResources } from './resources.js';
 import { compileSchema, describeSchemaErrors } from '../manifest/schema.js';
@@ -416,9 +416,8 @@ export class SkillplugMcpServer {
   }
 
   // A plugin that asks for more than the user granted can never load: it is no tool, and the log says which grant it lacks.
-  private withGrantVerdict(p: DiscoveredPlugin): DiscoveredPlugin {
-    if (p.status !== 'ok' || !p.manifest) return p;
-    const report = this.loader.permissionReport(p.path, p.manifest);
+  private withGrantVerdict(p: DiscoveredPlugin, report: PermissionReport | undefined): DiscoveredPlugin {
+    if (p.status !== 'ok' || !p.manifest || !report) return p;
     if (fullyGranted(report)) return p;
     const denied = permissionDenied(p.manifest.name, p.path, report);
     return { ...p, status: 'error', errors: [...p.errors, { code: denied.code, message: denied.message }] };
@@ -426,7 +425,9 @@ export class SkillplugMcpServer {
 
   // Rediscovers plugins; tells the client when the tool list changed.
   private async refresh(notify = false): Promise<void> {
-    const plugins = (await this.loader.discoverPlugins()).map((p) => this.withGrantVerdict(p));
+    const found = await this.loader.discoverPlugins();
+    const reports = this.loader.permissionReports(found);
+    const plugins = found.map((p, i) => this.withGrantVerdict(p, reports[i]));
     const plan = planTools(plugins, { confined: await this.runConfined() });
     const resources = new Map(plan.tools.map((t) => [t.definition.name, listPluginResources(t.plugin.path, t.definition.name)]));
     const resourceFingerprint = [...resources].map(([tool, r]) => `${tool}:${r.resources.map((x) => `${x.relative}=${x.identity}`).join(',')}`).join('\n');

@@ -106,6 +106,40 @@ describe('example skills', () => {
     assert.equal(bad.success, false);
   });
 
+  it('code-search over many files (scanned on threads when cores are free) answers as one plain pass in walk order would', async () => {
+    // Inside the workspace (the sandbox lets the plugin read only that), after the tests above ran on it.
+    const expected = new Map<string, number[]>();
+    for (let i = 0; i < 300; i++) {
+      const file = `many/d${i % 7}/f${i}.txt`;
+      // Lines long enough for the 16-byte search steps; a match on the last line, without a newline, on every 5th file.
+      const lines = Array.from({ length: 40 }, (_, n) => (n % 11 === i % 11 ? `${'x'.repeat(n)} the needle_42 is here` : `${'y'.repeat(n + 20)} needle_4 no`));
+      if (i % 5 === 0) lines.push('ends with needle_42');
+      mkdirSync(path.join(ws, path.dirname(file)), { recursive: true });
+      writeFileSync(path.join(ws, file), i % 5 === 0 ? lines.join('\n') : `${lines.join('\n')}\n`);
+      expected.set(file, lines.flatMap((l, n) => (l.includes('needle_42') ? [n + 1] : [])));
+    }
+    const search = async (input: JsonObject) => {
+      const plugin = await loader.loadPlugin(path.join(out, 'code-search'));
+      try {
+        return (await plugin.execute({ input: { ...input, path: 'many' }, workspace_root: ws, config: {} })).output as { matches: { path: string; line: number }[]; files_scanned: number; truncated: boolean };
+      } finally {
+        await plugin.close();
+      }
+    };
+    const all = await search({ patterns: ['needle_42'], max_results: 100000 });
+    const got = new Map<string, number[]>();
+    for (const m of all.matches) got.set(m.path, [...(got.get(m.path) ?? []), m.line]);
+    assert.deepEqual(new Map([...got].sort()), new Map([...expected].filter(([, l]) => l.length > 0).sort()));
+    assert.equal(all.files_scanned, 300);
+    assert.equal(all.truncated, false);
+    // Truncated: exactly the first matches of the full answer, every time.
+    for (let run = 0; run < 3; run++) {
+      const some = await search({ patterns: ['needle_42'], max_results: 25 });
+      assert.deepEqual(some.matches, all.matches.slice(0, 25));
+      assert.equal(some.truncated, true);
+    }
+  });
+
   it('code-search rejects input outside its schema before running', async () => {
     const plugin = await loader.loadPlugin(path.join(out, 'code-search'));
     try {
