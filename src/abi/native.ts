@@ -5,6 +5,10 @@ import { ErrorCode, PluginError } from '../errors.js';
 import { ABI_SYMBOLS } from './types.js';
 import { joinContext, type ContextParts, type Origin, type ReturnedString } from './codec.js';
 import { BusyPoll } from './busy-poll.js';
+import { SpinHistory, monotonicMicros, spinBudget, spinSettings } from './spin-budget.js';
+
+// Without adaptive spinning (the benchmark's ablation), pump workers poll this long as they always did.
+const FIXED_SPIN_MICROS = 150;
 
 const requireFromHere = createRequire(import.meta.url);
 let koffiModule: typeof Koffi | undefined;
@@ -332,7 +336,7 @@ process.once('exit', () => {
  * With `pollMicros` > 0, the JS thread polls for results (between event-loop turns) for up to that
  * long after each submit or result, so a serial caller pays no cross-thread wake-up.
  */
-export function createPump(pumpPath: string, libraryPath: string, threads: number, pollMicros = 0): NativePump {
+export function createPump(pumpPath: string, libraryPath: string, threads: number, pollMicros = 0, adaptiveSpin = spinSettings.adaptive): NativePump {
   const api = helperLibrary(pumpPath);
   const waiting = new Map<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
   const ids = new Uint32Array(TAKE_BATCH);
@@ -341,6 +345,29 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
   const shared = new Int32Array(new ArrayBuffer(4096));
   const FINISHED = 0;
   const JS_POLLING = 1;
+  const SPIN_MICROS = 2;
+  // Workers spin only within a lease of the process-wide budget, and only while their spins would pay
+  // (docs/host-protocol.md, "Spinning"); without adaptive spinning, a fixed 150 µs as before.
+  const holder = {};
+  const history = new SpinHistory(pollMicros);
+  let idleSince: number | undefined;
+  let spinMicros = adaptiveSpin ? 0 : FIXED_SPIN_MICROS;
+  Atomics.store(shared, SPIN_MICROS, spinMicros);
+  const leaseSpin = (): void => {
+    if (!adaptiveSpin) return;
+    if (idleSince !== undefined) history.record(monotonicMicros() - idleSince);
+    idleSince = undefined;
+    const window = history.window();
+    const micros = window > 0 && spinBudget.acquire(holder) ? window : 0;
+    if (micros === 0) spinBudget.release(holder);
+    if (micros !== spinMicros) Atomics.store(shared, SPIN_MICROS, micros);
+    spinMicros = micros;
+  };
+  const idle = (): void => {
+    if (!adaptiveSpin) return;
+    idleSince = monotonicMicros();
+    spinBudget.settle(holder, spinMicros);
+  };
   let seenFinished = 0;
   let nextId = 1;
   let handle: unknown;
@@ -350,6 +377,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
   keepAlive.unref();
   let keptAlive = false;
   const letLoopIdle = (): void => {
+    if (waiting.size === 0 && idleSince === undefined) idle();
     if (waiting.size > 0 || !keptAlive) return;
     keptAlive = false;
     keepAlive.unref();
@@ -371,6 +399,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     letLoopIdle();
   };
   const poller = new BusyPoll(pollMicros, {
+    ...(adaptiveSpin ? { budget: spinBudget } : {}),
     waiting: () => waiting.size > 0,
     check: () => {
       if (Atomics.load(shared, FINISHED) === seenFinished) return false;
@@ -402,6 +431,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
         keptAlive = true;
         keepAlive.ref();
       }
+      leaseSpin();
       poller.touch();
       if (api.submit(handle, id, ctx) !== 0) {
         waiting.delete(id);
@@ -417,6 +447,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     },
     destroy: async () => {
       stopAtProcessExit.delete(stopAtExit);
+      spinBudget.release(holder);
       clearInterval(keepAlive);
       api.stop(handle);
       // The notifier may be waiting for this thread to run a notification: keep the loop turning until it is out.

@@ -8,6 +8,9 @@ import { ErrorCode, ISOLATION_MODES, PluginError, PluginLoader, type IsolationMo
 import { buildFixture, buildFixtures, tempDir, tempHome, type FixtureSpec } from '../helpers/fixtures.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
+import { hostTuning } from '../../src/host/tuning.js';
+
+const DEFAULT_SHARED_AFTER = hostTuning.sharedAfterLoneCalls;
 
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: '/ws', config: {} });
@@ -29,11 +32,11 @@ for (const { isolation, pollMicros, lane } of variants) {
     let dirs: Record<string, string> = {};
 
     after(() => {
-      delete process.env.SKILLPLUG_SHARED_AFTER;
+      hostTuning.sharedAfterLoneCalls = DEFAULT_SHARED_AFTER;
     });
 
     before(async () => {
-      if (lane) process.env.SKILLPLUG_SHARED_AFTER = '0';
+      if (lane) hostTuning.sharedAfterLoneCalls = 0;
       root = tempDir();
       const specs: (FixtureSpec & { key: string })[] = [
         { key: 'echo', source: 'echo', name: 'echo' },
