@@ -35,6 +35,8 @@ export class BusyPoll {
   private readonly now: () => number;
   private readonly history: SpinHistory;
   private declined = 0;
+  // Set when pays() chose this touch to probe, so the touch that follows polls.
+  private probeNext = false;
 
   constructor(micros: number, hooks: BusyPollHooks) {
     this.windowMs = micros / 1000;
@@ -47,24 +49,29 @@ export class BusyPoll {
   touch(): void {
     this.lastActivity = this.now();
     if (this.running || this.windowMs <= 0 || !this.hooks.waiting() || !this.pays()) return;
+    this.probeNext = false;
     this.running = true;
     this.hooks.onStart?.();
     setImmediate(this.turn);
   }
 
-  /** Whether polling would pay now: a core is free for the work awaited, and recent polls ended in a hit. */
+  /**
+   * Whether a submit now would be polled for: a core is free for the work awaited, and recent polls
+   * ended in a hit (or this one probes). A caller with another path (koffi's async) takes it when not.
+   */
   wouldPoll(): boolean {
-    const budget = this.hooks.budget;
-    return this.windowMs > 0 && (!budget || (budget.mayPollEventLoop() && this.history.window() > 0));
+    return this.windowMs > 0 && this.pays();
   }
 
   private pays(): boolean {
     const budget = this.hooks.budget;
-    if (!budget) return true;
+    if (!budget || this.probeNext) return true;
     if (!budget.mayPollEventLoop()) return false;
     if (this.history.window() > 0) return true;
     // Polls stopped paying: probe now and then, so a caller that speeds up gets polling back.
-    return ++this.declined % PROBE_EVERY === 0;
+    if (++this.declined % PROBE_EVERY !== 0) return false;
+    this.probeNext = true;
+    return true;
   }
 
   private readonly turn = (): void => {

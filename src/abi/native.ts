@@ -216,6 +216,8 @@ export interface NativePump {
   cancel(id: number): boolean;
   /** Stops the threads and frees the pump. Only call with nothing in flight. */
   destroy(): Promise<void>;
+  /** Whether the JS thread would poll for a call submitted now (a core is free and polls have paid). */
+  wouldPoll(): boolean;
 }
 
 /** Results up to this size come back through the direct path's buffer; larger ones are read in place. */
@@ -252,27 +254,6 @@ function openDirectCalls(helperPath: string, libraryPath: string): DirectCalls |
 }
 
 /** A file mapped into this process and shared with an isolated host (see skillplug-host.c). */
-export interface SharedMapping {
-  /** The whole region, aliasing the mapping: never touch it after unmap(). */
-  bytes: Buffer;
-  /** The region's leading 32-bit words, for Atomics. */
-  words: Int32Array;
-  unmap(): void;
-}
-
-/** Maps `size` bytes of the file open as `fd` (shared with a host), through the pump library; undefined on failure. */
-export function mapSharedFile(helperPath: string, fd: number, size: number): SharedMapping | undefined {
-  const api = helperLibrary(helperPath);
-  const pointer = api.sharedMap(fd, size);
-  if (!pointer) return undefined;
-  const region = koffi().view(pointer, size);
-  return {
-    bytes: Buffer.from(region),
-    words: new Int32Array(region, 0, 16),
-    unmap: () => api.sharedUnmap(pointer, size),
-  };
-}
-
 interface PumpLibrary {
   create: (libraryPath: string, notify: unknown, shared: Int32Array, threads: number) => unknown;
   submit: (pump: unknown, id: number, ctx: string) => number;
@@ -288,8 +269,6 @@ interface PumpLibrary {
   directCall: (direct: unknown, input: string, workspaceRoot: string | null, config: string | null) => string | null;
   directPending: (direct: unknown) => unknown;
   directClose: (direct: unknown) => void;
-  sharedMap: (fd: number, bytes: number) => unknown;
-  sharedUnmap: (pointer: unknown, bytes: number) => void;
 }
 
 let pumpLibrary: PumpLibrary | undefined;
@@ -314,8 +293,6 @@ function helperLibrary(pumpPath: string): PumpLibrary {
       directCall: lib.func('const char *direct_call(void *direct, const char *input, const char *workspace_root, const char *config)') as PumpLibrary['directCall'],
       directPending: lib.func('void *direct_pending(void *direct)') as PumpLibrary['directPending'],
       directClose: lib.func('void direct_close(void *direct)') as PumpLibrary['directClose'],
-      sharedMap: lib.func('void *shared_map(int fd, int64_t bytes)') as PumpLibrary['sharedMap'],
-      sharedUnmap: lib.func('void shared_unmap(void *p, int64_t bytes)') as PumpLibrary['sharedUnmap'],
     };
   }
   return pumpLibrary;
@@ -439,6 +416,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       }
       return id;
     },
+    wouldPoll: () => poller.wouldPoll(),
     cancel: (id) => {
       const dropped = api.cancel(handle, id) === 1;
       if (dropped) waiting.delete(id);

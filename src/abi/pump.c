@@ -8,14 +8,11 @@
  * that its next call overwrites) and the plugin's own string is freed there, exactly once.
  *
  * It also holds the direct path for executeSync: one native call that runs the plugin, copies its
- * result into a buffer JS owns and frees the plugin's string (koffi would need three calls), and
- * maps the region an isolated host shares with this process (JS cannot mmap).
+ * result into a buffer JS owns and frees the plugin's string (koffi would need three calls). (The
+ * isolated host's shared lane is mapped by its own small addon, src/host/lane-map.c.)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -418,28 +415,4 @@ void direct_close(void *handle) {
   dlclose(d->library);
   free(d->ctx);
   free(d);
-}
-
-/* ---------- the shared lane of an isolated host (see skillplug-host.c) ---------- */
-
-/*
- * Maps the lane a host shares with this process; NULL on failure. Only a memfd sealed against
- * shrinking is mapped: truncating a mapped file would kill this process with SIGBUS.
- */
-void *shared_map(int fd, int64_t bytes) {
-#if defined(__linux__) && defined(F_GET_SEALS)
-  struct stat info;
-  int seals = fcntl(fd, F_GET_SEALS);
-  if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &info) != 0 || info.st_size < bytes) return NULL;
-#else
-  (void)fd;
-  (void)bytes;
-  return NULL;
-#endif
-  void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  return p == MAP_FAILED ? NULL : p;
-}
-
-void shared_unmap(void *p, int64_t bytes) {
-  munmap(p, (size_t)bytes);
 }

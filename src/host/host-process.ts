@@ -5,10 +5,9 @@ import type { Readable, Duplex, Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
 import { SpinHistory, monotonicMicros, spinBudget } from '../abi/spin-budget.js';
 import type { ReturnedString } from '../abi/codec.js';
-import type { SharedMapping } from '../abi/native.js';
 import { sandboxedCommand, type SandboxPlan } from '../sandbox/index.js';
 import type { PluginCgroup } from '../sandbox/limits.js';
-import { ensurePumpLibrary } from '../toolchain.js';
+import { ensureLaneAddon } from '../toolchain.js';
 import {
   FrameReader,
   type Frame,
@@ -91,12 +90,29 @@ export type HostReady =
   | { kind: 'ready'; abiVersion: number; hasFree: boolean; metadata: ReturnedString | null }
   | { kind: 'load-error'; reason: number; text: string };
 
-// Loaded once per process, by the first host whose lane starts; later hosts map theirs at once.
-interface LaneTools {
-  map: typeof import('../abi/native.js').mapSharedFile;
-  helper: string;
+/** The host's lane as this process maps it. */
+interface SharedMapping {
+  /** The whole region, aliasing the mapping. */
+  bytes: Buffer;
+  /** The region's leading 32-bit words, for Atomics. */
+  words: Int32Array;
+  /** Lets go of the lane (a stale view then reads zeros, never a freed mapping). */
+  unmap(): void;
 }
-let laneTools: LaneTools | undefined;
+
+interface LaneAddon {
+  map(fd: number, bytes: number): ArrayBuffer | undefined;
+  unmap(buffer: ArrayBuffer): void;
+}
+
+// Loaded once per process, by the first host whose lane starts; later hosts map theirs at once.
+let laneTools: LaneAddon | undefined;
+
+function loadLaneAddon(file: string): LaneAddon {
+  const module = { exports: {} as LaneAddon };
+  process.dlopen(module, file);
+  return module.exports;
+}
 const STDERR_KEEP_BYTES = 64 * 1024;
 const TAIL_LINES = 20;
 const WAKE_BYTE = Buffer.of(1);
@@ -337,9 +353,7 @@ export class HostProcess {
   // until it is up, or for good if it fails.
   private startSharedLane(): void {
     this.sharedStarting = true;
-    const tools = laneTools
-      ? Promise.resolve(laneTools)
-      : Promise.all([import('../abi/native.js'), ensurePumpLibrary()]).then(([native, helper]) => (laneTools = { map: native.mapSharedFile, helper }));
+    const tools = laneTools ? Promise.resolve(laneTools) : ensureLaneAddon().then((file) => (laneTools ??= loadLaneAddon(file)));
     void Promise.all([tools, this.ready])
       .then(([loaded, ready]) => {
         if (ready.kind === 'ready') this.mapShared(loaded);
@@ -349,7 +363,7 @@ export class HostProcess {
 
   // The host made the lane (a memfd whose size is sealed, so no one can truncate it under this
   // mapping) and keeps it at fd 6; this process opens it through /proc.
-  private mapShared(tools: LaneTools): void {
+  private mapShared(tools: LaneAddon): void {
     if (this.exit || this.child.pid === undefined) return;
     const file = laneFile(this.child.pid);
     if (!file) return;
@@ -361,7 +375,8 @@ export class HostProcess {
     }
     try {
       // Maps only a memfd sealed against shrinking, whoever put it at that fd (the plugin could).
-      this.shared = tools.map(tools.helper, fd, SHARED_BYTES);
+      const region = tools.map(fd, SHARED_BYTES);
+      if (region) this.shared = { bytes: Buffer.from(region), words: new Int32Array(region, 0, 16), unmap: () => tools.unmap(region) };
     } finally {
       closeSync(fd);
     }
