@@ -433,7 +433,7 @@ export class HostProcess {
 
   /** Whether calls made alone go through the shared region now (for tests). */
   get sharedLaneUp(): boolean {
-    return this.shared !== undefined && Atomics.load(this.shared.words, SharedWord.HOST_MAPPED) === 1;
+    return this.postLone && this.shared !== undefined && Atomics.load(this.shared.words, SharedWord.HOST_MAPPED) === 1;
   }
 
   /** Whether a call is running (not just queued in the host). */
