@@ -136,8 +136,10 @@ export class InProcessPlugin implements SyncNativePlugin {
     this.inFlight.begin();
     // Without polling, a call alone takes koffi's async path (one wake-up each way); with others in flight,
     // the batching pump, whose maxConcurrency - 1 threads plus that one async call never exceed maxConcurrency.
-    const lonePollPays = this.adaptive && this.asyncRunning === 0 && this.pumpRunning === 0 && this.pump?.wouldPoll() === true;
-    const pump = this.pumpServesAll || this.asyncRunning > 0 || (this.adaptive && (this.pumpRunning > 0 || lonePollPays)) ? this.pump : undefined;
+    // Adaptive: the async slot is taken whenever free, except by a lone call the event loop will poll for
+    // (the pump's maxConcurrency - 1 threads and that one slot reach maxConcurrency together).
+    const pollsLone = this.adaptive && this.asyncRunning === 0 && this.pumpRunning === 0 && this.pump?.wouldPoll() === true;
+    const pump = this.pumpServesAll || this.asyncRunning > 0 || pollsLone ? this.pump : undefined;
     return new Promise<PluginResult>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
