@@ -68,6 +68,15 @@ const PUMP: NativeArtifact = {
   fallback: 'in-process calls then use koffi\'s own thread pool',
 };
 
+const LANE: NativeArtifact = {
+  title: "skillplug's shared-lane mapper (a tiny Node-API addon: isolated calls then skip a socket round trip)",
+  source: path.join('src', 'host', 'lane-map.c'),
+  output: 'skillplug-lane.node',
+  flags: ['-O2', '-shared', '-fPIC'],
+  override: 'SKILLPLUG_LANE',
+  fallback: 'isolated calls then keep to the socket',
+};
+
 const LAUNCHER: NativeArtifact = {
   title: "skillplug's sandbox launcher (joins the plugin's cgroup, sets its resource limits)",
   source: path.join('src', 'sandbox', 'skillplug-launch.c'),
@@ -103,6 +112,11 @@ export function ensureHostBinary(): Promise<string> {
 /** The path of the launcher that puts a host into its cgroup and limits, built like the host. Throws `E_HOST_UNAVAILABLE`. */
 export function ensureLauncherBinary(): Promise<string> {
   return ensureBuilt(LAUNCHER);
+}
+
+/** The path of the addon that maps an isolated host's shared lane, built like the host. Throws `E_HOST_UNAVAILABLE`. */
+export function ensureLaneAddon(): Promise<string> {
+  return ensureBuilt(LANE);
 }
 
 /** The path of the in-process call pump library, built like the host. Throws `E_HOST_UNAVAILABLE`. */

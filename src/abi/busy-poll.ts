@@ -1,3 +1,5 @@
+import { SpinHistory, type SpinBudget } from './spin-budget.js';
+
 /** What a {@link BusyPoll} asks of its owner. */
 export interface BusyPollHooks {
   /** Whether polling still pays (a result is due, and few enough that polling beats waiting); it stops when not. */
@@ -10,7 +12,15 @@ export interface BusyPollHooks {
   onStop?: () => void;
   /** The clock, in ms. Default `performance.now`; tests inject one so the window does not depend on the machine's speed. */
   now?: () => number;
+  /**
+   * Poll only within this process's spin budget and only while polling pays (adaptive). Without it
+   * the loop polls for the whole window after every submit, whatever the machine's load.
+   */
+  budget?: SpinBudget;
 }
+
+// A poll that declined for lack of hits tries again on this many touches (adaptive mutexes probe too).
+const PROBE_EVERY = 16;
 
 /**
  * Keeps the event loop turning, without sleeping, while results are due: a result that lands (from
@@ -23,29 +33,59 @@ export class BusyPoll {
   private readonly windowMs: number;
   private readonly hooks: BusyPollHooks;
   private readonly now: () => number;
+  private readonly history: SpinHistory;
+  private declined = 0;
+  // Set when pays() chose this touch to probe, so the touch that follows polls.
+  private probeNext = false;
 
   constructor(micros: number, hooks: BusyPollHooks) {
     this.windowMs = micros / 1000;
     this.hooks = hooks;
     this.now = hooks.now ?? (() => performance.now());
+    this.history = new SpinHistory(micros);
   }
 
   /** Starts polling (if it pays now), or extends it: call on each submit and each result. */
   touch(): void {
     this.lastActivity = this.now();
-    if (this.running || this.windowMs <= 0 || !this.hooks.waiting()) return;
+    if (this.running || this.windowMs <= 0 || !this.hooks.waiting() || !this.pays()) return;
+    this.probeNext = false;
     this.running = true;
     this.hooks.onStart?.();
     setImmediate(this.turn);
   }
 
+  /**
+   * Whether a submit now would be polled for: a core is free for the work awaited, and recent polls
+   * ended in a hit (or this one probes). A caller with another path (koffi's async) takes it when not.
+   */
+  wouldPoll(): boolean {
+    return this.windowMs > 0 && this.pays();
+  }
+
+  private pays(): boolean {
+    const budget = this.hooks.budget;
+    if (!budget || this.probeNext) return true;
+    if (!budget.mayPollEventLoop()) return false;
+    if (this.history.window() > 0) return true;
+    // Polls stopped paying: probe now and then, so a caller that speeds up gets polling back.
+    if (++this.declined % PROBE_EVERY !== 0) return false;
+    this.probeNext = true;
+    return true;
+  }
+
   private readonly turn = (): void => {
     const now = this.now();
-    if (this.hooks.check?.()) this.lastActivity = now;
+    if (this.hooks.check?.()) {
+      this.history.record((now - this.lastActivity) * 1000);
+      this.lastActivity = now;
+    }
     if (this.hooks.waiting() && now - this.lastActivity < this.windowMs) {
       setImmediate(this.turn);
       return;
     }
+    // The window ran out with a result still due: this poll did not pay.
+    if (this.hooks.waiting()) this.history.record(Number.POSITIVE_INFINITY);
     this.running = false;
     this.hooks.onStop?.();
   };

@@ -6,6 +6,10 @@ import { ErrorCode, PluginError } from '../errors.js';
 import { ABI_SYMBOLS } from './types.js';
 import { joinContext, type ContextParts, type Origin, type ReturnedString } from './codec.js';
 import { BusyPoll } from './busy-poll.js';
+import { SpinHistory, monotonicMicros, spinBudget, spinSettings } from './spin-budget.js';
+
+// Without adaptive spinning (the benchmark's ablation), pump workers poll this long as they always did.
+const FIXED_SPIN_MICROS = 150;
 
 const requireFromHere = createRequire(import.meta.url);
 let koffiModule: typeof Koffi | undefined;
@@ -242,6 +246,8 @@ export interface NativePump {
   cancel(id: number): boolean;
   /** Stops the threads and frees the pump. Only call with nothing in flight. */
   destroy(): Promise<void>;
+  /** Whether the JS thread would poll for a call submitted now (a core is free and polls have paid). */
+  wouldPoll(): boolean;
 }
 
 /** Results up to this size come back through the direct path's buffer; larger ones are read in place. */
@@ -278,27 +284,6 @@ function openDirectCalls(helperPath: string, libraryPath: string): DirectCalls |
 }
 
 /** A file mapped into this process and shared with an isolated host (see skillplug-host.c). */
-export interface SharedMapping {
-  /** The whole region, aliasing the mapping: never touch it after unmap(). */
-  bytes: Buffer;
-  /** The region's leading 32-bit words, for Atomics. */
-  words: Int32Array;
-  unmap(): void;
-}
-
-/** Maps `size` bytes of the file open as `fd` (shared with a host), through the pump library; undefined on failure. */
-export function mapSharedFile(helperPath: string, fd: number, size: number): SharedMapping | undefined {
-  const api = helperLibrary(helperPath);
-  const pointer = api.sharedMap(fd, size);
-  if (!pointer) return undefined;
-  const region = koffi().view(pointer, size);
-  return {
-    bytes: Buffer.from(region),
-    words: new Int32Array(region, 0, 16),
-    unmap: () => api.sharedUnmap(pointer, size),
-  };
-}
-
 interface PumpLibrary {
   create: (libraryPath: string, notify: unknown, shared: Int32Array, threads: number) => unknown;
   submit: (pump: unknown, id: number, ctx: string) => number;
@@ -314,8 +299,6 @@ interface PumpLibrary {
   directCall: (direct: unknown, input: string, workspaceRoot: string | null, config: string | null) => string | null;
   directPending: (direct: unknown) => unknown;
   directClose: (direct: unknown) => void;
-  sharedMap: (fd: number, bytes: number) => unknown;
-  sharedUnmap: (pointer: unknown, bytes: number) => void;
 }
 
 let pumpLibrary: PumpLibrary | undefined;
@@ -340,8 +323,6 @@ function helperLibrary(pumpPath: string): PumpLibrary {
       directCall: lib.func('const char *direct_call(void *direct, const char *input, const char *workspace_root, const char *config)') as PumpLibrary['directCall'],
       directPending: lib.func('void *direct_pending(void *direct)') as PumpLibrary['directPending'],
       directClose: lib.func('void direct_close(void *direct)') as PumpLibrary['directClose'],
-      sharedMap: lib.func('void *shared_map(int fd, int64_t bytes)') as PumpLibrary['sharedMap'],
-      sharedUnmap: lib.func('void shared_unmap(void *p, int64_t bytes)') as PumpLibrary['sharedUnmap'],
     };
   }
   return pumpLibrary;
@@ -362,7 +343,7 @@ process.once('exit', () => {
  * With `pollMicros` > 0, the JS thread polls for results (between event-loop turns) for up to that
  * long after each submit or result, so a serial caller pays no cross-thread wake-up.
  */
-export function createPump(pumpPath: string, libraryPath: string, threads: number, pollMicros = 0): NativePump {
+export function createPump(pumpPath: string, libraryPath: string, threads: number, pollMicros = 0, adaptiveSpin = spinSettings.adaptive): NativePump {
   const api = helperLibrary(pumpPath);
   const waiting = new Map<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
   const ids = new Uint32Array(TAKE_BATCH);
@@ -371,6 +352,29 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
   const shared = new Int32Array(new ArrayBuffer(4096));
   const FINISHED = 0;
   const JS_POLLING = 1;
+  const SPIN_MICROS = 2;
+  // Workers spin only within a lease of the process-wide budget, and only while their spins would pay
+  // (docs/host-protocol.md, "Spinning"); without adaptive spinning, a fixed 150 µs as before.
+  const holder = {};
+  const history = new SpinHistory(pollMicros);
+  let idleSince: number | undefined;
+  let spinMicros = adaptiveSpin ? 0 : FIXED_SPIN_MICROS;
+  Atomics.store(shared, SPIN_MICROS, spinMicros);
+  const leaseSpin = (): void => {
+    if (!adaptiveSpin) return;
+    if (idleSince !== undefined) history.record(monotonicMicros() - idleSince);
+    idleSince = undefined;
+    const window = history.window();
+    const micros = window > 0 && spinBudget.acquire(holder) ? window : 0;
+    if (micros === 0) spinBudget.release(holder);
+    if (micros !== spinMicros) Atomics.store(shared, SPIN_MICROS, micros);
+    spinMicros = micros;
+  };
+  const idle = (): void => {
+    if (!adaptiveSpin) return;
+    idleSince = monotonicMicros();
+    spinBudget.settle(holder, spinMicros);
+  };
   let seenFinished = 0;
   let nextId = 1;
   let handle: unknown;
@@ -380,6 +384,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
   keepAlive.unref();
   let keptAlive = false;
   const letLoopIdle = (): void => {
+    if (waiting.size === 0 && idleSince === undefined) idle();
     if (waiting.size > 0 || !keptAlive) return;
     keptAlive = false;
     keepAlive.unref();
@@ -401,6 +406,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     letLoopIdle();
   };
   const poller = new BusyPoll(pollMicros, {
+    ...(adaptiveSpin ? { budget: spinBudget } : {}),
     waiting: () => waiting.size > 0,
     check: () => {
       if (Atomics.load(shared, FINISHED) === seenFinished) return false;
@@ -432,6 +438,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
         keptAlive = true;
         keepAlive.ref();
       }
+      leaseSpin();
       poller.touch();
       if (api.submit(handle, id, ctx) !== 0) {
         waiting.delete(id);
@@ -439,6 +446,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       }
       return id;
     },
+    wouldPoll: () => poller.wouldPoll(),
     cancel: (id) => {
       const dropped = api.cancel(handle, id) === 1;
       if (dropped) waiting.delete(id);
@@ -447,6 +455,7 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
     },
     destroy: async () => {
       stopAtProcessExit.delete(stopAtExit);
+      spinBudget.release(holder);
       clearInterval(keepAlive);
       api.stop(handle);
       // The notifier may be waiting for this thread to run a notification: keep the loop turning until it is out.

@@ -8,14 +8,11 @@
  * that its next call overwrites) and the plugin's own string is freed there, exactly once.
  *
  * It also holds the direct path for executeSync: one native call that runs the plugin, copies its
- * result into a buffer JS owns and frees the plugin's string (koffi would need three calls), and
- * maps the region an isolated host shares with this process (JS cannot mmap).
+ * result into a buffer JS owns and frees the plugin's string (koffi would need three calls). (The
+ * isolated host's shared lane is mapped by its own small addon, src/host/lane-map.c.)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,13 +31,14 @@ typedef struct item {
 } item;
 
 /* Words shared with JS (its buffer, alive while the pump lives). */
-enum { SHARED_FINISHED = 0, SHARED_JS_POLLING = 1 };
+enum { SHARED_FINISHED = 0, SHARED_JS_POLLING = 1, SHARED_SPIN_MICROS = 2 };
 
 typedef struct {
   execute_fn execute;
   free_fn release;
   notify_fn notify;
-  int32_t *shared; /* [SHARED_FINISHED]: results finished so far; [SHARED_JS_POLLING]: JS is polling that count */
+  int32_t *shared; /* [SHARED_FINISHED]: results finished so far; [SHARED_JS_POLLING]: JS is polling that count;
+                      [SHARED_SPIN_MICROS]: how long an idle worker may poll, JS's lease from its spin budget (0: sleep) */
   pthread_mutex_t lock;
   pthread_cond_t work_ready, done_ready, taken;
   item *jobs, *jobs_tail, *done, *done_tail;
@@ -58,9 +56,15 @@ static void push(item **head, item **tail, item *it) {
   *tail = it;
 }
 
-/* How long an idle worker polls (yielding) for the next call before sleeping: a burst's next call
-   then costs no sleep/wake. */
-#define SPIN_NS 150000L
+/* Longest spin a lease may ask for: an idle worker polls (yielding) for the next call before sleeping,
+   so a burst's next call costs no sleep/wake, but only as long as JS's lease says. */
+#define MAX_SPIN_NS 10000000L
+
+static long spin_window_ns(const pump *p) {
+  long micros = __atomic_load_n(&p->shared[SHARED_SPIN_MICROS], __ATOMIC_RELAXED);
+  if (micros <= 0) return 0;
+  return micros * 1000L > MAX_SPIN_NS ? MAX_SPIN_NS : micros * 1000L;
+}
 
 static long elapsed_ns(const struct timespec *since) {
   struct timespec now;
@@ -72,12 +76,13 @@ static void *worker(void *arg) {
   pump *p = arg;
   pthread_mutex_lock(&p->lock);
   for (;;) {
-    if (!p->jobs && !p->stopping && p->spinners == 0) {
+    long window = spin_window_ns(p);
+    if (!p->jobs && !p->stopping && p->spinners == 0 && window > 0) {
       p->spinners++;
       pthread_mutex_unlock(&p->lock);
       struct timespec start;
       clock_gettime(CLOCK_MONOTONIC, &start);
-      while (!__atomic_load_n(&p->jobs, __ATOMIC_ACQUIRE) && !__atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE) && elapsed_ns(&start) < SPIN_NS) {
+      while (!__atomic_load_n(&p->jobs, __ATOMIC_ACQUIRE) && !__atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE) && elapsed_ns(&start) < window) {
         sched_yield(); /* Polling, not hogging: the thread that hands results to JS may need this core. */
       }
       pthread_mutex_lock(&p->lock);
@@ -410,28 +415,4 @@ void direct_close(void *handle) {
   dlclose(d->library);
   free(d->ctx);
   free(d);
-}
-
-/* ---------- the shared lane of an isolated host (see skillplug-host.c) ---------- */
-
-/*
- * Maps the lane a host shares with this process; NULL on failure. Only a memfd sealed against
- * shrinking is mapped: truncating a mapped file would kill this process with SIGBUS.
- */
-void *shared_map(int fd, int64_t bytes) {
-#if defined(__linux__) && defined(F_GET_SEALS)
-  struct stat info;
-  int seals = fcntl(fd, F_GET_SEALS);
-  if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &info) != 0 || info.st_size < bytes) return NULL;
-#else
-  (void)fd;
-  (void)bytes;
-  return NULL;
-#endif
-  void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  return p == MAP_FAILED ? NULL : p;
-}
-
-void shared_unmap(void *p, int64_t bytes) {
-  munmap(p, (size_t)bytes);
 }

@@ -3,11 +3,11 @@ import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Duplex, Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
+import { SpinHistory, monotonicMicros, spinBudget } from '../abi/spin-budget.js';
 import type { ReturnedString } from '../abi/codec.js';
-import type { SharedMapping } from '../abi/native.js';
 import { sandboxedCommand, type SandboxPlan } from '../sandbox/index.js';
 import type { PluginCgroup } from '../sandbox/limits.js';
-import { ensurePumpLibrary } from '../toolchain.js';
+import { ensureLaneAddon } from '../toolchain.js';
 import {
   FrameReader,
   type Frame,
@@ -29,6 +29,7 @@ import {
 } from './protocol.js';
 import { processTree } from './process-tree.js';
 import { signalHost, stopHost } from './terminate.js';
+import { hostTuning } from './tuning.js';
 
 /** How to launch one host. */
 export interface HostLaunch {
@@ -89,23 +90,28 @@ export type HostReady =
   | { kind: 'ready'; abiVersion: number; hasFree: boolean; metadata: ReturnedString | null }
   | { kind: 'load-error'; reason: number; text: string };
 
-/**
- * Calls made alone before a host's shared lane starts: mapping it loads koffi and the pump library,
- * which only a caller making call after call gets back.
- */
-const SHARED_AFTER_LONE_CALLS = 64;
+/** The host's lane as this process maps it. */
+interface SharedMapping {
+  /** The whole region, aliasing the mapping. */
+  bytes: Buffer;
+  /** The region's leading 32-bit words, for Atomics. */
+  words: Int32Array;
+  /** Lets go of the lane (a stale view then reads zeros, never a freed mapping). */
+  unmap(): void;
+}
+
+interface LaneAddon {
+  map(fd: number, bytes: number): ArrayBuffer | undefined;
+  unmap(buffer: ArrayBuffer): void;
+}
 
 // Loaded once per process, by the first host whose lane starts; later hosts map theirs at once.
-interface LaneTools {
-  map: typeof import('../abi/native.js').mapSharedFile;
-  helper: string;
-}
-let laneTools: LaneTools | undefined;
+let laneTools: LaneAddon | undefined;
 
-// The test suite sets SKILLPLUG_SHARED_AFTER=0 to send (nearly) every lone call through the lane.
-function sharedAfterLoneCalls(): number {
-  const value = Number(process.env.SKILLPLUG_SHARED_AFTER || NaN);
-  return Number.isInteger(value) && value >= 0 ? value : SHARED_AFTER_LONE_CALLS;
+function loadLaneAddon(file: string): LaneAddon {
+  const module = { exports: {} as LaneAddon };
+  process.dlopen(module, file);
+  return module.exports;
 }
 const STDERR_KEEP_BYTES = 64 * 1024;
 const TAIL_LINES = 20;
@@ -153,7 +159,17 @@ export class HostProcess {
   private loneCalls = 0;
   // Bytes written to fd 3 so far, modulo 2^32.
   private bytesSent = 0;
-  private readonly sharedAfter = sharedAfterLoneCalls();
+  // Calls before the lane is mapped: mapping it loads koffi and the pump library, which only a caller
+  // making call after call gets back (hostTuning.sharedAfterLoneCalls).
+  private readonly sharedAfter = hostTuning.sharedAfterLoneCalls;
+  private readonly postLone = hostTuning.sharedLane;
+  private readonly markLone = hostTuning.loneCalls;
+  // Spinning (see docs/host-protocol.md, "Spinning"): the host spins only within a lease of the
+  // process-wide budget, written to SPIN_MICROS; the history says whether its spins would pay.
+  private readonly adaptiveSpin = hostTuning.adaptiveSpin;
+  private readonly spinHistory: SpinHistory;
+  private spinMicros = 0;
+  private idleSince: number | undefined;
   private settleReady: { resolve: (r: HostReady) => void; reject: (e: HostExit) => void } | undefined;
   private readonly sandboxed: boolean;
   private readonly cgroup: PluginCgroup | null;
@@ -163,7 +179,9 @@ export class HostProcess {
     // Turning the event loop without sleeping lets libuv see the host's answer without being woken for it.
     // Only for a call alone: with more in flight, answers keep the loop awake anyway, and a spinning JS
     // thread would take a core from the host's workers.
+    this.spinHistory = new SpinHistory(launch.pollMicros);
     this.poller = new BusyPoll(launch.pollMicros, {
+      ...(this.adaptiveSpin ? { budget: spinBudget } : {}),
       waiting: () => this.pending.size === 1,
       check: () => this.takeSharedResult(),
       onStart: () => this.setParentPolling(1),
@@ -174,13 +192,13 @@ export class HostProcess {
       },
     });
     // Only where polling runs: without it, every shared result would need a wake-up on fd 3 anyway.
-    this.laneWanted = process.platform === 'linux' && launch.pollMicros > 0;
+    this.laneWanted = process.platform === 'linux' && launch.pollMicros > 0 && (hostTuning.sharedLane || hostTuning.adaptiveSpin);
     const hostArgs = [
       launch.libraryPath,
       String(launch.maxOutputBytes),
       String(launch.maxMemoryMb),
       String(launch.sandbox ? 0 : process.pid),
-      hostOptions(launch.sandbox !== null, launch.unixSockets, this.laneWanted),
+      hostOptions(launch.sandbox !== null, launch.unixSockets, this.laneWanted, !this.adaptiveSpin),
     ];
     let [command, args] = launch.sandbox ? [launch.sandbox.bwrap, sandboxedCommand(launch.sandbox, hostArgs)] : [launch.hostBinary, hostArgs];
     this.cgroup = launch.limits?.cgroup ?? null;
@@ -246,7 +264,8 @@ export class HostProcess {
     });
     void this.exited.then((exit) => this.onExit(exit));
     if (launch.concurrency !== undefined) this.configure(launch.concurrency);
-    if (this.laneWanted && this.sharedAfter === 0 && laneTools) this.startSharedLane();
+    // Once this process has the mapping code, a new host's lane costs nothing: map it at once.
+    if (this.laneWanted && (this.sharedAfter === 0 || this.adaptiveSpin) && laneTools) this.startSharedLane();
     // Referenced until the handshake ends; afterwards only while calls are in flight.
     void this.ready.finally(() => {
       if (this.pending.size === 0) this.setRef(false);
@@ -282,7 +301,9 @@ export class HostProcess {
     if (this.nextId > 0xffffffff) this.nextId = 1;
     if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
     const lone = this.pending.size === 0;
-    if (lone && !this.sharedStarting && this.laneWanted && ++this.loneCalls > this.sharedAfter) this.startSharedLane();
+    // Lone calls count toward the lane; with adaptive spinning every call does, as its spin word lives there.
+    if ((lone || this.adaptiveSpin) && !this.sharedStarting && this.laneWanted && ++this.loneCalls > this.sharedAfter) this.startSharedLane();
+    this.leaseSpin();
     const wake = this.standbyWake();
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
@@ -300,6 +321,28 @@ export class HostProcess {
     return { id, result };
   }
 
+  // Before each call goes out. To an idle host, the wait since its last answer tells whether its spin
+  // would have caught this call. The host spins after a frame only within a lease of the budget,
+  // whose length it reads from SPIN_MICROS, written here before the frame that lets it spin.
+  private leaseSpin(): void {
+    if (!this.adaptiveSpin) return;
+    const now = monotonicMicros();
+    if (this.idleSince !== undefined) this.spinHistory.record(now - this.idleSince);
+    this.idleSince = undefined;
+    const window = this.spinHistory.window();
+    const micros = window > 0 && this.shared && spinBudget.acquire(this) ? window : 0;
+    if (micros === 0) spinBudget.release(this);
+    if (micros !== this.spinMicros && this.shared) Atomics.store(this.shared.words, SharedWord.SPIN_MICROS, micros);
+    this.spinMicros = micros;
+  }
+
+  // The host went idle: its lease (if any) lapses once its spin window has passed.
+  private idle(): void {
+    if (!this.adaptiveSpin) return;
+    this.idleSince = monotonicMicros();
+    spinBudget.settle(this, this.spinMicros);
+  }
+
   // Every frame goes through here, so that bytesSent orders shared posts among them.
   private send(frame: Buffer, written?: () => void): void {
     this.bytesSent = (this.bytesSent + frame.length) >>> 0;
@@ -310,9 +353,7 @@ export class HostProcess {
   // until it is up, or for good if it fails.
   private startSharedLane(): void {
     this.sharedStarting = true;
-    const tools = laneTools
-      ? Promise.resolve(laneTools)
-      : Promise.all([import('../abi/native.js'), ensurePumpLibrary()]).then(([native, helper]) => (laneTools = { map: native.mapSharedFile, helper }));
+    const tools = laneTools ? Promise.resolve(laneTools) : ensureLaneAddon().then((file) => (laneTools ??= loadLaneAddon(file)));
     void Promise.all([tools, this.ready])
       .then(([loaded, ready]) => {
         if (ready.kind === 'ready') this.mapShared(loaded);
@@ -322,7 +363,7 @@ export class HostProcess {
 
   // The host made the lane (a memfd whose size is sealed, so no one can truncate it under this
   // mapping) and keeps it at fd 6; this process opens it through /proc.
-  private mapShared(tools: LaneTools): void {
+  private mapShared(tools: LaneAddon): void {
     if (this.exit || this.child.pid === undefined) return;
     const file = laneFile(this.child.pid);
     if (!file) return;
@@ -334,7 +375,8 @@ export class HostProcess {
     }
     try {
       // Maps only a memfd sealed against shrinking, whoever put it at that fd (the plugin could).
-      this.shared = tools.map(tools.helper, fd, SHARED_BYTES);
+      const region = tools.map(fd, SHARED_BYTES);
+      if (region) this.shared = { bytes: Buffer.from(region), words: new Int32Array(region, 0, 16), unmap: () => tools.unmap(region) };
     } finally {
       closeSync(fd);
     }
@@ -343,7 +385,7 @@ export class HostProcess {
   // Posts a call made alone in the shared region; false unless both sides mapped it and the context fits.
   private postShared(id: number, context: string): boolean {
     const shared = this.shared;
-    if (!shared || Atomics.load(shared.words, SharedWord.HOST_MAPPED) !== 1) return false;
+    if (!shared || !this.postLone || Atomics.load(shared.words, SharedWord.HOST_MAPPED) !== 1) return false;
     if (context.length * 3 > SHARED_AREA_BYTES && Buffer.byteLength(context) > SHARED_AREA_BYTES) return false;
     const length = shared.bytes.write(context, SHARED_REQ, SHARED_AREA_BYTES, 'utf8');
     Atomics.store(shared.words, SharedWord.REQ_LEN, length);
@@ -391,7 +433,7 @@ export class HostProcess {
 
   /** Whether calls made alone go through the shared region now (for tests). */
   get sharedLaneUp(): boolean {
-    return this.shared !== undefined && Atomics.load(this.shared.words, SharedWord.HOST_MAPPED) === 1;
+    return this.postLone && this.shared !== undefined && Atomics.load(this.shared.words, SharedWord.HOST_MAPPED) === 1;
   }
 
   /** Whether a call is running (not just queued in the host). */
@@ -429,7 +471,7 @@ export class HostProcess {
       if (lone && this.pending.has(lone.id) && !this.postShared(lone.id, lone.context)) {
         const frame = executeFrame(lone.id, lone.context);
         // A pooled host runs it on its reader; further frames then wake the standby.
-        if (this.workers > 1) {
+        if (this.workers > 1 && this.markLone) {
           markAlone(frame);
           this.aloneId = lone.id;
         }
@@ -532,7 +574,10 @@ export class HostProcess {
 
   private settled(id: number): void {
     this.pending.delete(id);
-    if (this.pending.size === 0) this.setRef(false);
+    if (this.pending.size === 0) {
+      this.setRef(false);
+      this.idle();
+    }
     this.promote();
   }
 
@@ -565,6 +610,7 @@ export class HostProcess {
     this.exit = exit;
     this.cgroupRemoved = this.cgroup?.remove();
     this.sharedCallId = 0;
+    spinBudget.release(this);
     this.shared?.unmap();
     this.shared = undefined;
     this.setRef(false);
@@ -579,11 +625,12 @@ export class HostProcess {
 }
 
 /** The host's options word (see the usage line in skillplug-host.c). */
-function hostOptions(sandboxed: boolean, unixSockets: boolean, lane: boolean): string {
+function hostOptions(sandboxed: boolean, unixSockets: boolean, lane: boolean, fixedSpin: boolean): string {
   const words = [];
   if (sandboxed) words.push('seccomp');
   if (sandboxed && !unixSockets) words.push('no-unix-sockets');
   if (lane) words.push('lane');
+  if (fixedSpin) words.push('fixed-spin');
   return words.join(',') || '-';
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { encodeContextText, type Origin, type ReturnedString } from '../abi/codec.js';
 import { PluginLogHub, type PluginLogEvent } from '../abi/plugin-log.js';
 import type { PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
@@ -14,6 +14,7 @@ import { ensureHostBinary, ensureLauncherBinary } from '../toolchain.js';
 import { detectCgroups, PluginCgroup } from '../sandbox/limits.js';
 import { Deadlines, type Deadline } from './deadlines.js';
 import { HostProcess, type CallFailure, type HostExit, type HostReady } from './host-process.js';
+import { TreeRss } from './process-tree.js';
 import { LoadErrorReason } from './protocol.js';
 
 /** How long a refused load waits for the rest of the plugin's log (its host is stopping). */
@@ -107,27 +108,17 @@ export interface IsolatedPluginStats {
   quarantinedUntil: number | null;
 }
 
-/** Resident memory of a process and its descendants, in KiB (Linux /proc); null where unreadable. */
-export function processTreeRssKb(pid: number): number | null {
-  let total = 0;
-  const queue = [pid];
-  for (let seen = 0; queue.length > 0 && seen < RSS_MAX_PROCESSES; seen++) {
-    const next = queue.shift() as number;
-    let status: string;
-    try {
-      status = readFileSync(`/proc/${next}/status`, 'latin1');
-    } catch {
-      if (next === pid) return null;
-      continue;
-    }
-    total += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    try {
-      for (const child of readFileSync(`/proc/${next}/task/${next}/children`, 'latin1').trim().split(/\s+/)) if (child) queue.push(Number(child));
-    } catch {
-      // No children list (kernel without CONFIG_PROC_CHILDREN): the host alone is measured.
-    }
+// One resident-memory probe per host, its /proc files kept open; closed when the host exits.
+const rssProbes = new WeakMap<HostProcess, TreeRss>();
+function hostRssKb(host: HostProcess, pid: number): number | null {
+  let probe = rssProbes.get(host);
+  if (!probe) {
+    const created = new TreeRss(pid, RSS_MAX_PROCESSES);
+    rssProbes.set(host, created);
+    void host.exited.then(() => created.close());
+    probe = created;
   }
-  return total;
+  return probe.kb();
 }
 
 let warnedNoSandbox = false;
@@ -556,7 +547,7 @@ export class IsolatedPlugin implements NativePluginTrait {
     let reason: string | undefined;
     if (afterCalls > 0 && this.servedByHost >= afterCalls) reason = `it served ${this.servedByHost} calls (recycleAfterCalls)`;
     else if (aboveMb > 0 && host.pid !== undefined && (this.servedByHost === 1 || this.servedByHost % RSS_CHECK_EVERY === 0)) {
-      const rssKb = processTreeRssKb(host.pid);
+      const rssKb = hostRssKb(host, host.pid);
       if (rssKb !== null && rssKb > aboveMb * 1024) reason = `its resident memory reached ${Math.round(rssKb / 1024)} MiB (recycleAboveMb ${aboveMb})`;
     }
     if (reason === undefined) return;

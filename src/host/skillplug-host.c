@@ -5,7 +5,8 @@
  * Usage: skillplug-host LIBRARY MAX_OUTPUT_BYTES MAX_MEMORY_MB PARENT_PID OPTIONS
  *   OPTIONS: "-" or a comma-separated list of: "seccomp" (install the syscall filter before dlopen;
  *   sandboxed hosts), "no-unix-sockets" (the filter also refuses socket(AF_UNIX)), "lane" (create the
- *   shared lane, see fd 6 below). An unknown word is a usage error.
+ *   shared lane, see fd 6 below), "fixed-spin" (idle threads poll SPIN_NS before sleeping instead of
+ *   the parent's lease in SPIN_MICROS; the benchmark's ablation). An unknown word is a usage error.
  * Before dlopen the host closes every fd above 6 (nothing skillplug's parent inherited reaches the
  * plugin) and marks fds 3-6 close-on-exec. It is a child subreaper: whenever it stops (input ended,
  * SIGTERM, parent death, a fatal signal) it first SIGKILLs every process the plugin left behind.
@@ -28,6 +29,8 @@
  * takes it once it has handled REQ_AFTER bytes of frames, and answers there (RESP_LEN, a returned
  * string at SHARED_RESP, then RESP_SEQ = the id). Whoever is about to sleep clears its *_POLLING word and looks
  * again; the other side, seeing it clear, sends a wake: SHARED_WAKE on fd 3, or SHARED_RESULT to the parent.
+ * SPIN_MICROS (parent-written, read before every spin): how long an idle thread may poll before it
+ * sleeps; 0 (no lease from the parent's process-wide spin budget) means sleep at once.
  *   host -> parent: kind 1 READY (id 0): u32 abi version, u32 has_free, then a returned string
  *                   (only when the version is 1); kind 2 LOAD_ERROR: u32 reason, text;
  *                   kind 3 RESULT: a returned string;
@@ -87,7 +90,7 @@
 #define WAKE_FD 5
 #define SHARED_FD 6
 /* The shared lane's layout, mirrored in protocol.ts: 32-bit words, then the two data areas. */
-enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_POLLING, W_REQ_AFTER, W_HOST_MAPPED };
+enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_POLLING, W_REQ_AFTER, W_HOST_MAPPED, W_SPIN_MICROS };
 #define SHARED_REQ 4096u
 #define SHARED_AREA_BYTES (64u * 1024u)
 #define SHARED_RESP (SHARED_REQ + SHARED_AREA_BYTES)
@@ -383,8 +386,26 @@ static int read_all(int fd, void *buf, size_t len) {
 
 static int pool_saturated(void);
 
-/* How long to poll for the next request before sleeping in read(). */
+/* With "fixed-spin" (the parent's ablation switch): how long to poll for the next request before sleeping. */
 #define SPIN_NS 150000L
+/* Longest spin a lease may ask for: a bad word costs a bounded spin, never a hang. */
+#define MAX_SPIN_NS 10000000L
+
+static int fixed_spin;
+static int32_t *shared_word(int word);
+static unsigned char *shared;
+
+/*
+ * How long an idle thread may poll before it sleeps: the lease the parent wrote to SPIN_MICROS (0
+ * without a lane or a lease), so every host of a process spins within the parent's one budget.
+ */
+static long spin_window_ns(void) {
+  if (fixed_spin) return SPIN_NS;
+  if (!shared) return 0;
+  long micros = __atomic_load_n(shared_word(W_SPIN_MICROS), __ATOMIC_RELAXED);
+  if (micros <= 0) return 0;
+  return micros * 1000L > MAX_SPIN_NS ? MAX_SPIN_NS : micros * 1000L;
+}
 
 
 static long elapsed_since(const struct timespec *start) {
@@ -414,9 +435,10 @@ static int read_exact(void *dst, size_t len) {
   read_start = read_end = 0;
   if (len >= sizeof read_buffer) return read_all(CHANNEL_FD, out, len);
   /* A caller in a loop sends its next request within microseconds: polling for it with non-blocking
-     reads saves a sleep/wake cycle and a syscall per call. Gives up after SPIN_NS, so an idle host
+     reads saves a sleep/wake cycle and a syscall per call. Gives up after the lease, so an idle host
      costs no CPU, and never polls while the workers are saturated: they need the cores more. */
-  int polling = !polled_already && !pool_saturated();
+  long window = spin_window_ns();
+  int polling = !polled_already && !pool_saturated() && window > 0;
   polled_already = 0;
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
@@ -425,7 +447,7 @@ static int read_exact(void *dst, size_t len) {
                         : read(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && polling && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK)) {
-      if (errno == ENOTSOCK || elapsed_since(&start) > SPIN_NS) polling = 0;
+      if (errno == ENOTSOCK || elapsed_since(&start) > window) polling = 0;
       else sched_yield();
       continue;
     }
@@ -437,8 +459,7 @@ static int read_exact(void *dst, size_t len) {
   return 0;
 }
 
-/* The shared lane (see the top): NULL unless the parent gave fd 6. */
-static unsigned char *shared;
+/* The shared lane (see the top) is `shared`: NULL without "lane". */
 /* The id of the last call taken from the shared region. */
 static uint32_t shared_seen;
 
@@ -482,7 +503,7 @@ static unsigned char *create_lane(void) {
 
 /*
  * Between frames, on the main thread: waits for the next request. Returns 1 when a call is posted in
- * the shared region, 0 when fd 3 has bytes to read. Polls both for SPIN_NS (unless the workers are
+ * the shared region, 0 when fd 3 has bytes to read. Polls both for the lease (unless the workers are
  * saturated), then sleeps on fd 3, where the parent sends SHARED_WAKE if it posts meanwhile.
  */
 static int await_request(void) {
@@ -490,7 +511,8 @@ static int await_request(void) {
   if (read_end > read_start) return 0;
   read_start = read_end = 0;
   __atomic_store_n(shared_word(W_HOST_POLLING), 1, __ATOMIC_SEQ_CST);
-  int polling = !pool_saturated();
+  long window = spin_window_ns();
+  int polling = !pool_saturated() && window > 0;
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   while (polling) {
@@ -503,7 +525,7 @@ static int await_request(void) {
     }
     if (n == 0) host_exit(0); /* Input ended: shut down. */
     if (errno == EINTR) continue;
-    if ((errno != EAGAIN && errno != EWOULDBLOCK) || elapsed_since(&start) > SPIN_NS) break;
+    if ((errno != EAGAIN && errno != EWOULDBLOCK) || elapsed_since(&start) > window) break;
     sched_yield();
   }
   /* About to sleep in read(): say so, then look once more, since the parent posts before it looks at
@@ -802,13 +824,14 @@ static void *worker(void *arg) {
   install_alt_stack();
   pthread_mutex_lock(&queue_lock);
   for (;;) {
-    if ((!queue_head || running_jobs >= workers_started()) && spinning_workers == 0) {
+    long window = spin_window_ns();
+    if ((!queue_head || running_jobs >= workers_started()) && spinning_workers == 0 && window > 0) {
       spinning_workers++;
       pthread_mutex_unlock(&queue_lock);
       /* Like the reader: a caller's next call usually comes within microseconds, so look before sleeping. */
       struct timespec start;
       clock_gettime(CLOCK_MONOTONIC, &start);
-      while (!job_ready() && elapsed_since(&start) < SPIN_NS) sched_yield();
+      while (!job_ready() && elapsed_since(&start) < window) sched_yield();
       pthread_mutex_lock(&queue_lock);
       /* Under the lock, so an enqueue either sees this spinner (and skips the wake-up) or wakes a sleeper. */
       spinning_workers--;
@@ -1043,6 +1066,7 @@ int main(int argc, char **argv) {
       if (strcmp(word, "seccomp") == 0) want_filter = 1;
       else if (strcmp(word, "no-unix-sockets") == 0) deny_unix_sockets = 1;
       else if (strcmp(word, "lane") == 0) want_lane = 1;
+      else if (strcmp(word, "fixed-spin") == 0) fixed_spin = 1;
       else {
         fprintf(stderr, "skillplug-host: unknown option \"%s\"\n", word);
         return 2;

@@ -1,3 +1,5 @@
+import { spinSettings } from '../abi/spin-budget.js';
+
 /**
  * Internal switches of the isolated host's call path, for the benchmark's ablation rows and for tests
  * that must drive one path on purpose. Not exported from the package: a user never needs them, and a
@@ -15,5 +17,16 @@ export interface HostTuning {
   adaptiveSpin: boolean;
 }
 
-/** The process-wide tuning in force; read when a host starts. */
-export const hostTuning: HostTuning = { sharedLane: true, loneCalls: true, sharedAfterLoneCalls: 64, adaptiveSpin: true };
+/** The process-wide tuning in force; read when a host (or an in-process pump) starts. */
+export const hostTuning: HostTuning = {
+  sharedLane: true,
+  loneCalls: true,
+  sharedAfterLoneCalls: 64,
+  // Kept with the spin budget, below host/, where in-process pumps read it too.
+  get adaptiveSpin(): boolean {
+    return spinSettings.adaptive;
+  },
+  set adaptiveSpin(on: boolean) {
+    spinSettings.adaptive = on;
+  },
+};

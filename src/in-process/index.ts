@@ -2,6 +2,7 @@ import { encodeContextParts, encodeContextText, parseResultText, validateResult,
 import { createPump, openNativeLibrary, type NativeLibrary, type NativePump } from '../abi/native.js';
 import { ensurePumpLibrary } from '../toolchain.js';
 import type { PluginLogEvent } from '../abi/plugin-log.js';
+import { spinSettings } from '../abi/spin-budget.js';
 import type { PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
 import type { ExecuteOptions, SyncNativePlugin } from '../plugin/interfaces.js';
 import { ErrorCode, PluginError } from '../errors.js';
@@ -60,6 +61,8 @@ export class InProcessPlugin implements SyncNativePlugin {
   private readonly timeoutMs: number | undefined;
   // Calls answered E_TIMEOUT whose native call has not returned: a thread is still inside the library.
   private stuck = 0;
+  private pumpRunning = 0;
+  private readonly adaptive: boolean;
 
   private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined) {
     this.lib = lib;
@@ -70,7 +73,11 @@ export class InProcessPlugin implements SyncNativePlugin {
     this.origin = { plugin: metadata.name, path: options.dir };
     this.maxOutputBytes = options.maxOutputBytes;
     this.pump = pump;
-    this.pumpServesAll = options.pollMicros > 0;
+    // Adaptive: a thread-safe plugin's pump keeps maxConcurrency - 1 threads, and a lone call goes
+    // through it only while polling pays; otherwise (a loaded machine, slow calls) through koffi's
+    // async path, one wake-up each way like a caller using koffi directly.
+    this.adaptive = pump !== undefined && options.pollMicros > 0 && spinSettings.adaptive && metadata.thread_safe && options.maxConcurrency >= 2;
+    this.pumpServesAll = options.pollMicros > 0 && !this.adaptive;
     // Calls beyond the running ones wait in the pump's queue (FIFO, so a one-thread pump keeps order), ready
     // the moment a thread frees up. Without the pump, one call at a time: koffi hands results over after its
     // thread may have run the next call, which overwrites a result kept in a thread-local buffer.
@@ -104,7 +111,9 @@ export class InProcessPlugin implements SyncNativePlugin {
       throw err;
     }
     const servesAll = options.pollMicros > 0;
-    const threads = metadata.thread_safe ? options.maxConcurrency - (servesAll ? 0 : 1) : servesAll ? 1 : 0;
+    // With adaptive spinning a thread-safe plugin's lone calls may take koffi's async path (see the constructor).
+    const adaptive = servesAll && spinSettings.adaptive && options.maxConcurrency >= 2;
+    const threads = metadata.thread_safe ? options.maxConcurrency - (servesAll && !adaptive ? 0 : 1) : servesAll ? 1 : 0;
     let pump: NativePump | undefined;
     if (threads > 0 && helperPath) {
       try {
@@ -146,7 +155,10 @@ export class InProcessPlugin implements SyncNativePlugin {
     this.inFlight.begin();
     // Without polling, a call alone takes koffi's async path (one wake-up each way); with others in flight,
     // the batching pump, whose maxConcurrency - 1 threads plus that one async call never exceed maxConcurrency.
-    const pump = this.pumpServesAll || this.asyncRunning > 0 ? this.pump : undefined;
+    // Adaptive: the async slot is taken whenever free, except by a lone call the event loop will poll for
+    // (the pump's maxConcurrency - 1 threads and that one slot reach maxConcurrency together).
+    const pollsLone = this.adaptive && this.asyncRunning === 0 && this.pumpRunning === 0 && this.pump?.wouldPoll() === true;
+    const pump = this.pumpServesAll || this.asyncRunning > 0 || pollsLone ? this.pump : undefined;
     return new Promise<PluginResult>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
@@ -206,8 +218,16 @@ export class InProcessPlugin implements SyncNativePlugin {
         }
       };
       if (pump) {
-        const id = pump.submit(text, this.maxOutputBytes, (returned) => finish(null, returned));
-        withdraw = () => pump.cancel(id);
+        this.pumpRunning++;
+        const id = pump.submit(text, this.maxOutputBytes, (returned) => {
+          this.pumpRunning--;
+          finish(null, returned);
+        });
+        withdraw = () => {
+          const dropped = pump.cancel(id);
+          if (dropped) this.pumpRunning--;
+          return dropped;
+        };
       } else {
         this.asyncRunning++;
         this.lib.executeAsync(text, this.maxOutputBytes, (err, returned) => {

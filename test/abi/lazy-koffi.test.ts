@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { REPO_ROOT } from '../helpers/fixtures.js';
+import { REPO_ROOT, buildFixture, tempDir } from '../helpers/fixtures.js';
 
 const INDEX_URL = new URL(`file://${path.join(REPO_ROOT, 'build', 'src', 'index.js')}`).href;
 
@@ -26,5 +26,20 @@ describe('koffi loads lazily', () => {
 
   it('abiStructTypes() loads it and returns the same struct types every time', () => {
     assert.equal(koffiLoadedAfter('const a = skillplug.abiStructTypes(); if (a !== skillplug.abiStructTypes() || !a.PluginMetadataFFI || !a.PluginResultFFI) process.exit(3);'), true);
+  });
+
+  it('an isolated plugin calling through its shared lane loads neither koffi nor the pump', { skip: process.platform !== 'linux' && 'the lane is Linux-only' }, async () => {
+    const root = tempDir();
+    const dir = await buildFixture(root, { source: 'echo', name: 'echo' });
+    const tuningUrl = new URL(`file://${path.join(REPO_ROOT, 'dist', 'host', 'tuning.js')}`).href;
+    const body = `
+      const { hostTuning } = await import(${JSON.stringify(tuningUrl)});
+      hostTuning.sharedAfterLoneCalls = 0;
+      const loader = new skillplug.PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'process', sandbox: 'off', pollMicros: 200 });
+      const plugin = await loader.loadPlugin(${JSON.stringify(dir)});
+      for (let i = 0; i < 100000 && !plugin.host?.sharedLaneUp; i++) await plugin.execute({ input: { i }, workspace_root: null, config: {} });
+      if (!plugin.host?.sharedLaneUp) process.exit(4);
+      await plugin.close();`;
+    assert.equal(koffiLoadedAfter(body), false);
   });
 });

@@ -7,7 +7,7 @@ export function laneUp(plugin: NativePluginTrait): boolean {
 }
 
 /**
- * Sends lone calls until the plugin's host has its lane up. With SKILLPLUG_SHARED_AFTER=0 the first
+ * Sends lone calls until the plugin's host has its lane up. With hostTuning.sharedAfterLoneCalls = 0 the first
  * lane of a process maps in the background (on a fresh machine after compiling the pump library);
  * every host spawned after it maps its own at spawn.
  */

@@ -11,6 +11,9 @@ import { laneUp, warmSharedLane } from '../helpers/lane.js';
 import { NEEDS_ADDRESS_LIMIT } from '../helpers/sanitizer.js';
 import { alive } from '../helpers/processes.js';
 import { CallMarkers, until } from '../helpers/markers.js';
+import { hostTuning } from '../../src/host/tuning.js';
+
+const DEFAULT_SHARED_AFTER = hostTuning.sharedAfterLoneCalls;
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
 
@@ -31,11 +34,11 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
   const loader = (options: PluginLoaderOptions = {}) => new PluginLoader({ pluginsDirs: [root], home: tempHome(), defaultDirs: false, isolation: 'process', sandbox: 'off', ...options });
 
   after(() => {
-    delete process.env.SKILLPLUG_SHARED_AFTER;
+    hostTuning.sharedAfterLoneCalls = DEFAULT_SHARED_AFTER;
   });
 
   before(async () => {
-    if (lane) process.env.SKILLPLUG_SHARED_AFTER = '0';
+    if (lane) hostTuning.sharedAfterLoneCalls = 0;
     root = tempDir();
     dirs = {};
     const specs: (FixtureSpec & { key: string })[] = [

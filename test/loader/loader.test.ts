@@ -9,6 +9,9 @@ import { buildFixture, buildFixtures, tempDir, tempHome, type FixtureSpec } from
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
 import { CallMarkers } from '../helpers/markers.js';
+import { hostTuning } from '../../src/host/tuning.js';
+
+const DEFAULT_SHARED_AFTER = hostTuning.sharedAfterLoneCalls;
 
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: '/ws', config: {} });
@@ -30,11 +33,11 @@ for (const { isolation, pollMicros, lane } of variants) {
     let dirs: Record<string, string> = {};
 
     after(() => {
-      delete process.env.SKILLPLUG_SHARED_AFTER;
+      hostTuning.sharedAfterLoneCalls = DEFAULT_SHARED_AFTER;
     });
 
     before(async () => {
-      if (lane) process.env.SKILLPLUG_SHARED_AFTER = '0';
+      if (lane) hostTuning.sharedAfterLoneCalls = 0;
       root = tempDir();
       const specs: (FixtureSpec & { key: string })[] = [
         { key: 'echo', source: 'echo', name: 'echo' },

@@ -9,6 +9,9 @@ import { ErrorCode, PluginError, PluginLoader, type NativePluginTrait, type Plug
 import { detectSandbox } from '../../src/sandbox/index.js';
 import { REPO_ROOT, buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
+import { hostTuning } from '../../src/host/tuning.js';
+
+const DEFAULT_SHARED_AFTER = hostTuning.sharedAfterLoneCalls;
 
 const { EPERM, ENOSYS } = osConstants.errno;
 // A failure bound on events that normally arrive within milliseconds; never what orders them.
@@ -190,7 +193,7 @@ describe('host hardening against a hostile plugin', async () => {
       });
 
       it('truncating the shared lane cannot SIGBUS the parent: its size is sealed', { skip }, async () => {
-        process.env.SKILLPLUG_SHARED_AFTER = '0';
+        hostTuning.sharedAfterLoneCalls = 0;
         try {
           await withPlugin('hostile', sandbox, async (plugin) => {
             await warmSharedLane(plugin, ctx({}));
@@ -201,7 +204,7 @@ describe('host hardening against a hostile plugin', async () => {
             assert.equal(laneUp(plugin), true);
           });
         } finally {
-          delete process.env.SKILLPLUG_SHARED_AFTER;
+          hostTuning.sharedAfterLoneCalls = DEFAULT_SHARED_AFTER;
         }
       });
     });

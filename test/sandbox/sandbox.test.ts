@@ -8,6 +8,9 @@ import { bwrapArgs, detectSandbox, expandPermissionPath } from '../../src/sandbo
 import { assessPermissions, effectivePermissions, fullyGranted, permissionDenied } from '../../src/sandbox/permissions.js';
 import { buildFixture, tempDir, tempHome } from '../helpers/fixtures.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
+import { hostTuning } from '../../src/host/tuning.js';
+
+const DEFAULT_SHARED_AFTER = hostTuning.sharedAfterLoneCalls;
 
 describe('sandbox permissions', () => {
   const none = { network: false, unix_sockets: false, fs_read: [], fs_write: [] };
@@ -182,7 +185,7 @@ describe('sandboxed host', async () => {
   });
 
   it('sandboxed, calls through the shared memory lane are just as confined', { skip }, async () => {
-    process.env.SKILLPLUG_SHARED_AFTER = '0';
+    hostTuning.sharedAfterLoneCalls = 0;
     const loader = new PluginLoader({ pluginsDirs: [plugins], home: tempHome(), workspace, defaultDirs: false, isolation: 'process', sandbox: 'required' });
     const plugin = await loader.loadPlugin(path.join(plugins, 'probe'));
     try {
@@ -194,7 +197,7 @@ describe('sandboxed host', async () => {
       assert.equal(existsSync(target), false);
       assert.equal(laneUp(plugin), true);
     } finally {
-      delete process.env.SKILLPLUG_SHARED_AFTER;
+      hostTuning.sharedAfterLoneCalls = DEFAULT_SHARED_AFTER;
       await plugin.close();
     }
   });

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { TreeRss, processTree } from '../../src/host/process-tree.js';
+
+const linux = process.platform === 'linux';
+
+function vmRssKb(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1]);
+}
+
+describe('TreeRss', { skip: !linux && 'reads /proc' }, () => {
+  it('sums the resident memory of a process and its children, and says null once the root is gone', async () => {
+    // The shell prints once its child runs, so the tree is whole before the first read.
+    const shell = spawn('sh', ['-c', 'sleep 1000 & echo started; wait'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await once(shell.stdout, 'data');
+    const root = shell.pid as number;
+    const probe = new TreeRss(root, 64);
+    try {
+      const tree = processTree(root);
+      assert.equal(tree.length, 2, 'the shell and its sleep');
+      const kb = probe.kb() as number;
+      const expected = tree.reduce((sum, pid) => sum + vmRssKb(pid), 0);
+      // Resident memory moves a little between two reads; the two counts must agree closely.
+      assert.ok(Math.abs(kb - expected) <= expected / 10, `probe ${kb} KiB vs status ${expected} KiB`);
+      assert.ok(kb > vmRssKb(root), 'the child is counted too');
+      const exited = once(shell, 'exit');
+      process.kill(tree[1] as number, 'SIGKILL');
+      await exited;
+      assert.equal(probe.kb(), null);
+    } finally {
+      probe.close();
+      shell.kill('SIGKILL');
+    }
+  });
+});
