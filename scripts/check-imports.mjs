@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
  */
 export const LAYERS = [
   ['errors', 'version'],
-  ['terminal', 'toolchain'],
+  ['terminal', 'toolchain', 'safe-read'],
   ['abi'],
   ['manifest'],
   ['sandbox'],

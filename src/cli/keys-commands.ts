@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { readConfigFile, userConfigPath, writeConfigFile } from '../config/index.js';
-import { readErrorCode, readSmallRegularFileSync } from '../config/safe-read.js';
+import { readErrorCode, readSmallRegularFileSync } from '../safe-read.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { formatKeyId, parsePublicKey, parseSecretKey, type MinisignPublicKey } from '../signing/minisign.js';
 import { loadTrustedKeys } from '../signing/plugin-signatures.js';

@@ -6,7 +6,7 @@ import type { JsonObject } from '../abi/types.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { SANDBOX_MODES, type SandboxMode } from '../sandbox/index.js';
 import { grantProblem, type PermissionGrant } from '../sandbox/permissions.js';
-import { readErrorCode, readSmallRegularFileSync } from './safe-read.js';
+import { readErrorCode, readSmallRegularFileSync } from '../safe-read.js';
 
 /** The config file name, in `~/.vtcode/` (the user's) and `<workspace>/.vtcode/` (restrictions only). */
 export const CONFIG_FILE = 'skillplug.json';

@@ -91,7 +91,7 @@ export type HostReady =
   | { kind: 'load-error'; reason: number; text: string };
 
 /** The host's lane as this process maps it. */
-interface SharedMapping {
+export interface SharedMapping {
   /** The whole region, aliasing the mapping. */
   bytes: Buffer;
   /** The region's leading 32-bit words, for Atomics. */
@@ -112,6 +112,18 @@ function loadLaneAddon(file: string): LaneAddon {
   const module = { exports: {} as LaneAddon };
   process.dlopen(module, file);
   return module.exports;
+}
+
+/** The lane addon, built and loaded the first time it is asked for. */
+export async function laneAddon(): Promise<LaneAddon> {
+  laneTools ??= loadLaneAddon(await ensureLaneAddon());
+  return laneTools;
+}
+
+/** Maps a lane fd: only a memfd sealed against shrinking, whoever put it at that fd (the plugin could). */
+export function mapLane(tools: LaneAddon, fd: number): SharedMapping | undefined {
+  const region = tools.map(fd, SHARED_BYTES);
+  return region ? { bytes: Buffer.from(region), words: new Int32Array(region, 0, 16), unmap: () => tools.unmap(region) } : undefined;
 }
 const STDERR_KEEP_BYTES = 64 * 1024;
 const TAIL_LINES = 20;
@@ -353,8 +365,7 @@ export class HostProcess {
   // until it is up, or for good if it fails.
   private startSharedLane(): void {
     this.sharedStarting = true;
-    const tools = laneTools ? Promise.resolve(laneTools) : ensureLaneAddon().then((file) => (laneTools ??= loadLaneAddon(file)));
-    void Promise.all([tools, this.ready])
+    void Promise.all([laneAddon(), this.ready])
       .then(([loaded, ready]) => {
         if (ready.kind === 'ready') this.mapShared(loaded);
       })
@@ -374,9 +385,7 @@ export class HostProcess {
       return;
     }
     try {
-      // Maps only a memfd sealed against shrinking, whoever put it at that fd (the plugin could).
-      const region = tools.map(fd, SHARED_BYTES);
-      if (region) this.shared = { bytes: Buffer.from(region), words: new Int32Array(region, 0, 16), unmap: () => tools.unmap(region) };
+      this.shared = mapLane(tools, fd);
     } finally {
       closeSync(fd);
     }

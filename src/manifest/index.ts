@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
-import { readErrorCode, readSmallRegularFileSync, type SmallFileError } from '../config/safe-read.js';
+import { readErrorCode, readSmallRegularFileSync, type SmallFileError } from '../safe-read.js';
 import { ErrorCode } from '../errors.js';
 import { compileSchema, toolSchemaProblem, type FileIdentity } from './schema.js';
 import type { ValidationIssue } from './issue.js';

@@ -2,7 +2,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
-import { readErrorCode, readSmallRegularFileSync } from '../config/safe-read.js';
+import { readErrorCode, readSmallRegularFileSync } from '../safe-read.js';
 import { ErrorCode, PluginError } from '../errors.js';
 
 /** The lock file name, at the workspace root. */

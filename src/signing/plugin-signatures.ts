@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readErrorCode, readSmallRegularFileSync } from '../config/safe-read.js';
+import { readErrorCode, readSmallRegularFileSync } from '../safe-read.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { SIGNATURE_SUFFIX } from './files.js';
 import { parsePublicKey, parseSecretKey, signBytes, verifyBytes, type MinisignPublicKey } from './minisign.js';

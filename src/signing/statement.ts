@@ -2,7 +2,7 @@
 import { type Dirent, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
-import { readErrorCode, readSmallRegularFileSync } from '../config/safe-read.js';
+import { readErrorCode, readSmallRegularFileSync } from '../safe-read.js';
 import { ErrorCode, PluginError } from '../errors.js';
 import { SIGNATURE_SUFFIX, STATEMENT_FILE } from './files.js';
 import { sha256 } from './lock.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeEach, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader } from '../../src/index.js';
 import { readConfigFile } from '../../src/config/index.js';
-import { readSmallRegularFileSync } from '../../src/config/safe-read.js';
+import { readSmallRegularFileSync } from '../../src/safe-read.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
 import { loadOutcome } from '../helpers/assertions.js';
 

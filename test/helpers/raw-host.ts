@@ -3,13 +3,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readlinkSync } from 'node:fs';
 import type { Duplex, Writable } from 'node:stream';
-import { mapSharedFile, type SharedMapping } from '../../src/abi/native.js';
+import { laneAddon, mapLane, type SharedMapping } from '../../src/host/host-process.js';
 import {
   FrameReader,
   HEADER_BYTES,
   HostMessage,
   READY_PAYLOAD_BYTES,
-  SHARED_BYTES,
   SHARED_REQ,
   SHARED_RESP,
   SHARED_WAKE_FRAME,
@@ -20,7 +19,7 @@ import {
   executeFrame,
   type Frame,
 } from '../../src/host/protocol.js';
-import { ensureHostBinary, ensurePumpLibrary } from '../../src/toolchain.js';
+import { ensureHostBinary } from '../../src/toolchain.js';
 
 // Only a guard against a test hanging forever; nothing is asserted about how long anything takes.
 const HANG_GUARD_MS = 120_000;
@@ -67,7 +66,7 @@ export class RawHost {
 
   /** Spawns a host for the library with the lane on, waits for READY and maps the lane. */
   static async start(libraryPath: string): Promise<RawHost> {
-    const [binary, helper] = await Promise.all([ensureHostBinary(), ensurePumpLibrary()]);
+    const [binary, tools] = await Promise.all([ensureHostBinary(), laneAddon()]);
     const child = spawn(binary, [libraryPath, String(1 << 20), '0', String(process.pid), 'lane'], {
       stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'pipe', 'pipe', 'ignore'],
       detached: true,
@@ -82,7 +81,7 @@ export class RawHost {
     if (!readlinkSync(file).startsWith('/memfd:skillplug-lane')) throw new Error('the host holds no lane at fd 6');
     const fd = openSync(file, 'r+');
     try {
-      const lane = mapSharedFile(helper, fd, SHARED_BYTES);
+      const lane = mapLane(tools, fd);
       if (!lane) throw new Error('could not map the lane');
       host.lane = lane;
     } finally {
