@@ -24,7 +24,11 @@ export function extismPlugin(wasm: Uint8Array, runInWorker: boolean): Promise<Pl
 export async function extismCall(plugin: Plugin, contextText: string): Promise<unknown> {
   const output = await plugin.call('execute', contextText);
   if (!output) throw new Error('the Extism plugin returned no output');
-  return JSON.parse(output.text());
+  const result = JSON.parse(output.text());
+  // The JS SDK keeps every call's blocks until reset (block indices overflow after ~32k calls), so a
+  // long-lived caller resets between calls; its cost is part of Extism's per call.
+  await plugin.reset();
+  return result;
 }
 
 /**
