@@ -64,7 +64,7 @@ export class InProcessPlugin implements SyncNativePlugin {
   private pumpRunning = 0;
   private readonly adaptive: boolean;
 
-  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined) {
+  private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined, adaptive: boolean) {
     this.lib = lib;
     this.metadata = metadata;
     this.manifest = options.manifest;
@@ -76,7 +76,7 @@ export class InProcessPlugin implements SyncNativePlugin {
     // Adaptive: a thread-safe plugin's pump keeps maxConcurrency - 1 threads, and a lone call goes
     // through it only while polling pays; otherwise (a loaded machine, slow calls) through koffi's
     // async path, one wake-up each way like a caller using koffi directly.
-    this.adaptive = pump !== undefined && options.pollMicros > 0 && spinSettings.adaptive && metadata.thread_safe && options.maxConcurrency >= 2 && lib.hasFreeString;
+    this.adaptive = adaptive && pump !== undefined;
     this.pumpServesAll = options.pollMicros > 0 && !this.adaptive;
     // Calls beyond the running ones wait in the pump's queue (FIFO, so a one-thread pump keeps order), ready
     // the moment a thread frees up. Without the pump, one call at a time: koffi hands results over after its
@@ -114,7 +114,7 @@ export class InProcessPlugin implements SyncNativePlugin {
     // With adaptive spinning a thread-safe plugin's lone calls may take koffi's async path (see the constructor).
     // Only for a plugin that frees its results: koffi reads a result on the main thread after its worker may
     // have run another call, which would overwrite (or realloc) a result kept in a reused buffer.
-    const adaptive = servesAll && spinSettings.adaptive && options.maxConcurrency >= 2 && lib.hasFreeString;
+    const adaptive = servesAll && spinSettings.adaptive && metadata.thread_safe && options.maxConcurrency >= 2 && lib.hasFreeString;
     const threads = metadata.thread_safe ? options.maxConcurrency - (servesAll && !adaptive ? 0 : 1) : servesAll ? 1 : 0;
     let pump: NativePump | undefined;
     if (threads > 0 && helperPath) {
@@ -124,7 +124,7 @@ export class InProcessPlugin implements SyncNativePlugin {
         pump = undefined;
       }
     }
-    return new InProcessPlugin(lib, metadata, options, pump);
+    return new InProcessPlugin(lib, metadata, options, pump, adaptive);
   }
 
   /** Runs the plugin on a worker thread; the event loop keeps turning. */
