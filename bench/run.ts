@@ -1,6 +1,7 @@
 // skillplug's benchmark: every way to call a trivial plugin, with latency AND CPU per call, each row measured
 // idle and beside a busy neighbour (a process spinning on one core), rows and conditions interleaved per round.
-// Usage: npm run bench [-- --smoke] [--rounds N] [--json FILE] [--no-write]
+// Usage: npm run bench [-- --smoke] [--rounds N] [--json FILE] [--no-write] [--only REGEX]
+// --only measures the rows whose id matches REGEX and prints their medians, writing nothing (for tuning work).
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -32,6 +33,7 @@ const option = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const SMOKE = flag('--smoke');
+const ONLY = option('--only') === undefined ? undefined : new RegExp(option('--only') as string);
 const ROUNDS = Number(option('--rounds') ?? (SMOKE ? 1 : 5));
 /** How long one measurement of a calibrated row lasts, about, in µs: it runs chunks of calls until then. */
 const TARGET_US = SMOKE ? 3_000 : 200_000;
@@ -244,7 +246,7 @@ interface RowDef {
   run: (n: number) => unknown;
 }
 const rows: RowDef[] = [];
-const row = (def: RowDef): void => void rows.push(def);
+const row = (def: RowDef): void => void (ONLY && !ONLY.test(def.id) ? undefined : rows.push(def));
 const big = SMOKE ? 2 * MiB : 16 * MiB;
 const bigCtx = payloadCtx(big);
 const bigText = JSON.stringify(bigCtx);
@@ -505,6 +507,14 @@ const result: BenchResult = {
   notes,
 };
 
+if (ONLY) {
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  for (const r of results) {
+    const cells = (['idle', 'busy'] as const).map((c) => `${c} ${median(r[c].map((x) => x.us)).toFixed(1)} (cpu ${median(r[c].map((x) => x.cpuUs)).toFixed(1)}) [${r[c].map((x) => x.us.toFixed(0)).join(' ')}]`);
+    process.stdout.write(`${r.id.padEnd(28)} ${cells.join('   ')}\n`);
+  }
+  process.exit(0);
+}
 const jsonFile = option('--json');
 if (jsonFile) writeFileSync(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
 const write = !SMOKE && !flag('--no-write');

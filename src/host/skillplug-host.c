@@ -443,6 +443,12 @@ static int read_exact(void *dst, size_t len) {
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   while (read_end < len) {
+    /* Sleep in poll(), not read(): a unix socket wakes a reader sleeping in read() whenever the peer
+       reads what this end wrote (write space), one spurious wake-up per answer; poll() waits for input only. */
+    if (!polling) {
+      struct pollfd pfd = {.fd = CHANNEL_FD, .events = POLLIN, .revents = 0};
+      if (poll(&pfd, 1, -1) < 0 && errno == EINTR) continue;
+    }
     ssize_t n = polling ? recv(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end, MSG_DONTWAIT)
                         : read(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end);
     if (n < 0 && errno == EINTR) continue;
