@@ -19,8 +19,11 @@ export interface BusyPollHooks {
   budget?: SpinBudget;
 }
 
-// A poll that declined for lack of hits tries again on this many touches (adaptive mutexes probe too).
-const PROBE_EVERY = 16;
+// A poll that declined for lack of hits tries again after this many touches (adaptive mutexes probe
+// too), twice as many after each probe that missed, so calls that never end within the window cost
+// one wasted window per thousand calls rather than one per sixteen.
+const PROBE_FIRST = 16;
+const PROBE_MOST = 1024;
 
 /**
  * Keeps the event loop turning, without sleeping, while results are due: a result that lands (from
@@ -35,8 +38,12 @@ export class BusyPoll {
   private readonly now: () => number;
   private readonly history: SpinHistory;
   private declined = 0;
+  private probeEvery = PROBE_FIRST;
   // Set when pays() chose this touch to probe, so the touch that follows polls.
   private probeNext = false;
+  // The poll running now is a probe, and whether it found a result: that sets when the next one is.
+  private probing = false;
+  private probeHit = false;
 
   constructor(micros: number, hooks: BusyPollHooks) {
     this.windowMs = micros / 1000;
@@ -49,6 +56,8 @@ export class BusyPoll {
   touch(): void {
     this.lastActivity = this.now();
     if (this.running || this.windowMs <= 0 || !this.hooks.waiting() || !this.pays()) return;
+    this.probing = this.probeNext;
+    this.probeHit = false;
     this.probeNext = false;
     this.running = true;
     this.hooks.onStart?.();
@@ -69,7 +78,8 @@ export class BusyPoll {
     if (!budget.mayPollEventLoop()) return false;
     if (this.history.window() > 0) return true;
     // Polls stopped paying: probe now and then, so a caller that speeds up gets polling back.
-    if (++this.declined % PROBE_EVERY !== 0) return false;
+    if (++this.declined < this.probeEvery) return false;
+    this.declined = 0;
     this.probeNext = true;
     return true;
   }
@@ -77,6 +87,7 @@ export class BusyPoll {
   private readonly turn = (): void => {
     const now = this.now();
     if (this.hooks.check?.()) {
+      this.probeHit = true;
       this.history.record((now - this.lastActivity) * 1000);
       this.lastActivity = now;
     }
@@ -85,7 +96,10 @@ export class BusyPoll {
       return;
     }
     // The window ran out with a result still due: this poll did not pay.
-    if (this.hooks.waiting()) this.history.record(Number.POSITIVE_INFINITY);
+    const missed = this.hooks.waiting();
+    if (missed) this.history.record(Number.POSITIVE_INFINITY);
+    if (this.probing) this.probeEvery = this.probeHit || !missed ? PROBE_FIRST : Math.min(this.probeEvery * 2, PROBE_MOST);
+    this.probing = false;
     this.running = false;
     this.hooks.onStop?.();
   };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { BusyPoll } from '../../src/abi/busy-poll.js';
+import type { SpinBudget } from '../../src/abi/spin-budget.js';
 
 /** Resolves when the poll's onStop runs, so tests wait on the event, not on time. */
 function stopped(): { promise: Promise<void>; onStop: () => void } {
@@ -82,5 +83,69 @@ describe('BusyPoll', () => {
     new BusyPoll(0, { waiting: () => true, onStart: () => (started = true) }).touch();
     for (let i = 0; i < 3; i++) await nextTurn();
     assert.equal(started, false);
+  });
+});
+
+describe('BusyPoll, adaptive', () => {
+  /** A budget that always has a core to spare, so only the poll's own history decides. */
+  const spare = { mayPollEventLoop: () => true } as unknown as SpinBudget;
+
+  it('probes less and less often while its polls keep missing, and polls again at once after a probe hits', async () => {
+    let clock = 0;
+    let starts = 0;
+    let hitNext = false;
+    let due = true;
+    let stop = stopped();
+    const poll = new BusyPoll(1_000, {
+      budget: spare,
+      waiting: () => due,
+      check: () => {
+        clock += 1; // each turn spends the whole 1 ms window: a call that never ends in time
+        if (hitNext) due = false; // unless this one's result is there
+        return hitNext;
+      },
+      onStart: () => starts++,
+      onStop: () => stop.onStop(),
+      now: () => clock,
+    });
+    // Touches at which a poll started, over 2000 touches that all miss.
+    const startedAt: number[] = [];
+    for (let touch = 1; touch <= 2000; touch++) {
+      const before = starts;
+      poll.touch();
+      if (starts > before) {
+        startedAt.push(touch);
+        await stop.promise;
+        stop = stopped();
+      }
+    }
+    const gaps = startedAt.slice(1).map((t, i) => t - (startedAt[i] as number));
+    // The history stops polling after a few misses; from then on each probe waits twice as long, up to a cap.
+    const probeGaps = gaps.filter((g) => g > 1);
+    assert.ok(probeGaps.length >= 4, `it kept probing (${gaps.join(' ')})`);
+    for (let i = 1; i < probeGaps.length; i++) assert.ok((probeGaps[i] as number) >= (probeGaps[i - 1] as number), `gaps grow: ${probeGaps.join(' ')}`);
+    assert.ok((probeGaps.at(-1) as number) >= 8 * (probeGaps[0] as number), `gaps back off: ${probeGaps.join(' ')}`);
+    assert.ok(startedAt.length < 30, `about log2 probes over 2000 touches, not one per 16 (${startedAt.length})`);
+
+    // A probe that finds its result puts the next probe back to the shortest gap.
+    hitNext = true;
+    let touch = 0;
+    for (const first = starts; starts === first; ) {
+      poll.touch();
+      touch++;
+    }
+    await stop.promise;
+    stop = stopped();
+    hitNext = false;
+    due = true;
+    const afterHit = starts;
+    let untilNext = 0;
+    while (starts === afterHit && untilNext < 2000) {
+      poll.touch();
+      untilNext++;
+    }
+    if (starts > afterHit) await stop.promise;
+    assert.ok(touch <= 1024, 'the hitting probe came within the longest gap');
+    assert.ok(untilNext <= (probeGaps[0] as number) + 1, `after a hit the next probe comes after the shortest gap (${untilNext})`);
   });
 });
