@@ -54,8 +54,20 @@ export const CRASHES_TO_QUARANTINE = 3;
 export const CRASH_WINDOW_MS = 60_000;
 /** Longest automatic quarantine: 1 h. */
 export const MAX_QUARANTINE_MS = 3_600_000;
-/** A host's resident memory is read after every this many calls (and after its first). */
-export const RSS_CHECK_EVERY = 16;
+/**
+ * A host's resident memory is read after its first call, then after as many calls as half its
+ * headroom lasts at the growth seen since the last reading, within these bounds: a leaking plugin
+ * is read every 16 calls as before, a steady one every 1024 (each reading is ~10 preads of /proc).
+ */
+export const RSS_CHECK_MIN_CALLS = 16;
+export const RSS_CHECK_MAX_CALLS = 1024;
+
+/** Calls until the next reading: half the headroom at the growth per call since the last one. */
+export function callsUntilRssCheck(limitKb: number, kb: number, previousKb: number | undefined, callsSince: number): number {
+  const growthPerCall = previousKb === undefined || callsSince <= 0 ? Number.POSITIVE_INFINITY : (kb - previousKb) / callsSince;
+  const calls = growthPerCall > 0 ? Math.floor((limitKb - kb) / growthPerCall / 2) : RSS_CHECK_MAX_CALLS;
+  return Math.min(RSS_CHECK_MAX_CALLS, Math.max(RSS_CHECK_MIN_CALLS, calls));
+}
 // A plugin's process tree is summed up to this many processes.
 const RSS_MAX_PROCESSES = 64;
 /** A crash whose peak address space reached this share of the limit is reported as a memory limit. */
@@ -214,6 +226,9 @@ export class IsolatedPlugin implements NativePluginTrait {
   private recycled = 0;
   // Calls the current host has answered, toward recycling it.
   private servedByHost = 0;
+  // When the current host's resident memory is read next (in calls it served), and the last reading.
+  private rssCheckAt = RSS_CHECK_MIN_CALLS;
+  private rssLast: { kb: number; calls: number } | undefined;
   // Hosts taken out of service by recycling that still finish calls they had; each stops once idle.
   private readonly retiring = new Set<HostProcess>();
   private readonly stopping = new Set<Promise<void>>();
@@ -546,9 +561,13 @@ export class IsolatedPlugin implements NativePluginTrait {
     const aboveMb = this.options.recycleAboveMb ?? 0;
     let reason: string | undefined;
     if (afterCalls > 0 && this.servedByHost >= afterCalls) reason = `it served ${this.servedByHost} calls (recycleAfterCalls)`;
-    else if (aboveMb > 0 && host.pid !== undefined && (this.servedByHost === 1 || this.servedByHost % RSS_CHECK_EVERY === 0)) {
+    else if (aboveMb > 0 && host.pid !== undefined && (this.servedByHost === 1 || this.servedByHost >= this.rssCheckAt)) {
       const rssKb = hostRssKb(host, host.pid);
       if (rssKb !== null && rssKb > aboveMb * 1024) reason = `its resident memory reached ${Math.round(rssKb / 1024)} MiB (recycleAboveMb ${aboveMb})`;
+      else if (rssKb !== null) {
+        this.rssCheckAt = this.servedByHost + callsUntilRssCheck(aboveMb * 1024, rssKb, this.rssLast?.kb, this.servedByHost - (this.rssLast?.calls ?? 0));
+        this.rssLast = { kb: rssKb, calls: this.servedByHost };
+      } else this.rssCheckAt = this.servedByHost + RSS_CHECK_MIN_CALLS;
     }
     if (reason === undefined) return;
     // New calls go to a fresh host; the old one finishes what it has, then stops.
@@ -574,6 +593,8 @@ export class IsolatedPlugin implements NativePluginTrait {
     this.host = host;
     this.hostsStarted++;
     this.servedByHost = 0;
+    this.rssCheckAt = RSS_CHECK_MIN_CALLS;
+    this.rssLast = undefined;
     void host.exited.then((exit) => {
       this.lastLogs = exit.stderrTail;
       if (this.host === host) this.host = undefined;

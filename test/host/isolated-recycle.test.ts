@@ -2,11 +2,21 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { ErrorCode, PluginLoader, type PluginLoaderOptions } from '../../src/index.js';
-import type { IsolatedPlugin } from '../../src/host/isolated.js';
+import { type IsolatedPlugin, RSS_CHECK_MAX_CALLS, RSS_CHECK_MIN_CALLS, callsUntilRssCheck } from '../../src/host/isolated.js';
 import { buildFixtures, runCli, tempDir, tempHome } from '../helpers/fixtures.js';
 import { alive } from '../helpers/processes.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
+
+describe('when a host\'s resident memory is read next', () => {
+  it('soon after the first reading, rarely for a steady host, often for one that leaks toward the limit', () => {
+    assert.equal(callsUntilRssCheck(16_384, 4_000, undefined, 0), RSS_CHECK_MIN_CALLS);
+    assert.equal(callsUntilRssCheck(16_384, 4_000, 4_000, 16), RSS_CHECK_MAX_CALLS, 'no growth');
+    assert.equal(callsUntilRssCheck(16_384, 4_000, 4_100, 16), RSS_CHECK_MAX_CALLS, 'it shrank');
+    assert.equal(callsUntilRssCheck(16_384, 5_000, 4_000, 16), 91, '62.5 KiB per call: 11,384 KiB of headroom lasts 182 calls, half of it 91');
+    assert.equal(callsUntilRssCheck(16_384, 10_000, 9_000, 1), RSS_CHECK_MIN_CALLS, '1 MiB per call: never fewer calls than the minimum');
+  });
+});
 
 describe('isolated host recycling', () => {
   let root: string;
