@@ -70,9 +70,9 @@ describe('host: frames and shared-lane posts', { skip: process.platform !== 'lin
     const first = await Promise.race([host.next(), marks.waitStarted(1).then(() => 'started' as const)]);
     if (first === 'started') marks.release();
     assert.deepEqual(first, { kind: 'CANCEL_ACK', id: 99, value: 1 }, 'the host read on without taking the post');
-    host.configure(2);
+    await host.configure(2);
     // With the pool up, the post runs alone on the reader and this call on a worker beside it.
-    host.execute(2, { seq: 2, ms: 1 });
+    await host.execute(2, { seq: 2, ms: 1 });
     host.wakeStandby();
     await marks.waitStarted(1);
     const beside = await host.next();
