@@ -536,7 +536,8 @@ static int await_request(void) {
     ssize_t n = recv(CHANNEL_FD, reader.buffer, sizeof reader.buffer, MSG_DONTWAIT);
     if (n > 0) {
       reader.end = (size_t)n;
-      return 0;
+      /* Look again, the bytes kept: a post made since the look above goes first if they were written after it (REQ_AFTER). */
+      return shared_posted();
     }
     if (n == 0) host_exit(0); /* Input ended: shut down. */
     if (errno == EINTR) continue;

@@ -59,6 +59,28 @@ describe('host: frames and shared-lane posts', { skip: process.platform !== 'lin
     assert.equal(output(frames[1]?.value).order, 1);
   });
 
+  it('takes a post before a frame that arrived while the polling host looked away from the lane', async () => {
+    const host = await start();
+    await host.hostAsleep();
+    // With a lease the reader polls after its next frame; the gate holds its first read, made just after
+    // a look at the lane that found nothing: the moment a post and a frame can both slip in.
+    host.leaseSpin(1000);
+    await host.holdNextPoll();
+    await host.cancel(99);
+    assert.deepEqual(await host.next(), { kind: 'CANCEL_ACK', id: 99, value: 1 });
+    await host.held();
+    // As HostProcess does while HOST_POLLING is 1: post with no SHARED_WAKE; a call made next goes on fd 3.
+    assert.equal(host.hostPolling, true);
+    host.post(1, { seq: 1, ms: 1 });
+    await host.execute(2, { seq: 2, ms: 1 });
+    host.release();
+    const frames: SeenFrame[] = [await host.next(), await host.next()];
+    assert.deepEqual(frames[0], { kind: 'SHARED_RESULT', id: 1 }, 'the post went before the frame written after it');
+    assert.equal(output(host.laneResult(1)).order, 0);
+    assert.equal(frames[1]?.kind, 'RESULT');
+    assert.equal(output(frames[1]?.value).order, 1);
+  });
+
   it('handles a CONFIGURE written before a post first, even when the post is seen before the frame arrives', async () => {
     const host = await start();
     const marks = new CallMarkers();
