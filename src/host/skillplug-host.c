@@ -25,10 +25,11 @@
  * keeps open for the parent to open through /proc (the shared lane; the host sets HOST_MAPPED once it
  * has mapped it, before READY, and the parent uses it only then): the parent posts
  * a call alone there (REQ_LEN, the context at SHARED_REQ, REQ_AFTER = the bytes it had written on
- * fd 3 by then, then REQ_SEQ = its id) instead of on fd 3; the reader, which polls it between frames,
- * takes it once it has handled REQ_AFTER bytes of frames, and answers there (RESP_LEN, a returned
- * string at SHARED_RESP, then RESP_SEQ = the id). Whoever is about to sleep clears its *_POLLING word and looks
- * again; the other side, seeing it clear, sends a wake: SHARED_WAKE on fd 3, or SHARED_RESULT to the parent.
+ * fd 3 by then, then REQ_SEQ = its id) instead of on fd 3; the reader, which looks at it before each
+ * frame (so does the standby, which only queues it), takes it once it has handled REQ_AFTER bytes of
+ * frames, and answers there (RESP_LEN, a returned string at SHARED_RESP, then RESP_SEQ = the id).
+ * Whoever is about to sleep clears its *_POLLING word and looks again; the other side, seeing it
+ * clear, sends a wake: SHARED_WAKE on fd 3, or SHARED_RESULT to the parent.
  * SPIN_MICROS (parent-written, read before every spin): how long an idle thread may poll before it
  * sleeps; 0 (no lease from the parent's process-wide spin budget) means sleep at once.
  *   host -> parent: kind 1 READY (id 0): u32 abi version, u32 has_free, then a returned string
@@ -956,8 +957,8 @@ static void run_on_reader(uint32_t id, char *ctx, int answer_in_shared) {
   pthread_mutex_lock(&read_lock);
 }
 
-/* Takes the call posted in the shared region: runs it here like EXECUTE_ALONE, or queues it when no slot is free. */
-static void take_shared_call(void) {
+/* Takes the call posted in the shared region: the reader runs it like EXECUTE_ALONE; it is queued when no slot is free, or by the standby. */
+static void take_shared_call(int may_run_here) {
   uint32_t id = (uint32_t)__atomic_load_n(shared_word(W_REQ_SEQ), __ATOMIC_SEQ_CST);
   int32_t len = __atomic_load_n(shared_word(W_REQ_LEN), __ATOMIC_RELAXED);
   reader.shared_seen = id;
@@ -967,7 +968,7 @@ static void take_shared_call(void) {
   memcpy(ctx, shared + SHARED_REQ, (size_t)len);
   ctx[len] = 0;
   if (!reader.use_pool) run_job(id, ctx, 1);
-  else if (reader.standby_running && take_slot_here()) run_on_reader(id, ctx, 1);
+  else if (may_run_here && reader.standby_running && take_slot_here()) run_on_reader(id, ctx, 1);
   else enqueue(id, ctx); /* Its result comes on fd 3. */
 }
 
@@ -976,8 +977,9 @@ static void take_shared_call(void) {
  * lone call itself, letting go of read_lock meanwhile; the standby never runs a call.
  */
 static void handle_frame(int may_run_here) {
-  if (may_run_here && shared && await_request()) {
-    take_shared_call();
+  /* A due post goes before the frame: the reader waits for either; the standby, called once bytes are there, looks too. */
+  if (may_run_here ? shared && await_request() : shared_posted()) {
+    take_shared_call(may_run_here);
     return;
   }
   unsigned char header[16];

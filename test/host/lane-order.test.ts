@@ -81,6 +81,32 @@ describe('host: frames and shared-lane posts', { skip: process.platform !== 'lin
     assert.equal(output(frames[1]?.value).order, 1);
   });
 
+  it('has the standby queue a post it finds due before the frames it reads for the reader', async () => {
+    const host = await start();
+    const marks = new CallMarkers();
+    await host.configure(2);
+    // A post runs on the reader, held in the plugin: the standby reads fd 3 meanwhile.
+    host.post(1, { seq: 1, started: marks.started(1), until: marks.until });
+    await host.sharedWake();
+    await marks.waitStarted(1);
+    // The parent posts again only once that call has answered, in the instant before the reader is back
+    // on fd 3; the held call stretches that instant. The reader took the first post asleep, so this one is
+    // woken on fd 3, and a call made next follows it there, with a byte for the standby.
+    assert.equal(host.hostPolling, false);
+    host.post(2, { seq: 2, ms: 1 });
+    await host.send(SHARED_WAKE_FRAME, RawHost.executeFrame(3, { seq: 3, ms: 1 }));
+    host.wakeStandby();
+    // The held call keeps one of the two slots, so queued calls reach the plugin one at a time, in queue order.
+    const first = await host.next();
+    assert.deepEqual([first.kind, first.id], ['RESULT', 2], 'the post went before the frame written after it');
+    assert.equal(output(first.value).order, 1);
+    const second = await host.next();
+    assert.deepEqual([second.kind, second.id], ['RESULT', 3]);
+    assert.equal(output(second.value).order, 2);
+    marks.release();
+    assert.deepEqual(await host.next(), { kind: 'SHARED_RESULT', id: 1 });
+  });
+
   it('handles a CONFIGURE written before a post first, even when the post is seen before the frame arrives', async () => {
     const host = await start();
     const marks = new CallMarkers();
