@@ -119,10 +119,11 @@ describe('host: frames and shared-lane posts', { skip: process.platform !== 'lin
     if (first === 'started') marks.release();
     assert.deepEqual(first, { kind: 'CANCEL_ACK', id: 99, value: 1 }, 'the host read on without taking the post');
     await host.configure(2);
-    // With the pool up, the post runs alone on the reader and this call on a worker beside it.
+    await marks.waitStarted(1);
+    // With the pool up, the post runs alone on the reader and this call, sent once it has started (else the
+    // two race into the plugin), on a worker beside it.
     await host.execute(2, { seq: 2, ms: 1 });
     host.wakeStandby();
-    await marks.waitStarted(1);
     const beside = await host.next();
     assert.equal(beside.kind, 'RESULT');
     assert.deepEqual(output(beside.value), { seq: 2, order: 1, max_inflight: 2 }, 'the post waited for CONFIGURE and then ran on the pooled host');
