@@ -25,10 +25,11 @@
  * keeps open for the parent to open through /proc (the shared lane; the host sets HOST_MAPPED once it
  * has mapped it, before READY, and the parent uses it only then): the parent posts
  * a call alone there (REQ_LEN, the context at SHARED_REQ, REQ_AFTER = the bytes it had written on
- * fd 3 by then, then REQ_SEQ = its id) instead of on fd 3; the reader, which polls it between frames,
- * takes it once it has handled REQ_AFTER bytes of frames, and answers there (RESP_LEN, a returned
- * string at SHARED_RESP, then RESP_SEQ = the id). Whoever is about to sleep clears its *_POLLING word and looks
- * again; the other side, seeing it clear, sends a wake: SHARED_WAKE on fd 3, or SHARED_RESULT to the parent.
+ * fd 3 by then, then REQ_SEQ = its id) instead of on fd 3; the reader, which looks at it before each
+ * frame (so does the standby, which only queues it), takes it once it has handled REQ_AFTER bytes of
+ * frames, and answers there (RESP_LEN, a returned string at SHARED_RESP, then RESP_SEQ = the id).
+ * Whoever is about to sleep clears its *_POLLING word and looks again; the other side, seeing it
+ * clear, sends a wake: SHARED_WAKE on fd 3, or SHARED_RESULT to the parent.
  * SPIN_MICROS (parent-written, read before every spin): how long an idle thread may poll before it
  * sleeps; 0 (no lease from the parent's process-wide spin budget) means sleep at once.
  *   host -> parent: kind 1 READY (id 0): u32 abi version, u32 has_free, then a returned string
@@ -414,43 +415,57 @@ static long elapsed_since(const struct timespec *start) {
   return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
 }
 
-/* Set when await_request() has just polled fd 3 in vain: read_exact() then sleeps at once. */
-static int polled_already;
+/* Whoever holds it reads fd 3: the main thread, except while it runs a lone call (then the standby may). */
+static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Requests are read through a buffer: one read() usually brings a header and its payload. */
-static unsigned char read_buffer[64 * 1024];
-static size_t read_start, read_end;
+/* The reader's state between frames, guarded by read_lock: only the thread holding it reads or writes any of it. */
+static struct {
+  /* The bytes read but not yet handed out are buffer[start, end). */
+  size_t start, end;
+  /* Set when await_request() has just polled fd 3 in vain: read_exact() then sleeps at once. */
+  int polled_already;
+  /* Bytes of frames handled so far, modulo 2^32: compared with REQ_AFTER to order a post among frames. */
+  uint32_t consumed;
+  /* The id of the last call taken from the shared lane. */
+  uint32_t shared_seen;
+  /* Set by CONFIGURE once workers run: calls then go to the pool (or to the reader, when lone). */
+  int use_pool;
+  /* The standby thread is up: only then may the reader run a lone call itself. */
+  int standby_running;
+  /* Read ahead: one read() usually brings a header and its payload (last, so the words above share a cache line). */
+  unsigned char buffer[64 * 1024];
+} reader;
 
 static int read_exact(void *dst, size_t len) {
   unsigned char *out = dst;
-  size_t have = read_end - read_start;
+  size_t have = reader.end - reader.start;
   if (have >= len) {
-    memcpy(out, read_buffer + read_start, len);
-    read_start += len;
+    memcpy(out, reader.buffer + reader.start, len);
+    reader.start += len;
     return 0;
   }
-  memcpy(out, read_buffer + read_start, have);
+  memcpy(out, reader.buffer + reader.start, have);
   out += have;
   len -= have;
-  read_start = read_end = 0;
-  if (len >= sizeof read_buffer) return read_all(CHANNEL_FD, out, len);
+  reader.start = reader.end = 0;
+  if (len >= sizeof reader.buffer) return read_all(CHANNEL_FD, out, len);
   /* A caller in a loop sends its next request within microseconds: polling for it with non-blocking
      reads saves a sleep/wake cycle and a syscall per call. Gives up after the lease, so an idle host
      costs no CPU, and never polls while the workers are saturated: they need the cores more. */
   long window = spin_window_ns();
-  int polling = !polled_already && !pool_saturated() && window > 0;
-  polled_already = 0;
+  int polling = !reader.polled_already && !pool_saturated() && window > 0;
+  reader.polled_already = 0;
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
-  while (read_end < len) {
+  while (reader.end < len) {
     /* Sleep in poll(), not read(): a unix socket wakes a reader sleeping in read() whenever the peer
        reads what this end wrote (write space), one spurious wake-up per answer; poll() waits for input only. */
     if (!polling) {
       struct pollfd pfd = {.fd = CHANNEL_FD, .events = POLLIN, .revents = 0};
       if (poll(&pfd, 1, -1) < 0 && errno == EINTR) continue;
     }
-    ssize_t n = polling ? recv(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end, MSG_DONTWAIT)
-                        : read(CHANNEL_FD, read_buffer + read_end, sizeof read_buffer - read_end);
+    ssize_t n = polling ? recv(CHANNEL_FD, reader.buffer + reader.end, sizeof reader.buffer - reader.end, MSG_DONTWAIT)
+                        : read(CHANNEL_FD, reader.buffer + reader.end, sizeof reader.buffer - reader.end);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && polling && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK)) {
       if (errno == ENOTSOCK || elapsed_since(&start) > window) polling = 0;
@@ -458,29 +473,24 @@ static int read_exact(void *dst, size_t len) {
       continue;
     }
     if (n <= 0) return -1;
-    read_end += (size_t)n;
+    reader.end += (size_t)n;
   }
-  memcpy(out, read_buffer, len);
-  read_start = len;
+  memcpy(out, reader.buffer, len);
+  reader.start = len;
   return 0;
 }
 
 /* The shared lane (see the top) is `shared`: NULL without "lane". */
-/* The id of the last call taken from the shared region. */
-static uint32_t shared_seen;
 
 static int32_t *shared_word(int word) {
   return (int32_t *)(void *)shared + word;
 }
 
-/* Bytes of frames handled so far, modulo 2^32 (read_lock held). */
-static uint32_t consumed;
-
 /* A call is posted, and every frame written before it has been handled. */
 static int shared_posted(void) {
-  if (!shared || (uint32_t)__atomic_load_n(shared_word(W_REQ_SEQ), __ATOMIC_SEQ_CST) == shared_seen) return 0;
+  if (!shared || (uint32_t)__atomic_load_n(shared_word(W_REQ_SEQ), __ATOMIC_SEQ_CST) == reader.shared_seen) return 0;
   uint32_t after = (uint32_t)__atomic_load_n(shared_word(W_REQ_AFTER), __ATOMIC_RELAXED);
-  return (int32_t)(consumed - after) >= 0;
+  return (int32_t)(reader.consumed - after) >= 0;
 }
 
 /* Creates, seals and maps the shared lane at fd 6; NULL when it cannot (calls then keep to fd 3). */
@@ -514,8 +524,8 @@ static unsigned char *create_lane(void) {
  */
 static int await_request(void) {
   if (shared_posted()) return 1;
-  if (read_end > read_start) return 0;
-  read_start = read_end = 0;
+  if (reader.end > reader.start) return 0;
+  reader.start = reader.end = 0;
   __atomic_store_n(shared_word(W_HOST_POLLING), 1, __ATOMIC_SEQ_CST);
   long window = spin_window_ns();
   int polling = !pool_saturated() && window > 0;
@@ -524,10 +534,11 @@ static int await_request(void) {
   while (polling) {
     /* The post first: frames written after it must wait for it (those written before, it waits for). */
     if (shared_posted()) return 1;
-    ssize_t n = recv(CHANNEL_FD, read_buffer, sizeof read_buffer, MSG_DONTWAIT);
+    ssize_t n = recv(CHANNEL_FD, reader.buffer, sizeof reader.buffer, MSG_DONTWAIT);
     if (n > 0) {
-      read_end = (size_t)n;
-      return 0;
+      reader.end = (size_t)n;
+      /* Look again, the bytes kept: a post made since the look above goes first if they were written after it (REQ_AFTER). */
+      return shared_posted();
     }
     if (n == 0) host_exit(0); /* Input ended: shut down. */
     if (errno == EINTR) continue;
@@ -538,7 +549,7 @@ static int await_request(void) {
      this word; a post from now on comes with SHARED_WAKE on fd 3, which ends that read(). */
   __atomic_store_n(shared_word(W_HOST_POLLING), 0, __ATOMIC_SEQ_CST);
   if (shared_posted()) return 1;
-  polled_already = 1;
+  reader.polled_already = 1;
   return 0;
 }
 
@@ -897,9 +908,6 @@ static void enqueue(uint32_t id, char *ctx) {
   pthread_mutex_unlock(&queue_lock);
 }
 
-/* Whoever holds it reads fd 3: the main thread, except while it runs a lone call (then the standby may). */
-static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
-static int use_pool, standby_running;
 /* Set while the main thread runs a lone call: only then does the standby read. */
 static int reader_away;
 static int start_workers(long wanted);
@@ -949,18 +957,18 @@ static void run_on_reader(uint32_t id, char *ctx, int answer_in_shared) {
   pthread_mutex_lock(&read_lock);
 }
 
-/* Takes the call posted in the shared region: runs it here like EXECUTE_ALONE, or queues it when no slot is free. */
-static void take_shared_call(void) {
+/* Takes the call posted in the shared region: the reader runs it like EXECUTE_ALONE; it is queued when no slot is free, or by the standby. */
+static void take_shared_call(int may_run_here) {
   uint32_t id = (uint32_t)__atomic_load_n(shared_word(W_REQ_SEQ), __ATOMIC_SEQ_CST);
   int32_t len = __atomic_load_n(shared_word(W_REQ_LEN), __ATOMIC_RELAXED);
-  shared_seen = id;
+  reader.shared_seen = id;
   if (len < 0 || (uint32_t)len > SHARED_AREA_BYTES) abort(); /* Only the parent writes these words. */
   char *ctx = malloc((size_t)len + 1);
   if (!ctx) abort();
   memcpy(ctx, shared + SHARED_REQ, (size_t)len);
   ctx[len] = 0;
-  if (!use_pool) run_job(id, ctx, 1);
-  else if (standby_running && take_slot_here()) run_on_reader(id, ctx, 1);
+  if (!reader.use_pool) run_job(id, ctx, 1);
+  else if (may_run_here && reader.standby_running && take_slot_here()) run_on_reader(id, ctx, 1);
   else enqueue(id, ctx); /* Its result comes on fd 3. */
 }
 
@@ -969,8 +977,9 @@ static void take_shared_call(void) {
  * lone call itself, letting go of read_lock meanwhile; the standby never runs a call.
  */
 static void handle_frame(int may_run_here) {
-  if (may_run_here && shared && await_request()) {
-    take_shared_call();
+  /* A due post goes before the frame: the reader waits for either; the standby, called once bytes are there, looks too. */
+  if (may_run_here ? shared && await_request() : shared_posted()) {
+    take_shared_call(may_run_here);
     return;
   }
   unsigned char header[16];
@@ -982,11 +991,11 @@ static void handle_frame(int may_run_here) {
   if (!ctx) abort();
   if (read_exact(ctx, len)) host_exit(0);
   ctx[len] = 0;
-  consumed += (uint32_t)(sizeof header + len);
+  reader.consumed += (uint32_t)(sizeof header + len);
   if (kind == REQ_CONFIGURE) {
-    if (len >= 4 && !use_pool) {
-      use_pool = start_workers((long)get_u32((unsigned char *)ctx));
-      if (use_pool) start_standby();
+    if (len >= 4 && !reader.use_pool) {
+      reader.use_pool = start_workers((long)get_u32((unsigned char *)ctx));
+      if (reader.use_pool) start_standby();
       else close(WAKE_FD);
     }
     free(ctx);
@@ -995,9 +1004,9 @@ static void handle_frame(int may_run_here) {
     cancel_queued(id);
   } else if (kind != REQ_EXECUTE && kind != REQ_EXECUTE_ALONE) {
     free(ctx); /* SHARED_WAKE: having woken is the point; the next await_request() finds the call. */
-  } else if (!use_pool) {
+  } else if (!reader.use_pool) {
     run_job(id, ctx, 0);
-  } else if (kind == REQ_EXECUTE_ALONE && may_run_here && standby_running && take_slot_here()) {
+  } else if (kind == REQ_EXECUTE_ALONE && may_run_here && reader.standby_running && take_slot_here()) {
     run_on_reader(id, ctx, 0);
   } else {
     enqueue(id, ctx);
@@ -1006,7 +1015,7 @@ static void handle_frame(int may_run_here) {
 
 static int input_waiting(void) {
   struct pollfd pfd = {CHANNEL_FD, POLLIN, 0};
-  return read_end > read_start || poll(&pfd, 1, 0) > 0;
+  return reader.end > reader.start || poll(&pfd, 1, 0) > 0;
 }
 
 /* Sleeps on fd 5; woken by the parent, reads whatever fd 3 holds while the main thread runs a lone call. */
@@ -1032,7 +1041,7 @@ static void start_standby(void) {
   pthread_t t;
   if (fcntl(WAKE_FD, F_GETFD) != -1 && pthread_create(&t, &attr, standby, NULL) == 0) {
     pthread_detach(t);
-    standby_running = 1;
+    reader.standby_running = 1;
   } else {
     close(WAKE_FD);
   }

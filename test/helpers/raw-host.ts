@@ -1,7 +1,12 @@
 // Drives the native host frame by frame and word by word (docs/host-protocol.md), so tests can put
 // frames and shared-lane posts in orders HostProcess never would, and watch what the host does.
+// The host runs with test/fixtures/host_gate.c preloaded, which reports when its reader goes to sleep
+// and can hold it between its look at the lane and its next polling read: events, never timers.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, openSync, readlinkSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 import { laneAddon, mapLane, type SharedMapping } from '../../src/host/host-process.js';
 import {
@@ -20,6 +25,7 @@ import {
   type Frame,
 } from '../../src/host/protocol.js';
 import { ensureHostBinary } from '../../src/toolchain.js';
+import { buildFixture, tempDir } from './fixtures.js';
 
 // Only a guard against a test hanging forever; nothing is asserted about how long anything takes.
 const HANG_GUARD_MS = 120_000;
@@ -34,6 +40,32 @@ export interface SeenFrame {
 
 const KIND_NAMES = new Map(Object.entries(HostMessage).map(([name, kind]) => [kind, name as keyof typeof HostMessage]));
 
+let gateLibrary: Promise<string> | undefined;
+/** The gate preloaded into every raw host, built once per test process. */
+function gate(): Promise<string> {
+  gateLibrary ??= buildFixture(tempDir(), { source: 'host_gate', name: 'host-gate', manifest: null }).then((dir) => path.join(dir, 'libhost-gate.so'));
+  return gateLibrary;
+}
+
+/** Resolves once `ready()` holds, checking each time `signal` fires; rejects when `gone()` holds first or after the hang guard. */
+function waitFor(ready: () => boolean, gone: () => boolean, signal: { waiter: (() => void) | undefined }, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const guard = setTimeout(() => settle(new Error(`${what}: never happened`)), HANG_GUARD_MS);
+    const settle = (err?: Error) => {
+      clearTimeout(guard);
+      signal.waiter = undefined;
+      if (err) reject(err);
+      else resolve();
+    };
+    const check = () => {
+      if (ready()) settle();
+      else if (gone()) settle(new Error(`${what}: the host exited first`));
+      else signal.waiter = check;
+    };
+    check();
+  });
+}
+
 /** The context text of a call whose input is `input` (fixtures read flat fields anywhere in it). */
 export function context(input: Record<string, unknown>): string {
   return JSON.stringify({ input, workspace_root: null, config: {} });
@@ -47,12 +79,34 @@ export class RawHost {
   private waiter: (() => void) | undefined;
   private exited = false;
   private lane!: SharedMapping;
+  // The gate's news: the received-byte count of its last sleep report, and holds not yet awaited.
+  private asleepAfter: number | undefined;
+  private holds = 0;
+  private readonly gateNews: { waiter: (() => void) | undefined } = { waiter: undefined };
 
   private constructor(
     readonly child: ChildProcess,
     private readonly channel: Duplex,
     private readonly wake: Writable,
+    private readonly gateSocket: Socket,
   ) {
+    let pending = Buffer.alloc(0);
+    gateSocket.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      for (;;) {
+        if (pending[0] === 0x48 /* H */) {
+          this.holds++;
+          pending = pending.subarray(1);
+        } else if (pending[0] === 0x53 /* S */ && pending.length >= 5) {
+          this.asleepAfter = pending.readUInt32LE(1);
+          pending = pending.subarray(5);
+        } else {
+          break;
+        }
+      }
+      this.gateNews.waiter?.();
+    });
+    gateSocket.on('error', () => undefined);
     const reader = new FrameReader(READY_PAYLOAD_BYTES + HEADER_BYTES);
     channel.on('data', (chunk: Buffer) => {
       this.frames.push(...reader.push(chunk));
@@ -61,19 +115,29 @@ export class RawHost {
     child.on('exit', () => {
       this.exited = true;
       this.waiter?.();
+      this.gateNews.waiter?.();
     });
   }
 
-  /** Spawns a host for the library with the lane on, waits for READY and maps the lane. */
+  /** Spawns a host for the library with the lane on and the gate preloaded, waits for READY and maps the lane. */
   static async start(libraryPath: string): Promise<RawHost> {
-    const [binary, tools] = await Promise.all([ensureHostBinary(), laneAddon()]);
+    const [binary, tools, gateLibrary] = await Promise.all([ensureHostBinary(), laneAddon(), gate()]);
+    const server = createServer();
+    const gatePath = path.join(tempDir('skillplug-gate-'), 'gate.sock');
+    server.listen(gatePath);
+    await once(server, 'listening');
+    // The gate connects from the host's start-up code, before the host's main() runs.
+    const connected = once(server, 'connection') as Promise<[Socket]>;
     const child = spawn(binary, [libraryPath, String(1 << 20), '0', String(process.pid), 'lane'], {
       stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'pipe', 'pipe', 'ignore'],
       detached: true,
+      env: { ...process.env, SKILLPLUG_TEST_GATE: gatePath, LD_PRELOAD: [gateLibrary, process.env.LD_PRELOAD].filter(Boolean).join(':') },
     });
+    const [gateSocket] = await Promise.race([connected, once(child, 'exit').then(() => Promise.reject(new Error('the host exited before its gate connected')))]);
+    server.close();
     const wake = (child.stdio as unknown as Writable[])[5] as Writable;
     wake.on('error', () => undefined);
-    const host = new RawHost(child, child.stdio[3] as Duplex, wake);
+    const host = new RawHost(child, child.stdio[3] as Duplex, wake, gateSocket);
     const ready = await host.next();
     if (ready.kind !== 'READY') throw new Error(`expected READY, got ${ready.kind}`);
     // The host maps its lane before it loads the plugin, so it is there once READY is.
@@ -90,27 +154,28 @@ export class RawHost {
     return host;
   }
 
-  /** Writes frames on fd 3 in one write (as HostProcess's cork does), counting their bytes as its send() does. */
-  send(...frames: Buffer[]): void {
+  /** Writes frames on fd 3 in one write (as HostProcess's cork does), counting their bytes as its send() does; resolves once they are in the socket. */
+  send(...frames: Buffer[]): Promise<void> {
     const bytes = Buffer.concat(frames);
     this.bytesSent = (this.bytesSent + bytes.length) >>> 0;
-    this.channel.write(bytes);
+    // A failed write shows as the host's exit, which next() reports.
+    return new Promise((resolve) => this.channel.write(bytes, () => resolve()));
   }
 
-  execute(id: number, input: Record<string, unknown>): void {
-    this.send(RawHost.executeFrame(id, input));
+  execute(id: number, input: Record<string, unknown>): Promise<void> {
+    return this.send(RawHost.executeFrame(id, input));
   }
 
-  configure(workers: number): void {
-    this.send(configureFrame(workers));
+  configure(workers: number): Promise<void> {
+    return this.send(configureFrame(workers));
   }
 
-  cancel(id: number): void {
-    this.send(cancelFrame(id));
+  cancel(id: number): Promise<void> {
+    return this.send(cancelFrame(id));
   }
 
-  sharedWake(): void {
-    this.send(SHARED_WAKE_FRAME);
+  sharedWake(): Promise<void> {
+    return this.send(SHARED_WAKE_FRAME);
   }
 
   static executeFrame(id: number, input: Record<string, unknown>): Buffer {
@@ -135,13 +200,36 @@ export class RawHost {
     return Atomics.load(this.lane.words, SharedWord.HOST_POLLING) === 1;
   }
 
-  /** Resolves once the host's reader has gone to sleep on fd 3 (it clears HOST_POLLING first). */
-  async hostAsleep(): Promise<void> {
-    const guard = Date.now() + HANG_GUARD_MS;
-    while (this.hostPolling) {
-      if (Date.now() > guard) throw new Error('the host never stopped polling');
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
+  /** Lets the host's idle reader poll fd 3 and the lane for `micros` before it sleeps, as a spin lease does. */
+  leaseSpin(micros: number): void {
+    Atomics.store(this.lane.words, SharedWord.SPIN_MICROS, micros);
+  }
+
+  /**
+   * Resolves once the host's reader has read every byte sent so far and gone to sleep on fd 3 for
+   * more (it clears HOST_POLLING first), as the gate reports; it stays asleep until the next send.
+   */
+  hostAsleep(): Promise<void> {
+    return waitFor(() => this.asleepAfter === this.bytesSent, () => this.exited, this.gateNews, 'the host asleep after every frame sent');
+  }
+
+  /**
+   * Asks the gate to hold the reader's next polling read of fd 3 (made only with a spin lease), which
+   * comes right after a look at the lane that found no post due; resolves once the gate can see the ask.
+   */
+  holdNextPoll(): Promise<void> {
+    return new Promise((resolve) => this.gateSocket.write('h', () => resolve()));
+  }
+
+  /** Resolves once the gate holds the polling read asked for; `release()` then lets it read. */
+  async held(): Promise<void> {
+    await waitFor(() => this.holds > 0, () => this.exited, this.gateNews, 'a held polling read');
+    this.holds--;
+  }
+
+  /** Lets a held polling read go on. */
+  release(): void {
+    this.gateSocket.write('g');
   }
 
   /** The result text of the call answered in the lane (after its SHARED_RESULT frame). */
@@ -187,6 +275,7 @@ export class RawHost {
       this.child.kill('SIGKILL');
       await gone;
     }
+    this.gateSocket.destroy();
     this.lane?.unmap();
   }
 }

@@ -59,6 +59,54 @@ describe('host: frames and shared-lane posts', { skip: process.platform !== 'lin
     assert.equal(output(frames[1]?.value).order, 1);
   });
 
+  it('takes a post before a frame that arrived while the polling host looked away from the lane', async () => {
+    const host = await start();
+    await host.hostAsleep();
+    // With a lease the reader polls after its next frame; the gate holds its first read, made just after
+    // a look at the lane that found nothing: the moment a post and a frame can both slip in.
+    host.leaseSpin(1000);
+    await host.holdNextPoll();
+    await host.cancel(99);
+    assert.deepEqual(await host.next(), { kind: 'CANCEL_ACK', id: 99, value: 1 });
+    await host.held();
+    // As HostProcess does while HOST_POLLING is 1: post with no SHARED_WAKE; a call made next goes on fd 3.
+    assert.equal(host.hostPolling, true);
+    host.post(1, { seq: 1, ms: 1 });
+    await host.execute(2, { seq: 2, ms: 1 });
+    host.release();
+    const frames: SeenFrame[] = [await host.next(), await host.next()];
+    assert.deepEqual(frames[0], { kind: 'SHARED_RESULT', id: 1 }, 'the post went before the frame written after it');
+    assert.equal(output(host.laneResult(1)).order, 0);
+    assert.equal(frames[1]?.kind, 'RESULT');
+    assert.equal(output(frames[1]?.value).order, 1);
+  });
+
+  it('has the standby queue a post it finds due before the frames it reads for the reader', async () => {
+    const host = await start();
+    const marks = new CallMarkers();
+    await host.configure(2);
+    // A post runs on the reader, held in the plugin: the standby reads fd 3 meanwhile.
+    host.post(1, { seq: 1, started: marks.started(1), until: marks.until });
+    await host.sharedWake();
+    await marks.waitStarted(1);
+    // The parent posts again only once that call has answered, in the instant before the reader is back
+    // on fd 3; the held call stretches that instant. The reader took the first post asleep, so this one is
+    // woken on fd 3, and a call made next follows it there, with a byte for the standby.
+    assert.equal(host.hostPolling, false);
+    host.post(2, { seq: 2, ms: 1 });
+    await host.send(SHARED_WAKE_FRAME, RawHost.executeFrame(3, { seq: 3, ms: 1 }));
+    host.wakeStandby();
+    // The held call keeps one of the two slots, so queued calls reach the plugin one at a time, in queue order.
+    const first = await host.next();
+    assert.deepEqual([first.kind, first.id], ['RESULT', 2], 'the post went before the frame written after it');
+    assert.equal(output(first.value).order, 1);
+    const second = await host.next();
+    assert.deepEqual([second.kind, second.id], ['RESULT', 3]);
+    assert.equal(output(second.value).order, 2);
+    marks.release();
+    assert.deepEqual(await host.next(), { kind: 'SHARED_RESULT', id: 1 });
+  });
+
   it('handles a CONFIGURE written before a post first, even when the post is seen before the frame arrives', async () => {
     const host = await start();
     const marks = new CallMarkers();
@@ -70,11 +118,12 @@ describe('host: frames and shared-lane posts', { skip: process.platform !== 'lin
     const first = await Promise.race([host.next(), marks.waitStarted(1).then(() => 'started' as const)]);
     if (first === 'started') marks.release();
     assert.deepEqual(first, { kind: 'CANCEL_ACK', id: 99, value: 1 }, 'the host read on without taking the post');
-    host.configure(2);
-    // With the pool up, the post runs alone on the reader and this call on a worker beside it.
-    host.execute(2, { seq: 2, ms: 1 });
-    host.wakeStandby();
+    await host.configure(2);
     await marks.waitStarted(1);
+    // With the pool up, the post runs alone on the reader and this call, sent once it has started (else the
+    // two race into the plugin), on a worker beside it.
+    await host.execute(2, { seq: 2, ms: 1 });
+    host.wakeStandby();
     const beside = await host.next();
     assert.equal(beside.kind, 'RESULT');
     assert.deepEqual(output(beside.value), { seq: 2, order: 1, max_inflight: 2 }, 'the post waited for CONFIGURE and then ran on the pooled host');

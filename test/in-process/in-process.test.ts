@@ -28,6 +28,7 @@ describe('in-process plugins', () => {
   before(async () => {
     root = tempDir();
     dirs = await buildFixtures(root, [
+      { key: 'echo', source: 'echo', name: 'echo' },
       { key: 'echoTs', source: 'echo', name: 'echo-ts', defines: { THREAD_SAFE: '1' } },
       { key: 'parallel', source: 'concurrency', name: 'parallel', defines: { THREAD_SAFE: '1' } },
       { key: 'serial', source: 'concurrency', name: 'serial' },
@@ -48,6 +49,22 @@ describe('in-process plugins', () => {
       await plugin.close();
     }
   });
+
+  // koffi's async path hands a result to this thread after its worker may have run another call: a call of
+  // the other instance of the same library (one dlopen handle) then overwrites a thread-local result.
+  for (const key of ['echo', 'echoTs']) {
+    it(`returns each call its own result with pollMicros 0 and two instances of one library with thread-local results (${key})`, async () => {
+      const [a, b] = await Promise.all([load(key, { pollMicros: 0 }), load(key, { pollMicros: 0 })]);
+      try {
+        const calls = Array.from({ length: 400 }, (_, n) => ({ n, plugin: n % 2 === 0 ? a : b }));
+        const results = await Promise.all(calls.map(({ n, plugin }) => plugin.execute(ctx({ n }))));
+        const wrong = results.map((r: PluginResult, n) => ({ n, got: (r.output as { ctx: { input: { n: number } } }).ctx.input.n })).filter((r) => r.got !== r.n);
+        assert.deepEqual(wrong, []);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+  }
 
   it('serves a dozen thread-safe plugins at once without one exit listener each', async () => {
     const warnings: string[] = [];
