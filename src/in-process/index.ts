@@ -1,6 +1,9 @@
 import { encodeContextParts, encodeContextText, parseResultText, validateResult, type Origin, type ReturnedString } from '../abi/codec.js';
 import { createPump, openNativeLibrary, type NativeLibrary, type NativePump } from '../abi/native.js';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { ensurePumpLibrary } from '../toolchain.js';
+import { type PrivateCopy, writePrivateCopy } from '../plugin/private-copy.js';
 import type { PluginLogEvent } from '../abi/plugin-log.js';
 import { spinSettings } from '../abi/spin-budget.js';
 import type { PluginContext, PluginMetadata, PluginResult } from '../abi/types.js';
@@ -32,6 +35,33 @@ export interface InProcessOpenOptions {
   onClosed?: (() => void) | undefined;
   /** Deadline of a call that sets none, in ms. Default: none. */
   timeoutMs?: number | undefined;
+}
+
+// Library files loaded in this process by a live plugin, by file identity (dev:ino), with how many
+// plugins hold each. dlopen hands a second load of the same file the same image (its globals, its
+// thread-local buffers), so two plugins of one file would share state and a non-thread-safe one
+// would get calls from both at once; the second therefore loads a private copy, its own image.
+const loadedImages = new Map<string, number>();
+
+/** Claims the library's image for one plugin: the file itself if no live plugin has it, else a private copy. */
+async function claimImage(libraryPath: string): Promise<{ loadPath: string; release: () => void }> {
+  const { dev, ino } = await stat(libraryPath);
+  const identity = `${dev}:${ino}`;
+  const holders = loadedImages.get(identity) ?? 0;
+  if (holders === 0) {
+    loadedImages.set(identity, 1);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const left = (loadedImages.get(identity) ?? 1) - 1;
+      if (left > 0) loadedImages.set(identity, left);
+      else loadedImages.delete(identity);
+    };
+    return { loadPath: libraryPath, release };
+  }
+  const copy: PrivateCopy = await writePrivateCopy(await readFile(libraryPath), path.basename(libraryPath));
+  return { loadPath: copy.path, release: () => copy.dispose() };
 }
 
 /**
@@ -101,13 +131,21 @@ export class InProcessPlugin implements SyncNativePlugin {
     const origin: Origin = { plugin: options.manifestName, path: options.dir };
     // Without a C compiler there is no helper library: koffi's async path and three-call sync path serve.
     const helperPath = await ensurePumpLibrary().catch(() => undefined);
-    const lib = openNativeLibrary(options.libraryPath, origin, helperPath);
+    const image = await claimImage(options.libraryPath);
+    let lib: NativeLibrary;
     let metadata: PluginMetadata;
+    try {
+      lib = openNativeLibrary(image.loadPath, origin, helperPath);
+    } catch (err) {
+      image.release();
+      throw err;
+    }
     try {
       checkAbiVersion(lib.abiVersion(), origin);
       metadata = checkMetadata(lib.metadata(MAX_METADATA_BYTES), origin, options.manifestName);
     } catch (err) {
       lib.unload();
+      image.release();
       throw err;
     }
     const servesAll = options.pollMicros > 0;
@@ -119,12 +157,17 @@ export class InProcessPlugin implements SyncNativePlugin {
     let pump: NativePump | undefined;
     if (threads > 0 && helperPath) {
       try {
-        pump = createPump(helperPath, options.libraryPath, threads, options.pollMicros);
+        pump = createPump(helperPath, image.loadPath, threads, options.pollMicros);
       } catch {
         pump = undefined;
       }
     }
-    return new InProcessPlugin(lib, metadata, options, pump, adaptive);
+    const onClosed = options.onClosed;
+    const released = (): void => {
+      image.release();
+      onClosed?.();
+    };
+    return new InProcessPlugin(lib, metadata, { ...options, onClosed: released }, pump, adaptive);
   }
 
   /** Runs the plugin on a worker thread; the event loop keeps turning. */

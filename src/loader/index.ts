@@ -31,7 +31,7 @@ import { hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { loaderSeams } from './seams.js';
-import type { PrivateCopy } from './private-copy.js';
+import type { PrivateCopy } from '../plugin/private-copy.js';
 
 /** How a plugin runs: `'none'` loads it into this process; `'process'` runs it in its own host process. */
 export type IsolationMode = 'none' | 'process';
@@ -598,7 +598,7 @@ export class PluginLoader {
     let libraryBytes: Buffer | undefined;
     if (this.mustVerify(trusted, lock.lock, manifestPath, lookup.path)) {
       libraryBytes = await this.verify({ dir: canonical, trusted, manifest, manifestPath, manifestBytes, lookupPath: lookup.path, libraryPath }, lock);
-      copy = await (await import('./private-copy.js')).writePrivateCopy(libraryBytes, path.basename(libraryPath));
+      copy = await (await import('../plugin/private-copy.js')).writePrivateCopy(libraryBytes, path.basename(libraryPath));
       loadPath = copy.path;
     }
     try {

@@ -66,6 +66,31 @@ describe('in-process plugins', () => {
     });
   }
 
+  it('gives a second plugin of the same library file its own image, so a non-thread-safe plugin never runs two calls at once', async () => {
+    const [a, b] = await Promise.all([load('serial'), load('serial')]);
+    const marks = new CallMarkers();
+    try {
+      // a's call is inside the library and holds there; b's call then enters its own image, or the same one.
+      const held = a.execute(ctx({ started: marks.started('a'), until: marks.until }));
+      await marks.waitStarted('a');
+      const inside = b.execute(ctx({ started: marks.started('b'), until: marks.until }));
+      await marks.waitStarted('b');
+      marks.release();
+      const [ra, rb] = await Promise.all([held, inside]);
+      assert.equal((ra.output as { max_inflight: number }).max_inflight, 1);
+      assert.equal((rb.output as { max_inflight: number }).max_inflight, 1, 'both calls ran inside one image at once');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+    // Once both closed, the file is loaded as itself again.
+    const c = await load('serial');
+    try {
+      assert.equal((await c.execute(ctx({ ms: 0 }))).success, true);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('serves a dozen thread-safe plugins at once without one exit listener each', async () => {
     const warnings: string[] = [];
     const onWarning = (w: Error) => warnings.push(w.name);
