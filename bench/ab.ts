@@ -6,7 +6,7 @@
 // a key of its own source, so the two hosts never clash. Usage:
 // npm run bench:ab -- --old /work/wt/old [--rounds N] [--target-ms MS] (or node --expose-gc build/bench/ab.js ...)
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { detectSandbox } from '../src/sandbox/index.js';
 import { machineBusyUs, processCpuUs, treeCpuUs } from './cpu.js';
 import { type Neighbour, startNeighbour } from './neighbour.js';
+import { benchWorkdir } from './workdir.js';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -87,18 +88,7 @@ function checkOptions(tree: Tree, options: Record<string, unknown>): void {
 }
 
 // ---------- setup ----------
-const work = path.join(os.tmpdir(), `skillplug-bench-ab-${process.pid}`);
-const pluginsDir = path.join(work, 'plugins');
-const pluginDir = path.join(pluginsDir, 'bench');
-mkdirSync(pluginDir, { recursive: true });
-process.on('exit', () => rmSync(work, { recursive: true, force: true }));
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
-const spinner = path.join(work, 'spin');
-await Promise.all([
-  run('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-o', path.join(pluginDir, 'libbench.so'), path.join(ROOT, 'bench', 'plugins', 'bench.c')]),
-  run('cc', ['-O2', '-o', spinner, path.join(ROOT, 'bench', 'spin.c')]),
-]);
-writeFileSync(path.join(pluginDir, 'plugin.json'), JSON.stringify({ name: 'bench', description: 'Benchmark plugin', version: '1.0.0' }));
+const { pluginsDir, pluginDir, spinner } = await benchWorkdir(ROOT, 'skillplug-bench-ab');
 const sandbox = await detectSandbox();
 if (!sandbox.available) notes.push(`bwrap rows skipped: ${sandbox.reason}`);
 const smallCtx = { input: { q: '0123456789' }, workspace_root: null, config: {} };

@@ -3,7 +3,7 @@
 // Usage: npm run bench [-- --smoke] [--rounds N] [--json FILE] [--no-write] [--only REGEX]
 // --only measures the rows whose id matches REGEX and prints their medians, writing nothing (for tuning work).
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { detectSandbox } from '../src/sandbox/index.js';
 import { groupRssMiB, machineBusyUs, processCpuUs, treeCpuUs } from './cpu.js';
 import { compileWat, extismCall, extismPlugin, queued } from './extism.js';
 import { startNeighbour } from './neighbour.js';
+import { benchWorkdir } from './workdir.js';
 import { nodeFileStats } from './node-file-stats.js';
 import { type BenchResult, type Condition, type RowResult, type Sample, writeDocs } from './report.js';
 import { generateSearchTree } from './search-tree.js';
@@ -46,21 +47,9 @@ const nowUs = (): number => Number(process.hrtime.bigint()) / 1000;
 const notes: string[] = [];
 
 // ---------- setup ----------
-const work = path.join(os.tmpdir(), `skillplug-bench-${process.pid}`);
-const pluginsDir = path.join(work, 'plugins');
-const pluginDir = path.join(pluginsDir, 'bench');
-mkdirSync(pluginDir, { recursive: true });
-process.on('exit', () => rmSync(work, { recursive: true, force: true }));
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
-const libraryPath = path.join(pluginDir, 'libbench.so');
+const { work, pluginsDir, pluginDir, libraryPath, spinner } = await benchWorkdir(ROOT, 'skillplug-bench');
 const floor = path.join(work, 'floor');
-const spinner = path.join(work, 'spin');
-await Promise.all([
-  run('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-o', libraryPath, path.join(ROOT, 'bench', 'plugins', 'bench.c')]),
-  run('cc', ['-O2', '-o', floor, path.join(ROOT, 'bench', 'floor.c'), '-ldl']),
-  run('cc', ['-O2', '-o', spinner, path.join(ROOT, 'bench', 'spin.c')]),
-]);
-writeFileSync(path.join(pluginDir, 'plugin.json'), JSON.stringify({ name: 'bench', description: 'Benchmark plugin', version: '1.0.0' }));
+await run('cc', ['-O2', '-o', floor, path.join(ROOT, 'bench', 'floor.c'), '-ldl']);
 const wasm = await compileWat(path.join(ROOT, 'bench', 'plugins', 'bench.wat'));
 const sandbox = await detectSandbox();
 if (!sandbox.available) notes.push(`bwrap rows skipped: ${sandbox.reason}`);
