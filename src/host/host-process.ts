@@ -27,6 +27,7 @@ import {
   executeFrame,
   markAlone,
 } from './protocol.js';
+import { FrameChannel, type TickEnd } from './frame-channel.js';
 import { processTree } from './process-tree.js';
 import { signalHost, stopHost } from './terminate.js';
 import { hostTuning } from './tuning.js';
@@ -133,7 +134,7 @@ const SIGNAL_NAMES = new Map<number, string>();
 for (const [name, num] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(num)) SIGNAL_NAMES.set(num, name);
 
 /** One running host process serving one plugin. */
-export class HostProcess {
+export class HostProcess implements TickEnd {
   /** Resolves with the host's first message; rejects with a {@link HostExit} if it dies first. */
   readonly ready: Promise<HostReady>;
   /** Resolves once the host has exited. */
@@ -141,7 +142,7 @@ export class HostProcess {
   /** Resolves once the host's stderr (the plugin's log) has closed: everything it wrote has been read. */
   readonly logClosed: Promise<void>;
   private readonly child: ChildProcess;
-  private readonly channel: Duplex;
+  private readonly frames: FrameChannel;
   private readonly reader: FrameReader;
   // In dispatch order: the host takes calls first in, first out, so the first `workers` are the running ones.
   private readonly pending = new Map<number, PendingCall>();
@@ -156,7 +157,6 @@ export class HostProcess {
   // shared lane or goes as EXECUTE_ALONE; joined by another call, it goes first as a plain EXECUTE.
   private loneCandidate: { id: number; context: string } | undefined;
   private workers = 1;
-  private corked = false;
   private nextId = 1;
   private stderr = '';
   private notes = '';
@@ -169,8 +169,6 @@ export class HostProcess {
   private sharedStarting = false;
   private sharedCallId = 0;
   private loneCalls = 0;
-  // Bytes written to fd 3 so far, modulo 2^32.
-  private bytesSent = 0;
   // Calls before the lane is mapped: mapping it loads koffi and the pump library, which only a caller
   // making call after call gets back (hostTuning.sharedAfterLoneCalls).
   private readonly sharedAfter = hostTuning.sharedAfterLoneCalls;
@@ -232,7 +230,7 @@ export class HostProcess {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'ignore'],
       detached: true,
     });
-    this.channel = this.child.stdio[3] as Duplex;
+    this.frames = new FrameChannel(this.child.stdio[3] as Duplex, (chunk: Buffer) => this.onData(chunk));
     this.wakeChannel = (this.child.stdio as unknown as Writable[])[5] as Writable;
     // EPIPE: the host closed fd 5 because it runs no standby reader.
     this.wakeChannel.on('error', () => (this.wakeClosed = true));
@@ -245,8 +243,6 @@ export class HostProcess {
     });
     notesStream.setEncoding('utf8');
     notesStream.on('data', (text: string) => (this.notes = (this.notes + text).slice(-4096)));
-    this.channel.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.channel.on('error', () => undefined);
     errStream.on('error', () => undefined);
     this.logClosed = new Promise<void>((resolve) => errStream.once('close', resolve));
     notesStream.on('error', () => undefined);
@@ -321,13 +317,13 @@ export class HostProcess {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.setRef(true);
       this.poller.touch();
-      this.corkUntilTick();
+      this.frames.corkUntilTick(this);
       // Calls that come in a batch (many callers answering one batch of results) are not alone.
       const joined = this.loneCandidate;
       this.loneCandidate = undefined;
-      if (joined) this.send(executeFrame(joined.id, joined.context));
+      if (joined) this.frames.send(executeFrame(joined.id, joined.context));
       if (lone) this.loneCandidate = { id, context };
-      else this.send(executeFrame(id, context), wake);
+      else this.frames.send(executeFrame(id, context), wake);
     });
     this.promote();
     return { id, result };
@@ -353,12 +349,6 @@ export class HostProcess {
     if (!this.adaptiveSpin) return;
     this.idleSince = monotonicMicros();
     spinBudget.settle(this, this.spinMicros);
-  }
-
-  // Every frame goes through here, so that bytesSent orders shared posts among them.
-  private send(frame: Buffer, written?: () => void): void {
-    this.bytesSent = (this.bytesSent + frame.length) >>> 0;
-    this.channel.write(frame, written);
   }
 
   // Maps the host's lane once it is ready (loading the mapping code the first time); calls use fd 3
@@ -399,13 +389,13 @@ export class HostProcess {
     const length = shared.bytes.write(context, SHARED_REQ, SHARED_AREA_BYTES, 'utf8');
     Atomics.store(shared.words, SharedWord.REQ_LEN, length);
     // The host takes the post only after every frame written before it (a CONFIGURE, say), and before any written after.
-    Atomics.store(shared.words, SharedWord.REQ_AFTER, this.bytesSent | 0);
+    Atomics.store(shared.words, SharedWord.REQ_AFTER, this.frames.bytesSent | 0);
     Atomics.store(shared.words, SharedWord.REQ_SEQ, id | 0);
     this.sharedCallId = id;
     // Like EXECUTE_ALONE: a pooled host runs it on its reader, so further frames must wake the standby.
     if (this.workers > 1) this.aloneId = id;
     // The host is going to sleep on fd 3: wake it there. It clears its word before its last look, so one of us sees the other.
-    if (Atomics.load(shared.words, SharedWord.HOST_POLLING) === 0) this.send(SHARED_WAKE_FRAME);
+    if (Atomics.load(shared.words, SharedWord.HOST_POLLING) === 0) this.frames.send(SHARED_WAKE_FRAME);
     return true;
   }
 
@@ -456,8 +446,8 @@ export class HostProcess {
    */
   cancelQueued(id: number): void {
     if (!this.pending.has(id) || this.exit) return;
-    this.corkUntilTick();
-    this.send(cancelFrame(id), this.standbyWake());
+    this.frames.corkUntilTick(this);
+    this.frames.send(cancelFrame(id), this.standbyWake());
   }
 
   // While a lone call may be running on the host's reader, a frame must wake the standby once it is written.
@@ -468,26 +458,19 @@ export class HostProcess {
     };
   }
 
-  // Writes made in the same tick (many callers answering one batch of results) leave in one writev.
-  private corkUntilTick(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.channel.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      const lone = this.loneCandidate;
-      this.loneCandidate = undefined;
-      if (lone && this.pending.has(lone.id) && !this.postShared(lone.id, lone.context)) {
-        const frame = executeFrame(lone.id, lone.context);
-        // A pooled host runs it on its reader; further frames then wake the standby.
-        if (this.workers > 1 && this.markLone) {
-          markAlone(frame);
-          this.aloneId = lone.id;
-        }
-        this.send(frame);
+  /** At the end of a tick of calls: a call still alone takes the lane, or goes as EXECUTE_ALONE or EXECUTE. */
+  atTickEnd(): void {
+    const lone = this.loneCandidate;
+    this.loneCandidate = undefined;
+    if (lone && this.pending.has(lone.id) && !this.postShared(lone.id, lone.context)) {
+      const frame = executeFrame(lone.id, lone.context);
+      // A pooled host runs it on its reader; further frames then wake the standby.
+      if (this.workers > 1 && this.markLone) {
+        markAlone(frame);
+        this.aloneId = lone.id;
       }
-      this.channel.uncork();
-    });
+      this.frames.send(frame);
+    }
   }
 
   // Starts the clock of every call that has entered the host's running window.
@@ -506,7 +489,7 @@ export class HostProcess {
   configure(workers: number): void {
     if (this.exit || workers <= 1) return;
     this.workers = workers;
-    this.send(configureFrame(workers));
+    this.frames.send(configureFrame(workers));
     this.promote();
   }
 
@@ -523,7 +506,7 @@ export class HostProcess {
     this.killedFor ??= 'close';
     // A caller awaiting close must not see its process exit first.
     this.setRef(true);
-    await stopHost(this.child, () => this.channel.end());
+    await stopHost(this.child, () => this.frames.end());
     await this.exited;
     await this.cgroupRemoved;
   }
@@ -532,7 +515,7 @@ export class HostProcess {
   private setRef(on: boolean): void {
     if (on === this.referenced) return;
     this.referenced = on;
-    const handles = [this.child, this.channel, this.child.stdio[2], this.child.stdio[4], this.wakeChannel] as unknown as { ref?: () => void; unref?: () => void }[];
+    const handles = [this.child, this.child.stdio[3], this.child.stdio[2], this.child.stdio[4], this.wakeChannel] as unknown as { ref?: () => void; unref?: () => void }[];
     for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
   }
 
@@ -623,7 +606,7 @@ export class HostProcess {
     this.shared?.unmap();
     this.shared = undefined;
     this.setRef(false);
-    this.channel.destroy();
+    this.frames.destroy();
     if (this.settleReady) {
       this.settleReady.reject(exit);
       this.settleReady = undefined;
