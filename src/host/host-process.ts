@@ -1,12 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readlinkSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import type { Readable, Duplex, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
 import { SpinHistory, monotonicMicros, spinBudget } from '../abi/spin-budget.js';
 import type { ReturnedString } from '../abi/codec.js';
-import { sandboxedCommand, type SandboxPlan } from '../sandbox/index.js';
-import type { PluginCgroup } from '../sandbox/limits.js';
 import { ensureLaneAddon } from '../toolchain.js';
 import {
   FrameReader,
@@ -28,50 +24,11 @@ import {
   markAlone,
 } from './protocol.js';
 import { FrameChannel, type TickEnd } from './frame-channel.js';
+import { HostChild, type HostExit, type HostLaunch } from './host-child.js';
 import { processTree } from './process-tree.js';
-import { signalHost, stopHost } from './terminate.js';
 import { hostTuning } from './tuning.js';
 
-/** How to launch one host. */
-export interface HostLaunch {
-  hostBinary: string;
-  libraryPath: string;
-  /** Worker threads in the host, when already known (thread-safe plugins); else configure later. */
-  concurrency?: number;
-  /** How long the event loop polls for results (µs) after each call or result; 0: never. */
-  pollMicros: number;
-  maxOutputBytes: number;
-  /** Address-space limit; 0 for none. */
-  maxMemoryMb: number;
-  /** Run inside bubblewrap with this plan (and the host's seccomp filter), or unsandboxed when null. */
-  sandbox: SandboxPlan | null;
-  /** Sandboxed only: whether the plugin may create Unix sockets (the filter refuses them otherwise). */
-  unixSockets: boolean;
-  env: Record<string, string>;
-  cwd: string;
-  /** Receives everything the plugin writes to stdout and stderr. */
-  onLog?: ((text: string) => void) | undefined;
-  /**
-   * Whole-plugin limits set before anything starts: `launcher` joins `cgroup` (removed once the host
-   * is gone) and applies `launcherArgs`, then execs bwrap or the host.
-   */
-  limits?: { launcher: string; cgroup: PluginCgroup | null; launcherArgs: string[] } | undefined;
-}
-
-/** Why the host stopped, as facts. */
-export interface HostExit {
-  signal: string | null;
-  exitCode: number | null;
-  /** Peak address space when a fatal signal hit, in KiB (from the host's crash note). */
-  peakKb: number | null;
-  stderrTail: string;
-  /** Set when skillplug itself stopped the host. */
-  killedFor: 'timeout' | 'cancel' | 'close' | 'protocol' | null;
-  /** What was wrong with the channel, when killedFor is 'protocol'. */
-  protocolError?: string;
-  /** The plugin's cgroup memory limit made the kernel kill one of its tasks. */
-  memoryLimitHit?: boolean;
-}
+export type { HostExit, HostLaunch } from './host-child.js';
 
 /** Why a call did not get a result: the host's exit, and whether the call had started running. */
 export interface CallFailure {
@@ -126,12 +83,7 @@ export function mapLane(tools: LaneAddon, fd: number): SharedMapping | undefined
   const region = tools.map(fd, SHARED_BYTES);
   return region ? { bytes: Buffer.from(region), words: new Int32Array(region, 0, 16), unmap: () => tools.unmap(region) } : undefined;
 }
-const STDERR_KEEP_BYTES = 64 * 1024;
-const TAIL_LINES = 20;
 const WAKE_BYTE = Buffer.of(1);
-const SIGNAL_NAMES = new Map<number, string>();
-// First name wins, so 6 is SIGABRT rather than its alias SIGIOT.
-for (const [name, num] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(num)) SIGNAL_NAMES.set(num, name);
 
 /** One running host process serving one plugin. */
 export class HostProcess implements TickEnd {
@@ -141,7 +93,7 @@ export class HostProcess implements TickEnd {
   readonly exited: Promise<HostExit>;
   /** Resolves once the host's stderr (the plugin's log) has closed: everything it wrote has been read. */
   readonly logClosed: Promise<void>;
-  private readonly child: ChildProcess;
+  private readonly child: HostChild;
   private readonly frames: FrameChannel;
   private readonly reader: FrameReader;
   // In dispatch order: the host takes calls first in, first out, so the first `workers` are the running ones.
@@ -151,18 +103,11 @@ export class HostProcess implements TickEnd {
   private readonly wakeChannel: Writable;
   private wakeClosed = false;
   private aloneId: number | undefined;
-  // Handles start referenced (spawned child and its pipes).
-  private referenced = true;
   // A call made with nothing in flight waits for the end of its tick: still alone then, it takes the
   // shared lane or goes as EXECUTE_ALONE; joined by another call, it goes first as a plain EXECUTE.
   private loneCandidate: { id: number; context: string } | undefined;
   private workers = 1;
   private nextId = 1;
-  private stderr = '';
-  private notes = '';
-  private killedFor: HostExit['killedFor'] = null;
-  private protocolError: string | undefined;
-  private exit: HostExit | undefined;
   // The shared lane (fd 6, see skillplug-host.c): a call alone goes through memory both processes map.
   private readonly laneWanted: boolean;
   private shared: SharedMapping | undefined;
@@ -181,9 +126,6 @@ export class HostProcess implements TickEnd {
   private spinMicros = 0;
   private idleSince: number | undefined;
   private settleReady: { resolve: (r: HostReady) => void; reject: (e: HostExit) => void } | undefined;
-  private readonly sandboxed: boolean;
-  private readonly cgroup: PluginCgroup | null;
-  private cgroupRemoved: Promise<void> | undefined;
 
   constructor(launch: HostLaunch) {
     // Turning the event loop without sleeping lets libuv see the host's answer without being woken for it.
@@ -203,86 +145,30 @@ export class HostProcess implements TickEnd {
     });
     // Only where polling runs: without it, every shared result would need a wake-up on fd 3 anyway.
     this.laneWanted = process.platform === 'linux' && launch.pollMicros > 0 && (hostTuning.sharedLane || hostTuning.adaptiveSpin);
-    const hostArgs = [
-      launch.libraryPath,
-      String(launch.maxOutputBytes),
-      String(launch.maxMemoryMb),
-      String(launch.sandbox ? 0 : process.pid),
-      hostOptions(launch.sandbox !== null, launch.unixSockets, this.laneWanted, !this.adaptiveSpin),
-    ];
-    let [command, args] = launch.sandbox ? [launch.sandbox.bwrap, sandboxedCommand(launch.sandbox, hostArgs)] : [launch.hostBinary, hostArgs];
-    this.cgroup = launch.limits?.cgroup ?? null;
-    if (launch.limits && (this.cgroup || launch.limits.launcherArgs.length > 0)) {
-      const joins = (this.cgroup?.procsFiles ?? []).flatMap((file) => ['--join', file]);
-      [command, args] = [launch.limits.launcher, [...joins, ...launch.limits.launcherArgs, '--', command, ...args]];
-    }
-    this.sandboxed = launch.sandbox !== null;
     // READY carries up to 1 MiB of metadata whatever the result limit (the host caps results itself, as TOO_LARGE).
     this.reader = new FrameReader(Math.max(launch.maxOutputBytes, READY_PAYLOAD_BYTES) + HEADER_BYTES);
     this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
     this.ready.catch(() => undefined);
-    // Own process group, so a kill reaches anything the plugin forked.
-    this.child = spawn(command, args, {
-      cwd: launch.cwd,
-      // Sandboxed, bwrap passes its own environment on (no --setenv), so no value is on a command line.
-      env: launch.sandbox ? launch.sandbox.env : launch.env,
-      // fd 6 is the host's own: it creates the lane as a sealed memfd (see skillplug-host.c).
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'ignore'],
-      detached: true,
-    });
-    this.frames = new FrameChannel(this.child.stdio[3] as Duplex, (chunk: Buffer) => this.onData(chunk));
-    this.wakeChannel = (this.child.stdio as unknown as Writable[])[5] as Writable;
+    this.child = new HostChild(launch, this.laneWanted, !this.adaptiveSpin);
+    this.exited = this.child.exited;
+    this.logClosed = this.child.logClosed;
+    this.frames = new FrameChannel(this.child.socket, (chunk: Buffer) => this.onData(chunk));
+    this.wakeChannel = this.child.wake;
     // EPIPE: the host closed fd 5 because it runs no standby reader.
     this.wakeChannel.on('error', () => (this.wakeClosed = true));
-    const errStream = this.child.stdio[2] as Readable;
-    const notesStream = this.child.stdio[4] as Readable;
-    errStream.setEncoding('utf8');
-    errStream.on('data', (text: string) => {
-      this.stderr = (this.stderr + text).slice(-STDERR_KEEP_BYTES);
-      launch.onLog?.(text);
-    });
-    notesStream.setEncoding('utf8');
-    notesStream.on('data', (text: string) => (this.notes = (this.notes + text).slice(-4096)));
-    errStream.on('error', () => undefined);
-    this.logClosed = new Promise<void>((resolve) => errStream.once('close', resolve));
-    notesStream.on('error', () => undefined);
-    const notesEnded = new Promise<void>((resolve) => {
-      notesStream.once('end', resolve);
-      notesStream.once('close', resolve);
-    });
-    this.exited = new Promise((resolve) => {
-      let settled = false;
-      const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
-        const done = (): void => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(wait);
-          resolve(this.buildExit(code, signal));
-        };
-        // The crash note is written just before death; give the pipe a moment to deliver it.
-        const wait = setTimeout(done, 100);
-        wait.unref();
-        void notesEnded.then(done);
-      };
-      this.child.once('exit', finish);
-      this.child.once('error', (err) => {
-        this.stderr += `\n${err.message}`;
-        finish(null, null);
-      });
-    });
     void this.exited.then((exit) => this.onExit(exit));
     if (launch.concurrency !== undefined) this.configure(launch.concurrency);
     // Once this process has the mapping code, a new host's lane costs nothing: map it at once.
     if (this.laneWanted && (this.sharedAfter === 0 || this.adaptiveSpin) && laneTools) this.startSharedLane();
     // Referenced until the handshake ends; afterwards only while calls are in flight.
     void this.ready.finally(() => {
-      if (this.pending.size === 0) this.setRef(false);
+      if (this.pending.size === 0) this.child.setRef(false);
     }).catch(() => undefined);
   }
 
   /** True until the host has exited or been told to stop. */
   get alive(): boolean {
-    return this.exit === undefined && this.killedFor === null;
+    return this.child.alive;
   }
 
   /** The host's process id. */
@@ -297,7 +183,7 @@ export class HostProcess implements TickEnd {
 
   /** The last lines the plugin wrote to stderr/stdout. */
   stderrTail(): string {
-    return tailLines(this.stderr, TAIL_LINES);
+    return this.child.stderrTail();
   }
 
   /**
@@ -307,7 +193,7 @@ export class HostProcess implements TickEnd {
   call(context: string, onStart: () => void): { id: number; result: Promise<ReturnedString> } {
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
-    if (this.exit) return { id, result: Promise.reject({ exit: this.exit, started: false } satisfies CallFailure) };
+    if (this.child.exit) return { id, result: Promise.reject({ exit: this.child.exit, started: false } satisfies CallFailure) };
     const lone = this.pending.size === 0;
     // Lone calls count toward the lane; with adaptive spinning every call does, as its spin word lives there.
     if ((lone || this.adaptiveSpin) && !this.sharedStarting && this.laneWanted && ++this.loneCalls > this.sharedAfter) this.startSharedLane();
@@ -315,7 +201,7 @@ export class HostProcess implements TickEnd {
     const wake = this.standbyWake();
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
-      this.setRef(true);
+      this.child.setRef(true);
       this.poller.touch();
       this.frames.corkUntilTick(this);
       // Calls that come in a batch (many callers answering one batch of results) are not alone.
@@ -365,7 +251,7 @@ export class HostProcess implements TickEnd {
   // The host made the lane (a memfd whose size is sealed, so no one can truncate it under this
   // mapping) and keeps it at fd 6; this process opens it through /proc.
   private mapShared(tools: LaneAddon): void {
-    if (this.exit || this.child.pid === undefined) return;
+    if (this.child.exit || this.child.pid === undefined) return;
     const file = laneFile(this.child.pid);
     if (!file) return;
     let fd: number;
@@ -445,7 +331,7 @@ export class HostProcess implements TickEnd {
    * meanwhile, the host is killed, as for any cancelled running call.
    */
   cancelQueued(id: number): void {
-    if (!this.pending.has(id) || this.exit) return;
+    if (!this.pending.has(id) || this.child.exit) return;
     this.frames.corkUntilTick(this);
     this.frames.send(cancelFrame(id), this.standbyWake());
   }
@@ -454,7 +340,7 @@ export class HostProcess implements TickEnd {
   private standbyWake(): (() => void) | undefined {
     if (this.aloneId === undefined || !this.pending.has(this.aloneId) || this.wakeClosed) return undefined;
     return () => {
-      if (!this.wakeClosed && !this.exit) this.wakeChannel.write(WAKE_BYTE);
+      if (!this.wakeClosed && !this.child.exit) this.wakeChannel.write(WAKE_BYTE);
     };
   }
 
@@ -487,7 +373,7 @@ export class HostProcess implements TickEnd {
 
   /** Tells the host how many worker threads to run (only takes effect once, before the first call). */
   configure(workers: number): void {
-    if (this.exit || workers <= 1) return;
+    if (this.child.exit || workers <= 1) return;
     this.workers = workers;
     this.frames.send(configureFrame(workers));
     this.promote();
@@ -495,28 +381,12 @@ export class HostProcess implements TickEnd {
 
   /** Kills the host at once (SIGKILL to its group). */
   kill(reason: Exclude<HostExit['killedFor'], null>): void {
-    if (this.exit) return;
-    this.killedFor ??= reason;
-    signalHost(this.child, 'SIGKILL');
+    this.child.kill(reason);
   }
 
   /** Stops the host in steps: end input, SIGTERM, SIGKILL. */
-  async stop(): Promise<void> {
-    if (this.exit) return this.cgroupRemoved;
-    this.killedFor ??= 'close';
-    // A caller awaiting close must not see its process exit first.
-    this.setRef(true);
-    await stopHost(this.child, () => this.frames.end());
-    await this.exited;
-    await this.cgroupRemoved;
-  }
-
-  // Referenced only while someone awaits the host, so an idle host never keeps the caller alive.
-  private setRef(on: boolean): void {
-    if (on === this.referenced) return;
-    this.referenced = on;
-    const handles = [this.child, this.child.stdio[3], this.child.stdio[2], this.child.stdio[4], this.wakeChannel] as unknown as { ref?: () => void; unref?: () => void }[];
-    for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
+  stop(): Promise<void> {
+    return this.child.stop(() => this.frames.end());
   }
 
   private onData(chunk: Buffer): void {
@@ -567,45 +437,22 @@ export class HostProcess implements TickEnd {
   private settled(id: number): void {
     this.pending.delete(id);
     if (this.pending.size === 0) {
-      this.setRef(false);
+      this.child.setRef(false);
       this.idle();
     }
     this.promote();
   }
 
-  // Something in the host process (the plugin) wrote to the channel: nothing on it can be trusted now.
   private violation(message: string): void {
-    this.protocolError ??= message;
-    this.kill('protocol');
-  }
-
-  private buildExit(code: number | null, signal: NodeJS.Signals | null): HostExit {
-    let signalName: string | null = signal;
-    let exitCode = code;
-    // bwrap reports a child killed by signal N as exit code 128+N.
-    if (this.sandboxed && signal === null && code !== null && code > 128 && SIGNAL_NAMES.has(code - 128)) {
-      signalName = SIGNAL_NAMES.get(code - 128) as string;
-      exitCode = null;
-    }
-    const note = /signal=(\d+) peak_kb=(\d+)/.exec(this.notes);
-    if (note) {
-      signalName = SIGNAL_NAMES.get(Number(note[1])) ?? `signal ${note[1]}`;
-      exitCode = null;
-    }
-    const exit: HostExit = { signal: signalName, exitCode, peakKb: note ? Number(note[2]) : null, stderrTail: this.stderrTail(), killedFor: this.killedFor };
-    if (this.protocolError !== undefined) exit.protocolError = this.protocolError;
-    if (this.cgroup?.memoryLimitHit()) exit.memoryLimitHit = true;
-    return exit;
+    this.child.violation(message);
   }
 
   private onExit(exit: HostExit): void {
-    this.exit = exit;
-    this.cgroupRemoved = this.cgroup?.remove();
     this.sharedCallId = 0;
     spinBudget.release(this);
     this.shared?.unmap();
     this.shared = undefined;
-    this.setRef(false);
+    this.child.setRef(false);
     this.frames.destroy();
     if (this.settleReady) {
       this.settleReady.reject(exit);
@@ -614,16 +461,6 @@ export class HostProcess implements TickEnd {
     for (const call of this.pending.values()) call.reject({ exit, started: call.started });
     this.pending.clear();
   }
-}
-
-/** The host's options word (see the usage line in skillplug-host.c). */
-function hostOptions(sandboxed: boolean, unixSockets: boolean, lane: boolean, fixedSpin: boolean): string {
-  const words = [];
-  if (sandboxed) words.push('seccomp');
-  if (sandboxed && !unixSockets) words.push('no-unix-sockets');
-  if (lane) words.push('lane');
-  if (fixedSpin) words.push('fixed-spin');
-  return words.join(',') || '-';
 }
 
 // The host's fd 6 when it holds the lane: the spawned process itself, or inside bubblewrap a descendant.
@@ -637,9 +474,4 @@ function laneFile(spawned: number): string | undefined {
     }
   }
   return undefined;
-}
-
-function tailLines(text: string, lines: number): string {
-  const parts = text.trimEnd().split('\n');
-  return parts.slice(-lines).join('\n');
 }
