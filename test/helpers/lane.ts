@@ -3,7 +3,7 @@ import type { NativePluginTrait, PluginContext } from '../../src/index.js';
 
 /** Whether the plugin's current isolated host takes calls made alone through the shared lane. */
 export function laneUp(plugin: NativePluginTrait): boolean {
-  return (plugin as unknown as { host?: { sharedLaneUp: boolean } }).host?.sharedLaneUp === true;
+  return (plugin as unknown as { host?: { lane: { up: boolean } } }).host?.lane.up === true;
 }
 
 /**

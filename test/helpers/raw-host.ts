@@ -8,7 +8,7 @@ import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
-import { laneAddon, mapLane, type SharedMapping } from '../../src/host/host-process.js';
+import { laneAddon, mapLane, type SharedMapping } from '../../src/host/shared-lane.js';
 import {
   FrameReader,
   HEADER_BYTES,
