@@ -1,4 +1,3 @@
-import type { Writable } from 'node:stream';
 import { BusyPoll } from '../abi/busy-poll.js';
 import { spinBudget } from '../abi/spin-budget.js';
 import type { ReturnedString } from '../abi/codec.js';
@@ -12,11 +11,10 @@ import {
   cancelFrame,
   configureFrame,
   decodeReturned,
-  executeFrame,
-  markAlone,
 } from './protocol.js';
-import { FrameChannel, type TickEnd } from './frame-channel.js';
+import { FrameChannel } from './frame-channel.js';
 import { HostChild, type HostExit, type HostLaunch } from './host-child.js';
+import { LoneCallPolicy } from './lone-calls.js';
 import { SharedLane, type LaneResults } from './shared-lane.js';
 import { hostTuning } from './tuning.js';
 
@@ -40,10 +38,8 @@ export type HostReady =
   | { kind: 'ready'; abiVersion: number; hasFree: boolean; metadata: ReturnedString | null }
   | { kind: 'load-error'; reason: number; text: string };
 
-const WAKE_BYTE = Buffer.of(1);
-
 /** One running host process serving one plugin. */
-export class HostProcess implements TickEnd, LaneResults {
+export class HostProcess implements LaneResults {
   /** Resolves with the host's first message; rejects with a {@link HostExit} if it dies first. */
   readonly ready: Promise<HostReady>;
   /** Resolves once the host has exited. */
@@ -53,27 +49,20 @@ export class HostProcess implements TickEnd, LaneResults {
   private readonly child: HostChild;
   private readonly frames: FrameChannel;
   private readonly lane: SharedLane;
+  private readonly lonePolicy: LoneCallPolicy;
   private readonly reader: FrameReader;
   // In dispatch order: the host takes calls first in, first out, so the first `workers` are the running ones.
   private readonly pending = new Map<number, PendingCall>();
   private readonly poller: BusyPoll;
-  // The host's standby reader sleeps on fd 5; a byte wakes it to read fd 3 while a lone call runs.
-  private readonly wakeChannel: Writable;
-  private wakeClosed = false;
-  private aloneId: number | undefined;
-  // A call made with nothing in flight waits for the end of its tick: still alone then, it takes the
-  // shared lane or goes as EXECUTE_ALONE; joined by another call, it goes first as a plain EXECUTE.
-  private loneCandidate: { id: number; context: string } | undefined;
   private workers = 1;
   private nextId = 1;
-  private readonly markLone = hostTuning.loneCalls;
   private settleReady: { resolve: (r: HostReady) => void; reject: (e: HostExit) => void } | undefined;
 
   constructor(launch: HostLaunch) {
+    const adaptiveSpin = hostTuning.adaptiveSpin;
     // Turning the event loop without sleeping lets libuv see the host's answer without being woken for it.
     // Only for a call alone: with more in flight, answers keep the loop awake anyway, and a spinning JS
     // thread would take a core from the host's workers.
-    const adaptiveSpin = hostTuning.adaptiveSpin;
     this.poller = new BusyPoll(launch.pollMicros, {
       ...(adaptiveSpin ? { budget: spinBudget } : {}),
       waiting: () => this.pending.size === 1,
@@ -95,9 +84,7 @@ export class HostProcess implements TickEnd, LaneResults {
     this.logClosed = this.child.logClosed;
     this.frames = new FrameChannel(this.child.socket, (chunk: Buffer) => this.onData(chunk));
     this.lane = new SharedLane(laneWanted, launch.pollMicros, this.child, this.frames, this, this.ready);
-    this.wakeChannel = this.child.wake;
-    // EPIPE: the host closed fd 5 because it runs no standby reader.
-    this.wakeChannel.on('error', () => (this.wakeClosed = true));
+    this.lonePolicy = new LoneCallPolicy(this.child, this.frames, this.lane, this.pending);
     void this.exited.then((exit) => this.onExit(exit));
     if (launch.concurrency !== undefined) this.configure(launch.concurrency);
     this.lane.startAtSpawn();
@@ -138,18 +125,12 @@ export class HostProcess implements TickEnd, LaneResults {
     const lone = this.pending.size === 0;
     this.lane.countCall(lone);
     this.lane.leaseSpin();
-    const wake = this.standbyWake();
+    const wake = this.lonePolicy.standbyWake();
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
       this.child.setRef(true);
       this.poller.touch();
-      this.frames.corkUntilTick(this);
-      // Calls that come in a batch (many callers answering one batch of results) are not alone.
-      const joined = this.loneCandidate;
-      this.loneCandidate = undefined;
-      if (joined) this.frames.send(executeFrame(joined.id, joined.context));
-      if (lone) this.loneCandidate = { id, context };
-      else this.frames.send(executeFrame(id, context), wake);
+      this.lonePolicy.send(id, context, lone, wake);
     });
     this.promote();
     return { id, result };
@@ -181,35 +162,8 @@ export class HostProcess implements TickEnd, LaneResults {
    */
   cancelQueued(id: number): void {
     if (!this.pending.has(id) || this.child.exit) return;
-    this.frames.corkUntilTick(this);
-    this.frames.send(cancelFrame(id), this.standbyWake());
-  }
-
-  // While a lone call may be running on the host's reader, a frame must wake the standby once it is written.
-  private standbyWake(): (() => void) | undefined {
-    if (this.aloneId === undefined || !this.pending.has(this.aloneId) || this.wakeClosed) return undefined;
-    return () => {
-      if (!this.wakeClosed && !this.child.exit) this.wakeChannel.write(WAKE_BYTE);
-    };
-  }
-
-  /** At the end of a tick of calls: a call still alone takes the lane, or goes as EXECUTE_ALONE or EXECUTE. */
-  atTickEnd(): void {
-    const lone = this.loneCandidate;
-    this.loneCandidate = undefined;
-    if (!lone || !this.pending.has(lone.id)) return;
-    if (this.lane.post(lone.id, lone.context)) {
-      // Like EXECUTE_ALONE: a pooled host runs it on its reader, so further frames must wake the standby.
-      if (this.workers > 1) this.aloneId = lone.id;
-      return;
-    }
-    const frame = executeFrame(lone.id, lone.context);
-    // A pooled host runs it on its reader; further frames then wake the standby.
-    if (this.workers > 1 && this.markLone) {
-      markAlone(frame);
-      this.aloneId = lone.id;
-    }
-    this.frames.send(frame);
+    this.frames.corkUntilTick(this.lonePolicy);
+    this.frames.send(cancelFrame(id), this.lonePolicy.standbyWake());
   }
 
   // Starts the clock of every call that has entered the host's running window.
@@ -228,6 +182,7 @@ export class HostProcess implements TickEnd, LaneResults {
   configure(workers: number): void {
     if (this.child.exit || workers <= 1) return;
     this.workers = workers;
+    this.lonePolicy.pooled = true;
     this.frames.send(configureFrame(workers));
     this.promote();
   }

@@ -1,0 +1,70 @@
+import type { FrameChannel, TickEnd } from './frame-channel.js';
+import type { HostChild } from './host-child.js';
+import { executeFrame, markAlone } from './protocol.js';
+import type { SharedLane } from './shared-lane.js';
+import { hostTuning } from './tuning.js';
+
+const WAKE_BYTE = Buffer.of(1);
+
+/**
+ * How a call goes out (docs/host-protocol.md, "A call's states"): a call made with nothing in flight
+ * waits for the end of its tick; still alone then, it takes the shared lane or goes as EXECUTE_ALONE;
+ * joined by another call, it goes first as a plain EXECUTE. While a lone call may be running on the
+ * host's reader, every further frame wakes the standby (rule 7).
+ */
+export class LoneCallPolicy implements TickEnd {
+  /** Set once the host runs workers (CONFIGURE): a lone call then runs on its reader. */
+  pooled = false;
+  private loneCandidate: { id: number; context: string } | undefined;
+  private aloneId: number | undefined;
+  private wakeClosed = false;
+  private readonly markLone = hostTuning.loneCalls;
+
+  constructor(
+    private readonly child: HostChild,
+    private readonly frames: FrameChannel,
+    private readonly lane: SharedLane,
+    private readonly pending: ReadonlyMap<number, unknown>,
+  ) {
+    // EPIPE: the host closed fd 5 because it runs no standby reader.
+    child.wake.on('error', () => (this.wakeClosed = true));
+  }
+
+  /** Sends a call already pending; one made `alone` waits for the end of the tick instead. */
+  send(id: number, context: string, alone: boolean, wake: (() => void) | undefined): void {
+    this.frames.corkUntilTick(this);
+    // Calls that come in a batch (many callers answering one batch of results) are not alone.
+    const joined = this.loneCandidate;
+    this.loneCandidate = undefined;
+    if (joined) this.frames.send(executeFrame(joined.id, joined.context));
+    if (alone) this.loneCandidate = { id, context };
+    else this.frames.send(executeFrame(id, context), wake);
+  }
+
+  // While a lone call may be running on the host's reader, a frame must wake the standby once it is written.
+  standbyWake(): (() => void) | undefined {
+    if (this.aloneId === undefined || !this.pending.has(this.aloneId) || this.wakeClosed) return undefined;
+    return () => {
+      if (!this.wakeClosed && !this.child.exit) this.child.wake.write(WAKE_BYTE);
+    };
+  }
+
+  /** At the end of a tick of calls: a call still alone takes the lane, or goes as EXECUTE_ALONE or EXECUTE. */
+  atTickEnd(): void {
+    const lone = this.loneCandidate;
+    this.loneCandidate = undefined;
+    if (!lone || !this.pending.has(lone.id)) return;
+    if (this.lane.post(lone.id, lone.context)) {
+      // Like EXECUTE_ALONE: a pooled host runs it on its reader, so further frames must wake the standby.
+      if (this.pooled) this.aloneId = lone.id;
+      return;
+    }
+    const frame = executeFrame(lone.id, lone.context);
+    // A pooled host runs it on its reader; further frames then wake the standby.
+    if (this.pooled && this.markLone) {
+      markAlone(frame);
+      this.aloneId = lone.id;
+    }
+    this.frames.send(frame);
+  }
+}
