@@ -37,8 +37,8 @@ describe('koffi loads lazily', () => {
       hostTuning.sharedAfterLoneCalls = 0;
       const loader = new skillplug.PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'process', sandbox: 'off', pollMicros: 200 });
       const plugin = await loader.loadPlugin(${JSON.stringify(dir)});
-      for (let i = 0; i < 100000 && !plugin.host?.sharedLaneUp; i++) await plugin.execute({ input: { i }, workspace_root: null, config: {} });
-      if (!plugin.host?.sharedLaneUp) process.exit(4);
+      for (let i = 0; i < 100000 && !plugin.host?.lane.up; i++) await plugin.execute({ input: { i }, workspace_root: null, config: {} });
+      if (!plugin.host?.lane.up) process.exit(4);
       await plugin.close();`;
     assert.equal(koffiLoadedAfter(body), false);
   });

@@ -73,7 +73,7 @@ export function context(input: Record<string, unknown>): string {
 
 /** One unsandboxed host with its lane, spoken to directly. */
 export class RawHost {
-  /** Bytes written to fd 3 so far (mod 2^32): what HostProcess would store in REQ_AFTER. */
+  /** Bytes written to fd 3 so far (mod 2^32): what the parent's FrameChannel would count for REQ_AFTER. */
   bytesSent = 0;
   private readonly frames: Frame[] = [];
   private waiter: (() => void) | undefined;
@@ -154,7 +154,7 @@ export class RawHost {
     return host;
   }
 
-  /** Writes frames on fd 3 in one write (as HostProcess's cork does), counting their bytes as its send() does; resolves once they are in the socket. */
+  /** Writes frames on fd 3 in one write (as FrameChannel's cork does), counting their bytes as its send() does; resolves once they are in the socket. */
   send(...frames: Buffer[]): Promise<void> {
     const bytes = Buffer.concat(frames);
     this.bytesSent = (this.bytesSent + bytes.length) >>> 0;
