@@ -3,6 +3,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Duplex, Writable } from 'node:stream';
 import { sandboxedCommand, type SandboxPlan } from '../sandbox/index.js';
 import type { PluginCgroup } from '../sandbox/limits.js';
+import { FrameChannel } from './frame-channel.js';
 import { signalHost, stopHost } from './terminate.js';
 
 /** How to launch one host. */
@@ -58,8 +59,8 @@ export class HostChild {
   readonly exited: Promise<HostExit>;
   /** Resolves once the host's stderr (the plugin's log) has closed: everything it wrote has been read. */
   readonly logClosed: Promise<void>;
-  /** fd 3, for the FrameChannel alone to write. */
-  readonly socket: Duplex;
+  /** fd 3: the socket stays inside this channel, its only writer. */
+  readonly frames: FrameChannel;
   /** fd 5: the host's standby reader sleeps on it; a byte wakes it to read fd 3 while a lone call runs. */
   readonly wake: Writable;
   private readonly child: ChildProcess;
@@ -74,8 +75,8 @@ export class HostChild {
   private readonly cgroup: PluginCgroup | null;
   private cgroupRemoved: Promise<void> | undefined;
 
-  /** Spawns the host; `lane` and `fixedSpin` go into its options word. */
-  constructor(launch: HostLaunch, lane: boolean, fixedSpin: boolean) {
+  /** Spawns the host; `lane` and `fixedSpin` go into its options word, and what it writes on fd 3 goes to `onData`. */
+  constructor(launch: HostLaunch, lane: boolean, fixedSpin: boolean, onData: (chunk: Buffer) => void) {
     const hostArgs = [
       launch.libraryPath,
       String(launch.maxOutputBytes),
@@ -99,7 +100,7 @@ export class HostChild {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'ignore'],
       detached: true,
     });
-    this.socket = this.child.stdio[3] as Duplex;
+    this.frames = new FrameChannel(this.child.stdio[3] as Duplex, onData);
     this.wake = (this.child.stdio as unknown as Writable[])[5] as Writable;
     const errStream = this.child.stdio[2] as Readable;
     const notesStream = this.child.stdio[4] as Readable;
@@ -177,13 +178,13 @@ export class HostChild {
     this.kill('protocol');
   }
 
-  /** Stops the host in steps: `endInput` (fd 3), SIGTERM, SIGKILL. */
-  async stop(endInput: () => void): Promise<void> {
+  /** Stops the host in steps: end input, SIGTERM, SIGKILL. */
+  async stop(): Promise<void> {
     if (this.exitFacts) return this.cgroupRemoved;
     this.killedFor ??= 'close';
     // A caller awaiting close must not see its process exit first.
     this.setRef(true);
-    await stopHost(this.child, endInput);
+    await stopHost(this.child, () => this.frames.end());
     await this.exited;
     await this.cgroupRemoved;
   }
@@ -192,7 +193,7 @@ export class HostChild {
   setRef(on: boolean): void {
     if (on === this.referenced) return;
     this.referenced = on;
-    const handles = [this.child, this.socket, this.child.stdio[2], this.child.stdio[4], this.wake] as unknown as { ref?: () => void; unref?: () => void }[];
+    const handles = [this.child, this.child.stdio[3], this.child.stdio[2], this.child.stdio[4], this.wake] as unknown as { ref?: () => void; unref?: () => void }[];
     for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
   }
 

@@ -12,7 +12,7 @@ import {
   configureFrame,
   decodeReturned,
 } from './protocol.js';
-import { FrameChannel } from './frame-channel.js';
+import type { FrameChannel } from './frame-channel.js';
 import { HostChild, type HostExit, type HostLaunch } from './host-child.js';
 import { LoneCallPolicy } from './lone-calls.js';
 import { SharedLane, type LaneResults } from './shared-lane.js';
@@ -79,10 +79,10 @@ export class HostProcess implements LaneResults {
     this.reader = new FrameReader(Math.max(launch.maxOutputBytes, READY_PAYLOAD_BYTES) + HEADER_BYTES);
     this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
     this.ready.catch(() => undefined);
-    this.child = new HostChild(launch, laneWanted, !adaptiveSpin);
+    this.child = new HostChild(launch, laneWanted, !adaptiveSpin, (chunk: Buffer) => this.onData(chunk));
     this.exited = this.child.exited;
     this.logClosed = this.child.logClosed;
-    this.frames = new FrameChannel(this.child.socket, (chunk: Buffer) => this.onData(chunk));
+    this.frames = this.child.frames;
     this.lane = new SharedLane(laneWanted, launch.pollMicros, this.child, this.frames, this, this.ready);
     this.lonePolicy = new LoneCallPolicy(this.child, this.frames, this.lane, this.pending);
     void this.exited.then((exit) => this.onExit(exit));
@@ -194,7 +194,7 @@ export class HostProcess implements LaneResults {
 
   /** Stops the host in steps: end input, SIGTERM, SIGKILL. */
   stop(): Promise<void> {
-    return this.child.stop(() => this.frames.end());
+    return this.child.stop();
   }
 
   private onData(chunk: Buffer): void {
