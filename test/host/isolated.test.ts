@@ -12,6 +12,7 @@ import { NEEDS_ADDRESS_LIMIT } from '../helpers/sanitizer.js';
 import { alive, exited } from '../helpers/processes.js';
 import { CallMarkers, until } from '../helpers/markers.js';
 import { hostTuning } from '../../src/host/tuning.js';
+import { spinBudget } from '../../src/abi/spin-budget.js';
 
 const DEFAULT_SHARED_AFTER = hostTuning.sharedAfterLoneCalls;
 
@@ -301,14 +302,16 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
       });
     });
 
-    it('gets a result the host finished after the caller stopped polling, and wakes a host that went to sleep', async () => {
+    it('gets a result the host finished while the caller was not polling, and wakes a host that went to sleep', async (t) => {
+      // No spin leases and no polling: the caller waits on fd 3 for every result, and the host sleeps on fd 3 as soon as
+      // a call ends, so each result has to wake the caller and each lane call has to wake the host (no clock decides it).
+      t.mock.method(spinBudget, 'acquire', () => false);
+      t.mock.method(spinBudget, 'mayPollEventLoop', () => false);
       await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
         await plugin.execute(ctx({ ms: 1 }));
         assert.equal(laneUp(plugin), true);
-        for (let i = 0; i < 5; i++) {
-          assert.equal(((await plugin.execute(ctx({ seq: i, ms: 15 }))).output as { seq: number }).seq, i);
-          await new Promise((r) => setTimeout(r, 10));
-        }
+        for (let i = 0; i < 20; i++) assert.equal(((await plugin.execute(ctx({ seq: i, ms: 1 }))).output as { seq: number }).seq, i);
+        assert.equal(laneUp(plugin), true);
       });
     });
 
