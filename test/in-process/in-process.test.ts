@@ -68,7 +68,14 @@ describe('in-process plugins', () => {
     const plugin = await load('parallel', { maxConcurrency: 2 });
     try {
       await warmPump(plugin, { ms: 1 });
-      const results = await Promise.all(Array.from({ length: 24 }, (_, seq) => plugin.execute(ctx({ seq, ms: 15 }))));
+      // The first two are held until both run, so the limit is surely reached (on a busy machine two 15 ms calls
+      // need not overlap); a third call running beside them would show in the counts.
+      const marks = new CallMarkers();
+      const held = [0, 1].map((seq) => plugin.execute(ctx({ seq, started: marks.started(seq), until: marks.until })));
+      const rest = Array.from({ length: 22 }, (_, n) => plugin.execute(ctx({ seq: n + 2, ms: 15 })));
+      await marks.waitStarted(0, 1);
+      marks.release();
+      const results = await Promise.all([...held, ...rest]);
       const max = Math.max(...results.map((r) => (r.output as { max_inflight: number }).max_inflight));
       assert.equal(max, 2);
     } finally {
