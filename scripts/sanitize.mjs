@@ -7,7 +7,8 @@
 // options are compiled in through __asan_default_options/__tsan_default_options.
 // The pump is a library dlopened by an uninstrumented Node: the sanitizer runtime is LD_PRELOADed into
 // Node, with ignore_noninstrumented_modules for TSan so only instrumented code (the pump) is judged.
-// Assumes `npm run build && npm run build:test` ran (npm run sanitize does that first).
+// Runs on what `npm run build:test` compiled into build/ (npm run sanitize compiles it first; .ci/run calls this
+// script right after npm test, which just did).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -112,7 +113,7 @@ function checkCanary(b) {
 // SKILLPLUG_PUMP is only a hint: a pump that fails to load falls back to koffi silently, so prove this one loads.
 function checkPumpLoads(b) {
   const probe = `
-    const { PluginLoader } = await import(${JSON.stringify(path.join(root, 'dist/index.js'))});
+    const { PluginLoader } = await import(${JSON.stringify(path.join(root, 'build/src/index.js'))});
     const { buildFixture, tempDir } = await import(${JSON.stringify(path.join(root, 'build/test/helpers/fixtures.js'))});
     const parent = tempDir();
     const dir = await buildFixture(parent, { source: 'concurrency', name: 'probe', defines: { THREAD_SAFE: '1' } });

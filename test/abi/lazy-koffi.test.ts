@@ -31,7 +31,8 @@ describe('koffi loads lazily', () => {
   it('an isolated plugin calling through its shared lane loads neither koffi nor the pump', { skip: process.platform !== 'linux' && 'the lane is Linux-only' }, async () => {
     const root = tempDir();
     const dir = await buildFixture(root, { source: 'echo', name: 'echo' });
-    const tuningUrl = new URL(`file://${path.join(REPO_ROOT, 'dist', 'host', 'tuning.js')}`).href;
+    // The same build as INDEX_URL: a tuning module from dist/ would be another copy, which the loader never reads.
+    const tuningUrl = new URL(`file://${path.join(REPO_ROOT, 'build', 'src', 'host', 'tuning.js')}`).href;
     const body = `
       const { hostTuning } = await import(${JSON.stringify(tuningUrl)});
       hostTuning.sharedAfterLoneCalls = 0;

@@ -140,16 +140,31 @@ VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) { (void)ctx; re
     const child = spawn(process.execPath, [CLI_PATH, 'dev', dir, '--input', '{"text":"abc"}'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const waitFor = async (pattern: RegExp, ms: number): Promise<void> => {
-      const end = Date.now() + ms;
-      while (!pattern.test(out) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      assert.match(out, pattern);
-    };
+    // Resolves on the output that matches (each chunk is an event); fails at once if dev ends first.
+    const printed = (pattern: RegExp): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const settle = (err?: Error): void => {
+          child.stdout.off('data', look);
+          child.off('close', ended);
+          clearTimeout(guard);
+          if (err) reject(err);
+          else resolve();
+        };
+        const look = (): void => {
+          if (pattern.test(out)) settle();
+        };
+        const ended = (): void => settle(new Error(`dev ended before printing ${pattern}:\n${out}`));
+        // Only a guard against a hang (a watch that never fires); nothing is asserted about time.
+        const guard = setTimeout(() => settle(new Error(`dev never printed ${pattern}:\n${out}`)), 120_000);
+        child.stdout.on('data', look);
+        child.once('close', ended);
+        look();
+      });
     try {
-      await waitFor(/watching/, 30_000);
+      await printed(/watching/);
       const source = path.join(dir, 'plugin.c');
       writeFileSync(source, readFileSync(source, 'utf8').replace('{\\"bytes\\":%zu}', '{\\"bytes\\":%zu,\\"edited\\":true}'));
-      await waitFor(/"edited": true/, 30_000);
+      await printed(/"edited": true/);
     } finally {
       child.kill('SIGINT');
     }

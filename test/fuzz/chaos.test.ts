@@ -8,7 +8,7 @@ import type { IsolatedPlugin } from '../../src/host/isolated.js';
 import { REPO_ROOT, buildFixtures, tempDir, tempHome } from '../helpers/fixtures.js';
 import { Prng, fuzzSettings } from '../helpers/prng.js';
 import { Tally, childPids, fdCount, outcomeOf } from './cases.js';
-import { alive } from '../helpers/processes.js';
+import { alive, exited } from '../helpers/processes.js';
 
 const { seed, cases } = fuzzSettings(2, 1 / 100);
 const IN_FLIGHT = 64;
@@ -87,9 +87,13 @@ describe(`chaos (seed ${seed}, ${cases} rounds)`, () => {
           if ('liftQuarantine' in plugin) (plugin as IsolatedPlugin).liftQuarantine();
         }
         // A host SIGKILLed by the last chaos may not have been seen to exit yet: a call sent to it now would
-        // fail E_CRASHED, rightly. Wait for the exit to be observed (an event), with a generous failure bound.
-        const hostPid = (): number | undefined => (isolation === 'process' ? (plugin as IsolatedPlugin).hostPid : undefined);
-        for (let i = 0; i < 3000 && killed.has(hostPid() ?? -1); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        // fail E_CRASHED, rightly. Wait until the plugin has seen that exit (its host's own exit event).
+        const host = (plugin as unknown as { host?: { pid?: number; exited: Promise<unknown> } }).host;
+        if (host?.pid !== undefined && killed.has(host.pid)) {
+          // An idle host's handles are unreferenced: hold the loop open (this timer never fires) until the exit event.
+          const holdLoop = setInterval(() => undefined, 1 << 30);
+          await host.exited.finally(() => clearInterval(holdLoop));
+        }
         assert.deepEqual((await plugin.execute({ input: input(7, 0) as never, workspace_root: null, config: {} })).output, { n: 7 });
       } finally {
         await plugin.close();
@@ -125,11 +129,10 @@ describe(`chaos (seed ${seed}, ${cases} rounds)`, () => {
     const hosts = JSON.parse(line) as number[];
     assert.equal(hosts.length, sandboxed ? 2 : 1);
     for (const host of hosts) assert.ok(alive(host));
-    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const parentGone = new Promise((resolve) => child.on('exit', resolve));
     child.kill('SIGKILL');
-    await exited;
+    await parentGone;
     // The hosts learn of their parent's death from the kernel (death signal, closed pipes), not from us.
-    for (let i = 0; i < 500 && hosts.some(alive); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    for (const host of hosts) assert.equal(alive(host), false, `host ${host} outlived its parent`);
+    await exited(hosts, 'the hosts of the killed parent');
   });
 });

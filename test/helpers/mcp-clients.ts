@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CLI_PATH, REPO_ROOT, tempHome } from './fixtures.js';
 
 /** A tool call result as any of the clients returns it. */
@@ -35,33 +36,43 @@ export interface ClientSdk {
 
 type SdkModules = { Client: new (...a: unknown[]) => unknown; StdioClientTransport: new (...a: unknown[]) => unknown; types: Record<string, unknown> };
 
+/** Starts `skillplug serve ARGS` over stdio (on an empty HOME unless `env` names one) and connects a client of these SDK modules. */
+async function connectServe<C>(modules: SdkModules, clientName: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ client: C; stderr: () => string }> {
+  let stderr = '';
+  const transport = new modules.StdioClientTransport({
+    command: process.execPath,
+    args: [CLI_PATH, 'serve', ...args],
+    env: { ...(process.env as Record<string, string>), HOME: tempHome(), ...env },
+    stderr: 'pipe',
+  }) as { stderr?: NodeJS.ReadableStream | null };
+  transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const client = new modules.Client({ name: clientName, version: '1.0.0' }, { capabilities: {} }) as { connect(t: unknown): Promise<void> };
+  await client.connect(transport);
+  return { client: client as C, stderr: () => stderr };
+}
+
 function sdk(protocol: string, hasResourceLinks: boolean, load: () => Promise<SdkModules>): ClientSdk {
   return {
     protocol,
     hasResourceLinks,
     async connect(args, env = {}) {
-      const { Client, StdioClientTransport, types } = await load();
-      let stderr = '';
-      const transport = new StdioClientTransport({
-        command: process.execPath,
-        args: [CLI_PATH, 'serve', ...args],
-        env: { ...(process.env as Record<string, string>), HOME: tempHome(), ...env },
-        stderr: 'pipe',
-      }) as { stderr?: NodeJS.ReadableStream | null };
-      transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      const client = new Client({ name: `skillplug-test-${protocol}`, version: '1.0.0' }, { capabilities: {} }) as AnyClient & {
-        connect(t: unknown): Promise<void>;
-        setNotificationHandler(schema: unknown, handler: () => Promise<void>): void;
-      };
-      await client.connect(transport);
+      const modules = await load();
+      type Notified = AnyClient & { setNotificationHandler(schema: unknown, handler: () => Promise<void>): void };
+      const { client, stderr } = await connectServe<Notified>(modules, `skillplug-test-${protocol}`, args, env);
       return {
         client,
-        stderr: () => stderr,
-        onResourceListChanged: (handler) => client.setNotificationHandler(types.ResourceListChangedNotificationSchema, async () => handler()),
+        stderr,
+        onResourceListChanged: (handler) => client.setNotificationHandler(modules.types.ResourceListChangedNotificationSchema, async () => handler()),
       };
     },
   };
 }
+
+const currentSdk = async (): Promise<SdkModules> => ({
+  Client: (await import('@modelcontextprotocol/sdk/client/index.js')).Client as unknown as SdkModules['Client'],
+  StdioClientTransport: (await import('@modelcontextprotocol/sdk/client/stdio.js')).StdioClientTransport as unknown as SdkModules['StdioClientTransport'],
+  types: (await import('@modelcontextprotocol/sdk/types.js')) as unknown as Record<string, unknown>,
+});
 
 /** The three client generations, oldest first. */
 export const CLIENT_SDKS: readonly ClientSdk[] = [
@@ -75,12 +86,23 @@ export const CLIENT_SDKS: readonly ClientSdk[] = [
     StdioClientTransport: (await import('mcp-sdk-2025-03-26/client/stdio.js')).StdioClientTransport as unknown as SdkModules['StdioClientTransport'],
     types: (await import('mcp-sdk-2025-03-26/types.js')) as unknown as Record<string, unknown>,
   })),
-  sdk('current', true, async () => ({
-    Client: (await import('@modelcontextprotocol/sdk/client/index.js')).Client as unknown as SdkModules['Client'],
-    StdioClientTransport: (await import('@modelcontextprotocol/sdk/client/stdio.js')).StdioClientTransport as unknown as SdkModules['StdioClientTransport'],
-    types: (await import('@modelcontextprotocol/sdk/types.js')) as unknown as Record<string, unknown>,
-  })),
+  sdk('current', true, currentSdk),
 ];
+
+/** The current SDK's own client, with all of its API (progress, abort, notifications), connected to `skillplug serve ARGS`. */
+export async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ client: Client; stderr: () => string }> {
+  return connectServe<Client>(await currentSdk(), 'skillplug-test', args, env);
+}
+
+/** Runs `use` with a current-SDK client of `skillplug serve ARGS`, and closes it whatever happens. */
+export async function withServe<T>(args: string[], env: NodeJS.ProcessEnv, use: (served: { client: Client; stderr: () => string }) => Promise<T>): Promise<T> {
+  const served = await serve(args, env);
+  try {
+    return await use(served);
+  } finally {
+    await served.client.close();
+  }
+}
 
 /** Text of a result's text items, joined. */
 export function resultText(r: AnyResult): string {

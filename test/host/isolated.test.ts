@@ -9,23 +9,15 @@ import { REPO_ROOT, buildFixture, buildFixtures, runCli, runScript, tempDir, tem
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { laneUp, warmSharedLane } from '../helpers/lane.js';
 import { NEEDS_ADDRESS_LIMIT } from '../helpers/sanitizer.js';
-import { alive } from '../helpers/processes.js';
+import { alive, exited } from '../helpers/processes.js';
 import { CallMarkers, until } from '../helpers/markers.js';
 import { hostTuning } from '../../src/host/tuning.js';
+import { spinBudget } from '../../src/abi/spin-budget.js';
 
 const DEFAULT_SHARED_AFTER = hostTuning.sharedAfterLoneCalls;
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
 
-
-async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return check();
-}
 
 // Every fault twice: calls on fd 3, then calls made alone through the shared memory lane from a host's first call on.
 for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls through the shared lane' : 'isolated host', () => {
@@ -193,7 +185,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
       controller.abort();
       const err = await rejectsWithCode(hung, ErrorCode.CANCELLED);
       assert.equal(err.failure?.cancelled, true);
-      assert.ok(await waitFor(() => !alive(pid), 30_000), 'the host was killed');
+      await exited([pid], 'the host of the cancelled call');
       assert.deepEqual((await plugin.execute(ctx({}))).output, { answered: true });
     });
   });
@@ -241,7 +233,7 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
         const pid = plugin.hostPid as number;
         const outcome = await plugin.execute(ctx({ mode: 'scribble' })).then(() => 'answered', (e: PluginError) => e.code);
         assert.ok(['answered', ErrorCode.CRASHED].includes(outcome), outcome);
-        assert.ok(await waitFor(() => !alive(pid), 30_000), 'the host was killed');
+        await exited([pid], 'the host that wrote into its channel');
       } else {
         const err = await rejectsWithCode(plugin.execute(ctx({ mode: 'scribble' })), ErrorCode.CRASHED);
         assert.ok(err.data?.protocolError);
@@ -266,27 +258,25 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
   });
 
   it('leaves no host behind when its parent is killed with SIGKILL', async () => {
+    const marks = new CallMarkers();
+    // The script prints its host's pid when asked on stdin (which also keeps it alive), once the call runs in that host.
     const script = `
       const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, sandbox: 'off' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.hang)});
-      plugin.execute({ input: { mode: 'spin' }, workspace_root: null, config: {} }).catch(() => {});
-      // The pid once the host exists (lazily started, it may take a while on a slow or instrumented build).
-      const waiting = setInterval(() => {
-        if (plugin.hostPid === undefined) return;
-        console.log(plugin.hostPid);
-        clearInterval(waiting);
-        setInterval(() => {}, 1000);
-      }, 10);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    // The script prints its host's pid; if it dies first, the test fails instead of waiting forever.
-    const pid = await new Promise<number>((resolve, reject) => {
-      child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      plugin.execute({ input: { mode: 'spin', started: ${JSON.stringify(marks.started('spin'))} }, workspace_root: null, config: {} }).catch(() => {});
+      process.stdin.once('data', () => console.log(plugin.hostPid));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // If the script dies first, the test fails instead of waiting forever.
+    const died = new Promise<never>((_, reject) => {
       child.once('exit', (code, signal) => reject(new Error(`the parent script exited (${code ?? signal}) before it printed its host's pid`)));
     });
+    await Promise.race([marks.waitStarted('spin'), died]);
+    child.stdin.write('pid?\n');
+    const pid = await Promise.race([new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))), died]);
     assert.ok(alive(pid), 'the host runs');
     child.kill('SIGKILL');
-    assert.ok(await waitFor(() => !alive(pid), 30_000), `host ${pid} outlived its parent`);
+    await exited([pid], `host ${pid} after its parent was killed`);
   });
 
   if (lane) {
@@ -312,14 +302,16 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
       });
     });
 
-    it('gets a result the host finished after the caller stopped polling, and wakes a host that went to sleep', async () => {
+    it('gets a result the host finished while the caller was not polling, and wakes a host that went to sleep', async (t) => {
+      // No spin leases and no polling: the caller waits on fd 3 for every result, and the host sleeps on fd 3 as soon as
+      // a call ends, so each result has to wake the caller and each lane call has to wake the host (no clock decides it).
+      t.mock.method(spinBudget, 'acquire', () => false);
+      t.mock.method(spinBudget, 'mayPollEventLoop', () => false);
       await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
         await plugin.execute(ctx({ ms: 1 }));
         assert.equal(laneUp(plugin), true);
-        for (let i = 0; i < 5; i++) {
-          assert.equal(((await plugin.execute(ctx({ seq: i, ms: 15 }))).output as { seq: number }).seq, i);
-          await new Promise((r) => setTimeout(r, 10));
-        }
+        for (let i = 0; i < 20; i++) assert.equal(((await plugin.execute(ctx({ seq: i, ms: 1 }))).output as { seq: number }).seq, i);
+        assert.equal(laneUp(plugin), true);
       });
     });
 

@@ -110,7 +110,14 @@ describe('in-process plugins', () => {
     const plugin = await load('parallel', { maxConcurrency: 2 });
     try {
       await warmPump(plugin, { ms: 1 });
-      const results = await Promise.all(Array.from({ length: 24 }, (_, seq) => plugin.execute(ctx({ seq, ms: 15 }))));
+      // The first two are held until both run, so the limit is surely reached (on a busy machine two 15 ms calls
+      // need not overlap); a third call running beside them would show in the counts.
+      const marks = new CallMarkers();
+      const held = [0, 1].map((seq) => plugin.execute(ctx({ seq, started: marks.started(seq), until: marks.until })));
+      const rest = Array.from({ length: 22 }, (_, n) => plugin.execute(ctx({ seq: n + 2, ms: 15 })));
+      await marks.waitStarted(0, 1);
+      marks.release();
+      const results = await Promise.all([...held, ...rest]);
       const max = Math.max(...results.map((r) => (r.output as { max_inflight: number }).max_inflight));
       assert.equal(max, 2);
     } finally {
@@ -252,13 +259,14 @@ describe('in-process plugins', () => {
 
   it('closes a plugin right after its last result, again and again, without waiting on itself', { timeout: 60_000 }, async () => {
     // A result taken by polling can race the notifier into a call that needs this thread; close must not join it blindly.
-    // Calls longer than the polling window end on the notifier's path, while new calls restart polling.
+    // Call lengths straddle the 200 µs polling window, so some results are polled for and some come from the notifier,
+    // and every second call is sent only once the one before it answered (an event), restarting polling meanwhile.
     for (let round = 0; round < 40; round++) {
       const plugin = await load('parallel');
       const calls = [];
       for (let n = 0; n < 6; n++) {
-        calls.push(plugin.execute(ctx({ seq: n, ms: 1 })));
-        await new Promise((r) => setTimeout(r, n % 2));
+        calls.push(plugin.execute(ctx({ seq: n, us: 50 + (((round * 6 + n) * 37) % 400) })));
+        if (n % 2 === 1) await calls[n - 1];
       }
       const seqs = (await Promise.all(calls)).map((r) => (r.output as { seq: number }).seq);
       assert.deepEqual(seqs, [0, 1, 2, 3, 4, 5]);
@@ -267,16 +275,19 @@ describe('in-process plugins', () => {
   });
 
   it('lets a script that used the pump exit by itself', async () => {
+    // Between bursts the pump must hold nothing that keeps the loop alive (a turn after the last result,
+    // its polling has stopped too), and a burst after that must bring it back.
     const script = `
       const { PluginLoader } = await import(${JSON.stringify(path.join(REPO_ROOT, 'build', 'src', 'index.js'))});
       const loader = new PluginLoader({ pluginsDirs: [${JSON.stringify(root)}], defaultDirs: false, readConfig: false, isolation: 'none' });
       const plugin = await loader.loadPlugin(${JSON.stringify(dirs.echoTs)});
       for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 32 }, (_, n) => plugin.execute({ input: { n }, workspace_root: null, config: {} })));
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setImmediate(r));
+      const holding = process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'Immediate');
       await Promise.all(Array.from({ length: 32 }, (_, n) => plugin.execute({ input: { n }, workspace_root: null, config: {} })));
-      console.log('done');`;
+      console.log(JSON.stringify({ holding, done: true }));`;
     const { code, stdout: out } = await runScript(script, 60_000);
     assert.equal(code, 0);
-    assert.equal(out.trim(), 'done');
+    assert.deepEqual(JSON.parse(out), { holding: [], done: true });
   });
 });

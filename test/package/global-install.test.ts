@@ -3,7 +3,7 @@
 // installed binary on a fresh HOME: --version, list, install of a plugin and an MCP handshake.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -15,6 +15,27 @@ import { parseToml } from '../helpers/toml.js';
 
 const run = promisify(execFile);
 
+/**
+ * Why dist/ is not what `npm run build` makes of src/ now: a source newer than its output, an output
+ * missing, or an output whose source is gone (tsc never deletes one). Empty when it is.
+ */
+function staleDist(): string[] {
+  const src = path.join(REPO_ROOT, 'src');
+  const dist = path.join(REPO_ROOT, 'dist');
+  if (!existsSync(dist)) return ['there is no dist/'];
+  const found: string[] = [];
+  for (const file of readdirSync(src, { recursive: true, encoding: 'utf8' })) {
+    if (!file.endsWith('.ts') || file.endsWith('.d.ts')) continue;
+    const output = path.join(dist, file.replace(/\.ts$/, '.js'));
+    if (!existsSync(output)) found.push(`dist/${path.relative(dist, output)} is missing`);
+    else if (statSync(path.join(src, file)).mtimeMs > statSync(output).mtimeMs) found.push(`src/${file} is newer than its output`);
+  }
+  for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' })) {
+    if (file.endsWith('.js') && !existsSync(path.join(src, file.replace(/\.js$/, '.ts')))) found.push(`dist/${file} has no source in src/ any more (rm -rf dist first)`);
+  }
+  return found;
+}
+
 describe('the packed package, installed globally into a fresh prefix', () => {
   let registry: LocalRegistry;
   let bin: string;
@@ -25,9 +46,12 @@ describe('the packed package, installed globally into a fresh prefix', () => {
   let env: Record<string, string>;
 
   before(async () => {
+    // npm pack ships dist/ as it is; rebuilding it here would rewrite files that tests beside this one may read.
+    const stale = staleDist();
+    if (stale.length > 0) throw new Error(`dist/ is stale, so the package would hold old code: run \`npm run build\` first (${stale.slice(0, 3).join('; ')}${stale.length > 3 ? `; ${stale.length - 3} more` : ''})`);
     const work = tempDir('skillplug-pack-');
     registry = await startLocalRegistry(work);
-    // dist is already built (CLI tests need it); --ignore-scripts keeps `prepare` from rebuilding the examples.
+    // --ignore-scripts keeps `prepare` from rebuilding the examples.
     const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024 });
     const tarball = path.join(work, (JSON.parse(stdout) as { filename: string }[])[0]?.filename as string);
     const prefix = path.join(work, 'prefix');

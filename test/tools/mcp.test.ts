@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { detectSandbox } from '../../src/sandbox/index.js';
-import { CLI_PATH, REPO_ROOT, buildFixture, tempDir } from '../helpers/fixtures.js';
+import { REPO_ROOT, buildFixture, tempDir } from '../helpers/fixtures.js';
+import { serve, withServe } from '../helpers/mcp-clients.js';
 
 const text = (r: CallToolResult) => r.content.filter((c) => c.type === 'text').map((c) => (c as { text: string }).text).join('\n');
 
@@ -16,8 +16,7 @@ describe('skillplug serve (MCP over stdio)', () => {
   let workspace: string;
   let home: string;
   let client: Client;
-  let transport: StdioClientTransport;
-  let stderr = '';
+  let stderr: () => string;
 
   before(async () => {
     const base = tempDir();
@@ -54,15 +53,7 @@ describe('skillplug serve (MCP over stdio)', () => {
         manifest: `{"name":"deepschema","description":"d","version":"1","input_schema":{"type":"object","properties":{"q":{"type":"string","default":${'['.repeat(20_000)}${']'.repeat(20_000)}}}}}`,
       }),
     ]);
-    transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [CLI_PATH, 'serve', '--plugins-dir', plugins, '--workspace', workspace],
-      env: { ...(process.env as Record<string, string>), HOME: home },
-      stderr: 'pipe',
-    });
-    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    client = new Client({ name: 'skillplug-test', version: '1.0.0' });
-    await client.connect(transport);
+    ({ client, stderr } = await serve(['--plugins-dir', plugins, '--workspace', workspace], { HOME: home }));
   });
 
   after(async () => {
@@ -86,14 +77,14 @@ describe('skillplug serve (MCP over stdio)', () => {
     assert.equal(tools.find((t) => t.name === 'heap')?.annotations?.readOnlyHint, (await detectSandbox()).available);
     assert.deepEqual(echo?._meta?.['skillplug/allowed_tools'], ['read']);
     assert.equal(tools.find((t) => t.name === 'heap')?.annotations?.openWorldHint, false);
-    assert.match(stderr, /left out .*broken.*E_INVALID_MANIFEST/);
+    assert.match(stderr(), /left out .*broken.*E_INVALID_MANIFEST/);
   });
 
   it('leaves out plugins whose schema MCP clients reject or cannot serialize, with their reason; the rest stay listed', async () => {
     const { tools } = await client.listTools();
     for (const name of ['notobject', 'boolprop', 'deepschema']) {
       assert.ok(!tools.some((t) => t.name === name), name);
-      assert.match(stderr, new RegExp(`left out \\S*${name}: \\[E_INVALID_MANIFEST\\]`));
+      assert.match(stderr(), new RegExp(`left out \\S*${name}: \\[E_INVALID_MANIFEST\\]`));
     }
   });
 
@@ -175,14 +166,7 @@ describe('skillplug serve (MCP over stdio)', () => {
     await client.close();
     await slow.catch(() => undefined);
     // Reconnect for the remaining test.
-    transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [CLI_PATH, 'serve', '--plugins-dir', plugins, '--workspace', workspace],
-      env: { ...(process.env as Record<string, string>), HOME: home },
-      stderr: 'pipe',
-    });
-    client = new Client({ name: 'skillplug-test', version: '1.0.0' });
-    await client.connect(transport);
+    ({ client } = await serve(['--plugins-dir', plugins, '--workspace', workspace], { HOME: home }));
   });
 
   it('picks up a plugin added while serving (tools/list_changed, from a file watch)', async () => {
@@ -226,26 +210,14 @@ describe('skillplug serve lists only tools the policy in force lets load', () =>
     await buildFixture(plugins, { source: 'echo', name: 'unsigned' });
     await signed(path.join(home, '.vtcode', 'plugins'), 'tool', '2.0.0');
     await signed(path.join(workspace, '.vtcode', 'plugins'), 'tool', '1.0.0');
-    let stderr = '';
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [CLI_PATH, 'serve', '--plugins-dir', plugins, '--workspace', workspace, '--require-signature', '--trusted-key', pub],
-      env: { ...(process.env as Record<string, string>), HOME: home },
-      stderr: 'pipe',
-    });
-    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const client = new Client({ name: 'skillplug-test', version: '1.0.0' });
-    await client.connect(transport);
-    try {
+    await withServe(['--plugins-dir', plugins, '--workspace', workspace, '--require-signature', '--trusted-key', pub], { HOME: home }, async ({ client, stderr }) => {
       const { tools } = await client.listTools();
       assert.deepEqual(tools.map((t) => t.name).sort(), ['signed', 'tool']);
       assert.equal(tools.find((t) => t.name === 'tool')?.description, 'tool 2.0.0', "the user's own release");
-      assert.match(stderr, /left out .*unsigned.*E_SIGNATURE/);
-      assert.match(stderr, /left out .*ws.*tool.*E_SHADOWING/);
+      assert.match(stderr(), /left out .*unsigned.*E_SIGNATURE/);
+      assert.match(stderr(), /left out .*ws.*tool.*E_SHADOWING/);
       const r = (await client.callTool({ name: 'tool', arguments: {} })) as CallToolResult;
       assert.equal(r.isError ?? false, false, text(r));
-    } finally {
-      await client.close();
-    }
+    });
   });
 });
