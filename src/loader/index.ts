@@ -15,6 +15,7 @@ import {
   discoverPlugins,
   isInside,
   manifestIdentity,
+  pluginDirListing,
   unsafeOwnership,
   type DiscoveredPlugin,
   type TrustedDir,
@@ -27,7 +28,7 @@ import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readMan
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, sha256, type LockFile } from '../signing/lock.js';
-import { hasSignatures } from '../signing/files.js';
+import { hasListedSignatures, hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { loaderSeams } from './seams.js';
@@ -378,18 +379,25 @@ export class PluginLoader {
     const all = await discoverPlugins(this.dirs);
     const found = all.filter((p) => p.status !== 'agent-plugin');
     const lock = this.lockState();
+    const judge = async (p: DiscoveredPlugin & { manifest: PluginManifest }, verify: boolean): Promise<DiscoveredPlugin> => {
+      try {
+        await this.checkPlacement(p.manifest, p.path, p.trustedDir, lock, found);
+        if (verify) await this.verdictFor(p, lock);
+        return p;
+      } catch (err) {
+        const e = asPluginError(err, ErrorCode.INTERNAL, `checking ${p.path}`);
+        const status = e.data?.reason === 'untrusted-workspace' ? ('untrusted-workspace' as const) : ('error' as const);
+        return { ...p, status, errors: [...p.errors, { code: e.code, message: e.message }] };
+      }
+    };
+    // Most plugins need neither check: those are judged here and now, without a promise each.
     const judged = await Promise.all(
-      (options.agentPlugins === true ? all : found).map(async (p) => {
+      (options.agentPlugins === true ? all : found).map((p) => {
         if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
-        try {
-          await this.checkPlacement(p.manifest, p.path, p.trustedDir, lock, found);
-          await this.verdictFor(p, lock);
-          return p;
-        } catch (err) {
-          const e = asPluginError(err, ErrorCode.INTERNAL, `checking ${p.path}`);
-          const status = e.data?.reason === 'untrusted-workspace' ? ('untrusted-workspace' as const) : ('error' as const);
-          return { ...p, status, errors: [...p.errors, { code: e.code, message: e.message }] };
-        }
+        const listing = pluginDirListing(p);
+        const libraryPath = p.libraryPath;
+        const verify = this.mustVerify(p.trustedDir, lock.lock, () => (listing ? hasListedSignatures(p.path, listing, libraryPath) : hasSignatures(path.join(p.path, MANIFEST_FILE), libraryPath)));
+        return verify || p.trustedDir.kind === 'workspace' ? judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify) : p;
       }),
     );
     const seen = new Set<string>();
@@ -438,11 +446,10 @@ export class PluginLoader {
     checkWorkspacePlugin({ name: manifest.name, version: manifest.version, dir, kind: trusted.kind }, { installed, pinned, allowShadowing: this.security.allowShadowing });
   }
 
-  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often).
+  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often); called only when mustVerify says so.
   private async verdictFor(p: DiscoveredPlugin, lock: LockState): Promise<void> {
     const manifestPath = path.join(p.path, MANIFEST_FILE);
     const libraryPath = p.libraryPath as string;
-    if (!this.mustVerify(p.trustedDir, lock.lock, manifestPath, libraryPath, )) return;
     const identity = `${fileIdentities(p.path)}|${lock.lock ? JSON.stringify(lock.lock) : '-'}|${lock.userOwned}`;
     const cached = this.verdicts.get(p.path);
     if (cached?.identity === identity) {
@@ -462,9 +469,9 @@ export class PluginLoader {
     if (error) throw error;
   }
 
-  private mustVerify(trusted: TrustedDir, lock: LockFile | undefined, manifestPath: string, lookupPath: string): boolean {
+  private mustVerify(trusted: TrustedDir, lock: LockFile | undefined, signed: () => boolean): boolean {
     const untrustedWorkspace = trusted.kind === 'workspace' && !this.workspaceTrusted();
-    return this.security.requireSignature || lock !== undefined || untrustedWorkspace || hasSignatures(manifestPath, lookupPath);
+    return this.security.requireSignature || lock !== undefined || untrustedWorkspace || signed();
   }
 
   /**
@@ -596,7 +603,7 @@ export class PluginLoader {
     let loadPath = libraryPath;
     let copy: PrivateCopy | undefined;
     let libraryBytes: Buffer | undefined;
-    if (this.mustVerify(trusted, lock.lock, manifestPath, lookup.path)) {
+    if (this.mustVerify(trusted, lock.lock, () => hasSignatures(manifestPath, lookup.path))) {
       libraryBytes = await this.verify({ dir: canonical, trusted, manifest, manifestPath, manifestBytes, lookupPath: lookup.path, libraryPath }, lock);
       copy = await (await import('./private-copy.js')).writePrivateCopy(libraryBytes, path.basename(libraryPath));
       loadPath = copy.path;
