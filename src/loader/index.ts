@@ -26,7 +26,7 @@ import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.
 import { compileSchema, SchemaVerdicts } from '../manifest/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
-import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
+import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, copyPermissionReport, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, sha256, type LockFile } from '../signing/lock.js';
 import { hasListedSignatures, hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
@@ -333,8 +333,18 @@ export class PluginLoader {
    */
   permissionReports(plugins: readonly DiscoveredPlugin[]): (PermissionReport | undefined)[] {
     const shared = { workspace: this.workspace, protectedPaths: this.protectedPaths(), probe: memoizedPathProbe() };
-    // Discovery's path of a plugin with a manifest is already canonical.
-    return plugins.map((p) => (p.manifest ? assessPermissions(p.manifest.permissions, this.grantFor(p.manifest.name), { ...shared, pluginDir: p.path }) : undefined));
+    // A plugin that asks for nothing, with no grant of its own, gets the report every such plugin gets
+    // (reading the workspace decides it; its own dir plays no part): judged once, then copied.
+    let asksNothing: PermissionReport | undefined;
+    return plugins.map((p) => {
+      if (!p.manifest) return undefined;
+      const name = p.manifest.name;
+      // Discovery's path of a plugin with a manifest is already canonical.
+      const judge = (): PermissionReport => assessPermissions(p.manifest?.permissions, this.grantFor(name), { ...shared, pluginDir: p.path });
+      if (p.manifest.permissions !== undefined || this.userConfig.plugins?.[name]?.grant !== undefined || this.options.grants?.[name] !== undefined) return judge();
+      asksNothing ??= judge();
+      return copyPermissionReport(asksNothing);
+    });
   }
 
   // Up front, in every isolation and sandbox mode: a plugin never runs with less than it asked for.
