@@ -6,8 +6,8 @@ import { isPlainObject } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
 import { agentPluginEvidence } from './agent-plugins.js';
 import { userPluginDirs, type PluginDirsEnv } from './user-dirs.js';
-import { findLibrarySync, readManifestSync, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
-import { childPath } from '../manifest/listing.js';
+import { MANIFEST_FILE, findLibrarySync, readManifestSync, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
+import { childPath, listedEntry } from '../manifest/listing.js';
 import type { FileIdentity } from '../manifest/schema.js';
 
 /** Where a trusted dir came from; decides name precedence (explicit, then workspace, then user). */
@@ -131,23 +131,24 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
       errors: [{ code: ErrorCode.UNTRUSTED_PATH, message: `${entryPath} resolves to ${canonical}, outside the trusted dir ${trustedDir.path}. Move the plugin into the trusted dir instead of linking to it.` }],
     };
   }
-  const reading = readManifestSync(canonical);
+  // One listing answers the questions about plugin.json, the library and signatures that would each cost a syscall.
+  let entries: Dirent[] | undefined;
+  try {
+    entries = readdirSync(canonical, { withFileTypes: true });
+  } catch {
+    entries = undefined;
+  }
+  const manifestEntry = entries && listedEntry(entries, MANIFEST_FILE);
+  const reading = readManifestSync(canonical, manifestEntry !== undefined && manifestEntry !== 'ask' && manifestEntry.isFile());
   const raw = isPlainObject(reading.raw) ? reading.raw : {};
   const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: [...reading.issues] };
   if (reading.identity) manifestIdentities.set(found, reading.identity);
+  if (entries) dirListings.set(found, entries);
   if (typeof raw.name === 'string') found.name = raw.name;
   if (typeof raw.version === 'string') found.version = raw.version;
   if (typeof raw.description === 'string') found.description = raw.description;
   if (reading.manifest) {
     found.manifest = reading.manifest;
-    // One listing answers the library and signature lookups that would each cost a syscall.
-    let entries: Dirent[] | undefined;
-    try {
-      entries = readdirSync(canonical, { withFileTypes: true });
-      dirListings.set(found, entries);
-    } catch {
-      entries = undefined;
-    }
     const lookup = findLibrarySync(canonical, reading.manifest.name, entries);
     if (!lookup.found) found.errors.push(lookup.issue);
     else if (lookup.plain) {

@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
-import { readErrorCode, readSmallRegularFileSync, type SmallFileError } from '../safe-read.js';
+import { readErrorCode, readListedRegularFileSync, readSmallRegularFileSync, type SmallFileError } from '../safe-read.js';
 import { ErrorCode } from '../errors.js';
 import { compileSchema, toolSchemaProblem, type FileIdentity } from './schema.js';
 import type { ValidationIssue } from './issue.js';
@@ -96,11 +96,12 @@ export async function readManifest(dir: string): Promise<ManifestReading> {
 
 /**
  * The synchronous core of {@link readManifest}. Discovery uses it: a few small synchronous reads per
- * plugin beat a thread-pool round trip per read by an order of magnitude.
+ * plugin beat a thread-pool round trip per read by an order of magnitude. `listedAsRegularFile`: a
+ * listing of `dir` made just before showed plugin.json as a regular file (see readListedRegularFileSync).
  */
-export function readManifestSync(dir: string): ManifestReading {
+export function readManifestSync(dir: string, listedAsRegularFile = false): ManifestReading {
   const file = childPath(dir, MANIFEST_FILE);
-  const read = readManifestBytesSync(file);
+  const read = readManifestBytesSync(file, listedAsRegularFile);
   if ('issue' in read) return { issues: [read.issue] };
   const reading = parseManifestText(read.bytes.toString('utf8'), file);
   // Only schemas are cached by it (a manifest without them has nothing to compile). The content
@@ -115,9 +116,9 @@ export function readManifestSync(dir: string): ManifestReading {
  * plugin.json's bytes, or why they cannot be had: missing, not a regular file, over
  * MAX_MANIFEST_BYTES, unreadable. Never blocks, even on a FIFO planted as plugin.json.
  */
-export function readManifestBytesSync(file: string): { bytes: Buffer } | { issue: ValidationIssue } {
+export function readManifestBytesSync(file: string, listedAsRegularFile = false): { bytes: Buffer } | { issue: ValidationIssue } {
   try {
-    return { bytes: readSmallRegularFileSync(file, MAX_MANIFEST_BYTES) };
+    return { bytes: listedAsRegularFile ? readListedRegularFileSync(file, MAX_MANIFEST_BYTES) : readSmallRegularFileSync(file, MAX_MANIFEST_BYTES) };
   } catch (err) {
     const { code, size } = err as SmallFileError;
     if (code === 'ENOTREG') return { issue: bad(`${file} is not a regular file. Make plugin.json a JSON file.`) };

@@ -20,6 +20,9 @@ export function hasSignatures(manifestPath: string, libraryPath: string): boolea
 }
 
 const IN_DIR_SIGNATURE_FILES = [`${MANIFEST_FILE}${SIGNATURE_SUFFIX}`, STATEMENT_FILE, `${STATEMENT_FILE}${SIGNATURE_SUFFIX}`];
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+// Every name above, in any case, matches; so does any name outside ASCII (case folding may map it onto one).
+const SIGNATURE_LIKE = new RegExp(`${escapeRegExp(SIGNATURE_SUFFIX)}$|^${escapeRegExp(STATEMENT_FILE)}$|[\\u0080-\\uffff]`, 'i');
 
 /**
  * {@link hasSignatures} of the plugin in `dir` (plugin.json at its top), answered from `entries`, a
@@ -33,6 +36,8 @@ export function hasListedSignatures(dir: string, entries: readonly Dirent[], lib
   };
   const libraryDirLength = libraryPath.lastIndexOf(path.sep);
   const libraryInDir = libraryDirLength === dir.length && libraryPath.startsWith(dir);
+  // The usual dir holds nothing that could be one: no name needs a closer look.
+  if (!entries.some((entry) => SIGNATURE_LIKE.test(entry.name))) return !libraryInDir && existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
   return (
     IN_DIR_SIGNATURE_FILES.some(inDir) ||
     (libraryInDir ? inDir(`${libraryPath.slice(libraryDirLength + 1)}${SIGNATURE_SUFFIX}`) : existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`))
