@@ -145,7 +145,8 @@ const extismQueued = queued(extismWorker);
 const extismPoolQueued = extismPool.map(queued);
 
 // MCP end to end: `skillplug serve` driven by the official client, against the library with serve's defaults.
-const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+// The bin as published (package.json), so start-up rows time what users run.
+const CLI = path.join(ROOT, (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: { skillplug: string } }).bin.skillplug);
 const home = path.join(work, 'home');
 mkdirSync(home, { recursive: true });
 const cliEnv = { ...(process.env as Record<string, string>), HOME: home };

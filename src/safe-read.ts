@@ -39,6 +39,34 @@ export function readSmallRegularFileSync(file: string, maxBytes: number = MAX_SM
   }
 }
 
+/**
+ * {@link readSmallRegularFileSync} of a file that a listing of its dir has just shown to be a regular
+ * file, without the fstat the listing made redundant. Opened non-blocking and not following a link, so
+ * whatever may have been swapped in since cannot block the read or make it unbounded; read once. Only a
+ * read that ends the file within `maxBytes` is taken as its content: on anything else (an error, an
+ * empty file, one larger than the first read) the file is read again the full way, whose answer stands.
+ */
+export function readListedRegularFileSync(file: string, maxBytes: number = MAX_SMALL_FILE_BYTES): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0) | (fsConstants.O_NOFOLLOW ?? 0));
+  } catch {
+    return readSmallRegularFileSync(file, maxBytes);
+  }
+  const buffer = (scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES));
+  const asked = Math.min(buffer.length, maxBytes + 1);
+  let length = 0;
+  try {
+    length = readSync(fd, buffer, 0, asked, 0);
+  } catch {
+    length = 0;
+  } finally {
+    closeSync(fd);
+  }
+  // A regular file's read comes up short only at its end.
+  return length > 0 && length < asked ? Buffer.from(buffer.subarray(0, length)) : readSmallRegularFileSync(file, maxBytes);
+}
+
 // One read in the common case: asked for a byte more than fstat reported, a shorter read is the end.
 function readToEnd(fd: number, file: string, size: number, maxBytes: number): Buffer {
   const fitsScratch = size < SCRATCH_BYTES;

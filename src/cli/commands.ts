@@ -10,7 +10,7 @@ import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.
 import { PluginLoader, type IsolationMode, type PluginLoaderOptions } from '../loader/index.js';
 import { readManifest, validatePlugin, type ValidationIssue } from '../manifest/index.js';
 import { WarningCode, type ValidationWarning } from '../manifest/vtcode.js';
-import type { SandboxMode } from '../sandbox/index.js';
+import { detectSandbox, type SandboxMode } from '../sandbox/index.js';
 import type { PermissionGrant, PermissionReport } from '../sandbox/permissions.js';
 import { permissionLines, permissionMarker, permissionsJson } from './permission-commands.js';
 import { ExitCode, escapeTerminal as safe, exitCodeFor, writeErr, writeOut } from './output.js';
@@ -308,6 +308,8 @@ export async function runCommand(ref: string, flags: RunFlags): Promise<number> 
   const input = await readInputFlag(flags);
   const explicitConfig = flags.config === undefined ? undefined : parseJsonObjectFlag(flags.config, '--config');
   const loader = new PluginLoader({ ...loaderOptions(flags), ...(flags.verbose ? { onPluginLog: (event: PluginLogEvent) => writeErr(describeLogEvent(event)) } : {}) });
+  // The host's first start awaits the one-off sandbox probe (a bwrap run): started now, it runs beside finding and verifying the plugin.
+  if ((flags.isolation ?? 'process') === 'process' && loader.security.sandbox !== 'off') void detectSandbox();
   if (flags.verbose && flags.isolation === 'none') writeErr('skillplug: with --isolation none the plugin writes to this stderr directly; its lines are not marked or escaped.');
   return withPlugin(loader, ref, async (plugin) => {
     const config = explicitConfig ?? loader.pluginConfig(plugin.metadata.name);

@@ -6,7 +6,8 @@ import { isPlainObject } from '../abi/codec.js';
 import { ErrorCode } from '../errors.js';
 import { agentPluginEvidence } from './agent-plugins.js';
 import { userPluginDirs, type PluginDirsEnv } from './user-dirs.js';
-import { findLibrarySync, readManifestSync, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
+import { MANIFEST_FILE, findLibrarySync, readManifestSync, type PluginManifest, type ValidationIssue } from '../manifest/index.js';
+import { childPath, listedEntry } from '../manifest/listing.js';
 import type { FileIdentity } from '../manifest/schema.js';
 
 /** Where a trusted dir came from; decides name precedence (explicit, then workspace, then user). */
@@ -50,10 +51,17 @@ export interface DiscoveredPlugin {
 
 // Kept beside, not in, DiscoveredPlugin: it is a cache key, not a fact about the plugin.
 const manifestIdentities = new WeakMap<DiscoveredPlugin, FileIdentity>();
+// Likewise: how the plugin dir looked when it was judged, so later checks of the same scan can skip lookups.
+const dirListings = new WeakMap<DiscoveredPlugin, readonly Dirent[]>();
 
 /** The identity of the plugin.json a discovered plugin was judged from, when it holds tool schemas to compile. */
 export function manifestIdentity(plugin: DiscoveredPlugin): FileIdentity | undefined {
   return manifestIdentities.get(plugin);
+}
+
+/** The listing of a discovered plugin's dir made when it was judged, if it could be listed. */
+export function pluginDirListing(plugin: DiscoveredPlugin): readonly Dirent[] | undefined {
+  return dirListings.get(plugin);
 }
 
 /** Options for {@link defaultTrustedDirs}. */
@@ -114,7 +122,8 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
       errors: [{ code: ErrorCode.INVALID_STRUCTURE, message: `${entryPath} cannot be resolved (${(err as NodeJS.ErrnoException).code}).` }],
     };
   }
-  if (!isInside(canonical, trustedDir.path)) {
+  // A plain entry of a canonical trusted dir lies inside it by construction.
+  if (!plainDir && !isInside(canonical, trustedDir.path)) {
     return {
       path: canonical,
       trustedDir,
@@ -122,21 +131,33 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
       errors: [{ code: ErrorCode.UNTRUSTED_PATH, message: `${entryPath} resolves to ${canonical}, outside the trusted dir ${trustedDir.path}. Move the plugin into the trusted dir instead of linking to it.` }],
     };
   }
-  const reading = readManifestSync(canonical);
+  // One listing answers the questions about plugin.json, the library and signatures that would each cost a syscall.
+  let entries: Dirent[] | undefined;
+  try {
+    entries = readdirSync(canonical, { withFileTypes: true });
+  } catch {
+    entries = undefined;
+  }
+  const manifestEntry = entries && listedEntry(entries, MANIFEST_FILE);
+  const reading = readManifestSync(canonical, manifestEntry !== undefined && manifestEntry !== 'ask' && manifestEntry.isFile());
   const raw = isPlainObject(reading.raw) ? reading.raw : {};
   const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: [...reading.issues] };
   if (reading.identity) manifestIdentities.set(found, reading.identity);
+  if (entries) dirListings.set(found, entries);
   if (typeof raw.name === 'string') found.name = raw.name;
   if (typeof raw.version === 'string') found.version = raw.version;
   if (typeof raw.description === 'string') found.description = raw.description;
   if (reading.manifest) {
     found.manifest = reading.manifest;
-    const lookup = findLibrarySync(canonical, reading.manifest.name);
+    const lookup = findLibrarySync(canonical, reading.manifest.name, entries);
     if (!lookup.found) found.errors.push(lookup.issue);
-    else {
+    else if (lookup.plain) {
+      // A plain file of the canonical plugin dir: canonical, and inside the trusted dir with it.
+      found.libraryPath = lookup.path;
+    } else {
       let libraryReal: string;
       try {
-        libraryReal = lookup.plain ? lookup.path : realpathSync.native(lookup.path);
+        libraryReal = realpathSync.native(lookup.path);
       } catch {
         libraryReal = path.resolve(lookup.path);
       }
@@ -184,7 +205,7 @@ export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<Disc
       .filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink()))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of candidates) {
-      const entryPath = path.join(dir.path, entry.name);
+      const entryPath = childPath(dir.path, entry.name);
       if (entry.isSymbolicLink()) {
         let target: Stats | undefined;
         try {

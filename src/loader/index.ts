@@ -15,6 +15,7 @@ import {
   discoverPlugins,
   isInside,
   manifestIdentity,
+  pluginDirListing,
   unsafeOwnership,
   type DiscoveredPlugin,
   type TrustedDir,
@@ -25,9 +26,9 @@ import { ErrorCode, PluginError, asPluginError, isPluginError } from '../errors.
 import { compileSchema, SchemaVerdicts } from '../manifest/schema.js';
 import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readManifestBytesSync, type PluginManifest } from '../manifest/index.js';
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
-import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
+import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, copyPermissionReport, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, sha256, type LockFile } from '../signing/lock.js';
-import { hasSignatures } from '../signing/files.js';
+import { hasListedSignatures, hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { loaderSeams } from './seams.js';
@@ -332,8 +333,18 @@ export class PluginLoader {
    */
   permissionReports(plugins: readonly DiscoveredPlugin[]): (PermissionReport | undefined)[] {
     const shared = { workspace: this.workspace, protectedPaths: this.protectedPaths(), probe: memoizedPathProbe() };
-    // Discovery's path of a plugin with a manifest is already canonical.
-    return plugins.map((p) => (p.manifest ? assessPermissions(p.manifest.permissions, this.grantFor(p.manifest.name), { ...shared, pluginDir: p.path }) : undefined));
+    // A plugin that asks for nothing, with no grant of its own, gets the report every such plugin gets
+    // (reading the workspace decides it; its own dir plays no part): judged once, then copied.
+    let asksNothing: PermissionReport | undefined;
+    return plugins.map((p) => {
+      if (!p.manifest) return undefined;
+      const name = p.manifest.name;
+      // Discovery's path of a plugin with a manifest is already canonical.
+      const judge = (): PermissionReport => assessPermissions(p.manifest?.permissions, this.grantFor(name), { ...shared, pluginDir: p.path });
+      if (p.manifest.permissions !== undefined || this.userConfig.plugins?.[name]?.grant !== undefined || this.options.grants?.[name] !== undefined) return judge();
+      asksNothing ??= judge();
+      return copyPermissionReport(asksNothing);
+    });
   }
 
   // Up front, in every isolation and sandbox mode: a plugin never runs with less than it asked for.
@@ -378,18 +389,25 @@ export class PluginLoader {
     const all = await discoverPlugins(this.dirs);
     const found = all.filter((p) => p.status !== 'agent-plugin');
     const lock = this.lockState();
+    const judge = async (p: DiscoveredPlugin & { manifest: PluginManifest }, verify: boolean): Promise<DiscoveredPlugin> => {
+      try {
+        await this.checkPlacement(p.manifest, p.path, p.trustedDir, lock, found);
+        if (verify) await this.verdictFor(p, lock);
+        return p;
+      } catch (err) {
+        const e = asPluginError(err, ErrorCode.INTERNAL, `checking ${p.path}`);
+        const status = e.data?.reason === 'untrusted-workspace' ? ('untrusted-workspace' as const) : ('error' as const);
+        return { ...p, status, errors: [...p.errors, { code: e.code, message: e.message }] };
+      }
+    };
+    // Most plugins need neither check: those are judged here and now, without a promise each.
     const judged = await Promise.all(
-      (options.agentPlugins === true ? all : found).map(async (p) => {
+      (options.agentPlugins === true ? all : found).map((p) => {
         if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
-        try {
-          await this.checkPlacement(p.manifest, p.path, p.trustedDir, lock, found);
-          await this.verdictFor(p, lock);
-          return p;
-        } catch (err) {
-          const e = asPluginError(err, ErrorCode.INTERNAL, `checking ${p.path}`);
-          const status = e.data?.reason === 'untrusted-workspace' ? ('untrusted-workspace' as const) : ('error' as const);
-          return { ...p, status, errors: [...p.errors, { code: e.code, message: e.message }] };
-        }
+        const listing = pluginDirListing(p);
+        const libraryPath = p.libraryPath;
+        const verify = this.mustVerify(p.trustedDir, lock.lock, () => (listing ? hasListedSignatures(p.path, listing, libraryPath) : hasSignatures(path.join(p.path, MANIFEST_FILE), libraryPath)));
+        return verify || p.trustedDir.kind === 'workspace' ? judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify) : p;
       }),
     );
     const seen = new Set<string>();
@@ -438,11 +456,10 @@ export class PluginLoader {
     checkWorkspacePlugin({ name: manifest.name, version: manifest.version, dir, kind: trusted.kind }, { installed, pinned, allowShadowing: this.security.allowShadowing });
   }
 
-  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often).
+  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often); called only when mustVerify says so.
   private async verdictFor(p: DiscoveredPlugin, lock: LockState): Promise<void> {
     const manifestPath = path.join(p.path, MANIFEST_FILE);
     const libraryPath = p.libraryPath as string;
-    if (!this.mustVerify(p.trustedDir, lock.lock, manifestPath, libraryPath, )) return;
     const identity = `${fileIdentities(p.path)}|${lock.lock ? JSON.stringify(lock.lock) : '-'}|${lock.userOwned}`;
     const cached = this.verdicts.get(p.path);
     if (cached?.identity === identity) {
@@ -462,9 +479,9 @@ export class PluginLoader {
     if (error) throw error;
   }
 
-  private mustVerify(trusted: TrustedDir, lock: LockFile | undefined, manifestPath: string, lookupPath: string): boolean {
+  private mustVerify(trusted: TrustedDir, lock: LockFile | undefined, signed: () => boolean): boolean {
     const untrustedWorkspace = trusted.kind === 'workspace' && !this.workspaceTrusted();
-    return this.security.requireSignature || lock !== undefined || untrustedWorkspace || hasSignatures(manifestPath, lookupPath);
+    return this.security.requireSignature || lock !== undefined || untrustedWorkspace || signed();
   }
 
   /**
@@ -596,7 +613,7 @@ export class PluginLoader {
     let loadPath = libraryPath;
     let copy: PrivateCopy | undefined;
     let libraryBytes: Buffer | undefined;
-    if (this.mustVerify(trusted, lock.lock, manifestPath, lookup.path)) {
+    if (this.mustVerify(trusted, lock.lock, () => hasSignatures(manifestPath, lookup.path))) {
       libraryBytes = await this.verify({ dir: canonical, trusted, manifest, manifestPath, manifestBytes, lookupPath: lookup.path, libraryPath }, lock);
       copy = await (await import('../plugin/private-copy.js')).writePrivateCopy(libraryBytes, path.basename(libraryPath));
       loadPath = copy.path;

@@ -1,12 +1,13 @@
-import { lstatSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, statSync, type Dirent, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
-import { readErrorCode, readSmallRegularFileSync, type SmallFileError } from '../safe-read.js';
+import { readErrorCode, readListedRegularFileSync, readSmallRegularFileSync, type SmallFileError } from '../safe-read.js';
 import { ErrorCode } from '../errors.js';
 import { compileSchema, toolSchemaProblem, type FileIdentity } from './schema.js';
 import type { ValidationIssue } from './issue.js';
+import { childPath, listedEntry } from './listing.js';
 import { diagnoseMissingLibrary } from './missing-library.js';
 import { unknownFieldWarnings } from './unknown-fields.js';
 import { WarningCode, vtcodeLibraryNames, vtcodeMetadataWarnings, vtcodeNameWarning, type ValidationWarning } from './vtcode.js';
@@ -95,11 +96,12 @@ export async function readManifest(dir: string): Promise<ManifestReading> {
 
 /**
  * The synchronous core of {@link readManifest}. Discovery uses it: a few small synchronous reads per
- * plugin beat a thread-pool round trip per read by an order of magnitude.
+ * plugin beat a thread-pool round trip per read by an order of magnitude. `listedAsRegularFile`: a
+ * listing of `dir` made just before showed plugin.json as a regular file (see readListedRegularFileSync).
  */
-export function readManifestSync(dir: string): ManifestReading {
-  const file = path.join(dir, MANIFEST_FILE);
-  const read = readManifestBytesSync(file);
+export function readManifestSync(dir: string, listedAsRegularFile = false): ManifestReading {
+  const file = childPath(dir, MANIFEST_FILE);
+  const read = readManifestBytesSync(file, listedAsRegularFile);
   if ('issue' in read) return { issues: [read.issue] };
   const reading = parseManifestText(read.bytes.toString('utf8'), file);
   // Only schemas are cached by it (a manifest without them has nothing to compile). The content
@@ -114,9 +116,9 @@ export function readManifestSync(dir: string): ManifestReading {
  * plugin.json's bytes, or why they cannot be had: missing, not a regular file, over
  * MAX_MANIFEST_BYTES, unreadable. Never blocks, even on a FIFO planted as plugin.json.
  */
-export function readManifestBytesSync(file: string): { bytes: Buffer } | { issue: ValidationIssue } {
+export function readManifestBytesSync(file: string, listedAsRegularFile = false): { bytes: Buffer } | { issue: ValidationIssue } {
   try {
-    return { bytes: readSmallRegularFileSync(file, MAX_MANIFEST_BYTES) };
+    return { bytes: listedAsRegularFile ? readListedRegularFileSync(file, MAX_MANIFEST_BYTES) : readSmallRegularFileSync(file, MAX_MANIFEST_BYTES) };
   } catch (err) {
     const { code, size } = err as SmallFileError;
     if (code === 'ENOTREG') return { issue: bad(`${file} is not a regular file. Make plugin.json a JSON file.`) };
@@ -199,18 +201,21 @@ function checkPermissions(value: unknown, file: string): ValidationIssue[] {
   return issues;
 }
 
+// A character no crate name holds: Cargo writes it as "_" in the library's name.
+const NOT_IN_CRATE_NAMES = /[^A-Za-z0-9_]/;
+
 /** Library file names tried for a plugin name, in order; the first is the canonical one. */
 export function libraryCandidates(name: string, platform: NodeJS.Platform = process.platform): string[] {
   // Cargo names a cdylib after its crate, with "-" (and any other character a crate name cannot hold) as "_".
-  const cargoName = name.replace(/[^A-Za-z0-9_]/g, '_');
-  const names = [name, cargoName];
-  let files: string[];
-  if (platform === 'win32') files = names.flatMap((n) => [`${n}.dll`, `lib${n}.dll`]);
-  else {
-    const ext = platform === 'darwin' ? 'dylib' : 'so';
-    files = names.flatMap((n) => [`lib${n}.${ext}`, `${n}.${ext}`]);
+  const names = NOT_IN_CRATE_NAMES.test(name) ? [name, name.replace(/[^A-Za-z0-9_]/g, '_')] : [name];
+  const ext = platform === 'darwin' ? 'dylib' : 'so';
+  const files: string[] = [];
+  // Two distinct names of one length never yield the same file name, so no candidate repeats.
+  for (const n of names) {
+    if (platform === 'win32') files.push(`${n}.dll`, `lib${n}.dll`);
+    else files.push(`lib${n}.${ext}`, `${n}.${ext}`);
   }
-  return [...new Set(files)];
+  return files;
 }
 
 /** The canonical library file name for a plugin name on this platform. */
@@ -232,11 +237,18 @@ export async function findLibrary(dir: string, name: string): Promise<LibraryLoo
   return findLibrarySync(dir, name);
 }
 
-/** The synchronous core of {@link findLibrary}. */
-export function findLibrarySync(dir: string, name: string): LibraryLookup {
+/**
+ * The synchronous core of {@link findLibrary}. `entries`, a listing of `dir` made just before, spares
+ * the lookup of each name it answers for (discovery lists every plugin dir anyway).
+ */
+export function findLibrarySync(dir: string, name: string, entries?: readonly Dirent[]): LibraryLookup {
   const inDir = libraryCandidates(name);
   for (const file of inDir) {
-    const probe = probeLibrary(path.join(dir, file), true);
+    const listed = entries === undefined ? 'ask' : listedEntry(entries, file);
+    if (listed === undefined) continue;
+    const candidate = childPath(dir, file);
+    // A regular file listed under this very name is what lstat would find; anything else is looked up.
+    const probe: LibraryLookup | undefined = listed !== 'ask' && listed.isFile() ? { found: true, path: candidate, plain: true } : probeLibrary(candidate, true);
     if (probe) return probe;
   }
   const cargoBuilt = libraryCandidates(name.replace(/[^A-Za-z0-9_]/g, '_')).map((f) => path.join(CARGO_RELEASE_DIR, f));

@@ -213,6 +213,12 @@ export function assessPermissions(requested: PluginPermissions | undefined, gran
   return report;
 }
 
+/** A copy of a report that shares no object or array with it. */
+export function copyPermissionReport(report: PermissionReport): PermissionReport {
+  const copySet = (set: PermissionSet): PermissionSet => ({ network: set.network, unix_sockets: set.unix_sockets, fs_read: [...set.fs_read], fs_write: [...set.fs_write] });
+  return { requested: copySet(report.requested), granted: copySet(report.granted), missing: copySet(report.missing), refused: report.refused.map((r) => ({ ...r })) };
+}
+
 /** True when nothing requested is missing or refused. */
 export function fullyGranted(report: PermissionReport): boolean {
   const m = report.missing;

@@ -1,5 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, type Dirent } from 'node:fs';
 import path from 'node:path';
+import { MANIFEST_FILE } from '../manifest/index.js';
+import { listedEntry } from '../manifest/listing.js';
 
 /** The suffix of signature files, beside each signed file. */
 export const SIGNATURE_SUFFIX = '.minisig';
@@ -14,5 +16,30 @@ export function hasSignatures(manifestPath: string, libraryPath: string): boolea
     existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`) ||
     existsSync(path.join(path.dirname(manifestPath), STATEMENT_FILE)) ||
     existsSync(path.join(path.dirname(manifestPath), `${STATEMENT_FILE}${SIGNATURE_SUFFIX}`))
+  );
+}
+
+const IN_DIR_SIGNATURE_FILES = [`${MANIFEST_FILE}${SIGNATURE_SUFFIX}`, STATEMENT_FILE, `${STATEMENT_FILE}${SIGNATURE_SUFFIX}`];
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+// Every name above, in any case, matches; so does any name outside ASCII (case folding may map it onto one).
+const SIGNATURE_LIKE = new RegExp(`${escapeRegExp(SIGNATURE_SUFFIX)}$|^${escapeRegExp(STATEMENT_FILE)}$|[\\u0080-\\uffff]`, 'i');
+
+/**
+ * {@link hasSignatures} of the plugin in `dir` (plugin.json at its top), answered from `entries`, a
+ * listing of `dir` made just before: only a name the listing cannot rule out is looked up.
+ */
+export function hasListedSignatures(dir: string, entries: readonly Dirent[], libraryPath: string): boolean {
+  // A regular file listed under the name exists; a link, or a name that differs only in case, is looked up.
+  const inDir = (name: string): boolean => {
+    const listed = listedEntry(entries, name);
+    return listed !== undefined && ((listed !== 'ask' && listed.isFile()) || existsSync(path.join(dir, name)));
+  };
+  const libraryDirLength = libraryPath.lastIndexOf(path.sep);
+  const libraryInDir = libraryDirLength === dir.length && libraryPath.startsWith(dir);
+  // The usual dir holds nothing that could be one: no name needs a closer look.
+  if (!entries.some((entry) => SIGNATURE_LIKE.test(entry.name))) return !libraryInDir && existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
+  return (
+    IN_DIR_SIGNATURE_FILES.some(inDir) ||
+    (libraryInDir ? inDir(`${libraryPath.slice(libraryDirLength + 1)}${SIGNATURE_SUFFIX}`) : existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`))
   );
 }

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import {
   CallToolRequestSchema,
   ErrorCode as McpErrorCode,
@@ -137,6 +139,12 @@ function toolResult(result: PluginResult, definition: ToolDefinition, workspace:
   return out;
 }
 
+// The SDK's validator checks only elicitation answers, which serve never asks for: built on first use, not at start-up.
+function validatorOnFirstUse(): jsonSchemaValidator {
+  let validator: AjvJsonSchemaValidator | undefined;
+  return { getValidator: (schema) => (validator ??= new AjvJsonSchemaValidator()).getValidator(schema) };
+}
+
 /**
  * Serves the plugins of the trusted dirs as MCP tools. Plugins run isolated by default, so a
  * plugin fault becomes an `isError` result and the server keeps serving.
@@ -177,7 +185,7 @@ export class SkillplugMcpServer {
     });
     this.server = new Server(
       { name: 'skillplug', version: packageVersion() },
-      { capabilities: { tools: { listChanged: true }, resources: { listChanged: true }, logging: {} } },
+      { capabilities: { tools: { listChanged: true }, resources: { listChanged: true }, logging: {} }, jsonSchemaValidator: validatorOnFirstUse() },
     );
     this.server.setRequestHandler(ListToolsRequestSchema, async () => {
       await this.refresh();

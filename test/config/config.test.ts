@@ -1,12 +1,12 @@
 // A repository's broken or planted config and lock files hurt only the repository's plugins, and never hang.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeEach, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader } from '../../src/index.js';
 import { readConfigFile } from '../../src/config/index.js';
-import { readSmallRegularFileSync } from '../../src/safe-read.js';
+import { readListedRegularFileSync, readSmallRegularFileSync } from '../../src/safe-read.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
 import { loadOutcome } from '../helpers/assertions.js';
 
@@ -88,5 +88,32 @@ describe('readSmallRegularFileSync', () => {
     assert.equal(errno(() => readSmallRegularFileSync(path.join(dir, 'none'))), 'ENOENT');
     assert.equal(errno(() => readSmallRegularFileSync(dir)), 'ENOTREG');
     assert.deepEqual(readConfigFile(path.join(dir, 'none')), {});
+  });
+});
+
+describe('readListedRegularFileSync', () => {
+  it('answers as readSmallRegularFileSync for whatever the path turned out to hold', () => {
+    const dir = tempDir();
+    const files: Record<string, string> = { small: '{"a":1}', empty: '', scratch: 'y'.repeat(70_000), large: 'z'.repeat(300) };
+    for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content);
+    symlinkSync('small', path.join(dir, 'link'));
+    symlinkSync('none', path.join(dir, 'dangling'));
+    mkdirSync(path.join(dir, 'subdir'));
+    if (!noFifo) {
+      execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+      symlinkSync('fifo', path.join(dir, 'fifo-link'));
+    }
+    const outcome = (read: (file: string, max: number) => Buffer, file: string): unknown => {
+      try {
+        return read(file, 256).toString('utf8');
+      } catch (err) {
+        return { code: (err as NodeJS.ErrnoException).code, size: (err as { size?: number }).size };
+      }
+    };
+    for (const name of ['small', 'empty', 'scratch', 'large', 'link', 'dangling', 'subdir', 'missing', ...(noFifo ? [] : ['fifo', 'fifo-link'])]) {
+      const file = path.join(dir, name);
+      assert.deepEqual(outcome(readListedRegularFileSync, file), outcome(readSmallRegularFileSync, file), name);
+    }
+    assert.equal(readListedRegularFileSync(path.join(dir, 'scratch'), 100_000).length, 70_000);
   });
 });

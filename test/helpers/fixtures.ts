@@ -69,10 +69,10 @@ export interface CliResult {
 }
 
 /** Runs the built CLI with arguments; never throws on a non-zero exit. */
-export async function runCli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export async function runCli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; cli?: string } = {}): Promise<CliResult> {
   const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], {
+    const child = spawn(process.execPath, [options.cli ?? CLI_PATH, ...args], {
       cwd: options.cwd ?? REPO_ROOT,
       // The variables that move user plugin dirs are cleared so the runner's own never leak in.
       env: { ...process.env, VTCODE_HOME: undefined, VTCODE_DATA: undefined, XDG_DATA_HOME: undefined, CODEX_HOME: undefined, HOME: options.env?.HOME ?? tempHome(), ...options.env },

@@ -10,7 +10,7 @@ describe('package contents', () => {
   it('ships dist, the host, pump and sandbox launcher sources and the SDKs, and no source maps or dev scripts', () => {
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO_ROOT, encoding: 'utf8' });
     const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
-    for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'src/host/skillplug-host.c', 'src/abi/pump.c', 'src/sandbox/skillplug-launch.c', 'sdk/c/vtcode_plugin.h', 'README.md']) {
+    for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/bin.cjs', 'dist/cli/skillplug.cjs', 'dist/cli/mcp-sdk.cjs', 'src/host/skillplug-host.c', 'src/abi/pump.c', 'src/sandbox/skillplug-launch.c', 'sdk/c/vtcode_plugin.h', 'README.md']) {
       assert.ok(files.includes(needed), `${needed} is shipped`);
     }
     assert.deepEqual(files.filter((f) => f.endsWith('.map')), [], 'no source maps pointing at sources that are not shipped');

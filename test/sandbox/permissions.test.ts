@@ -40,6 +40,25 @@ describe('permission reports in one batch', () => {
     assert.deepEqual(reasons, { plain: [], 'through-link': ['symlink'], hooks: ['protected'], 'whole-ws': ['symlink'], greedy: [], 'own-dir': [] });
   });
 
+  it('give plugins that ask for nothing equal reports that share nothing, an own grant still counting', async () => {
+    const base = tempDir();
+    const plugins = path.join(base, 'plugins');
+    const workspace = path.join(base, 'ws');
+    mkdirSync(path.join(base, 'data'), { recursive: true });
+    mkdirSync(workspace, { recursive: true });
+    for (const name of ['a', 'b', 'c', 'granted']) plugin(plugins, name);
+    const loader = new PluginLoader({ pluginsDirs: [plugins], home: tempHome(), workspace, defaultDirs: false, grant: { fs_read: [path.join(base, 'data')] }, grants: { granted: { network: true } } });
+    const found = await loader.discoverPlugins();
+    const batch = loader.permissionReports(found);
+    assert.deepEqual(
+      batch,
+      found.map((p) => (p.manifest ? loader.permissionReport(p.path, p.manifest) : undefined)),
+    );
+    batch[0]?.requested.fs_read.push('/changed');
+    assert.deepEqual(loader.permissionReports(found)[1], batch[1]);
+    assert.notDeepEqual(batch[0], batch[1], 'a report handed out is its caller\'s alone');
+  });
+
   it('see a link planted after the previous batch (nothing is remembered between batches)', async () => {
     const base = tempDir();
     const plugins = path.join(base, 'plugins');
