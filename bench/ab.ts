@@ -4,7 +4,8 @@
 // ratio new ÷ old per round. Build the old tree first (`git worktree add /work/wt/old 199e2b9 --detach`,
 // link or install its node_modules, `npm run build` there); its host compiles into the per-user cache under
 // a key of its own source, so the two hosts never clash. Usage:
-// npm run bench:ab -- --old /work/wt/old [--rounds N] [--target-ms MS] (or node --expose-gc build/bench/ab.js ...)
+// npm run bench:ab -- --old /work/wt/old [--rounds N] [--target-ms MS] [--new-fixed-spin] (or node --expose-gc build/bench/ab.js ...)
+// --new-fixed-spin gives the new tree the old spin policy, so the ratio shows the rest of the call path alone.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -26,10 +27,12 @@ const option = (name: string): string | undefined => {
 };
 const OLD_DIR = option('--old');
 if (!OLD_DIR) {
-  process.stderr.write('usage: node --expose-gc build/bench/ab.js --old DIR [--rounds N] [--target-ms MS]\n');
+  process.stderr.write('usage: node --expose-gc build/bench/ab.js --old DIR [--rounds N] [--target-ms MS] [--new-fixed-spin]\n');
   process.exit(2);
 }
 const ROUNDS = Number(option('--rounds') ?? 10);
+// The new tree with the old tree's spin policy (fixed 150 µs windows, no budget): what remains is the rest of the path.
+const NEW_FIXED_SPIN = argv.includes('--new-fixed-spin');
 /** How long one measurement lasts, about, in µs (200 ms as in bench/run.ts): chunks of calls until then. */
 const TARGET_US = Number(option('--target-ms') ?? 200) * 1000;
 const MiB = 1024 * 1024;
@@ -76,6 +79,12 @@ async function openTree(name: Tree['name'], dir: string, entries: string[]): Pro
 const oldTree = await openTree('old', path.resolve(OLD_DIR), ['dist/index.js', 'build/src/index.js']);
 const newTree = await openTree('new', ROOT, ['build/src/index.js']);
 const trees = [oldTree, newTree];
+if (NEW_FIXED_SPIN) {
+  // Read when a host or pump starts: set before any plugin of the new tree loads.
+  const { hostTuning } = (await import(pathToFileURL(path.join(ROOT, 'build', 'src', 'host', 'tuning.js')).href)) as { hostTuning: { adaptiveSpin: boolean } };
+  hostTuning.adaptiveSpin = false;
+  notes.push('new tree run with hostTuning.adaptiveSpin = false (--new-fixed-spin): fixed 150 µs spin windows like the old tree');
+}
 
 /** Throws unless every option is a field of the tree's PluginLoaderOptions (an old tree must not get newer ones). */
 function checkOptions(tree: Tree, options: Record<string, unknown>): void {
