@@ -309,7 +309,7 @@ export async function runCommand(ref: string, flags: RunFlags): Promise<number> 
   const explicitConfig = flags.config === undefined ? undefined : parseJsonObjectFlag(flags.config, '--config');
   const loader = new PluginLoader({ ...loaderOptions(flags), ...(flags.verbose ? { onPluginLog: (event: PluginLogEvent) => writeErr(describeLogEvent(event)) } : {}) });
   // The host's first start awaits the one-off sandbox probe (a bwrap run): started now, it runs beside finding and verifying the plugin.
-  if ((flags.isolation ?? 'process') === 'process' && loader.security.sandbox !== 'off') void detectSandbox();
+  if ((flags.isolation ?? 'process') === 'process' && loader.security.sandbox !== 'off') detectSandbox().catch(() => undefined);
   if (flags.verbose && flags.isolation === 'none') writeErr('skillplug: with --isolation none the plugin writes to this stderr directly; its lines are not marked or escaped.');
   return withPlugin(loader, ref, async (plugin) => {
     const config = explicitConfig ?? loader.pluginConfig(plugin.metadata.name);
