@@ -317,6 +317,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stopped reading (`skillplug list | head`) ends the command, as for any Unix tool, not a crash.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(process.exitCode ?? 0);
+});
+
 // No top-level await: the published bin is this module bundled as CommonJS (scripts/bundle-cli.mjs).
 void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { buildFixture, runCli, tempDir } from '../helpers/fixtures.js';
+import { CLI_PATH, buildFixture, runCli, tempDir, tempHome } from '../helpers/fixtures.js';
 
 describe('cli', () => {
   let plugins: string;
@@ -39,6 +40,18 @@ describe('cli', () => {
     assert.ok(broken.errors.some((e: { code: string; field?: string }) => e.code === 'E_INVALID_MANIFEST' && e.field === 'description'));
     for (const p of doc.plugins) assert.deepEqual(Object.keys(p).sort(), ['description', 'errors', 'name', 'path', 'permissions', 'status', 'version']);
     assert.equal(existsSync(marker), false);
+  });
+
+  it('list ends quietly when its reader stops reading (list | head), with no stack trace', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [CLI_PATH, 'list', ...common(), '--json'], { env: { ...process.env, HOME: tempHome() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closed before the CLI writes a byte (Node starts first), so its first write meets EPIPE.
+    child.stdout.destroy();
+    const err: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(Buffer.concat(err).toString(), '');
+    assert.equal(code, 0);
   });
 
   it('list finds plugins in the workspace default dir', async () => {

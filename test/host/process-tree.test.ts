@@ -21,6 +21,12 @@ describe('TreeRss', { skip: !linux && 'reads /proc' }, () => {
     try {
       const tree = processTree(root);
       assert.equal(tree.length, 2, 'the shell and its sleep');
+      // "started" can come before the forked child has exec'd sleep, whose memory then changes under the reads.
+      const comm = (): string => readFileSync(`/proc/${tree[1]}/comm`, 'latin1').trim();
+      for (let turns = 0; comm() !== 'sleep'; turns++) {
+        assert.ok(turns < 100_000, 'the child never became sleep');
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       const kb = probe.kb() as number;
       const expected = tree.reduce((sum, pid) => sum + vmRssKb(pid), 0);
       // Resident memory moves a little between two reads; the two counts must agree closely.
