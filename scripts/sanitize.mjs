@@ -10,7 +10,7 @@
 // Runs on what `npm run build:test` compiled into build/ (npm run sanitize compiles it first; .ci/run calls this
 // script right after npm test, which just did).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,6 +134,26 @@ function runSuites(b) {
   return { run, summary };
 }
 
+/**
+ * SIGKILLs instrumented hosts that outlived the suites. TSan delivers a signal only when the thread
+ * next enters an intercepted call, so the host of a plugin spinning in a loop of its own misses its
+ * parent-death SIGTERM and would spin on, orphaned; uninstrumented hosts take the signal at once.
+ */
+function killLeftoverHosts(b) {
+  let killed = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/exe`) !== b.host) continue;
+      process.kill(Number(entry), 'SIGKILL');
+      killed++;
+    } catch {
+      // Gone already, or not ours to read.
+    }
+  }
+  return killed;
+}
+
 if (process.platform !== 'linux') {
   log('skipped: the sanitizer run needs Linux (LD_PRELOAD of gcc sanitizer runtimes, /proc)');
   process.exit(0);
@@ -148,6 +168,8 @@ for (const kind of kinds) {
   checkCanary(b);
   checkPumpLoads(b);
   const { run, summary } = runSuites(b);
+  const leftover = killLeftoverHosts(b);
+  if (leftover > 0) log(`${kind}: killed ${leftover} instrumented host(s) left spinning after the suites (see killLeftoverHosts)`);
   const found = reports(b.reportDir);
   results.push({ kind, summary, reports: found.length });
   log(`${kind}: ${summary.tests} tests, ${summary.pass} passed, ${summary.fail} failed, ${summary.skipped} skipped, ${summary.seconds} s; sanitizer reports: ${found.length}`);
