@@ -32,7 +32,8 @@ function exitWatcher(): Promise<string> {
 /**
  * Resolves once every one of these processes has exited (a zombie counts as exited), whoever their
  * parent is: the kernel tells a pidfd, so this waits for an event instead of polling `alive`. Rejects
- * if they are still running after a generous guard, with `what` in the message.
+ * if they are still running after a generous guard, with `what` in the message, and kills them then
+ * so that a failed test leaves nothing running.
  */
 export async function exited(pids: number[], what: string): Promise<void> {
   const child = spawn(await exitWatcher(), pids.map(String), { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -43,9 +44,16 @@ export async function exited(pids: number[], what: string): Promise<void> {
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       clearTimeout(guard);
-      if (code === 0) resolve();
-      else if (signal === 'SIGKILL') reject(new Error(`${what}: pids ${pids.join(', ')} still ran after ${HANG_GUARD_MS / 1000} s`));
-      else reject(new Error(`${what}: could not watch pids ${pids.join(', ')} (exit ${code}): ${stderr.trim()}`));
+      if (code === 0) return resolve();
+      if (signal !== 'SIGKILL') return reject(new Error(`${what}: could not watch pids ${pids.join(', ')} (exit ${code}): ${stderr.trim()}`));
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // It exited meanwhile.
+        }
+      }
+      reject(new Error(`${what}: pids ${pids.join(', ')} still ran after ${HANG_GUARD_MS / 1000} s`));
     });
   });
 }
