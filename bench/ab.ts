@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { detectSandbox } from '../src/sandbox/index.js';
-import { machineBusyUs, processCpuUs, treeCpuUs } from './cpu.js';
+import { cpuWindow, treeCpuUs } from './cpu.js';
 import { type Neighbour, startNeighbour } from './neighbour.js';
 import { benchWorkdir } from './workdir.js';
 
@@ -175,22 +175,15 @@ interface Sample {
 async function measure(row: Row, tree: Tree, n: number, neighbour: Neighbour | undefined): Promise<Sample> {
   // Each tree's garbage is collected outside the other's window.
   global.gc?.();
-  const exclude = new Set(neighbour ? [neighbour.pid] : []);
-  const neighbourBefore = neighbour ? processCpuUs(neighbour.pid) : 0;
-  const machineBefore = machineBusyUs();
-  const cpuBefore = treeCpuUs('start', exclude);
+  const closeWindow = cpuWindow(neighbour?.pid);
   const t = nowUs();
   let calls = 0;
   do {
     await row.run(tree, n);
     calls += n;
   } while (nowUs() - t < TARGET_US);
-  const wall = nowUs() - t;
-  const cpuAfter = treeCpuUs('end', exclude);
-  const machineAfter = machineBusyUs();
-  const neighbourCpu = neighbour ? processCpuUs(neighbour.pid) - neighbourBefore : 0;
-  const ours = cpuAfter - cpuBefore;
-  return { us: wall / calls, cpuUs: ours / calls, neighbourCores: neighbourCpu / wall, otherCores: Math.max(0, machineAfter - machineBefore - ours - neighbourCpu) / wall };
+  const window = closeWindow();
+  return { us: window.wallUs / calls, cpuUs: window.cpuUs / calls, neighbourCores: window.neighbourCores, otherCores: window.otherCores };
 }
 
 /** Warms a row up on one tree and returns the calls per chunk that take about a quarter of TARGET_US there. */

@@ -142,3 +142,30 @@ export function groupRssMiB(root: number): number {
   }
   return kib / 1024;
 }
+
+/** What a measurement window saw: its wall time, our CPU (this process and all it started), and the cores others used. */
+export interface CpuWindow {
+  wallUs: number;
+  /** This process and every process it started, the neighbour excluded, in µs. */
+  cpuUs: number;
+  /** Cores the busy neighbour got over the window (0 without one). */
+  neighbourCores: number;
+  /** Cores other processes (not ours, not the neighbour) used over the window. */
+  otherCores: number;
+}
+
+/** Opens a measurement window; the function it returns closes it. `neighbour` is left out of our CPU. */
+export function cpuWindow(neighbour?: number): () => CpuWindow {
+  const exclude = new Set(neighbour === undefined ? [] : [neighbour]);
+  const neighbourBefore = neighbour === undefined ? 0 : processCpuUs(neighbour);
+  const machineBefore = machineBusyUs();
+  const cpuBefore = treeCpuUs('start', exclude);
+  const started = Number(process.hrtime.bigint()) / 1000;
+  return () => {
+    const wallUs = Number(process.hrtime.bigint()) / 1000 - started;
+    const cpuUs = treeCpuUs('end', exclude) - cpuBefore;
+    const machine = machineBusyUs() - machineBefore;
+    const neighbourCpu = neighbour === undefined ? 0 : processCpuUs(neighbour) - neighbourBefore;
+    return { wallUs, cpuUs, neighbourCores: neighbourCpu / wallUs, otherCores: Math.max(0, machine - cpuUs - neighbourCpu) / wallUs };
+  };
+}

@@ -16,7 +16,7 @@ import { type HostTuning, hostTuning } from '../src/host/tuning.js';
 import type { IsolatedPlugin } from '../src/host/isolated.js';
 import type { InProcessPlugin } from '../src/in-process/index.js';
 import { detectSandbox } from '../src/sandbox/index.js';
-import { groupRssMiB, machineBusyUs, processCpuUs, treeCpuUs } from './cpu.js';
+import { cpuWindow, groupRssMiB } from './cpu.js';
 import { compileWat, extismCall, extismPlugin, queued } from './extism.js';
 import { startNeighbour } from './neighbour.js';
 import { benchWorkdir } from './workdir.js';
@@ -358,10 +358,7 @@ if (fileStats) {
 // ---------- measuring ----------
 async function measure(def: RowDef, n: number, condition: Condition): Promise<Sample> {
   const neighbour = condition === 'busy' ? await startNeighbour(spinner) : undefined;
-  const exclude = new Set(neighbour ? [neighbour.pid] : []);
-  const neighbourBefore = neighbour ? processCpuUs(neighbour.pid) : 0;
-  const machineBefore = machineBusyUs();
-  const cpuBefore = treeCpuUs('start', exclude);
+  const closeWindow = cpuWindow(neighbour?.pid);
   const t = nowUs();
   let counted = 0;
   let calls = 0;
@@ -375,19 +372,15 @@ async function measure(def: RowDef, n: number, condition: Condition): Promise<Sa
     }
     calls += n;
   } while (nowUs() - t < TARGET_US);
-  const wall = nowUs() - t;
-  const cpuAfter = treeCpuUs('end', exclude);
-  const machineAfter = machineBusyUs();
-  const neighbourCpu = neighbour ? processCpuUs(neighbour.pid) - neighbourBefore : 0;
+  const window = closeWindow();
   await neighbour?.stop();
-  const ours = cpuAfter - cpuBefore;
   return {
     calls,
-    us: (timed ? counted : wall) / calls,
-    cpuUs: ours / calls,
-    wallUs: wall,
-    otherCores: Math.max(0, machineAfter - machineBefore - ours - neighbourCpu) / wall,
-    neighbourCores: neighbourCpu / wall,
+    us: (timed ? counted : window.wallUs) / calls,
+    cpuUs: window.cpuUs / calls,
+    wallUs: window.wallUs,
+    otherCores: window.otherCores,
+    neighbourCores: window.neighbourCores,
   };
 }
 
