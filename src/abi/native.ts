@@ -194,8 +194,6 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
 
   // undefined: not opened yet; null: unavailable, so koffi's three calls do the job.
   let direct: DirectCalls | null | undefined = helperPath ? undefined : null;
-  // Without a free function a result may sit in a buffer the library reuses: async calls then copy it on koffi's worker (pump.c).
-  let copied: CopiedCalls | null | undefined = helperPath && !freeString ? undefined : null;
   const executeSync = (ctx: ContextParts, maxBytes: number): string | ReturnedString => {
     if (direct === undefined) direct = openDirectCalls(helperPath as string, libraryPath) ?? null;
     if (direct === null) return take(execute(joinContext(ctx)), maxBytes);
@@ -217,30 +215,24 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
     metadata: (maxBytes) => take(metadata(), maxBytes),
     executeSync,
     executeAsync: (ctx, maxBytes, done) => {
-      if (copied === undefined) copied = openCopiedCalls(helperPath as string, libraryPath) ?? null;
-      const through = copied;
-      const returned = (err: Error | null, ptr: unknown): void => {
+      execute.async(ctx, (err: Error | null, ptr: unknown) => {
         if (err) {
           done(err);
           return;
         }
         let result: ReturnedString;
         try {
-          result = through ? through.take(ptr, maxBytes) : take(ptr, maxBytes);
+          result = take(ptr, maxBytes);
         } catch (takeErr) {
           done(takeErr as Error);
           return;
         }
         done(null, result);
-      };
-      if (through) through.callAsync(ctx, returned);
-      else execute.async(ctx, returned);
+      });
     },
     unload: () => {
       direct?.close();
       direct = null;
-      copied?.close();
-      copied = null;
       lib.unload();
     },
   };
@@ -291,33 +283,7 @@ function openDirectCalls(helperPath: string, libraryPath: string): DirectCalls |
   };
 }
 
-interface CopiedCalls {
-  /** Runs the plugin on koffi's worker, which copies the result there (copied_call in pump.c). */
-  callAsync: (ctx: string, returned: (err: Error | null, ptr: unknown) => void) => void;
-  /** Decodes a copy copied_call made, then frees it. */
-  take: (ptr: unknown, maxBytes: number) => ReturnedString;
-  close: () => void;
-}
-
-function openCopiedCalls(helperPath: string, libraryPath: string): CopiedCalls | undefined {
-  const api = helperLibrary(helperPath);
-  const handle = api.copiedOpen(libraryPath);
-  if (!handle) return undefined;
-  return {
-    callAsync: (ctx, returned) => api.copiedCall.async(handle, ctx, returned),
-    take: (ptr, maxBytes) => {
-      if (ptr === null || ptr === undefined) return { kind: 'null' };
-      try {
-        return decodeCString(ptr as bigint, maxBytes);
-      } finally {
-        api.copiedFree(ptr);
-      }
-    },
-    close: () => api.copiedClose(handle),
-  };
-}
-
-/** The pump library's functions (see pump.c). */
+/** A file mapped into this process and shared with an isolated host (see skillplug-host.c). */
 interface PumpLibrary {
   create: (libraryPath: string, notify: unknown, shared: Int32Array, threads: number) => unknown;
   submit: (pump: unknown, id: number, ctx: string) => number;
@@ -333,10 +299,6 @@ interface PumpLibrary {
   directCall: (direct: unknown, input: string, workspaceRoot: string | null, config: string | null) => string | null;
   directPending: (direct: unknown) => unknown;
   directClose: (direct: unknown) => void;
-  copiedOpen: (libraryPath: string) => unknown;
-  copiedCall: KoffiFn;
-  copiedFree: (copy: unknown) => void;
-  copiedClose: (copied: unknown) => void;
 }
 
 let pumpLibrary: PumpLibrary | undefined;
@@ -361,10 +323,6 @@ function helperLibrary(pumpPath: string): PumpLibrary {
       directCall: lib.func('const char *direct_call(void *direct, const char *input, const char *workspace_root, const char *config)') as PumpLibrary['directCall'],
       directPending: lib.func('void *direct_pending(void *direct)') as PumpLibrary['directPending'],
       directClose: lib.func('void direct_close(void *direct)') as PumpLibrary['directClose'],
-      copiedOpen: lib.func('void *copied_open(const char *library_path)') as PumpLibrary['copiedOpen'],
-      copiedCall: lib.func('void *copied_call(void *copied, const char *ctx)') as unknown as KoffiFn,
-      copiedFree: lib.func('void copied_free(void *copy)') as PumpLibrary['copiedFree'],
-      copiedClose: lib.func('void copied_close(void *copied)') as PumpLibrary['copiedClose'],
     };
   }
   return pumpLibrary;

@@ -8,10 +8,8 @@
  * that its next call overwrites) and the plugin's own string is freed there, exactly once.
  *
  * It also holds the direct path for executeSync: one native call that runs the plugin, copies its
- * result into a buffer JS owns and frees the plugin's string (koffi would need three calls); and the
- * copied call koffi's async path makes for a plugin without a free function, so its result is copied
- * on koffi's worker too. (The isolated host's shared lane is mapped by its own small addon,
- * src/host/lane-map.c.)
+ * result into a buffer JS owns and frees the plugin's string (koffi would need three calls). (The
+ * isolated host's shared lane is mapped by its own small addon, src/host/lane-map.c.)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -417,48 +415,4 @@ void direct_close(void *handle) {
   dlclose(d->library);
   free(d->ctx);
   free(d);
-}
-
-/* ---------- koffi's async path for plugins without a free function ---------- */
-
-/*
- * koffi hands a result to the JS thread after its worker may have run another call of the same
- * library (another instance: one dlopen handle), which overwrites a thread-local result buffer. So
- * such a plugin is called through copied_call, which copies the result on the worker that produced it.
- */
-typedef struct {
-  void *library;
-  execute_fn execute;
-} copied;
-
-/* Binds the plugin already loaded at library_path; NULL when it cannot (koffi then calls the plugin itself). */
-void *copied_open(const char *library_path) {
-  execute_fn execute;
-  free_fn release;
-  void *lib = bind_plugin(library_path, &execute, &release);
-  copied *c = lib ? calloc(1, sizeof *c) : NULL;
-  if (!c) {
-    if (lib) dlclose(lib);
-    return NULL;
-  }
-  c->library = lib;
-  c->execute = execute;
-  return c;
-}
-
-/* Runs on koffi's worker: the result's copy, for copied_free once read (NULL for NULL, or when out of memory, as in the pump). */
-char *copied_call(void *handle, const char *ctx) {
-  copied *c = handle;
-  const char *out = c->execute(ctx);
-  return out ? strdup(out) : NULL;
-}
-
-void copied_free(char *copy) {
-  free(copy);
-}
-
-void copied_close(void *handle) {
-  copied *c = handle;
-  dlclose(c->library);
-  free(c);
 }
