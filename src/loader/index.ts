@@ -304,7 +304,12 @@ export class PluginLoader {
 
   /** What the user grants plugin `name`: the user config's, `grants[name]` and `grant`, merged. */
   grantFor(name: string): SandboxGrant {
-    return mergeGrants(this.userConfig.plugins?.[name]?.grant, this.options.grants?.[name], this.options.grant);
+    return mergeGrants(...this.ownGrants(name), this.options.grant);
+  }
+
+  // The grants given to this plugin by name (config, then options), as opposed to the one for every plugin.
+  private ownGrants(name: string): (SandboxGrant | undefined)[] {
+    return [this.userConfig.plugins?.[name]?.grant, this.options.grants?.[name]];
   }
 
   private permissionContext(pluginDir: string): PermissionContext {
@@ -341,7 +346,7 @@ export class PluginLoader {
       const name = p.manifest.name;
       // Discovery's path of a plugin with a manifest is already canonical.
       const judge = (): PermissionReport => assessPermissions(p.manifest?.permissions, this.grantFor(name), { ...shared, pluginDir: p.path });
-      if (p.manifest.permissions !== undefined || this.userConfig.plugins?.[name]?.grant !== undefined || this.options.grants?.[name] !== undefined) return judge();
+      if (p.manifest.permissions !== undefined || this.ownGrants(name).some((g) => g !== undefined)) return judge();
       asksNothing ??= judge();
       return copyPermissionReport(asksNothing);
     });
