@@ -411,7 +411,7 @@ export class PluginLoader {
         if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
         const listing = pluginDirListing(p);
         const libraryPath = p.libraryPath;
-        const verify = this.mustVerify(p.trustedDir, lock.lock, () => (listing ? hasListedSignatures(p.path, listing, libraryPath) : hasSignatures(path.join(p.path, MANIFEST_FILE), libraryPath)));
+        const verify = this.mustVerify(p.trustedDir, lock.lock, () => (listing ? hasListedSignatures(p.path, listing, libraryPath) : hasSignatures(p.path, libraryPath)));
         return verify || p.trustedDir.kind === 'workspace' ? judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify) : p;
       }),
     );
@@ -618,7 +618,7 @@ export class PluginLoader {
     let loadPath = libraryPath;
     let copy: PrivateCopy | undefined;
     let libraryBytes: Buffer | undefined;
-    if (this.mustVerify(trusted, lock.lock, () => hasSignatures(manifestPath, lookup.path))) {
+    if (this.mustVerify(trusted, lock.lock, () => hasSignatures(canonical, lookup.path))) {
       libraryBytes = await this.verify({ dir: canonical, trusted, manifest, manifestPath, manifestBytes, lookupPath: lookup.path, libraryPath }, lock);
       copy = await (await import('../plugin/private-copy.js')).writePrivateCopy(libraryBytes, path.basename(libraryPath));
       loadPath = copy.path;

@@ -9,17 +9,14 @@ export const SIGNATURE_SUFFIX = '.minisig';
 /** The signed statement's file name, at the top of the plugin dir; its signature is `<STATEMENT_FILE>.minisig`. */
 export const STATEMENT_FILE = 'skillplug-statement.json';
 
-/** True when plugin.json or the library has a signature beside it, or the plugin carries a statement. */
-export function hasSignatures(manifestPath: string, libraryPath: string): boolean {
-  return (
-    existsSync(`${manifestPath}${SIGNATURE_SUFFIX}`) ||
-    existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`) ||
-    existsSync(path.join(path.dirname(manifestPath), STATEMENT_FILE)) ||
-    existsSync(path.join(path.dirname(manifestPath), `${STATEMENT_FILE}${SIGNATURE_SUFFIX}`))
-  );
+// The signature files a plugin may carry at the top of its dir; the library's own sits beside the library.
+const IN_DIR_SIGNATURE_FILES = [`${MANIFEST_FILE}${SIGNATURE_SUFFIX}`, STATEMENT_FILE, `${STATEMENT_FILE}${SIGNATURE_SUFFIX}`];
+
+/** True when plugin.json (at the top of `dir`) or the library has a signature beside it, or the plugin carries a statement. */
+export function hasSignatures(dir: string, libraryPath: string): boolean {
+  return IN_DIR_SIGNATURE_FILES.some((name) => existsSync(path.join(dir, name))) || existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
 }
 
-const IN_DIR_SIGNATURE_FILES = [`${MANIFEST_FILE}${SIGNATURE_SUFFIX}`, STATEMENT_FILE, `${STATEMENT_FILE}${SIGNATURE_SUFFIX}`];
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 // Every name above, in any case, matches; so does any name outside ASCII (case folding may map it onto one).
 const SIGNATURE_LIKE = new RegExp(`${escapeRegExp(SIGNATURE_SUFFIX)}$|^${escapeRegExp(STATEMENT_FILE)}$|[\\u0080-\\uffff]`, 'i');
