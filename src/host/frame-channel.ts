@@ -1,8 +1,12 @@
 import type { Duplex } from 'node:stream';
 
-/** Told once per corked tick, just before its frames leave, so a last frame can join them. */
+const EMPTY = Buffer.alloc(0);
+
+/** Told once per corked tick, just before its frames leave (so a last frame can join them), and once they have left. */
 export interface TickEnd {
   atTickEnd(): void;
+  /** `frames` were written in the tick; runs once all of them are in the kernel's hands. */
+  afterTick(frames: number): void;
 }
 
 /**
@@ -13,6 +17,7 @@ export class FrameChannel {
   private corked = false;
   // Bytes written to fd 3 so far, modulo 2^32.
   private sent = 0;
+  private framesInTick = 0;
 
   constructor(
     private readonly socket: Duplex,
@@ -30,6 +35,7 @@ export class FrameChannel {
   /** Writes one frame; `written` runs once it has been written. */
   send(frame: Buffer, written?: () => void): void {
     this.sent = (this.sent + frame.length) >>> 0;
+    this.framesInTick++;
     this.socket.write(frame, written);
   }
 
@@ -37,11 +43,17 @@ export class FrameChannel {
   corkUntilTick(tickEnd: TickEnd): void {
     if (this.corked) return;
     this.corked = true;
+    this.framesInTick = 0;
     this.socket.cork();
     process.nextTick(() => {
       this.corked = false;
       tickEnd.atTickEnd();
       this.socket.uncork();
+      const frames = this.framesInTick;
+      if (frames === 0) return;
+      // Written at once unless the socket's buffer was full; then once the last of them is.
+      if (this.socket.writableLength === 0) tickEnd.afterTick(frames);
+      else this.socket.write(EMPTY, () => tickEnd.afterTick(frames));
     });
   }
 

@@ -9,14 +9,17 @@ const WAKE_BYTE = Buffer.of(1);
 /**
  * How a call goes out (docs/host-protocol.md, "A call's states"): a call made with nothing in flight
  * waits for the end of its tick; still alone then, it takes the shared lane or goes as EXECUTE_ALONE;
- * joined by another call, it goes first as a plain EXECUTE. While a lone call may be running on the
- * host's reader, every further frame wakes the standby (rule 7).
+ * joined by another call, it goes first as a plain EXECUTE. While a call may be running on the
+ * host's reader, frames written after it wake the standby (rule 7): after each tick's frames when the
+ * lane's READER_AWAY says so, or, before the lane is watched, after every frame while a lone call is pending.
  */
 export class LoneCallPolicy implements TickEnd {
   /** Set once the host runs workers (CONFIGURE): a lone call then runs on its reader. */
   pooled = false;
   private loneCandidate: { id: number; context: string } | undefined;
   private aloneId: number | undefined;
+  // Frames atTickEnd wrote for the lone call itself this tick: they need no standby.
+  private ownFrames = 0;
   private wakeClosed = false;
   private readonly markLone = hostTuning.loneCalls;
 
@@ -44,9 +47,19 @@ export class LoneCallPolicy implements TickEnd {
   // While a lone call may be running on the host's reader, a frame must wake the standby once it is written.
   standbyWake(): (() => void) | undefined {
     if (this.aloneId === undefined || !this.pending.has(this.aloneId) || this.wakeClosed) return undefined;
-    return () => {
-      if (!this.wakeClosed && !this.child.exit) this.child.wake.write(WAKE_BYTE);
-    };
+    return () => this.wakeStandby();
+  }
+
+  // With a watched lane: the tick's frames are in the socket; if the reader is away on a call, they need
+  // the standby. The host says it is away before it looks for input, so one of the two sees the other.
+  afterTick(frames: number): void {
+    const others = frames - this.ownFrames;
+    this.ownFrames = 0;
+    if (others > 0 && this.pooled && this.lane.readerAway()) this.wakeStandby();
+  }
+
+  private wakeStandby(): void {
+    if (!this.wakeClosed && !this.child.exit) this.child.wake.write(WAKE_BYTE);
   }
 
   /** At the end of a tick of calls: a call still alone takes the lane, or goes as EXECUTE_ALONE or EXECUTE. */
@@ -54,17 +67,22 @@ export class LoneCallPolicy implements TickEnd {
     const lone = this.loneCandidate;
     this.loneCandidate = undefined;
     if (!lone || !this.pending.has(lone.id)) return;
+    const before = this.frames.bytesSent;
+    // A watched lane says when the reader is away (afterTick); until then, frames after a lone call wake the standby.
+    const watched = this.lane.watched;
     if (this.lane.post(lone.id, lone.context)) {
       // Like EXECUTE_ALONE: a pooled host runs it on its reader, so further frames must wake the standby.
-      if (this.pooled) this.aloneId = lone.id;
+      if (this.pooled && !watched) this.aloneId = lone.id;
+      if (this.frames.bytesSent !== before) this.ownFrames = 1;
       return;
     }
     const frame = executeFrame(lone.id, lone.context);
     // A pooled host runs it on its reader; further frames then wake the standby.
     if (this.pooled && this.markLone) {
       markAlone(frame);
-      this.aloneId = lone.id;
+      if (!watched) this.aloneId = lone.id;
     }
+    this.ownFrames = 1;
     this.frames.send(frame);
   }
 }

@@ -7,7 +7,19 @@ export const HostMessage = { READY: 1, LOAD_ERROR: 2, RESULT: 3, CANCEL_ACK: 4, 
 export const HostRequest = { EXECUTE: 1, CONFIGURE: 2, CANCEL: 3, EXECUTE_ALONE: 4, SHARED_WAKE: 5 } as const;
 
 /** The shared lane's layout (fd 6): indices of its 32-bit words, then where the two data areas lie. */
-export const SharedWord = { REQ_SEQ: 0, REQ_LEN: 1, RESP_SEQ: 2, RESP_LEN: 3, HOST_POLLING: 4, PARENT_POLLING: 5, REQ_AFTER: 6, HOST_MAPPED: 7, SPIN_MICROS: 8 } as const;
+export const SharedWord = {
+  REQ_SEQ: 0,
+  REQ_LEN: 1,
+  RESP_SEQ: 2,
+  RESP_LEN: 3,
+  HOST_POLLING: 4,
+  PARENT_POLLING: 5,
+  REQ_AFTER: 6,
+  HOST_MAPPED: 7,
+  SPIN_MICROS: 8,
+  READER_AWAY: 9,
+  PARENT_WATCHES: 10,
+} as const;
 /** Offset of the request area (a context in UTF-8). */
 export const SHARED_REQ = 4096;
 /** Size of each data area. */

@@ -94,6 +94,19 @@ export class SharedLane {
     return this.postedId;
   }
 
+  /**
+   * Whether this process wakes the host's standby by the lane's READER_AWAY (rule 7): set once, when
+   * mapped, and from then on the host's reader may run any call it read last, not just lone ones.
+   */
+  get watched(): boolean {
+    return this.shared !== undefined;
+  }
+
+  /** The host's reader runs a call (so frames written now need its standby); false without a lane. */
+  readerAway(): boolean {
+    return this.shared !== undefined && Atomics.load(this.shared.words, SharedWord.READER_AWAY) !== 0;
+  }
+
   /** Whether calls made alone go through the shared region now (for tests). */
   get up(): boolean {
     return this.postLone && this.shared !== undefined && Atomics.load(this.shared.words, SharedWord.HOST_MAPPED) === 1;
@@ -160,6 +173,7 @@ export class SharedLane {
     } finally {
       closeSync(fd);
     }
+    if (this.shared) Atomics.store(this.shared.words, SharedWord.PARENT_WATCHES, 1);
   }
 
   /** Posts a call made alone in the shared region; false unless both sides mapped it and the context fits. */

@@ -195,6 +195,16 @@ export class RawHost {
     Atomics.store(this.lane.words, SharedWord.REQ_SEQ, id | 0);
   }
 
+  /** Says this side reads READER_AWAY after the frames it writes (PARENT_WATCHES, rule 7), as HostProcess does once it maps the lane. */
+  watchReader(): void {
+    Atomics.store(this.lane.words, SharedWord.PARENT_WATCHES, 1);
+  }
+
+  /** READER_AWAY: the host's reader runs a call and frames written now need a byte for the standby. */
+  get readerAway(): boolean {
+    return Atomics.load(this.lane.words, SharedWord.READER_AWAY) === 1;
+  }
+
   /** Whether the host's reader is polling (HOST_POLLING); when it is not, a post needs SHARED_WAKE. */
   get hostPolling(): boolean {
     return Atomics.load(this.lane.words, SharedWord.HOST_POLLING) === 1;

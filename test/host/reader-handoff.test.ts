@@ -1,0 +1,78 @@
+// Calls the host's reader runs itself with a watching parent (docs/host-protocol.md, rule 7): a quick
+// call needs no wake-up for frames that come meanwhile (the hand-off timer sends the standby if it runs
+// long), a slow one says so in READER_AWAY for the parent to wake the standby. Driven frame by frame.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildFixture, tempDir } from '../helpers/fixtures.js';
+import { CallMarkers } from '../helpers/markers.js';
+import { RawHost } from '../helpers/raw-host.js';
+
+interface Output {
+  seq: number;
+  order: number;
+  max_inflight: number;
+  on_main?: boolean;
+}
+const output = (text: string | number | undefined) => (JSON.parse(String(text)) as { output: Output }).output;
+
+describe('host: calls on the reader with a watching parent', { skip: process.platform !== 'linux' ? 'the lane is Linux only' : false }, () => {
+  let library: string;
+  const hosts: RawHost[] = [];
+  const start = async (): Promise<RawHost> => {
+    const host = await RawHost.start(library);
+    hosts.push(host);
+    host.watchReader();
+    await host.configure(2);
+    return host;
+  };
+
+  before(async () => {
+    const dir = await buildFixture(tempDir(), { source: 'concurrency', name: 'reader-handoff', defines: { THREAD_SAFE: '1' } });
+    library = path.join(dir, 'libreader-handoff.so');
+  });
+
+  after(async () => {
+    await Promise.all(hosts.map((h) => h.stop()));
+  });
+
+  it('runs a quick call on the reader without telling the parent, and its hand-off timer lets a later frame through', async () => {
+    const host = await start();
+    const marks = new CallMarkers();
+    // A plain EXECUTE, the last (only) frame read: the reader keeps it, as no call has been slow yet.
+    await host.execute(1, { seq: 1, started: marks.started(1), until: marks.until, report_thread: 1 });
+    await marks.waitStarted(1);
+    assert.equal(host.readerAway, false, 'a quick call does not ask the parent for wake-ups');
+    // No byte on fd 5: only the hand-off timer can send the standby to read this while call 1 is held.
+    await host.execute(2, { seq: 2, ms: 1, report_thread: 1 });
+    const second = await host.next();
+    assert.deepEqual([second.kind, second.id], ['RESULT', 2]);
+    assert.equal(output(second.value).on_main, false, 'queued for a worker by the standby');
+    marks.release();
+    const first = await host.next();
+    assert.deepEqual([first.kind, first.id], ['RESULT', 1]);
+    assert.equal(output(first.value).on_main, true, 'the reader ran the call itself');
+  });
+
+  it('after slow calls, says it is away in READER_AWAY and leaves later frames to the standby the parent wakes', async () => {
+    const host = await start();
+    const marks = new CallMarkers();
+    // One call of 5 ms makes the host's recent call time far longer than a quick call's.
+    await host.execute(1, { seq: 1, ms: 5 });
+    assert.equal((await host.next()).id, 1);
+    await host.execute(2, { seq: 2, started: marks.started(2), until: marks.until, report_thread: 1 });
+    await marks.waitStarted(2);
+    assert.equal(host.readerAway, true, 'the reader runs a slow call and says so');
+    // As HostProcess does after a tick's frames when READER_AWAY is set.
+    await host.execute(3, { seq: 3, ms: 1, report_thread: 1 });
+    host.wakeStandby();
+    const third = await host.next();
+    assert.deepEqual([third.kind, third.id], ['RESULT', 3]);
+    assert.equal(output(third.value).on_main, false);
+    marks.release();
+    const second = await host.next();
+    assert.deepEqual([second.kind, second.id], ['RESULT', 2]);
+    assert.equal(output(second.value).on_main, true);
+    assert.equal(host.readerAway, false, 'back on fd 3');
+  });
+});
