@@ -258,6 +258,7 @@ export class HostProcess implements LaneResults {
 
   private onExit(exit: HostExit): void {
     this.lane.close();
+    this.lonePolicy.close();
     this.child.setRef(false);
     this.frames.destroy();
     if (this.settleReady) {

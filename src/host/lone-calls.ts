@@ -1,10 +1,12 @@
 import type { FrameChannel, TickEnd } from './frame-channel.js';
 import type { HostChild } from './host-child.js';
-import { executeFrame, markAlone } from './protocol.js';
+import { ReaderAway, executeFrame, markAlone } from './protocol.js';
 import type { SharedLane } from './shared-lane.js';
 import { hostTuning } from './tuning.js';
 
 const WAKE_BYTE = Buffer.of(1);
+// How long frames may wait behind a call the host's reader expected to be quick (the shortest timer the event loop has).
+const QUICK_CALL_PATIENCE_MS = 1;
 
 /**
  * How a call goes out (docs/host-protocol.md, "A call's states"): a call made with nothing in flight
@@ -20,6 +22,8 @@ export class LoneCallPolicy implements TickEnd {
   private aloneId: number | undefined;
   // Frames atTickEnd wrote for the lone call itself this tick: they need no standby.
   private ownFrames = 0;
+  private awayWatched = 0;
+  private awayTimer: NodeJS.Timeout | undefined;
   private wakeClosed = false;
   private readonly markLone = hostTuning.loneCalls;
 
@@ -52,10 +56,30 @@ export class LoneCallPolicy implements TickEnd {
 
   // With a watched lane: the tick's frames are in the socket; if the reader is away on a call, they need
   // the standby. The host says it is away before it looks for input, so one of the two sees the other.
+  // Behind a quick call they wait for the reader, unless the same trip away still lasts a timer later.
   afterTick(frames: number): void {
     const others = frames - this.ownFrames;
     this.ownFrames = 0;
-    if (others > 0 && this.pooled && this.lane.readerAway()) this.wakeStandby();
+    if (others <= 0 || !this.pooled) return;
+    const away = this.lane.readerAway();
+    const state = away & 3;
+    if (state === ReaderAway.SLOW_CALL) this.wakeStandby();
+    else if (state === ReaderAway.QUICK_CALL) this.wakeIfStillAway(away);
+  }
+
+  private wakeIfStillAway(away: number): void {
+    // The trip the latest frames wait behind: a trip that ended took them, and a later one has frames of its own to watch.
+    this.awayWatched = away;
+    this.awayTimer ??= setTimeout(() => {
+      this.awayTimer = undefined;
+      if (this.lane.readerAway() === this.awayWatched) this.wakeStandby();
+    }, QUICK_CALL_PATIENCE_MS).unref();
+  }
+
+  /** The host is gone: nothing is left to wake. */
+  close(): void {
+    if (this.awayTimer) clearTimeout(this.awayTimer);
+    this.awayTimer = undefined;
   }
 
   private wakeStandby(): void {

@@ -20,6 +20,8 @@ export const SharedWord = {
   READER_AWAY: 9,
   PARENT_WATCHES: 10,
 } as const;
+/** READER_AWAY's low two bits: where the host's reader is (the rest counts its trips away). */
+export const ReaderAway = { HOME: 0, QUICK_CALL: 1, SLOW_CALL: 2 } as const;
 /** Offset of the request area (a context in UTF-8). */
 export const SHARED_REQ = 4096;
 /** Size of each data area. */

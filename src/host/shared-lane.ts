@@ -102,9 +102,9 @@ export class SharedLane {
     return this.shared !== undefined;
   }
 
-  /** The host's reader runs a call (so frames written now need its standby); false without a lane. */
-  readerAway(): boolean {
-    return this.shared !== undefined && Atomics.load(this.shared.words, SharedWord.READER_AWAY) !== 0;
+  /** The host's READER_AWAY word (trips away << 2 | {@link ReaderAway} state); 0 without a lane. */
+  readerAway(): number {
+    return this.shared === undefined ? 0 : Atomics.load(this.shared.words, SharedWord.READER_AWAY);
   }
 
   /** Whether calls made alone go through the shared region now (for tests). */

@@ -20,7 +20,7 @@
  *                   kind 5 SHARED_WAKE: a call was posted in the shared region while the host slept.
  * While the reader runs a call, the standby thread reads fd 3 in its place, woken by a byte on fd 5 the
  * parent writes after further frames (while an EXECUTE_ALONE or shared call is pending; or, once it
- * watches the lane, when READER_AWAY is set), or by the hand-off timer for a quick call (docs, rule 7).
+ * watches the lane, by READER_AWAY) (docs/host-protocol.md, rule 7).
  * fd 6, with "lane", is a memfd of SHARED_BYTES the host creates with its size sealed (so nobody,
  * the plugin included, can shrink it under the parent's mapping: no SIGBUS in the parent), maps and
  * keeps open for the parent to open through /proc (the shared lane; the host sets HOST_MAPPED once it
@@ -33,8 +33,9 @@
  * clear, sends a wake: SHARED_WAKE on fd 3, or SHARED_RESULT to the parent.
  * SPIN_MICROS (parent-written, read before every spin): how long an idle thread may poll before it
  * sleeps; 0 (no lease from the parent's process-wide spin budget) means sleep at once.
- * PARENT_WATCHES (parent-written, 1 once it maps the lane): it reads READER_AWAY (host-written: the
- * reader runs a call other than a quick one) after the frames it writes, and wakes the standby then.
+ * PARENT_WATCHES (parent-written, 1 once it maps the lane): it reads READER_AWAY (host-written: trips
+ * of the reader away << 2 | 0 home, 1 running a quick call, 2 a slow one) after the frames it writes,
+ * and wakes the standby then: at once for a slow call, for a quick one if the same trip still lasts later.
  *   host -> parent: kind 1 READY (id 0): u32 abi version, u32 has_free, then a returned string
  *                   (only when the version is 1); kind 2 LOAD_ERROR: u32 reason, text;
  *                   kind 3 RESULT: a returned string;
@@ -76,7 +77,6 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
-#include <sys/timerfd.h>
 #endif
 /* ASan and TSan reserve terabytes of shadow address space, so their builds cannot run under RLIMIT_AS. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -919,28 +919,14 @@ static void enqueue(uint32_t id, char *ctx) {
   pthread_mutex_unlock(&queue_lock);
 }
 
-/* Set while the main thread runs a call: only then does the standby read. Mirrored in the lane's READER_AWAY
-   unless the call is quick (below). */
+/* Set while the main thread runs a call: only then does the standby read. */
 static int reader_away;
-/* Calls shorter than this lately are quick: the reader runs them with the hand-off timer armed instead of
-   telling the parent it is away, so frames that come meanwhile wait for it rather than wake the standby. */
+/* Calls shorter than this lately are quick: a frame that comes while one runs on the reader may wait for
+   it, and the parent wakes the standby only if the call is still running a while later (rule 7). */
 #define QUICK_CALL_NS 25000L
-/* How long a quick call may keep the reader away before the timer sends the standby to read fd 3. */
-#define HANDOFF_NS 100000L
-/* Pooled hosts on Linux: the hand-off timer (a timerfd); armed to fire at once, it also calls a standby
-   reading for the reader back. -1: none, and no call is quick. */
-static int handoff_fd = -1;
-/* Set while the standby reads fd 3 for a reader that is away past its hand-off (a Dekker pair with reader_away). */
-static int standby_watching;
-
-static void arm_handoff(long ns) {
-#ifdef __linux__
-  struct itimerspec when = {{0, 0}, {0, ns}};
-  timerfd_settime(handoff_fd, 0, &when, NULL);
-#else
-  (void)ns;
-#endif
-}
+/* READER_AWAY's states (its low two bits; the rest counts the reader's trips away, so a parent can tell one from the next). */
+enum { AWAY_NO = 0, AWAY_QUICK = 1, AWAY_SLOW = 2 };
+static uint32_t away_trips;
 static int start_workers(long wanted);
 static void start_standby(void);
 
@@ -980,21 +966,21 @@ static int parent_watches(void) {
   return shared && __atomic_load_n(shared_word(W_PARENT_WATCHES), __ATOMIC_SEQ_CST) == 1;
 }
 
-static void set_reader_away(int away, int tell_parent) {
-  __atomic_store_n(&reader_away, away, __ATOMIC_SEQ_CST);
-  if (shared && tell_parent) __atomic_store_n(shared_word(W_READER_AWAY), away, __ATOMIC_SEQ_CST);
+static void set_reader_away(int state) {
+  __atomic_store_n(&reader_away, state != AWAY_NO, __ATOMIC_SEQ_CST);
+  if (state != AWAY_NO) away_trips++;
+  if (shared) __atomic_store_n(shared_word(W_READER_AWAY), (int32_t)((away_trips << 2) | (uint32_t)state), __ATOMIC_SEQ_CST);
 }
 
 static int input_waiting(void);
 
 /*
  * Runs a call on the main thread when a slot is free, letting go of read_lock meanwhile so the standby
- * can read fd 3 and nothing waits behind the call for long; else queues it. Who wakes the standby:
- * - a quick call (a watching parent, and calls lately shorter than QUICK_CALL_NS): the hand-off timer,
- *   if the call outlives HANDOFF_NS; frames that come meanwhile wait for the reader, no wake-up at all;
- * - else the parent (rule 7). A watching parent reads READER_AWAY after the frames it writes, so the
- *   reader sets it and then looks for input: a frame written before the parent could see the word is
- *   there to find, and then the call goes to a worker instead.
+ * can read fd 3 (woken by the parent, rule 7) and nothing waits behind the call for long; else queues
+ * it. A watching parent reads READER_AWAY after the frames it writes, so the reader sets it and then
+ * looks for input: a frame written before the parent could see the word is there to find, and then the
+ * call goes to a worker instead. READER_AWAY says whether the call is quick (the parent then wakes the
+ * standby only if this trip away outlasts a timer of its own) or slow (at once).
  */
 static void run_here_or_queue(uint32_t id, char *ctx, int answer_in_shared) {
   if (!take_slot_here()) {
@@ -1002,11 +988,9 @@ static void run_here_or_queue(uint32_t id, char *ctx, int answer_in_shared) {
     return;
   }
   int watched = parent_watches();
-  int quick = watched && handoff_fd >= 0 && __atomic_load_n(&recent_call_ns, __ATOMIC_RELAXED) < QUICK_CALL_NS;
-  if (quick) arm_handoff(HANDOFF_NS);
-  set_reader_away(1, !quick);
-  if (!quick && watched && input_waiting()) {
-    set_reader_away(0, 1);
+  set_reader_away(watched && __atomic_load_n(&recent_call_ns, __ATOMIC_RELAXED) < QUICK_CALL_NS ? AWAY_QUICK : AWAY_SLOW);
+  if (watched && input_waiting()) {
+    set_reader_away(AWAY_NO);
     job_done();
     enqueue(id, ctx);
     return;
@@ -1014,10 +998,7 @@ static void run_here_or_queue(uint32_t id, char *ctx, int answer_in_shared) {
   pthread_mutex_unlock(&read_lock);
   run_job(id, ctx, answer_in_shared);
   job_done();
-  set_reader_away(0, !quick);
-  /* A standby reading for us sleeps in poll(): fire the timer at once to send it back; else disarm it. */
-  if (__atomic_load_n(&standby_watching, __ATOMIC_SEQ_CST)) arm_handoff(1);
-  else if (quick) arm_handoff(0);
+  set_reader_away(AWAY_NO);
   pthread_mutex_lock(&read_lock);
 }
 
@@ -1084,48 +1065,18 @@ static int input_waiting(void) {
   return reader.end > reader.start || poll(&pfd, 1, 0) > 0;
 }
 
-/* Handles whatever fd 3 holds while the main thread is away, which hands reading back as soon as it returns. */
-static void read_for_reader(void) {
-  pthread_mutex_lock(&read_lock);
-  while (__atomic_load_n(&reader_away, __ATOMIC_SEQ_CST) && input_waiting()) handle_frame(0);
-  pthread_mutex_unlock(&read_lock);
-}
-
-/* Consumes the hand-off timer's expiry; 0 when there was none (the reader disarmed it on its way back). */
-static int take_handoff(void) {
-  uint64_t expiries;
-  return read(handoff_fd, &expiries, sizeof expiries) == (ssize_t)sizeof expiries;
-}
-
-/* A quick call outlived its hand-off: read fd 3 as it fills until the reader is back (it then fires the timer). */
-static void watch_for_reader(void) {
-  __atomic_store_n(&standby_watching, 1, __ATOMIC_SEQ_CST);
-  while (__atomic_load_n(&reader_away, __ATOMIC_SEQ_CST)) {
-    struct pollfd pfd[2] = {{CHANNEL_FD, POLLIN, 0}, {handoff_fd, POLLIN, 0}};
-    if (poll(pfd, 2, -1) < 0 && errno != EINTR) break;
-    if (pfd[1].revents & POLLIN) take_handoff();
-    read_for_reader();
-  }
-  __atomic_store_n(&standby_watching, 0, __ATOMIC_SEQ_CST);
-}
-
-/* Sleeps on fd 5 and the hand-off timer; woken, reads whatever fd 3 holds while the main thread runs a call. */
+/* Sleeps on fd 5; woken by the parent, reads whatever fd 3 holds while the main thread runs a call. */
 static void *standby(void *arg) {
   (void)arg;
   unsigned char wake[64];
   for (;;) {
-    struct pollfd pfd[2] = {{WAKE_FD, POLLIN, 0}, {handoff_fd, POLLIN, 0}};
-    if (poll(pfd, handoff_fd >= 0 ? 2 : 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      return NULL;
-    }
-    if (pfd[0].revents) {
-      ssize_t n = read(WAKE_FD, wake, sizeof wake);
-      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return NULL; /* The parent is gone; the main thread sees fd 3 end and exits. */
-    }
-    int handed_off = (pfd[1].revents & POLLIN) && take_handoff();
-    read_for_reader();
-    if (handed_off) watch_for_reader();
+    ssize_t n = read(WAKE_FD, wake, sizeof wake);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return NULL; /* The parent is gone; the main thread sees fd 3 end and exits. */
+    pthread_mutex_lock(&read_lock);
+    /* Reads only while the main thread is away, which hands reading back as soon as it returns. */
+    while (__atomic_load_n(&reader_away, __ATOMIC_SEQ_CST) && input_waiting()) handle_frame(0);
+    pthread_mutex_unlock(&read_lock);
   }
 }
 
@@ -1135,16 +1086,11 @@ static void start_standby(void) {
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 256u * 1024u);
   pthread_t t;
-#ifdef __linux__
-  handoff_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-#endif
   if (fcntl(WAKE_FD, F_GETFD) != -1 && pthread_create(&t, &attr, standby, NULL) == 0) {
     pthread_detach(t);
     reader.standby_running = 1;
   } else {
     close(WAKE_FD);
-    if (handoff_fd >= 0) close(handoff_fd);
-    handoff_fd = -1;
   }
   pthread_attr_destroy(&attr);
 }

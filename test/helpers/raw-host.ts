@@ -200,9 +200,9 @@ export class RawHost {
     Atomics.store(this.lane.words, SharedWord.PARENT_WATCHES, 1);
   }
 
-  /** READER_AWAY: the host's reader runs a call and frames written now need a byte for the standby. */
-  get readerAway(): boolean {
-    return Atomics.load(this.lane.words, SharedWord.READER_AWAY) === 1;
+  /** READER_AWAY: the reader's trips away << 2 | where it is (ReaderAway). */
+  get readerAway(): number {
+    return Atomics.load(this.lane.words, SharedWord.READER_AWAY);
   }
 
   /** Whether the host's reader is polling (HOST_POLLING); when it is not, a post needs SHARED_WAKE. */

@@ -1,11 +1,13 @@
-// Calls the host's reader runs itself with a watching parent (docs/host-protocol.md, rule 7): a quick
-// call needs no wake-up for frames that come meanwhile (the hand-off timer sends the standby if it runs
-// long), a slow one says so in READER_AWAY for the parent to wake the standby. Driven frame by frame.
+// Calls the host's reader runs itself with a watching parent (docs/host-protocol.md, rule 7): it says
+// in READER_AWAY whether the call is quick (the parent then wakes the standby only if that trip away
+// still lasts after a timer) or slow (at once), and frames nobody wakes the standby for wait for it.
+// Driven frame by frame; this test plays the parent.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
 import { CallMarkers } from '../helpers/markers.js';
+import { ReaderAway } from '../../src/host/protocol.js';
 import { RawHost } from '../helpers/raw-host.js';
 
 interface Output {
@@ -36,25 +38,46 @@ describe('host: calls on the reader with a watching parent', { skip: process.pla
     await Promise.all(hosts.map((h) => h.stop()));
   });
 
-  it('runs a quick call on the reader without telling the parent, and its hand-off timer lets a later frame through', async () => {
+  it('runs a quick call on the reader, says so, and leaves a frame nobody wakes the standby for to the reader', async () => {
     const host = await start();
     const marks = new CallMarkers();
     // A plain EXECUTE, the last (only) frame read: the reader keeps it, as no call has been slow yet.
     await host.execute(1, { seq: 1, started: marks.started(1), until: marks.until, report_thread: 1 });
     await marks.waitStarted(1);
-    assert.equal(host.readerAway, false, 'a quick call does not ask the parent for wake-ups');
-    // No byte on fd 5: only the hand-off timer can send the standby to read this while call 1 is held.
+    assert.equal(host.readerAway & 3, ReaderAway.QUICK_CALL);
+    // No byte on fd 5 (the parent's timer has not fired yet): the frame waits for the reader.
     await host.execute(2, { seq: 2, ms: 1, report_thread: 1 });
+    marks.release();
+    const first = await host.next();
+    assert.deepEqual([first.kind, first.id], ['RESULT', 1]);
+    assert.equal(output(first.value).on_main, true, 'the reader ran the call itself');
+    const second = await host.next();
+    assert.deepEqual([second.kind, second.id], ['RESULT', 2]);
+    assert.equal(output(second.value).order, 1, 'it entered the plugin only after the first had');
+    assert.equal(host.readerAway & 3, ReaderAway.HOME);
+  });
+
+  it('lets the standby take a frame from behind a quick call when the parent wakes it for the same trip away', async () => {
+    const host = await start();
+    const marks = new CallMarkers();
+    await host.execute(1, { seq: 1, started: marks.started(1), until: marks.until, report_thread: 1 });
+    await marks.waitStarted(1);
+    const trip = host.readerAway;
+    assert.equal(trip & 3, ReaderAway.QUICK_CALL);
+    await host.execute(2, { seq: 2, ms: 1, report_thread: 1 });
+    // As HostProcess's timer does when the word still reads the same trip.
+    assert.equal(host.readerAway, trip);
+    host.wakeStandby();
     const second = await host.next();
     assert.deepEqual([second.kind, second.id], ['RESULT', 2]);
     assert.equal(output(second.value).on_main, false, 'queued for a worker by the standby');
     marks.release();
     const first = await host.next();
     assert.deepEqual([first.kind, first.id], ['RESULT', 1]);
-    assert.equal(output(first.value).on_main, true, 'the reader ran the call itself');
+    assert.equal(output(first.value).on_main, true);
   });
 
-  it('after slow calls, says it is away in READER_AWAY and leaves later frames to the standby the parent wakes', async () => {
+  it('after a slow call, says the next is slow, so the parent wakes the standby at once', async () => {
     const host = await start();
     const marks = new CallMarkers();
     // One call of 5 ms makes the host's recent call time far longer than a quick call's.
@@ -62,7 +85,7 @@ describe('host: calls on the reader with a watching parent', { skip: process.pla
     assert.equal((await host.next()).id, 1);
     await host.execute(2, { seq: 2, started: marks.started(2), until: marks.until, report_thread: 1 });
     await marks.waitStarted(2);
-    assert.equal(host.readerAway, true, 'the reader runs a slow call and says so');
+    assert.equal(host.readerAway & 3, ReaderAway.SLOW_CALL, 'the reader runs a slow call and says so');
     // As HostProcess does after a tick's frames when READER_AWAY is set.
     await host.execute(3, { seq: 3, ms: 1, report_thread: 1 });
     host.wakeStandby();
@@ -73,6 +96,6 @@ describe('host: calls on the reader with a watching parent', { skip: process.pla
     const second = await host.next();
     assert.deepEqual([second.kind, second.id], ['RESULT', 2]);
     assert.equal(output(second.value).on_main, true);
-    assert.equal(host.readerAway, false, 'back on fd 3');
+    assert.equal(host.readerAway & 3, ReaderAway.HOME, 'back on fd 3');
   });
 });
