@@ -18,6 +18,9 @@ import { LoneCallPolicy } from './lone-calls.js';
 import { SharedLane, type LaneResults } from './shared-lane.js';
 import { hostTuning } from './tuning.js';
 
+// Hosts of this process with a call in flight: with two or more, hosts run as SCHED_BATCH (docs/host-protocol.md, "Many hosts").
+let busyHosts = 0;
+
 export type { HostExit, HostLaunch } from './host-child.js';
 
 /** Why a call did not get a result: the host's exit, and whether the call had started running. */
@@ -123,8 +126,11 @@ export class HostProcess implements LaneResults {
     if (this.nextId > 0xffffffff) this.nextId = 1;
     if (this.child.exit) return { id, result: Promise.reject({ exit: this.child.exit, started: false } satisfies CallFailure) };
     const lone = this.pending.size === 0;
+    if (lone) busyHosts++;
     this.lane.countCall(lone);
     this.lane.leaseSpin();
+    // With other hosts busy too, a woken host must not preempt this thread (or them) mid-batch.
+    this.lane.setBatch(busyHosts >= 2);
     const wake = this.lonePolicy.standbyWake();
     const result = new Promise<ReturnedString>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onStart, started: false });
@@ -243,8 +249,9 @@ export class HostProcess implements LaneResults {
   }
 
   private settled(id: number): void {
-    this.pending.delete(id);
+    const removed = this.pending.delete(id);
     if (this.pending.size === 0) {
+      if (removed) busyHosts--;
       this.child.setRef(false);
       this.lane.idle();
     }
@@ -257,6 +264,7 @@ export class HostProcess implements LaneResults {
   }
 
   private onExit(exit: HostExit): void {
+    if (this.pending.size > 0) busyHosts--;
     this.lane.close();
     this.lonePolicy.close();
     this.child.setRef(false);

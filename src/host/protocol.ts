@@ -19,6 +19,7 @@ export const SharedWord = {
   SPIN_MICROS: 8,
   READER_AWAY: 9,
   PARENT_WATCHES: 10,
+  BATCH: 11,
 } as const;
 /** READER_AWAY's low two bits: where the host's reader is (the rest counts its trips away). */
 export const ReaderAway = { HOME: 0, QUICK_CALL: 1, SLOW_CALL: 2 } as const;

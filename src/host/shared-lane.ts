@@ -71,6 +71,7 @@ export class SharedLane {
   private readonly spinHistory: SpinHistory;
   private spinMicros = 0;
   private idleSince: number | undefined;
+  private batch = false;
 
   /** Whether a host polled for `pollMicros` should make a lane (its options word says so). */
   static wanted(pollMicros: number): boolean {
@@ -105,6 +106,16 @@ export class SharedLane {
   /** The host's READER_AWAY word (trips away << 2 | {@link ReaderAway} state); 0 without a lane. */
   readerAway(): number {
     return this.shared === undefined ? 0 : Atomics.load(this.shared.words, SharedWord.READER_AWAY);
+  }
+
+  /**
+   * Whether the host's threads should run as SCHED_BATCH (lane word BATCH, read by each thread as it
+   * next wakes): written only when it changes. See docs/host-protocol.md, "Many hosts".
+   */
+  setBatch(on: boolean): void {
+    if (on === this.batch || !this.shared) return;
+    this.batch = on;
+    Atomics.store(this.shared.words, SharedWord.BATCH, on ? 1 : 0);
   }
 
   /** Whether calls made alone go through the shared region now (for tests). */

@@ -33,6 +33,8 @@
  * clear, sends a wake: SHARED_WAKE on fd 3, or SHARED_RESULT to the parent.
  * SPIN_MICROS (parent-written, read before every spin): how long an idle thread may poll before it
  * sleeps; 0 (no lease from the parent's process-wide spin budget) means sleep at once.
+ * BATCH (parent-written): 1 while two or more of the parent's hosts are busy; each host thread then
+ * makes itself SCHED_BATCH (and SCHED_OTHER again at 0) the next time it handles a frame or runs a call.
  * PARENT_WATCHES (parent-written, 1 once it maps the lane): it reads READER_AWAY (host-written: trips
  * of the reader away << 2 | 0 home, 1 running a quick call, 2 a slow one) after the frames it writes,
  * and wakes the standby then: at once for a slow call, for a quick one if the same trip still lasts later.
@@ -95,7 +97,7 @@
 #define WAKE_FD 5
 #define SHARED_FD 6
 /* The shared lane's layout, mirrored in protocol.ts: 32-bit words, then the two data areas. */
-enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_POLLING, W_REQ_AFTER, W_HOST_MAPPED, W_SPIN_MICROS, W_READER_AWAY, W_PARENT_WATCHES };
+enum { W_REQ_SEQ, W_REQ_LEN, W_RESP_SEQ, W_RESP_LEN, W_HOST_POLLING, W_PARENT_POLLING, W_REQ_AFTER, W_HOST_MAPPED, W_SPIN_MICROS, W_READER_AWAY, W_PARENT_WATCHES, W_BATCH };
 #define SHARED_REQ 4096u
 #define SHARED_AREA_BYTES (64u * 1024u)
 #define SHARED_RESP (SHARED_REQ + SHARED_AREA_BYTES)
@@ -806,8 +808,28 @@ static void answer_shared(uint32_t id, const char *s);
 /* How long the plugin's calls took lately, in ns (an EWMA of 1/8 over every thread's calls; races only blur it). */
 static long recent_call_ns;
 
+/* This thread's policy as last set from the lane's BATCH word (threads start as SCHED_OTHER). */
+static __thread int thread_batch;
+
+/*
+ * Follows the parent's BATCH word: with several of its hosts busy, a woken host thread runs as
+ * SCHED_BATCH, which does not preempt the running thread (the parent mid-batch, or another host), so
+ * wake-ups cost fewer switches; with one, SCHED_OTHER, so a lone caller is served at once. Each thread
+ * looks whenever it is about to run a call or handle a frame; a syscall only on a change.
+ */
+static void follow_batch_word(void) {
+#ifdef SCHED_BATCH
+  if (!shared) return;
+  int want = __atomic_load_n(shared_word(W_BATCH), __ATOMIC_RELAXED) == 1;
+  if (want == thread_batch) return;
+  struct sched_param param = {0};
+  if (sched_setscheduler(0, want ? SCHED_BATCH : SCHED_OTHER, &param) == 0) thread_batch = want;
+#endif
+}
+
 /* Runs a call and sends its result: on fd 3, or in the shared region for a call taken from there. */
 static void run_job(uint32_t id, char *ctx, int answer_in_shared) {
+  follow_batch_word();
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   const char *out = plugin_execute(ctx);
@@ -1022,6 +1044,7 @@ static void take_shared_call(int may_run_here) {
  * lone call itself, letting go of read_lock meanwhile; the standby never runs a call.
  */
 static void handle_frame(int may_run_here) {
+  follow_batch_word();
   /* A due post goes before the frame: the reader waits for either; the standby, called once bytes are there, looks too. */
   if (may_run_here ? shared && await_request() : shared_posted()) {
     take_shared_call(may_run_here);

@@ -200,6 +200,11 @@ export class RawHost {
     Atomics.store(this.lane.words, SharedWord.PARENT_WATCHES, 1);
   }
 
+  /** Sets the BATCH word: the host's threads follow it the next time they handle a frame or run a call. */
+  setBatch(on: boolean): void {
+    Atomics.store(this.lane.words, SharedWord.BATCH, on ? 1 : 0);
+  }
+
   /** READER_AWAY: the reader's trips away << 2 | where it is (ReaderAway). */
   get readerAway(): number {
     return Atomics.load(this.lane.words, SharedWord.READER_AWAY);

@@ -155,6 +155,24 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
     });
   });
 
+  it('runs hosts as SCHED_BATCH while two or more have calls in flight, and as usual while one has', { skip: lane ? false : 'the BATCH word lives in the lane' }, async () => {
+    const [a, b] = await Promise.all([loader().loadPlugin(dirs.parallel as string), loader().loadPlugin(dirs.parallel as string)]);
+    const batch = (result: { output: unknown }) => (result.output as { batch?: boolean }).batch;
+    try {
+      assert.equal(batch(await a.execute(ctx({ seq: 0, ms: 0, report_thread: 1 }))), false, 'one host busy');
+      assert.equal(batch(await b.execute(ctx({ seq: 0, ms: 0, report_thread: 1 }))), false, 'one host busy');
+      const marks = new CallMarkers();
+      const held = a.execute(ctx({ seq: 1, started: marks.started(1), until: marks.until }));
+      await marks.waitStarted(1);
+      assert.equal(batch(await b.execute(ctx({ seq: 2, ms: 0, report_thread: 1 }))), true, 'two hosts busy');
+      marks.release();
+      await held;
+      assert.equal(batch(await b.execute(ctx({ seq: 3, ms: 0, report_thread: 1 }))), false, 'one host busy again');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('counts a lone call on the host reader against maxConcurrency', async () => {
     await withPlugin('parallel', { maxConcurrency: 2 }, async (plugin) => {
       const marks = new CallMarkers();

@@ -15,6 +15,7 @@ interface Output {
   order: number;
   max_inflight: number;
   on_main?: boolean;
+  batch?: boolean;
 }
 const output = (text: string | number | undefined) => (JSON.parse(String(text)) as { output: Output }).output;
 
@@ -97,5 +98,20 @@ describe('host: calls on the reader with a watching parent', { skip: process.pla
     assert.deepEqual([second.kind, second.id], ['RESULT', 2]);
     assert.equal(output(second.value).on_main, true);
     assert.equal(host.readerAway & 3, ReaderAway.HOME, 'back on fd 3');
+  });
+
+  it("makes its threads SCHED_BATCH while the parent's BATCH word says so, and SCHED_OTHER again after", async () => {
+    const host = await start();
+    const batchOf = async (id: number): Promise<boolean | undefined> => {
+      await host.execute(id, { seq: id, ms: 0, report_thread: 1 });
+      const frame = await host.next();
+      assert.deepEqual([frame.kind, frame.id], ['RESULT', id]);
+      return output(frame.value).batch;
+    };
+    assert.equal(await batchOf(1), false);
+    host.setBatch(true);
+    assert.equal(await batchOf(2), true);
+    host.setBatch(false);
+    assert.equal(await batchOf(3), false);
   });
 });
