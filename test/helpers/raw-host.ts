@@ -8,6 +8,7 @@ import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
+import { after, before } from 'node:test';
 import { laneAddon, mapLane, type SharedMapping } from '../../src/host/shared-lane.js';
 import {
   FrameReader,
@@ -64,6 +65,27 @@ function waitFor(ready: () => boolean, gone: () => boolean, signal: { waiter: ((
     };
     check();
   });
+}
+
+/**
+ * For a suite of raw hosts of the thread-safe concurrency fixture: builds it (as `name`) before the
+ * suite, stops every host started after it, and returns the starter.
+ */
+export function concurrencyHosts(name: string): () => Promise<RawHost> {
+  let library: string;
+  const hosts: RawHost[] = [];
+  before(async () => {
+    const dir = await buildFixture(tempDir(), { source: 'concurrency', name, defines: { THREAD_SAFE: '1' } });
+    library = path.join(dir, `lib${name}.so`);
+  });
+  after(async () => {
+    await Promise.all(hosts.map((h) => h.stop()));
+  });
+  return async () => {
+    const host = await RawHost.start(library);
+    hosts.push(host);
+    return host;
+  };
 }
 
 /** The context text of a call whose input is `input` (fixtures read flat fields anywhere in it). */

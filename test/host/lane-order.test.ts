@@ -1,33 +1,16 @@
 // The host's ordering rules between frames on fd 3 and posts in the shared lane (docs/host-protocol.md,
 // rule 3), driven frame by frame: CONFIGURE and CANCEL raced against posts, and REQ_AFTER both ways.
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { buildFixture, tempDir } from '../helpers/fixtures.js';
+import { describe, it } from 'node:test';
 import { CallMarkers } from '../helpers/markers.js';
 import { SHARED_WAKE_FRAME, cancelFrame } from '../../src/host/protocol.js';
-import { RawHost, type SeenFrame } from '../helpers/raw-host.js';
+import { RawHost, type SeenFrame, concurrencyHosts } from '../helpers/raw-host.js';
 
 // The concurrency fixture answers {"seq", "order" (how many calls entered before it), "max_inflight"}.
 const output = (text: string | number | undefined) => (JSON.parse(String(text)) as { output: { seq: number; order: number; max_inflight: number } }).output;
 
 describe('host: frames and shared-lane posts', { skip: process.platform !== 'linux' ? 'the lane is Linux only' : false }, () => {
-  let library: string;
-  const hosts: RawHost[] = [];
-  const start = async (): Promise<RawHost> => {
-    const host = await RawHost.start(library);
-    hosts.push(host);
-    return host;
-  };
-
-  before(async () => {
-    const dir = await buildFixture(tempDir(), { source: 'concurrency', name: 'lane-order', defines: { THREAD_SAFE: '1' } });
-    library = path.join(dir, 'liblane-order.so');
-  });
-
-  after(async () => {
-    await Promise.all(hosts.map((h) => h.stop()));
-  });
+  const start = concurrencyHosts('lane-order');
 
   it('holds a post until every frame written before it is handled (REQ_AFTER ahead of what arrived)', async () => {
     const host = await start();

@@ -3,12 +3,10 @@
 // still lasts after a timer) or slow (at once), and frames nobody wakes the standby for wait for it.
 // Driven frame by frame; this test plays the parent.
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { buildFixture, tempDir } from '../helpers/fixtures.js';
+import { describe, it } from 'node:test';
 import { CallMarkers } from '../helpers/markers.js';
 import { ReaderAway } from '../../src/host/protocol.js';
-import { RawHost } from '../helpers/raw-host.js';
+import { type RawHost, concurrencyHosts } from '../helpers/raw-host.js';
 
 interface Output {
   seq: number;
@@ -20,24 +18,13 @@ interface Output {
 const output = (text: string | number | undefined) => (JSON.parse(String(text)) as { output: Output }).output;
 
 describe('host: calls on the reader with a watching parent', { skip: process.platform !== 'linux' ? 'the lane is Linux only' : false }, () => {
-  let library: string;
-  const hosts: RawHost[] = [];
+  const startHost = concurrencyHosts('reader-handoff');
   const start = async (): Promise<RawHost> => {
-    const host = await RawHost.start(library);
-    hosts.push(host);
+    const host = await startHost();
     host.watchReader();
     await host.configure(2);
     return host;
   };
-
-  before(async () => {
-    const dir = await buildFixture(tempDir(), { source: 'concurrency', name: 'reader-handoff', defines: { THREAD_SAFE: '1' } });
-    library = path.join(dir, 'libreader-handoff.so');
-  });
-
-  after(async () => {
-    await Promise.all(hosts.map((h) => h.stop()));
-  });
 
   it('runs a quick call on the reader, says so, and leaves a frame nobody wakes the standby for to the reader', async () => {
     const host = await start();
