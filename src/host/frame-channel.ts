@@ -18,6 +18,11 @@ export class FrameChannel {
   // Bytes written to fd 3 so far, modulo 2^32.
   private sent = 0;
   private framesInTick = 0;
+  // The tick's frames and write callbacks, written together at its end (one buffer, one write).
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private callbacks: (() => void)[] = [];
+  private tickEnd: TickEnd | undefined;
 
   constructor(
     private readonly socket: Duplex,
@@ -32,38 +37,68 @@ export class FrameChannel {
     return this.sent;
   }
 
-  /** Writes one frame; `written` runs once it has been written. */
+  /** Writes one frame (at the end of the tick when corked); `written` runs once it has been written. */
   send(frame: Buffer, written?: () => void): void {
     this.sent = (this.sent + frame.length) >>> 0;
     this.framesInTick++;
-    this.socket.write(frame, written);
+    if (!this.corked) {
+      this.socket.write(frame, written);
+      return;
+    }
+    this.batch.push(frame);
+    this.batchBytes += frame.length;
+    if (written) this.callbacks.push(written);
   }
 
-  // Writes made in the same tick (many callers answering one batch of results) leave in one writev.
+  // Frames sent in the same tick (many callers answering one batch of results) leave in one write,
+  // which costs the stream one request instead of one per frame.
   corkUntilTick(tickEnd: TickEnd): void {
     if (this.corked) return;
     this.corked = true;
     this.framesInTick = 0;
-    this.socket.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      tickEnd.atTickEnd();
-      this.socket.uncork();
-      const frames = this.framesInTick;
-      if (frames === 0) return;
-      // Written at once unless the socket's buffer was full; then once the last of them is.
-      if (this.socket.writableLength === 0) tickEnd.afterTick(frames);
-      else this.socket.write(EMPTY, () => tickEnd.afterTick(frames));
+    this.tickEnd = tickEnd;
+    process.nextTick(this.endTick);
+  }
+
+  private readonly endTick = (): void => {
+    const tickEnd = this.tickEnd as TickEnd;
+    // Still corked: a frame sent here joins the batch, in order.
+    tickEnd.atTickEnd();
+    this.corked = false;
+    this.flush();
+    const frames = this.framesInTick;
+    if (frames === 0) return;
+    // Written at once unless the socket's buffer was full; then once the last of them is.
+    if (this.socket.writableLength === 0) tickEnd.afterTick(frames);
+    else this.socket.write(EMPTY, () => tickEnd.afterTick(frames));
+  };
+
+  private flush(): void {
+    const { batch, callbacks } = this;
+    if (batch.length === 0) return;
+    const data = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, this.batchBytes);
+    batch.length = 0;
+    this.batchBytes = 0;
+    if (callbacks.length === 0) {
+      this.socket.write(data);
+      return;
+    }
+    this.callbacks = [];
+    this.socket.write(data, () => {
+      for (const written of callbacks) written();
     });
   }
 
   /** Ends the host's input: it exits once it has read everything before. */
   end(): void {
+    this.flush();
     this.socket.end();
   }
 
   /** Drops the socket once the host is gone. */
   destroy(): void {
+    this.batch.length = 0;
+    this.callbacks = [];
     this.socket.destroy();
   }
 }
