@@ -101,6 +101,10 @@ const { pluginsDir, pluginDir, spinner } = await benchWorkdir(ROOT, 'skillplug-b
 const sandbox = await detectSandbox();
 if (!sandbox.available) notes.push(`bwrap rows skipped: ${sandbox.reason}`);
 const smallCtx = { input: { q: '0123456789' }, workspace_root: null, config: {} };
+// A call that waits 1 ms in the plugin (like one blocked on I/O), as in bench/run.ts.
+const waitCtx = { input: { sleep_us: 1000 }, workspace_root: null, config: {} };
+/** Plugins of the many-plugins row: 64 calls in flight spread over this many isolated plugins. */
+const MANY = 8;
 
 type Mode = 'process' | 'bwrap';
 const modes: Mode[] = ['process', ...(sandbox.available ? (['bwrap'] as const) : [])];
@@ -125,6 +129,7 @@ for (const tree of trees) {
     if (result.success !== true) throw new Error(`the ${tree.name} tree's ${mode} plugin answered ${JSON.stringify(result)}`);
     plugins.set(`${tree.name}.${mode}`, plugin);
   }
+  for (let i = 0; i < MANY; i++) plugins.set(`${tree.name}.many${i}`, await new tree.api.PluginLoader(optionsFor('process')).loadPlugin(pluginDir));
   // Which host binary each tree runs: the cache dir's name carries the hash of that tree's host source.
   const pid = pluginOf(tree, 'process').hostPid;
   let host = 'unknown';
@@ -154,6 +159,15 @@ interface Row {
 }
 const rows: Row[] = [
   { id: 'serial.process', label: "isolated serial ('process', sandbox 'off')", run: (t, n) => serial(() => pluginOf(t, 'process').execute(smallCtx), n) },
+  { id: 'wait.process', label: "isolated, a call that waits 1 ms ('process', sandbox 'off')", run: (t, n) => serial(() => pluginOf(t, 'process').execute(waitCtx), n) },
+  {
+    id: 'flight.many',
+    label: `64 calls in flight over ${MANY} isolated plugins`,
+    run: (t, n) => {
+      let next = 0;
+      return inFlight(() => (plugins.get(`${t.name}.many${next++ % MANY}`) as Plugin).execute(smallCtx), n);
+    },
+  },
   ...(modes.includes('bwrap')
     ? [
         { id: 'serial.bwrap', label: "bwrap serial ('process', sandbox 'required')", run: (t: Tree, n: number) => serial(() => pluginOf(t, 'bwrap').execute(smallCtx), n) },
