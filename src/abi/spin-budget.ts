@@ -107,11 +107,18 @@ export class SpinBudget {
   /**
    * Asks for a lease for `holder` to spin after its current call. Granted (true) only while fewer
    * than `cap` leases are in force and a core is free for it; the lease is held until {@link settle}.
-   * A holder that already has a lease keeps it.
+   * A holder that already has a lease keeps it while a core is still free for it: a caller in a loop
+   * renews its lease before the old one lapses, so without this look a lease taken on an idle machine
+   * would go on spinning beside whatever started since.
    */
   acquire(holder: SpinHolder): boolean {
     const lease = this.leases.get(holder);
     if (lease && lease.until > this.now()) {
+      // This holder's own lease is among the active ones: the question is whether a core is free besides the others'.
+      if (this.spareCores() - (this.active() - 1) < 1) {
+        this.leases.delete(holder);
+        return false;
+      }
       lease.until = HELD;
       return true;
     }

@@ -61,6 +61,17 @@ describe('SpinBudget', () => {
     assert.equal(budget.acquire({}), true, 'the neighbour went away');
   });
 
+  it('takes back a held lease at its renewal once other work fills the cores', () => {
+    const { state, budget } = machine(2, 0);
+    const a = {};
+    assert.equal(budget.acquire(a), true, 'idle: granted');
+    assert.equal(budget.acquire(a), true, 'renewed while the machine stays idle');
+    state.others = 1; // a busy neighbour starts while a's caller keeps calling
+    for (let i = 0; i < 8; i++) budget.spareCores();
+    assert.equal(budget.acquire(a), false, 'not renewed beside the neighbour');
+    assert.equal(budget.active(), 0);
+  });
+
   it('leaves the event loop its core: on two idle cores one lease, and the loop may poll beside it', () => {
     const { budget } = machine(2);
     assert.equal(budget.acquire({}), true);
