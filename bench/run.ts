@@ -2,7 +2,7 @@
 // idle and beside a busy neighbour (a process spinning on one core), rows and conditions interleaved per round.
 // Usage: npm run bench [-- --smoke] [--rounds N] [--json FILE] [--no-write] [--only REGEX]
 // --only measures the rows whose id matches REGEX and prints their medians, writing nothing (for tuning work).
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import type { InProcessPlugin } from '../src/in-process/index.js';
 import { detectSandbox } from '../src/sandbox/index.js';
 import { cpuWindow, groupRssMiB } from './cpu.js';
 import { compileWat, extismCall, extismPlugin, queued } from './extism.js';
+import { runProgram } from './launcher.js';
 import { startNeighbour } from './neighbour.js';
 import { benchWorkdir } from './workdir.js';
 import { nodeFileStats } from './node-file-stats.js';
@@ -211,17 +212,12 @@ async function inFlight(fn: (i: number) => Promise<unknown>, total: number, widt
   };
   await Promise.all(Array.from({ length: Math.min(width, total) }, lane));
 }
-async function spawnOnce(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  return (await run(command, args, { maxBuffer: 256 * MiB, ...options })).stdout;
+// Through the launcher: this process does not fork in a row (see bench/launcher.ts).
+function spawnOnce(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  return runProgram(spinner, command, args, options);
 }
 async function processPerCall(): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(floor, [libraryPath, 'once', smallText], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', () => (JSON.parse(out) ? resolve() : reject(new Error('bad output'))));
-  });
+  if (!JSON.parse(await spawnOnce(floor, [libraryPath, 'once', smallText]))) throw new Error('bad output');
 }
 
 /** One benchmark row: run(n) makes n calls; a number it returns (or resolves to) is the µs to count instead of the wall time. */
