@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import koffi from 'koffi';
 import { type NativePluginTrait, type PluginContext, PluginLoader, type PluginLoaderOptions } from '../src/index.js';
 import { type HostTuning, hostTuning } from '../src/host/tuning.js';
 import type { IsolatedPlugin } from '../src/host/isolated.js';
@@ -19,6 +18,7 @@ import { detectSandbox } from '../src/sandbox/index.js';
 import { cpuWindow, groupRssMiB } from './cpu.js';
 import { compileWat, extismCall, extismPlugin, queued } from './extism.js';
 import { runProgram } from './launcher.js';
+import { rawKoffiCalls } from './raw-koffi.js';
 import { startNeighbour } from './neighbour.js';
 import { benchWorkdir } from './workdir.js';
 import { nodeFileStats } from './node-file-stats.js';
@@ -120,24 +120,9 @@ for (let i = 0; i < MANY; i++) many.push(await loaderFor('process').loadPlugin(p
 await Promise.all(many.map((p) => p.execute(smallCtx)));
 
 // Raw koffi on the same library, as a caller without skillplug would use it (skillplug configured koffi already).
-const rawLib = koffi.load(libraryPath);
-const rawExecute = rawLib.func('void *vtcode_plugin_execute(const char *ctx)');
-const rawFree = rawLib.func('void vtcode_plugin_free_string(void *s)');
-const rawCallSync = (ctx: string): unknown => {
-  const ptr = rawExecute(ctx);
-  const text = koffi.decode(ptr, 'char', -1) as string;
-  rawFree(ptr);
-  return JSON.parse(text);
-};
-const rawCallAsync = (ctx: string): Promise<unknown> =>
-  new Promise((resolve, reject) =>
-    rawExecute.async(ctx, (err: Error | null, ptr: unknown) => {
-      if (err) return reject(err);
-      const text = koffi.decode(ptr, 'char', -1) as string;
-      rawFree(ptr);
-      resolve(JSON.parse(text));
-    }),
-  );
+const raw = rawKoffiCalls(libraryPath);
+const rawCallSync = raw.sync;
+const rawCallAsync = raw.async;
 
 const extismMain = await extismPlugin(wasm, false);
 const extismWorker = await extismPlugin(wasm, true);

@@ -7,9 +7,9 @@
 // --busy runs the bench's spinning neighbour beside it. Host threads are grouped by their place in the
 // host (main = the reader; the last started = the standby of a pooled host).
 import { readFileSync, readdirSync } from 'node:fs';
-import koffi from 'koffi';
 import { type NativePluginTrait, type PluginContext, PluginLoader } from '../src/index.js';
 import { startNeighbour } from './neighbour.js';
+import { rawKoffiCalls } from './raw-koffi.js';
 import { benchWorkdir } from './workdir.js';
 
 const argv = process.argv.slice(2);
@@ -35,18 +35,8 @@ const text = JSON.stringify(ctx);
 
 let call: (i: number) => Promise<unknown>;
 if (mode === 'koffi') {
-  const lib = koffi.load(libraryPath);
-  const execute = lib.func('void *vtcode_plugin_execute(const char *ctx)');
-  const free = lib.func('void vtcode_plugin_free_string(void *s)');
-  call = () =>
-    new Promise((resolve, reject) =>
-      execute.async(text, (err: Error | null, ptr: unknown) => {
-        if (err) return reject(err);
-        const out = koffi.decode(ptr, 'char', -1) as string;
-        free(ptr);
-        resolve(JSON.parse(out));
-      }),
-    );
+  const raw = rawKoffiCalls(libraryPath);
+  call = () => raw.async(text);
 } else {
   const loader = new PluginLoader({ pluginsDirs: [pluginsDir], defaultDirs: false, readConfig: false, isolation: mode === 'none' ? 'none' : 'process', sandbox: mode === 'bwrap' ? 'required' : 'off' });
   const plugins: NativePluginTrait[] = [];
