@@ -283,7 +283,7 @@ function openDirectCalls(helperPath: string, libraryPath: string): DirectCalls |
   };
 }
 
-/** A file mapped into this process and shared with an isolated host (see skillplug-host.c). */
+/** The pump library's functions (see pump.c). */
 interface PumpLibrary {
   create: (libraryPath: string, notify: unknown, shared: Int32Array, threads: number) => unknown;
   submit: (pump: unknown, id: number, ctx: string) => number;

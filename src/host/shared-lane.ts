@@ -61,8 +61,8 @@ export class SharedLane {
   // The call posted and not yet answered, 0 for none: at most one is outstanding (rule 1).
   private postedId = 0;
   private loneCalls = 0;
-  // Calls before the lane is mapped: mapping it loads koffi and the pump library, which only a caller
-  // making call after call gets back (hostTuning.sharedAfterLoneCalls).
+  // Calls before the lane is mapped: the first mapping builds and loads the lane addon, which only a
+  // caller making call after call gets back (hostTuning.sharedAfterLoneCalls).
   private readonly sharedAfter = hostTuning.sharedAfterLoneCalls;
   private readonly postLone = hostTuning.sharedLane;
   // Spinning (see docs/host-protocol.md, "Spinning"): the host spins only within a lease of the

@@ -1041,7 +1041,8 @@ static void take_shared_call(int may_run_here) {
 
 /*
  * Reads one frame and acts on it; call with read_lock held. The main thread (may_run_here) runs a
- * lone call itself, letting go of read_lock meanwhile; the standby never runs a call.
+ * lone call, or with a watching parent the last call it read, itself (run_here_or_queue), letting
+ * go of read_lock meanwhile; the standby never runs a call.
  */
 static void handle_frame(int may_run_here) {
   follow_batch_word();
