@@ -37,26 +37,23 @@ export interface InProcessOpenOptions {
   timeoutMs?: number | undefined;
 }
 
-// Library files loaded in this process by a live plugin, by file identity (dev:ino), with how many
-// plugins hold each. dlopen hands a second load of the same file the same image (its globals, its
-// thread-local buffers), so two plugins of one file would share state and a non-thread-safe one
-// would get calls from both at once; the second therefore loads a private copy, its own image.
-const loadedImages = new Map<string, number>();
+// Library files a live plugin of this process has loaded itself, by file identity (dev:ino). dlopen
+// hands a second load of the same file the same image (its globals, its thread-local buffers), so two
+// plugins of one file would share state and a non-thread-safe one would get calls from both at once;
+// the second therefore loads a private copy, its own image (never counted here).
+const loadedImages = new Set<string>();
 
 /** Claims the library's image for one plugin: the file itself if no live plugin has it, else a private copy. */
 async function claimImage(libraryPath: string): Promise<{ loadPath: string; release: () => void }> {
   const { dev, ino } = await stat(libraryPath);
   const identity = `${dev}:${ino}`;
-  const holders = loadedImages.get(identity) ?? 0;
-  if (holders === 0) {
-    loadedImages.set(identity, 1);
+  if (!loadedImages.has(identity)) {
+    loadedImages.add(identity);
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
-      const left = (loadedImages.get(identity) ?? 1) - 1;
-      if (left > 0) loadedImages.set(identity, left);
-      else loadedImages.delete(identity);
+      loadedImages.delete(identity);
     };
     return { loadPath: libraryPath, release };
   }
