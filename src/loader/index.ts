@@ -28,7 +28,7 @@ import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readMan
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, copyPermissionReport, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, sha256, type LockFile } from '../signing/lock.js';
-import { hasListedSignatures, hasSignatures } from '../signing/files.js';
+import { hasSignatures } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { loaderSeams } from './seams.js';
@@ -409,9 +409,8 @@ export class PluginLoader {
     const judged = await Promise.all(
       (options.agentPlugins === true ? all : found).map((p) => {
         if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
-        const listing = pluginDirListing(p);
         const libraryPath = p.libraryPath;
-        const verify = this.mustVerify(p.trustedDir, lock.lock, () => (listing ? hasListedSignatures(p.path, listing, libraryPath) : hasSignatures(p.path, libraryPath)));
+        const verify = this.mustVerify(p.trustedDir, lock.lock, () => hasSignatures(p.path, libraryPath, pluginDirListing(p)));
         return verify || p.trustedDir.kind === 'workspace' ? judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify) : p;
       }),
     );

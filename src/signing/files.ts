@@ -12,8 +12,13 @@ export const STATEMENT_FILE = 'skillplug-statement.json';
 // The signature files a plugin may carry at the top of its dir; the library's own sits beside the library.
 const IN_DIR_SIGNATURE_FILES = [`${MANIFEST_FILE}${SIGNATURE_SUFFIX}`, STATEMENT_FILE, `${STATEMENT_FILE}${SIGNATURE_SUFFIX}`];
 
-/** True when plugin.json (at the top of `dir`) or the library has a signature beside it, or the plugin carries a statement. */
-export function hasSignatures(dir: string, libraryPath: string): boolean {
+/**
+ * True when plugin.json (at the top of `dir`) or the library has a signature beside it, or the plugin
+ * carries a statement. With `entries`, a listing of `dir` made just before, only a name the listing
+ * cannot rule out is looked up.
+ */
+export function hasSignatures(dir: string, libraryPath: string, entries?: readonly Dirent[]): boolean {
+  if (entries) return hasListedSignatures(dir, entries, libraryPath);
   return IN_DIR_SIGNATURE_FILES.some((name) => existsSync(path.join(dir, name))) || existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
 }
 
@@ -21,11 +26,8 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
 // Every name above, in any case, matches; so does any name outside ASCII (case folding may map it onto one).
 const SIGNATURE_LIKE = new RegExp(`${escapeRegExp(SIGNATURE_SUFFIX)}$|^${escapeRegExp(STATEMENT_FILE)}$|[\\u0080-\\uffff]`, 'i');
 
-/**
- * {@link hasSignatures} of the plugin in `dir` (plugin.json at its top), answered from `entries`, a
- * listing of `dir` made just before: only a name the listing cannot rule out is looked up.
- */
-export function hasListedSignatures(dir: string, entries: readonly Dirent[], libraryPath: string): boolean {
+// hasSignatures answered from a listing of the plugin's dir.
+function hasListedSignatures(dir: string, entries: readonly Dirent[], libraryPath: string): boolean {
   // A regular file listed under the name exists; a link, or a name that differs only in case, is looked up.
   const inDir = (name: string): boolean => {
     const listed = listedEntry(entries, name);

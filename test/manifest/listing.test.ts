@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { findLibrarySync } from '../../src/manifest/index.js';
 import { childPath, listedEntry } from '../../src/manifest/listing.js';
-import { hasListedSignatures, hasSignatures } from '../../src/signing/files.js';
+import { hasSignatures } from '../../src/signing/files.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 const listing = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
@@ -77,11 +77,11 @@ describe('one listing of a plugin dir', () => {
     for (const layout of layouts) {
       const dir = pluginDir({ ...layout, files: { 'plugin.json': '{}', 'libp.so': '', ...layout.files } });
       for (const library of [path.join(dir, 'libp.so'), path.join(dir, 'target', 'release', 'libp.so')]) {
-        assert.equal(hasListedSignatures(dir, listing(dir), library), hasSignatures(dir, library), `${JSON.stringify(layout)} ${library}`);
+        assert.equal(hasSignatures(dir, library, listing(dir)), hasSignatures(dir, library), `${JSON.stringify(layout)} ${library}`);
       }
     }
     const cargo = pluginDir({ dirs: ['target/release'], files: { 'plugin.json': '{}', 'target/release/libp.so': '', 'target/release/libp.so.minisig': '' } });
     const built = path.join(cargo, 'target', 'release', 'libp.so');
-    assert.equal(hasListedSignatures(cargo, listing(cargo), built), true);
+    assert.equal(hasSignatures(cargo, built, listing(cargo)), true);
   });
 });
