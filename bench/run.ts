@@ -121,8 +121,6 @@ await Promise.all(many.map((p) => p.execute(smallCtx)));
 
 // Raw koffi on the same library, as a caller without skillplug would use it (skillplug configured koffi already).
 const raw = rawKoffiCalls(libraryPath);
-const rawCallSync = raw.sync;
-const rawCallAsync = raw.async;
 
 const extismMain = await extismPlugin(wasm, false);
 const extismWorker = await extismPlugin(wasm, true);
@@ -231,8 +229,8 @@ row({ id: 'serial.cfloor', group: 'serial', label: 'C, dlopen + call, no JSON (s
   return out.us_per_call * n;
 } });
 row({ id: 'serial.json', group: 'serial', label: 'JS JSON.stringify + JSON.parse only', unit: 'us', run: (n) => serialSync(() => JSON.stringify(smallCtx).length + JSON.parse(SMALL_RESULT).files.length, n) });
-row({ id: 'serial.koffiSync', group: 'serial', label: 'raw koffi sync (+ JSON.parse)', unit: 'us', run: (n) => serialSync(() => rawCallSync(smallText), n) });
-row({ id: 'serial.koffiAsync', group: 'serial', label: 'raw koffi .async() (+ JSON.parse): the baseline', unit: 'us', run: (n) => serial(() => rawCallAsync(smallText), n) });
+row({ id: 'serial.koffiSync', group: 'serial', label: 'raw koffi sync (+ JSON.parse)', unit: 'us', run: (n) => serialSync(() => raw.sync(smallText), n) });
+row({ id: 'serial.koffiAsync', group: 'serial', label: 'raw koffi .async() (+ JSON.parse): the baseline', unit: 'us', run: (n) => serial(() => raw.async(smallText), n) });
 row({ id: 'serial.executeSync', group: 'serial', label: 'skillplug executeSync (in-process)', unit: 'us', run: (n) => serialSync(() => inProcess.executeSync(smallCtx), n) });
 row({ id: 'serial.none', group: 'serial', label: "skillplug execute, isolation 'none'", unit: 'us', run: (n) => serial(() => plugin('none').execute(smallCtx), n) });
 row({ id: 'serial.none0', group: 'serial', label: "skillplug execute, 'none', pollMicros 0", unit: 'us', run: (n) => serial(() => plugin('none0').execute(smallCtx), n) });
@@ -254,14 +252,14 @@ const noSpin = ablations.find((a) => a.id === 'noAdaptiveSpin') as (typeof ablat
 row({ id: 'ablation.noAdaptiveSpin.wait', group: 'ablation', label: `isolated 1 ms call, ${noSpin.label}`, unit: 'us', run: (n) => withTuning(noSpin.tuning, () => serial(() => (ablated.get(noSpin.id) as NativePluginTrait).execute(waitCtx), n)) });
 
 // A call that waits 1 ms in the plugin (like one blocked on I/O): what does waiting cost in CPU?
-row({ id: 'wait.koffiAsync', group: 'wait', label: 'raw koffi .async(): the baseline', unit: 'us', run: (n) => serial(() => rawCallAsync(waitText), n) });
+row({ id: 'wait.koffiAsync', group: 'wait', label: 'raw koffi .async(): the baseline', unit: 'us', run: (n) => serial(() => raw.async(waitText), n) });
 row({ id: 'wait.none', group: 'wait', label: "skillplug execute, isolation 'none'", unit: 'us', run: (n) => serial(() => plugin('none').execute(waitCtx), n) });
 row({ id: 'wait.none0', group: 'wait', label: "skillplug execute, 'none', pollMicros 0", unit: 'us', run: (n) => serial(() => plugin('none0').execute(waitCtx), n) });
 row({ id: 'wait.process', group: 'wait', label: "skillplug execute, isolation 'process'", unit: 'us', run: (n) => serial(() => plugin('process').execute(waitCtx), n) });
 row({ id: 'wait.process0', group: 'wait', label: "skillplug execute, 'process', pollMicros 0", unit: 'us', run: (n) => serial(() => plugin('process0').execute(waitCtx), n) });
 
 // 64 calls in flight.
-row({ id: 'flight.koffiAsync', group: 'flight', label: 'raw koffi .async()', unit: 'us', run: (n) => inFlight(() => rawCallAsync(smallText), n) });
+row({ id: 'flight.koffiAsync', group: 'flight', label: 'raw koffi .async()', unit: 'us', run: (n) => inFlight(() => raw.async(smallText), n) });
 row({ id: 'flight.none', group: 'flight', label: "skillplug execute, isolation 'none'", unit: 'us', run: (n) => inFlight(() => plugin('none').execute(smallCtx), n) });
 for (const [name, count] of [['1', 1], ['Some', SOME], ['Many', MANY]] as const) {
   row({ id: `flight.isolated${name}`, group: 'flight', label: `skillplug, isolated, over ${count} plugin${count > 1 ? 's' : ''}`, unit: 'us', run: (n) => inFlight((i) => (many[i % count] as NativePluginTrait).execute(smallCtx), n) });
@@ -274,7 +272,7 @@ row({ id: 'flight.mcp', group: 'flight', label: 'MCP end to end: official client
 // Payloads: a context of big bytes in, the same bytes back.
 const payloadCalls = 1;
 row({ id: 'payload.json', group: 'payload', label: `JSON.stringify + JSON.parse only, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => JSON.parse(JSON.stringify(bigCtx)), n) });
-row({ id: 'payload.koffiSync', group: 'payload', label: `raw koffi sync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => rawCallSync(bigText), n) });
+row({ id: 'payload.koffiSync', group: 'payload', label: `raw koffi sync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => raw.sync(bigText), n) });
 row({ id: 'payload.executeSync', group: 'payload', label: `skillplug executeSync, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serialSync(() => inProcess.executeSync(bigCtx), n) });
 for (const mode of ['none', 'process', ...(bwrap ? ['bwrap'] : [])] as Mode[]) {
   row({ id: `payload.${mode}`, group: 'payload', label: `skillplug execute, ${mode === 'bwrap' ? "'process' in bwrap" : `isolation '${mode}'`}, ${big / MiB} MiB`, unit: 'ms', bytes: big, calls: payloadCalls, run: (n) => serial(() => plugin(mode).execute(bigCtx), n) });
