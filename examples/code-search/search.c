@@ -1,7 +1,8 @@
 /* code-search: every line in the workspace that contains any of a few literal strings. Fast because it
    walks dirs with openat and d_type (no stat per entry), scans files on a few threads into reused
-   buffers, searches each whole buffer (SSE2 where there is one) and counts lines only up to the
-   matches; the output is merged in walk order, so it is the same as a single pass would give. */
+   buffers, searches each whole buffer (SSE2 where there is one, keeping only places where the
+   pattern's two rarest bytes match) and counts lines only up to the matches; the output is merged in
+   walk order, so it is the same as a single pass would give. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -86,6 +87,7 @@ static char *snippet(const unsigned char *s, size_t n, size_t max) {
 typedef struct {
   char *text[MAX_PATTERNS];
   size_t len[MAX_PATTERNS];
+  size_t rare[MAX_PATTERNS][2]; /* offsets of its two rarest bytes, which the search filters on */
   size_t count;
   int ignore_case;
   long max_results;
@@ -151,17 +153,19 @@ static size_t count_newlines(const unsigned char *s, size_t n) {
 }
 
 /* First occurrence of needle (len >= 2) in hay: 16 candidate starts at a time are kept only when
-   both the needle's first and last bytes match there, and only those are compared in full. */
-static const unsigned char *find(const unsigned char *hay, size_t n, const unsigned char *needle, size_t len) {
+   the needle's two rarest bytes (at offsets r1 and r2) match there, and only those are compared in full. */
+static const unsigned char *find(const unsigned char *hay, size_t n, const unsigned char *needle, size_t len, size_t r1, size_t r2) {
   if (len > n) return NULL;
-  const __m128i first = _mm_set1_epi8((char)needle[0]), last = _mm_set1_epi8((char)needle[len - 1]);
+  const __m128i b1 = _mm_set1_epi8((char)needle[r1]), b2 = _mm_set1_epi8((char)needle[r2]);
   size_t i = 0, stop = n - len + 1;
   for (; i + 16 <= stop; i += 16) {
-    __m128i a = _mm_loadu_si128((const __m128i *)(hay + i)), b = _mm_loadu_si128((const __m128i *)(hay + i + len - 1));
-    unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+    __m128i a = _mm_loadu_si128((const __m128i *)(hay + i + r1)), b = _mm_loadu_si128((const __m128i *)(hay + i + r2));
+    unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, b1), _mm_cmpeq_epi8(b, b2)));
     while (mask) {
-      unsigned bit = (unsigned)__builtin_ctz(mask);
-      if (memcmp(hay + i + bit + 1, needle + 1, len - 2) == 0) return hay + i + bit;
+      const unsigned char *at = hay + i + (unsigned)__builtin_ctz(mask);
+      size_t k = 0; /* compared here, not by memcmp: a call in this loop makes the compiler keep its vectors in memory */
+      while (k < len && at[k] == needle[k]) k++;
+      if (k == len) return at;
       mask &= mask - 1;
     }
   }
@@ -174,10 +178,33 @@ static size_t count_newlines(const unsigned char *s, size_t n) {
   return count;
 }
 
-static const unsigned char *find(const unsigned char *hay, size_t n, const unsigned char *needle, size_t len) {
+static const unsigned char *find(const unsigned char *hay, size_t n, const unsigned char *needle, size_t len, size_t r1, size_t r2) {
+  (void)r1, (void)r2;
   return memmem(hay, n, needle, len);
 }
 #endif
+
+/* Bytes roughly in order of how common they are in source text, most common first; any other byte
+   (capitals, most digits and symbols) counts as rarer than all of these. */
+static const char COMMON_BYTES[] = " etaonisrlcdu\n\tphmfgy.,;()_=bw\"'v/-k:{}x[]>0<1*#2j+qz";
+
+static size_t commonness(unsigned char c) {
+  const char *at = c ? strchr(COMMON_BYTES, c) : NULL;
+  return at ? sizeof COMMON_BYTES - (size_t)(at - COMMON_BYTES) : 0;
+}
+
+/* Picks the two offsets of pattern p whose bytes are rarest, so few places in a file pass the filter. */
+static void pick_rare(query_t *q, size_t p) {
+  const unsigned char *pat = (const unsigned char *)q->text[p];
+  size_t len = q->len[p], r1 = 0, r2 = len > 1 ? 1 : 0;
+  for (size_t i = 1; i < len; i++)
+    if (commonness(pat[i]) < commonness(pat[r1])) r1 = i;
+  if (r2 == r1) r2 = 0;
+  for (size_t i = 0; i < len; i++)
+    if (i != r1 && commonness(pat[i]) < commonness(pat[r2])) r2 = i;
+  q->rare[p][0] = r1;
+  q->rare[p][1] = r2;
+}
 
 /* First occurrence of a pattern at or after `from`, or NONE. A pattern holding a newline never
    matches: matches are found within one line. */
@@ -185,7 +212,7 @@ static size_t next_match(const query_t *q, const unsigned char *hay, size_t got,
   const unsigned char *pat = (const unsigned char *)q->text[p];
   size_t len = q->len[p];
   if (memchr(pat, '\n', len) || from >= got) return NONE;
-  const unsigned char *m = len == 1 ? memchr(hay + from, pat[0], got - from) : find(hay + from, got - from, pat, len);
+  const unsigned char *m = len == 1 ? memchr(hay + from, pat[0], got - from) : find(hay + from, got - from, pat, len, q->rare[p][0], q->rare[p][1]);
   return m ? (size_t)(m - hay) : NONE;
 }
 
@@ -455,7 +482,8 @@ VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) {
     if (q.ignore_case)
       for (char *c = p; *c; c++) if (*c >= 'A' && *c <= 'Z') *c += 32;
     q.text[q.count] = p;
-    q.len[q.count++] = strlen(p);
+    q.len[q.count] = strlen(p);
+    pick_rare(&q, q.count++);
   }
   if (!workspace) result = vtcode_result_error("code-search needs a workspace_root to search");
   else if (q.count == 0) result = vtcode_result_error("give at least one non-empty string in \"patterns\"");
