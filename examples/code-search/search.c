@@ -1,8 +1,8 @@
 /* code-search: every line in the workspace that contains any of a few literal strings. Fast because it
-   walks dirs with openat and d_type (no stat per entry), scans files on a few threads into reused
-   buffers, searches each whole buffer (SSE2 where there is one, keeping only places where the
-   pattern's two rarest bytes match) and counts lines only up to the matches; the output is merged in
-   walk order, so it is the same as a single pass would give. */
+   walks dirs with openat and d_type (no stat per entry), scans files on as many threads as cores are
+   free right now into reused buffers, searches each whole buffer (SSE2 where there is one, keeping
+   only places where the pattern's two rarest bytes match) and counts lines only up to the matches;
+   the output is merged in walk order, so it is the same as a single pass would give. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -342,12 +342,31 @@ typedef struct {
   char rel[PATH_MAX];
 } walk_t;
 
+/* Tasks running or ready to run on the whole machine right now, this thread included (the 4th field
+   of /proc/loadavg, "running/total"), or -1 where there is no /proc. */
+static long running_now(void) {
+  char text[128];
+  int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  text[n] = 0;
+  long running;
+  return sscanf(text, "%*s %*s %*s %ld/", &running) == 1 ? running : -1;
+}
+
 static int thread_count(size_t files) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  long n = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : cpus;
-  /* Threads buy time with extra CPU only when cores are idle; on a busy machine one thread does the same work for less. */
+  if (cpus < 1) cpus = 1;
+  /* Threads buy time with extra CPU only on cores that are idle now; where none is, one thread does the
+     same work for less. The count of running tasks says so at this instant; the load average (a minute's
+     mean, which idle VMs keep high) is only the fallback. */
+  long running = running_now(), n = cpus;
   double load;
-  if (getloadavg(&load, 1) == 1 && load >= (double)cpus) n = 1;
+  if (running > 0) n = 1 + (cpus > running ? cpus - running : 0);
+  else if (getloadavg(&load, 1) == 1 && load >= (double)cpus) n = 1;
+  if (n > MAX_THREADS) n = MAX_THREADS;
   /* A thread per 32 files at most: starting one costs about what scanning a few small files does. */
   long useful = (long)(files / 32) + 1;
   return (int)(n < useful ? n : useful);
