@@ -1,8 +1,9 @@
 /* code-search: every line in the workspace that contains any of a few literal strings. Fast because it
    walks dirs with openat and d_type (no stat per entry), scans files on as many threads as cores are
-   free right now into reused buffers, searches each whole buffer (SSE2 where there is one, keeping
-   only places where the pattern's two rarest bytes match) and counts lines only up to the matches;
-   the output is merged in walk order, so it is the same as a single pass would give. */
+   free right now into buffers reused for the whole search, searches each whole buffer (SSE2 where
+   there is one, keeping only places where the pattern's two rarest bytes match) and counts lines
+   only up to the matches; the output is merged in walk order, each match copied once, straight into
+   the result, so it is the same as a single pass would give. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -60,13 +61,17 @@ static void buf_quoted(buf_t *b, const char *s) {
   free(q);
 }
 
-/* Copies at most max bytes of a line, replacing invalid UTF-8 with '?' so the result stays valid JSON text. */
-static char *snippet(const unsigned char *s, size_t n, size_t max) {
-  char *out = (char *)malloc(max + 4);
-  if (!out) return NULL;
+/* Copies at most max bytes of a line into out (room for max + 1), replacing invalid UTF-8 with '?' so
+   the result stays valid JSON text. */
+static void snippet(char *out, const unsigned char *s, size_t n, size_t max) {
   size_t o = 0, i = 0;
   while (i < n && o < max) {
     unsigned char c = s[i];
+    if (c >= 0x20 && c < 0x80) { /* plain ASCII, most of any source line */
+      out[o++] = (char)c;
+      i++;
+      continue;
+    }
     size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
     int ok = len > 0 && i + len <= n && o + len <= max;
     for (size_t k = 1; ok && k < len; k++) ok = (s[i + k] & 0xC0) == 0x80;
@@ -77,7 +82,6 @@ static char *snippet(const unsigned char *s, size_t n, size_t max) {
     i += len;
   }
   out[o] = 0;
-  return out;
 }
 
 #define NONE ((size_t)-1)
@@ -86,6 +90,7 @@ static char *snippet(const unsigned char *s, size_t n, size_t max) {
 /* What to look for: read-only once parsed, so every thread shares it. */
 typedef struct {
   char *text[MAX_PATTERNS];
+  char *quoted[MAX_PATTERNS]; /* as JSON strings, for the output */
   size_t len[MAX_PATTERNS];
   size_t rare[MAX_PATTERNS][2]; /* offsets of its two rarest bytes, which the search filters on */
   size_t count;
@@ -100,7 +105,8 @@ typedef struct {
   int dir;         /* index of its dir's descriptor in the batch */
   int state;       /* 0: not scanned, 1: scanned, 2: scanned but not counted (unreadable or too large) */
   long matches;
-  buf_t out;       /* its matches as JSON objects, each preceded by a comma */
+  const buf_t *out; /* the buffer that holds its matches (as JSON objects, each preceded by a comma) */
+  size_t out_at, out_len;
 } file_t;
 
 /* A batch of files (in walk order) and the dirs that hold them, scanned by a few threads at once. */
@@ -116,10 +122,12 @@ typedef struct {
   pthread_mutex_t lock;
 } job_t;
 
-/* One thread's buffers, reused for every file it scans. */
+/* One thread's buffers, reused for every file it scans in the whole search: a buffer per file, or
+   per batch, would fault in fresh pages every time, and a page fault costs more than scanning it. */
 typedef struct {
   unsigned char *data, *folded;
   size_t data_cap, folded_cap;
+  buf_t out; /* the matches of every file this thread scanned in the batch, one after another */
 } scratch_t;
 
 static int reserve(unsigned char **p, size_t *cap, size_t need) {
@@ -216,27 +224,30 @@ static size_t next_match(const query_t *q, const unsigned char *hay, size_t got,
   return m ? (size_t)(m - hay) : NONE;
 }
 
-static void add_match(const query_t *q, file_t *f, const char *path, const unsigned char *line, size_t n, size_t line_no, size_t p) {
-  char *text = snippet(line, n, SNIPPET_BYTES);
-  char num[32];
-  snprintf(num, sizeof num, "%zu", line_no);
-  buf_str(&f->out, ",{\"path\":");
-  buf_quoted(&f->out, path);
-  buf_str(&f->out, ",\"line\":");
-  buf_str(&f->out, num);
-  buf_str(&f->out, ",\"text\":");
-  buf_quoted(&f->out, text ? text : "");
-  buf_str(&f->out, ",\"pattern\":");
-  buf_quoted(&f->out, q->text[p]);
-  buf_str(&f->out, "}");
-  free(text);
+/* Appends one match to the scanning thread's output; the file's path is quoted once, at its first match. */
+static void add_match(const query_t *q, scratch_t *sc, file_t *f, const char *path, char **quoted_path, const unsigned char *line, size_t n, size_t line_no, size_t p) {
+  if (!*quoted_path && !(*quoted_path = vtcode_json_quote(path))) { sc->out.failed = 1; return; }
+  char text[SNIPPET_BYTES + 1], num[24];
+  snippet(text, line, n, SNIPPET_BYTES);
+  size_t digits = sizeof num;
+  do num[--digits] = (char)('0' + line_no % 10); while ((line_no /= 10) > 0);
+  buf_str(&sc->out, ",{\"path\":");
+  buf_str(&sc->out, *quoted_path);
+  buf_str(&sc->out, ",\"line\":");
+  buf_add(&sc->out, num + digits, sizeof num - digits);
+  buf_str(&sc->out, ",\"text\":");
+  buf_quoted(&sc->out, text);
+  buf_str(&sc->out, ",\"pattern\":");
+  buf_str(&sc->out, q->quoted[p]);
+  buf_str(&sc->out, "}");
   f->matches++;
 }
 
 /* Reports each line holding a pattern once, naming the first pattern (in the order given) it holds,
    up to `cap` lines. The whole buffer is searched, not line by line: lines are found around
    matches, and counted only up to them. */
-static void scan(const query_t *q, file_t *f, const char *path, const unsigned char *data, const unsigned char *hay, size_t got, long cap) {
+static void scan(const query_t *q, scratch_t *sc, file_t *f, const char *path, const unsigned char *data, const unsigned char *hay, size_t got, long cap) {
+  char *quoted_path = NULL;
   size_t next[MAX_PATTERNS];
   for (size_t p = 0; p < q->count; p++) next[p] = next_match(q, hay, got, 0, p);
   size_t pos = 0, counted_to = 0, line_no = 1;
@@ -255,13 +266,14 @@ static void scan(const query_t *q, file_t *f, const char *path, const unsigned c
     counted_to = start;
     for (size_t p = 0; p < q->count; p++) {
       if (next[p] < end) { /* every next[p] >= start: best is the smallest */
-        add_match(q, f, path, data + start, end - start, line_no, p);
+        add_match(q, sc, f, path, &quoted_path, data + start, end - start, line_no, p);
         break;
       }
     }
     if (!nl) break;
     pos = end + 1;
   }
+  free(quoted_path);
 }
 
 static void scan_file(const job_t *job, scratch_t *sc, file_t *f, long cap) {
@@ -270,7 +282,9 @@ static void scan_file(const job_t *job, scratch_t *sc, file_t *f, long cap) {
   snprintf(path, sizeof path, "%s%s", job->root_prefix, rel);
   f->state = 2;
   f->matches = 0;
-  f->out.len = 0;
+  f->out = &sc->out;
+  f->out_at = sc->out.len;
+  f->out_len = 0;
   /* Relative to its dir, opened during the walk: no path is resolved again, and links are not followed.
      Non-blocking, so a FIFO swapped in since the walk cannot stall the search. */
   int fd = openat(job->dirs[f->dir], job->names + f->base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -297,26 +311,31 @@ static void scan_file(const job_t *job, scratch_t *sc, file_t *f, long cap) {
     for (size_t i = 0; i < got; i++) sc->folded[i] = (sc->data[i] >= 'A' && sc->data[i] <= 'Z') ? sc->data[i] + 32 : sc->data[i];
     hay = sc->folded;
   }
-  scan(job->q, f, path, sc->data, hay, got, cap);
+  scan(job->q, sc, f, path, sc->data, hay, got, cap);
+  f->out_len = sc->out.len - f->out_at;
 }
+
+/* What one thread of a batch gets: the batch, and buffers of its own. */
+typedef struct {
+  job_t *job;
+  scratch_t *sc;
+} worker_t;
 
 /* Scans files in the walk's order until none are left or enough matches were found; files left
    unscanned are scanned by the merge if it still needs them, so the result never depends on timing. */
 static void *worker(void *arg) {
-  job_t *job = (job_t *)arg;
-  scratch_t sc = {0};
+  job_t *job = ((worker_t *)arg)->job;
+  scratch_t *sc = ((worker_t *)arg)->sc;
   for (;;) {
     pthread_mutex_lock(&job->lock);
     size_t i = job->found >= job->q->max_results ? job->nfiles : job->next++;
     pthread_mutex_unlock(&job->lock);
     if (i >= job->nfiles) break;
-    scan_file(job, &sc, &job->files[i], job->q->max_results);
+    scan_file(job, sc, &job->files[i], job->q->max_results);
     pthread_mutex_lock(&job->lock);
     job->found += job->files[i].matches;
     pthread_mutex_unlock(&job->lock);
   }
-  free(sc.data);
-  free(sc.folded);
   return NULL;
 }
 
@@ -338,6 +357,7 @@ typedef struct {
   int dirs[BATCH_DIRS];
   int ndirs;
   unsigned generation; /* bumped by every flush: a dir's descriptor index is valid within one */
+  scratch_t scratch[MAX_THREADS];
   int failed;
   char rel[PATH_MAX];
 } walk_t;
@@ -377,25 +397,28 @@ static int thread_count(size_t files) {
 static void flush(walk_t *w) {
   job_t job = {w->q, w->names, w->dirs, w->batch, w->nfiles, w->root_prefix, 0, w->results, PTHREAD_MUTEX_INITIALIZER};
   pthread_t threads[MAX_THREADS];
-  int started = 0, wanted = thread_count(w->nfiles) - 1;
-  while (started < wanted && pthread_create(&threads[started], NULL, worker, &job) == 0) started++;
-  worker(&job);
+  worker_t workers[MAX_THREADS];
+  int started = 0, wanted = thread_count(w->nfiles);
+  for (int i = 0; i < wanted; i++) {
+    w->scratch[i].out.len = 0;
+    workers[i] = (worker_t){&job, &w->scratch[i]};
+  }
+  while (started + 1 < wanted && pthread_create(&threads[started], NULL, worker, &workers[started + 1]) == 0) started++;
+  worker(&workers[0]);
   for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
-  scratch_t sc = {0};
+  /* The merge rescans with the first thread's buffers: what it appends leaves earlier matches where they are. */
+  scratch_t *sc = &w->scratch[0];
   for (size_t i = 0; i < w->nfiles && w->results < w->q->max_results; i++) {
     file_t *f = &w->batch[i];
     long left = w->q->max_results - w->results;
-    if (f->state == 0 || f->matches > left) scan_file(&job, &sc, f, left);
+    if (f->state == 0 || f->matches > left) scan_file(&job, sc, f, left);
     if (f->state == 1) w->files++;
     if (f->matches > 0) {
-      buf_add(w->out, f->out.data + (w->results == 0), f->out.len - (w->results == 0));
-      if (f->out.failed) w->out->failed = 1;
+      if (f->out->failed) w->out->failed = 1;
+      else buf_add(w->out, f->out->data + f->out_at + (w->results == 0), f->out_len - (w->results == 0));
       w->results += f->matches;
     }
   }
-  free(sc.data);
-  free(sc.folded);
-  for (size_t i = 0; i < w->nfiles; i++) free(w->batch[i].out.data);
   for (int i = 0; i < w->ndirs; i++) close(w->dirs[i]);
   w->nfiles = 0;
   w->names_len = 0;
@@ -476,6 +499,11 @@ static long search_tree(const query_t *q, int root_fd, const char *root_prefix, 
   int fd = dup(root_fd);
   if (fd >= 0) walk_dir(&w, fd, 0);
   flush(&w);
+  for (int i = 0; i < MAX_THREADS; i++) {
+    free(w.scratch[i].data);
+    free(w.scratch[i].folded);
+    free(w.scratch[i].out.data);
+  }
   free(w.batch);
   free(w.names);
   *results = w.results;
@@ -501,10 +529,14 @@ VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) {
     if (q.ignore_case)
       for (char *c = p; *c; c++) if (*c >= 'A' && *c <= 'Z') *c += 32;
     q.text[q.count] = p;
+    q.quoted[q.count] = vtcode_json_quote(p);
     q.len[q.count] = strlen(p);
     pick_rare(&q, q.count++);
   }
-  if (!workspace) result = vtcode_result_error("code-search needs a workspace_root to search");
+  int quoted = 1;
+  for (size_t i = 0; i < q.count; i++) quoted = quoted && q.quoted[i];
+  if (!quoted) result = vtcode_result_error("out of memory");
+  else if (!workspace) result = vtcode_result_error("code-search needs a workspace_root to search");
   else if (q.count == 0) result = vtcode_result_error("give at least one non-empty string in \"patterns\"");
   else if (!realpath(workspace, ws_real)) result = vtcode_result_error("cannot open the workspace");
   else {
@@ -519,19 +551,27 @@ VTCODE_EXPORT const char *vtcode_plugin_execute(const char *ctx) {
       char prefix[PATH_MAX + 1];
       snprintf(prefix, sizeof prefix, "%s%s", root[wl] ? root + wl + 1 : "", root[wl] ? "/" : "");
       long results = 0, files = 0;
-      buf_str(&out, "{\"matches\":[");
+      /* The envelope vtcode_result_ok() would add is written around the matches here: it would copy them all once more. */
+      buf_str(&out, "{\"success\":true,\"output\":{\"matches\":[");
       int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (root_fd >= 0) {
         files = search_tree(&q, root_fd, prefix, &out, &results);
         close(root_fd);
       }
-      char tail[96];
-      snprintf(tail, sizeof tail, "],\"files_scanned\":%ld,\"truncated\":%s}", files, results >= q.max_results ? "true" : "false");
+      char tail[128];
+      snprintf(tail, sizeof tail, "],\"files_scanned\":%ld,\"truncated\":%s},\"error\":null,\"files\":[]}", files, results >= q.max_results ? "true" : "false");
       buf_str(&out, tail);
-      result = out.failed || files < 0 ? vtcode_result_error("out of memory") : vtcode_result_ok(out.data);
+      if (out.failed || files < 0) result = vtcode_result_error("out of memory");
+      else {
+        result = out.data;
+        out.data = NULL;
+      }
     }
   }
-  for (size_t i = 0; i < q.count; i++) free(q.text[i]);
+  for (size_t i = 0; i < q.count; i++) {
+    free(q.text[i]);
+    free(q.quoted[i]);
+  }
   free(out.data);
   free(workspace);
   free(sub);
