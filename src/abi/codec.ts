@@ -331,6 +331,19 @@ export interface NotFreeableString {
   writable: boolean;
 }
 
+/**
+ * The same returned string, no longer referring to the memory it was read from: bytes that are valid
+ * UTF-8 become text (the decoding a result needs anyway), any others are copied.
+ */
+export function detachReturned(returned: ReturnedString): ReturnedString {
+  if (returned.kind !== 'bytes') return returned;
+  try {
+    return { kind: 'text', text: strictUtf8.decode(returned.bytes) };
+  } catch {
+    return { kind: 'bytes', bytes: new Uint8Array(returned.bytes) };
+  }
+}
+
 /** The error for a {@link NotFreeableString}: E_INVALID_METADATA from `vtcode_plugin_metadata()`, else E_INVALID_RESULT. */
 export function notFreeableError(returned: NotFreeableString, fn: 'vtcode_plugin_metadata' | 'vtcode_plugin_execute', origin: Origin): PluginError {
   const what = returned.writable ? 'a static buffer' : 'a string literal';

@@ -1,6 +1,6 @@
 import { BusyPoll } from '../abi/busy-poll.js';
 import { spinBudget } from '../abi/spin-budget.js';
-import type { ReturnedString } from '../abi/codec.js';
+import { detachReturned, type ReturnedString } from '../abi/codec.js';
 import {
   FrameReader,
   type Frame,
@@ -227,7 +227,13 @@ export class HostProcess implements LaneResults {
           // A shared call's result too large for the region, or one the host queued, comes here.
           this.lane.answeredOnChannel(frame.id);
           this.settled(frame.id);
-          call.resolve(decodeReturned(frame.payload, 0));
+          let returned = decodeReturned(frame.payload, 0);
+          // A long result may lie in the reader's reusable memory: the call gets it decoded, and the memory goes back.
+          if (this.reader.isLent(frame.payload)) {
+            returned = detachReturned(returned);
+            this.reader.release(frame.payload);
+          }
+          call.resolve(returned);
         } else if (frame.kind === HostMessage.SHARED_RESULT) {
           // Polling may have taken it already; otherwise it must be there now.
           if (frame.id === this.lane.callId && !this.lane.take()) throw new ProtocolViolation(`SHARED_RESULT for call ${frame.id} before its result`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_RESULT_DEPTH, decodeResult, encodeContextText, firstInvalidUtf8, parseResultText, validateMetadata } from '../../src/abi/codec.js';
+import { MAX_RESULT_DEPTH, decodeResult, detachReturned, encodeContextText, firstInvalidUtf8, parseResultText, validateMetadata } from '../../src/abi/codec.js';
 import { ErrorCode, PluginError } from '../../src/index.js';
 
 const origin = { plugin: 'p', path: '/p' };
@@ -83,6 +83,17 @@ describe('ABI codec', () => {
   it('decodes text already known to be UTF-8 the same way', () => {
     assert.deepEqual(decodeResult({ kind: 'text', text: '{"success":false,"output":null,"error":"x","files":["a"]}' }, origin), { success: false, output: null, error: 'x', files: ['a'] });
     assert.equal(code(() => decodeResult({ kind: 'text', text: '{' }, origin)), ErrorCode.INVALID_JSON);
+  });
+
+  it('detaches a returned string from its memory without changing how it decodes', () => {
+    const memory = new TextEncoder().encode('{"success":true,"output":"é","files":[]}');
+    const text = detachReturned({ kind: 'bytes', bytes: memory });
+    const bad = detachReturned(bytes([0x7b, 0xff, 0x7d]));
+    memory.fill(0x20);
+    assert.deepEqual(decodeResult(text as { kind: 'text'; text: string }, origin), { success: true, output: 'é', error: null, files: [] });
+    assert.equal(bad.kind, 'bytes');
+    assert.equal(code(() => decodeResult(bad as { kind: 'bytes'; bytes: Uint8Array }, origin)), ErrorCode.INVALID_UTF8);
+    assert.deepEqual(detachReturned({ kind: 'null' }), { kind: 'null' });
   });
 
   it('validates metadata, defaulting thread_safe to false', () => {

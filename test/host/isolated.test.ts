@@ -243,6 +243,17 @@ for (const lane of [false, true]) describe(lane ? 'isolated host, lone calls thr
     });
   });
 
+  it('returns long results one after another, each intact, and finds invalid UTF-8 in a long one', async () => {
+    await withPlugin('heap', {}, async (plugin) => {
+      // Each arrives in many chunks, joined into memory the next one reuses.
+      for (const [fill, size] of [['a', 300_000], ['b', 200_000], ['c', 300_001]] as const) {
+        assert.equal((await plugin.execute(ctx({ mode: 'big', size, fill: fill.charCodeAt(0) }))).output, fill.repeat(size));
+      }
+      await rejectsWithCode(plugin.execute(ctx({ mode: 'big', size: 300_000, end: 'badutf8' })), ErrorCode.INVALID_UTF8);
+      assert.equal((await plugin.execute(ctx({ mode: 'big', size: 250_000, fill: 'd'.charCodeAt(0) }))).output, 'd'.repeat(250_000));
+    });
+  });
+
   it('kills a host whose plugin writes into the private channel', async () => {
     await withPlugin('crash', {}, async (plugin) => {
       if (lane) {

@@ -34,6 +34,25 @@ describe('FrameReader', () => {
     }
   });
 
+  it('joins a long payload into memory it uses again only once the payload is released', () => {
+    const long = (fill: string) => frame(3, 1, Buffer.alloc(200_000, fill));
+    const inTwo = (f: Buffer) => [f.subarray(0, 1000), f.subarray(1000)];
+    const reader = new FrameReader(1 << 20);
+    const [first] = inTwo(long('a')).flatMap((chunk) => reader.push(chunk));
+    assert.ok(first && reader.isLent(first.payload));
+    // Not released: the next long payload gets other memory, and the first stays as it was.
+    const [second] = inTwo(long('b')).flatMap((chunk) => reader.push(chunk));
+    assert.ok(second && second.payload.buffer !== first.payload.buffer);
+    assert.equal(first.payload.toString(), 'a'.repeat(200_000));
+    reader.release(second.payload);
+    const [third] = inTwo(long('c')).flatMap((chunk) => reader.push(chunk));
+    assert.ok(third && third.payload.buffer === second.payload.buffer);
+    assert.equal(third.payload.toString(), 'c'.repeat(200_000));
+    // A payload read in place (one chunk) is not the reader's to lend.
+    const [whole] = reader.push(long('d'));
+    assert.ok(whole && !reader.isLent(whole.payload));
+  });
+
   it('refuses a frame longer than the limit as soon as its header is in', () => {
     const reader = new FrameReader(100);
     assert.throws(() => reader.push(frame(3, 1, Buffer.alloc(101)).subarray(0, HEADER_BYTES)), ProtocolViolation);
