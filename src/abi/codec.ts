@@ -26,10 +26,20 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
     const current = values.pop() as object;
     const depth = depths.pop() as number;
     if (depth > max) return true;
-    const children = Array.isArray(current) ? current : Object.values(current);
-    for (let i = 0; i < children.length; i++) {
-      const child: unknown = children[i];
-      if (typeof child === 'object' && child !== null) {
+    if (Array.isArray(current)) {
+      for (let i = 0; i < current.length; i++) {
+        const child: unknown = current[i];
+        if (typeof child === 'object' && child !== null) {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      }
+      continue;
+    }
+    // Keys in place, not Object.values(): an array per object made this walk cost as much as JSON.parse on long results.
+    for (const key in current) {
+      const child: unknown = (current as Record<string, unknown>)[key];
+      if (typeof child === 'object' && child !== null && Object.hasOwn(current, key)) {
         values.push(child);
         depths.push(depth + 1);
       }

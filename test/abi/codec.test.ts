@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_RESULT_DEPTH, decodeResult, detachReturned, encodeContextText, firstInvalidUtf8, parseResultText, validateMetadata } from '../../src/abi/codec.js';
+import { MAX_RESULT_DEPTH, decodeResult, detachReturned, encodeContextText, firstInvalidUtf8, nestedDeeperThan, parseResultText, validateMetadata } from '../../src/abi/codec.js';
 import { ErrorCode, PluginError } from '../../src/index.js';
 
 const origin = { plugin: 'p', path: '/p' };
@@ -116,5 +116,14 @@ describe('result nesting depth', () => {
 
   it('accepts nesting within the limit', () => {
     assert.equal(code(() => decodeResult({ kind: 'text', text: nested(MAX_RESULT_DEPTH - 3) }, origin)), 'no error');
+  });
+
+  it('counts nesting through object values as through arrays, own properties only', () => {
+    const deep = JSON.parse(`${'{"a":[0,'.repeat(25)}1${']}'.repeat(25)}`);
+    assert.equal(nestedDeeperThan(deep, 49), true);
+    assert.equal(nestedDeeperThan(deep, 50), false);
+    const inherits = Object.create({ inherited: deep });
+    inherits.own = { flat: true };
+    assert.equal(nestedDeeperThan(inherits, 2), false);
   });
 });
