@@ -109,8 +109,9 @@ describe('example skills', () => {
   it('code-search over many files (scanned on threads when cores are free) answers as one plain pass in walk order would', async () => {
     // Inside the workspace (the sandbox lets the plugin read only that), after the tests above ran on it.
     const expected = new Map<string, number[]>();
+    // More dirs than a batch holds (128), and files beside them, so batches end while dirs holding their files are still read.
     for (let i = 0; i < 300; i++) {
-      const file = `many/d${i % 7}/f${i}.txt`;
+      const file = i % 10 === 0 ? `many/f${i}.txt` : `many/d${i % 150}/f${i}.txt`;
       // Lines long enough for the 16-byte search steps; a match on the last line, without a newline, on every 5th file.
       const lines = Array.from({ length: 40 }, (_, n) => (n % 11 === i % 11 ? `${'x'.repeat(n)} the needle_42 is here` : `${'y'.repeat(n + 20)} needle_4 no`));
       if (i % 5 === 0) lines.push('ends with needle_42');
