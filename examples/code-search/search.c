@@ -160,15 +160,20 @@ static size_t count_newlines(const unsigned char *s, size_t n) {
   return count;
 }
 
-/* First occurrence of needle (len >= 2) in hay: 16 candidate starts at a time are kept only when
-   the needle's two rarest bytes (at offsets r1 and r2) match there, and only those are compared in full. */
+/* Places among the 16 starting at `at` where the needle's two rarest bytes (b1 at offset r1, b2 at r2) match, as bits. */
+static inline unsigned candidates(const unsigned char *at, size_t r1, size_t r2, __m128i b1, __m128i b2) {
+  __m128i a = _mm_loadu_si128((const __m128i *)(at + r1)), b = _mm_loadu_si128((const __m128i *)(at + r2));
+  return (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, b1), _mm_cmpeq_epi8(b, b2)));
+}
+
+/* First occurrence of needle (len >= 2) in hay: 32 candidate starts at a time (two steps of 16: fewer
+   branches) are kept only when the needle's two rarest bytes match there, and only those are compared in full. */
 static const unsigned char *find(const unsigned char *hay, size_t n, const unsigned char *needle, size_t len, size_t r1, size_t r2) {
   if (len > n) return NULL;
   const __m128i b1 = _mm_set1_epi8((char)needle[r1]), b2 = _mm_set1_epi8((char)needle[r2]);
   size_t i = 0, stop = n - len + 1;
-  for (; i + 16 <= stop; i += 16) {
-    __m128i a = _mm_loadu_si128((const __m128i *)(hay + i + r1)), b = _mm_loadu_si128((const __m128i *)(hay + i + r2));
-    unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, b1), _mm_cmpeq_epi8(b, b2)));
+  for (; i + 32 <= stop; i += 32) {
+    unsigned mask = candidates(hay + i, r1, r2, b1, b2) | candidates(hay + i + 16, r1, r2, b1, b2) << 16;
     while (mask) {
       const unsigned char *at = hay + i + (unsigned)__builtin_ctz(mask);
       size_t k = 0; /* compared here, not by memcmp: a call in this loop makes the compiler keep its vectors in memory */
