@@ -112,6 +112,8 @@ static inline char *vtcode__quote_into(char *p, const char *s, size_t n) {
   const unsigned char *c = (const unsigned char *)s, *end = c + n;
   *p++ = '"';
   while (c < end) {
+    /* Printable ASCII other than '"' and '\\' stays as it is: most text is nothing else. */
+    if (*c >= 0x20 && *c < 0x7F && *c != '"' && *c != '\\') { *p++ = (char)*c++; continue; }
     size_t len = vtcode_utf8_sequence(c, (size_t)(end - c));
     if (len == 0) { memcpy(p, "\\ufffd", 6); p += 6; c++; continue; }
     if (len > 1) { memcpy(p, c, len); p += len; c += len; continue; }
