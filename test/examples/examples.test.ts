@@ -141,6 +141,34 @@ describe('example skills', () => {
     }
   });
 
+  it('code-search answers calls that run at once as it answers each alone (it keeps memory between calls)', async () => {
+    let needle0 = 0;
+    for (let i = 0; i < 60; i++) {
+      const lines = Array.from({ length: 50 }, (_, n) => (n % 7 === i % 7 ? `line ${n} with needle_${i % 3}` : `plain ${n}`));
+      needle0 += lines.filter((l) => l.endsWith('needle_0')).length;
+      mkdirSync(path.join(ws, 'at-once', `d${i % 9}`), { recursive: true });
+      writeFileSync(path.join(ws, 'at-once', `d${i % 9}`, `f${i}.txt`), lines.join('\n'));
+    }
+    const inputs: JsonObject[] = [
+      { patterns: ['needle_0'], max_results: 100000, path: 'at-once' },
+      { patterns: ['needle_1', 'needle_2'], max_results: 100000, path: 'at-once' },
+      { patterns: ['NEEDLE'], ignore_case: true, max_results: 17, path: 'at-once' },
+      { patterns: ['needle'], path: '../..' },
+    ];
+    const plugin = await new PluginLoader({ pluginsDirs: [out], defaultDirs: false, readConfig: false, workspace: ws, maxConcurrency: 4 }).loadPlugin(path.join(out, 'code-search'));
+    try {
+      const alone: PluginResult[] = [];
+      for (const input of inputs) alone.push(await plugin.execute({ input, workspace_root: ws, config: {} }));
+      assert.equal(((alone[0] as PluginResult).output as { matches: unknown[] }).matches.length, needle0);
+      for (let round = 0; round < 6; round++) {
+        const together = await Promise.all([...inputs, ...inputs].map((input) => plugin.execute({ input, workspace_root: ws, config: {} })));
+        assert.deepEqual(together, [...alone, ...alone]);
+      }
+    } finally {
+      await plugin.close();
+    }
+  });
+
   it('code-search rejects input outside its schema before running', async () => {
     const plugin = await loader.loadPlugin(path.join(out, 'code-search'));
     try {
