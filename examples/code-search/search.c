@@ -1,9 +1,9 @@
 /* code-search: every line in the workspace that contains any of a few literal strings. Fast because it
-   walks dirs with openat and d_type (no stat per entry), scans files on as many threads as cores are
-   free right now into buffers reused for the whole search, searches each whole buffer (SSE2 where
-   there is one, keeping only places where the pattern's two rarest bytes match) and counts lines
-   only up to the matches; the output is merged in walk order, each match copied once, straight into
-   the result (written into the last result's memory), so it is the same as a single pass would give. */
+   walks dirs with openat and d_type (getdents64 on Linux; no stat per entry), scans files on as many
+   threads as cores are free right now into buffers reused for the whole search, searches each whole
+   buffer (SSE2 where there is one, keeping only places where the pattern's two rarest bytes match),
+   counts lines only up to the matches and writes the result into the last result's memory; the output
+   is merged in walk order, so it is the same as a single pass would give. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -53,9 +53,7 @@ static void buf_add(buf_t *b, const char *s, size_t n) {
 
 static void buf_str(buf_t *b, const char *s) { buf_add(b, s, strlen(s)); }
 
-/* The memory of the last result handed out, kept once the host frees it for the next result to be
-   written into: fresh memory costs a page fault per 4 KiB (~10 us each on some VMs), ~100 for a
-   400 KB result. Any other string is simply freed. */
+/* The last result's memory, kept when the host frees it, for the next result: fresh memory costs a page fault per 4 KiB (~10 us on some VMs). */
 #define SPARE_MAX_BYTES (8u * 1024u * 1024u)
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *spare, *handed;
@@ -102,8 +100,7 @@ static void buf_quoted(buf_t *b, const char *s) {
   free(q);
 }
 
-/* Copies at most max bytes of a line into out (room for max + 1), replacing invalid UTF-8 with '?' so
-   the result stays valid JSON text. */
+/* Copies at most max bytes of a line into out (room for max + 1), invalid UTF-8 as '?' so the result stays valid JSON text. */
 static void snippet(char *out, const unsigned char *s, size_t n, size_t max) {
   size_t o = 0, i = 0;
   while (i < n && o < max) {
@@ -146,7 +143,7 @@ typedef struct {
   int dir;         /* index of its dir's descriptor in the batch */
   int state;       /* 0: not scanned, 1: scanned, 2: scanned but not counted (unreadable or too large) */
   long matches;
-  const buf_t *out; /* the buffer that holds its matches (as JSON objects, each preceded by a comma) */
+  const buf_t *out; /* the buffer holding its matches, as JSON objects each preceded by a comma */
   size_t out_at, out_len;
 } file_t;
 
@@ -163,8 +160,7 @@ typedef struct {
   pthread_mutex_t lock;
 } job_t;
 
-/* One thread's buffers, reused for every file it scans in the whole search: a buffer per file, or
-   per batch, would fault in fresh pages every time, and a page fault costs more than scanning it. */
+/* One thread's buffers, kept for the whole search: fresh ones per file or batch would cost a page fault per 4 KiB each time. */
 typedef struct {
   unsigned char *data, *folded;
   size_t data_cap, folded_cap;
@@ -184,9 +180,7 @@ static int reserve(unsigned char **p, size_t *cap, size_t need) {
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
-/* Newlines in [s, s+n): 16 bytes at a time, counted in 16 byte-wide counters (each compare gives -1
-   where a newline is) and summed every 255 steps, before a counter could wrap. No popcount: plain
-   SSE2 has none, and the compiler's fallback is a function call per step. */
+/* Newlines in [s, s+n), 16 bytes a step into byte counters summed every 255 steps: plain SSE2 has no popcount (it would be a call per step). */
 static size_t count_newlines(const unsigned char *s, size_t n) {
   size_t count = 0, i = 0;
   const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
@@ -207,8 +201,7 @@ static inline unsigned candidates(const unsigned char *at, size_t r1, size_t r2,
   return (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, b1), _mm_cmpeq_epi8(b, b2)));
 }
 
-/* First occurrence of needle (len >= 2) in hay: 32 candidate starts at a time (two steps of 16: fewer
-   branches) are kept only when the needle's two rarest bytes match there, and only those are compared in full. */
+/* First occurrence of needle (len >= 2) in hay: 32 places a step (one branch), compared in full only where its two rarest bytes match. */
 static const unsigned char *find(const unsigned char *hay, size_t n, const unsigned char *needle, size_t len, size_t r1, size_t r2) {
   if (len > n) return NULL;
   const __m128i b1 = _mm_set1_epi8((char)needle[r1]), b2 = _mm_set1_epi8((char)needle[r2]);
@@ -238,8 +231,7 @@ static const unsigned char *find(const unsigned char *hay, size_t n, const unsig
 }
 #endif
 
-/* Bytes roughly in order of how common they are in source text, most common first; any other byte
-   (capitals, most digits and symbols) counts as rarer than all of these. */
+/* Bytes roughly by how common they are in source text, most common first; any other byte counts as rarer than these. */
 static const char COMMON_BYTES[] = " etaonisrlcdu\n\tphmfgy.,;()_=bw\"'v/-k:{}x[]>0<1*#2j+qz";
 
 static size_t commonness(unsigned char c) {
@@ -390,8 +382,8 @@ static void *worker(void *arg) {
 /* The walk: files below the root, depth first in readdir order (as a single pass would see them),
    gathered in batches of at most BATCH_DIRS dirs, each scanned and merged before the walk goes on, so
    descriptors stay bounded and the walk stops once enough matches were found. Dirs are read through
-   openat and d_type, so no entry costs a stat and no symlink is followed. A dir's descriptor is
-   closed by whichever is done with it last: its walk, or the flush of the batch holding its files. */
+   openat and d_type, so no entry costs a stat and no symlink is followed. A dir's descriptor is closed
+   by whichever is done with it last: its walk, or the flush of the batch holding its files. */
 typedef struct {
   const query_t *q;
   const char *root_prefix;
@@ -410,8 +402,7 @@ typedef struct {
   char rel[PATH_MAX];
 } walk_t;
 
-/* Tasks running or ready to run on the whole machine right now, this thread included (the 4th field
-   of /proc/loadavg, "running/total"), or -1 where there is no /proc. */
+/* Tasks running on the whole machine right now, this thread included (/proc/loadavg's "running/total"), or -1 without /proc. */
 static long running_now(void) {
   char text[128];
   int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
@@ -427,9 +418,7 @@ static long running_now(void) {
 static int thread_count(size_t files) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   if (cpus < 1) cpus = 1;
-  /* Threads buy time with extra CPU only on cores that are idle now; where none is, one thread does the
-     same work for less. The count of running tasks says so at this instant; the load average (a minute's
-     mean, which idle VMs keep high) is only the fallback. */
+  /* Threads buy time with extra CPU only on cores idle now (the load average, a minute's mean that idle VMs keep high, is the fallback). */
   long running = running_now(), n = cpus;
   double load;
   if (running > 0) n = 1 + (cpus > running ? cpus - running : 0);
@@ -495,9 +484,7 @@ static void add_file(walk_t *w, int dir, size_t rel_len, size_t name_len) {
 
 static int done(const walk_t *w) { return w->failed || w->results >= w->q->max_results; }
 
-/* A dir's entries, read from its descriptor, which stays open for the batch. Linux: getdents64 into a
-   block, as readdir does, minus the three syscalls per dir fdopendir adds (an fstat and two fcntl),
-   which cost more than scanning a small file. Elsewhere: readdir, on a copy of the descriptor. */
+/* A dir's entries; Linux reads them with getdents64 as readdir does, minus fdopendir's fstat and two fcntl per dir (elsewhere: readdir on a copy). */
 #define DIR_BLOCK 32768
 #if defined(__linux__)
 typedef struct {

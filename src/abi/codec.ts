@@ -341,10 +341,7 @@ export interface NotFreeableString {
   writable: boolean;
 }
 
-/**
- * The same returned string, no longer referring to the memory it was read from: bytes that are valid
- * UTF-8 become text (the decoding a result needs anyway), any others are copied.
- */
+/** The same returned string, off the memory it was read from: valid UTF-8 becomes text (decoded as a result would be), anything else a copy. */
 export function detachReturned(returned: ReturnedString): ReturnedString {
   if (returned.kind !== 'bytes') return returned;
   try {

@@ -46,12 +46,7 @@ export const HOST_METADATA_BYTES = 1024 * 1024;
 /** Largest READY payload: version, has_free, then a returned string (tag and length before the bytes). */
 export const READY_PAYLOAD_BYTES = 8 + 12 + HOST_METADATA_BYTES;
 
-/**
- * A payload at least this long that arrives in several chunks is joined into a buffer that is used
- * again for the next one once {@link FrameReader.release}d: fresh memory costs a page fault per 4 KiB,
- * ~10 µs each on some VMs, far more than the copy itself. One buffer of at most SPARE_MAX_BYTES is kept
- * for the whole process; longer payloads get fresh memory each time.
- */
+// Long payloads in several chunks are joined into one kept buffer, reused once released: fresh memory costs a page fault per 4 KiB (~10 µs on some VMs).
 const SPARE_MIN_BYTES = 64 * 1024;
 const SPARE_MAX_BYTES = 4 * 1024 * 1024;
 let spare: Buffer | undefined;
@@ -142,10 +137,7 @@ export class FrameReader {
     return this.lent !== undefined && payload.buffer === this.lent;
   }
 
-  /**
-   * Hands a payload back once nothing refers to its bytes any more, so a long one's memory can hold
-   * the next long payload. Payloads never released are never reused.
-   */
+  /** Hands a payload back once nothing refers to its bytes, so its memory can hold the next long one (unreleased ones are never reused). */
   release(payload: Buffer): void {
     if (!this.isLent(payload)) return;
     const whole = Buffer.from(payload.buffer);
