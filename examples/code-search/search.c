@@ -487,6 +487,7 @@ static int done(const walk_t *w) { return w->failed || w->results >= w->q->max_r
 /* A dir's entries; Linux reads them with getdents64 as readdir does, minus fdopendir's fstat and two fcntl per dir (elsewhere: readdir on a copy). */
 #define DIR_BLOCK 32768
 #if defined(__linux__)
+#include <sys/syscall.h>
 typedef struct {
   int fd;
   char *block;
@@ -502,7 +503,7 @@ static int dir_open(dir_reader_t *r, int fd) {
 
 static int dir_next(dir_reader_t *r, const char **name, unsigned char *type) {
   if (r->at >= r->len) {
-    r->len = getdents64(r->fd, r->block, DIR_BLOCK);
+    r->len = syscall(SYS_getdents64, r->fd, r->block, DIR_BLOCK); /* glibc wraps it only from 2.30 on */
     r->at = 0;
     if (r->len <= 0) return 0;
   }
