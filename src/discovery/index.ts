@@ -106,6 +106,9 @@ export function containingTrustedDir(canonicalPath: string, dirs: readonly Trust
   return dirs.find((d) => isInside(canonicalPath, d.path));
 }
 
+// One options object for the thousands of listings of a scan.
+const WITH_FILE_TYPES = { withFileTypes: true } as const;
+
 /**
  * Judges one candidate plugin directory from its files, never loading its library. `plainDir`: the
  * entry is a directory, not a symlink, so inside the canonical trusted dir its path is canonical.
@@ -134,14 +137,15 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
   // One listing answers the questions about plugin.json, the library and signatures that would each cost a syscall.
   let entries: Dirent[] | undefined;
   try {
-    entries = readdirSync(canonical, { withFileTypes: true });
+    entries = readdirSync(canonical, WITH_FILE_TYPES);
   } catch {
     entries = undefined;
   }
   const manifestEntry = entries && listedEntry(entries, MANIFEST_FILE);
   const reading = readManifestSync(canonical, manifestEntry !== undefined && manifestEntry !== 'ask' && manifestEntry.isFile());
   const raw = isPlainObject(reading.raw) ? reading.raw : {};
-  const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: [...reading.issues] };
+  // The reading is this function's own: its issues array becomes the plugin's.
+  const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: reading.issues };
   if (reading.identity) manifestIdentities.set(found, reading.identity);
   if (entries) dirListings.set(found, entries);
   if (typeof raw.name === 'string') found.name = raw.name;
@@ -190,7 +194,7 @@ export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<Disc
   for (const dir of dirs) {
     let entries: Dirent[];
     try {
-      entries = readdirSync(dir.path, { withFileTypes: true });
+      entries = readdirSync(dir.path, WITH_FILE_TYPES);
     } catch {
       continue;
     }

@@ -29,7 +29,8 @@ function mayFoldTo(listed: string, name: string): boolean {
  */
 export function listedEntry(entries: readonly Dirent[], name: string): Dirent | 'ask' | undefined {
   let ask = false;
-  for (const entry of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] as Dirent;
     if (entry.name === name) return entry;
     ask ||= mayFoldTo(entry.name, name);
   }
