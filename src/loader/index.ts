@@ -405,19 +405,27 @@ export class PluginLoader {
         return { ...p, status, errors: [...p.errors, { code: e.code, message: e.message }] };
       }
     };
-    // Most plugins need neither check: those are judged here and now, without a promise each.
-    const judged = await Promise.all(
-      (options.agentPlugins === true ? all : found).map((p) => {
-        if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
-        const libraryPath = p.libraryPath;
-        const verify = this.mustVerify(p.trustedDir, lock.lock, () => hasSignatures(p.path, libraryPath, pluginDirListing(p)));
-        return verify || p.trustedDir.kind === 'workspace' ? judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify) : p;
-      }),
-    );
+    // Most plugins need neither check: those are judged here and now, without a promise each (nor one awaited each).
+    const judged = (options.agentPlugins === true ? all : found).slice();
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < judged.length; i++) {
+      const p = judged[i] as DiscoveredPlugin;
+      if (p.status !== 'ok' || !p.manifest || !p.libraryPath) continue;
+      const libraryPath = p.libraryPath;
+      const verify = this.mustVerify(p.trustedDir, lock.lock, () => hasSignatures(p.path, libraryPath, pluginDirListing(p)));
+      if (verify || p.trustedDir.kind === 'workspace') {
+        pending.push(
+          judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify).then((verdict) => {
+            judged[i] = verdict;
+          }),
+        );
+      }
+    }
+    if (pending.length > 0) await Promise.all(pending);
     const seen = new Set<string>();
-    const result = judged.map((p) => this.withSchemaVerdict(p, seen));
+    for (let i = 0; i < judged.length; i++) judged[i] = this.withSchemaVerdict(judged[i] as DiscoveredPlugin, seen);
     this.schemaVerdicts.retain(seen);
-    return result;
+    return judged;
   }
 
   // Schemas are compiled only for plugins that may load (after the policy above), once per
