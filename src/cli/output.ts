@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { ErrorCode, type PluginError, type ErrorCode as Code } from '../errors.js';
 import { escapeTerminal } from '../terminal.js';
 
@@ -44,10 +45,42 @@ export function exitCodeFor(err: PluginError): number {
   return ExitCode.RUN_FAILED;
 }
 
+let stream: NodeJS.WriteStream | undefined;
+
+/**
+ * process.stdout, made ready for the CLI: a reader that stopped reading (`skillplug list | head`) ends
+ * the command, as for any Unix tool, not a crash. Once it is in use, {@link writeOut} writes through it too.
+ */
+export function stdout(): NodeJS.WriteStream {
+  if (stream === undefined) {
+    stream = process.stdout;
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
+  return stream;
+}
+
 /** Writes to stdout and resolves once the data is handed to the OS (large outputs included). Control characters are escaped. */
 export function writeOut(text: string): Promise<void> {
+  let rest: string | Buffer = escapeTerminal(text, true);
+  // Straight to fd 1 while process.stdout is unused: on a pipe, creating it loads Node's net and stream
+  // modules, a few ms of a command's start. Whatever that write cannot finish (a full non-blocking pipe,
+  // a reader gone, a closed stdout) goes to the stream, which handles it as it always did.
+  if (stream === undefined) {
+    let written = 0;
+    try {
+      written = writeSync(1, rest);
+    } catch {
+      written = 0;
+    }
+    if (written === Buffer.byteLength(rest)) return Promise.resolve();
+    rest = Buffer.from(rest).subarray(written);
+  }
+  const chunk = rest;
   return new Promise((resolve, reject) => {
-    process.stdout.write(escapeTerminal(text, true), (err) => (err ? reject(err) : resolve()));
+    stdout().write(chunk, (err) => (err ? reject(err) : resolve()));
   });
 }
 
