@@ -8,6 +8,7 @@
 //                           loaded on its first use (serve passes its own, which builds it on first use).
 // koffi (a native addon) stays in node_modules; so does ajv for skillplug's own tool schemas, which
 // src/manifest/schema.ts requires by path at run time. Usage: node scripts/bundle-cli.mjs
+import fsPromises from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -67,6 +68,28 @@ await build({
   plugins: [lazyAjvProvider],
 });
 
+// node:fs/promises, wherever imported, becomes functions that require it on first call: loading it (and
+// the readline and watcher modules it pulls in) costs a command like list more than its whole scan, and
+// list calls none of it. Its functions are named from this Node's module; an import of another name fails the build.
+const lazyFsPromises = {
+  name: 'lazy-fs-promises',
+  setup(b) {
+    // The stand-in's own require is of the real module.
+    b.onResolve({ filter: /^(node:)?fs\/promises$/ }, (args) => (args.namespace === 'lazy-fs' ? { path: args.path, external: true } : { path: 'fs-promises', namespace: 'lazy-fs' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-fs' }, () => ({
+      resolveDir: ROOT,
+      loader: 'js',
+      contents: [
+        'let real;',
+        "const load = () => (real ??= require('node:fs/promises'));",
+        ...Object.keys(fsPromises)
+          .filter((name) => typeof fsPromises[name] === 'function')
+          .map((name) => `export function ${name}(...args) { return load().${name}(...args); }`),
+      ].join('\n'),
+    }));
+  },
+};
+
 // In the bin, each SDK module is its part of the SDK bundle, required where the module was imported.
 const sdkFromBundle = {
   name: 'sdk-from-bundle',
@@ -87,5 +110,5 @@ await build({
   entryPoints: [path.join(OUT_DIR, 'main.js')],
   outfile: path.join(OUT_DIR, 'skillplug.cjs'),
   external: ['koffi'],
-  plugins: [sdkFromBundle],
+  plugins: [sdkFromBundle, lazyFsPromises],
 });
