@@ -8,6 +8,7 @@
 //                           loaded on its first use (serve passes its own, which builds it on first use).
 // koffi (a native addon) stays in node_modules; so does ajv for skillplug's own tool schemas, which
 // src/manifest/schema.ts requires by path at run time. Usage: node scripts/bundle-cli.mjs
+import { readFileSync, writeFileSync } from 'node:fs';
 import fsPromises from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,10 +106,17 @@ const sdkFromBundle = {
   },
 };
 
+const CLI_FILE = path.join(OUT_DIR, 'skillplug.cjs');
 await build({
   ...common,
   entryPoints: [path.join(OUT_DIR, 'main.js')],
-  outfile: path.join(OUT_DIR, 'skillplug.cjs'),
+  outfile: CLI_FILE,
   external: ['koffi'],
   plugins: [sdkFromBundle, lazyFsPromises],
 });
+
+// ASCII text is a one-byte string for V8, read and decoded faster at every start than the two-byte
+// string one non-ASCII character makes of the whole file. esbuild escapes it everywhere but in kept
+// comments, where an escape reads as well.
+const cli = readFileSync(CLI_FILE, 'utf8');
+if (/[\u0080-\uffff]/.test(cli)) writeFileSync(CLI_FILE, cli.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
