@@ -116,7 +116,8 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
     const probeLoader = loaderFromFlags({ ...flags, isolation: 'process' });
     deep = await Promise.all(plugins.map((p) => deepFacts(probeLoader, p)));
   }
-  const permissions = loader.permissionReports(plugins);
+  // Printed, never changed: plugins that ask for nothing share one report.
+  const permissions = loader.permissionReports(plugins, { shared: true });
   if (flags.json) {
     await writeOut(`${JSON.stringify({ trusted_dirs: loader.trustedDirs(), plugins: plugins.map((p, i) => pluginSummary(p, deep[i], permissions[i])) })}\n`);
     return ExitCode.OK;

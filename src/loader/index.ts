@@ -312,6 +312,11 @@ export class PluginLoader {
     return [this.userConfig.plugins?.[name]?.grant, this.options.grants?.[name]];
   }
 
+  // Whether the plugin has a grant of its own, asked once per plugin of a listing without building the list.
+  private hasOwnGrant(name: string): boolean {
+    return this.userConfig.plugins?.[name]?.grant !== undefined || this.options.grants?.[name] !== undefined;
+  }
+
   private permissionContext(pluginDir: string): PermissionContext {
     return { workspace: this.workspace, pluginDir, protectedPaths: this.protectedPaths() };
   }
@@ -335,21 +340,28 @@ export class PluginLoader {
   /**
    * {@link permissionReport} of each plugin this loader discovered (undefined where it has no valid
    * manifest), judged at one moment: paths the reports share are resolved once, not once per plugin.
+   * Each report is its caller's own, unless `shared`: then plugins that ask for nothing get one report
+   * object between them, to read and not to change (list prints it for a thousand plugins).
    */
-  permissionReports(plugins: readonly DiscoveredPlugin[]): (PermissionReport | undefined)[] {
-    const shared = { workspace: this.workspace, protectedPaths: this.protectedPaths(), probe: memoizedPathProbe() };
+  permissionReports(plugins: readonly DiscoveredPlugin[], options: { shared?: boolean } = {}): (PermissionReport | undefined)[] {
+    const context = { workspace: this.workspace, protectedPaths: this.protectedPaths(), probe: memoizedPathProbe() };
     // A plugin that asks for nothing, with no grant of its own, gets the report every such plugin gets
     // (reading the workspace decides it; its own dir plays no part): judged once, then copied.
     let asksNothing: PermissionReport | undefined;
-    return plugins.map((p) => {
-      if (!p.manifest) return undefined;
-      const name = p.manifest.name;
-      // Discovery's path of a plugin with a manifest is already canonical.
-      const judge = (): PermissionReport => assessPermissions(p.manifest?.permissions, this.grantFor(name), { ...shared, pluginDir: p.path });
-      if (p.manifest.permissions !== undefined || this.ownGrants(name).some((g) => g !== undefined)) return judge();
-      asksNothing ??= judge();
-      return copyPermissionReport(asksNothing);
-    });
+    const reports: (PermissionReport | undefined)[] = [];
+    for (let i = 0; i < plugins.length; i++) {
+      const p = plugins[i] as DiscoveredPlugin;
+      const manifest = p.manifest;
+      if (!manifest) reports.push(undefined);
+      else if (manifest.permissions !== undefined || this.hasOwnGrant(manifest.name)) {
+        // Discovery's path of a plugin with a manifest is already canonical.
+        reports.push(assessPermissions(manifest.permissions, this.grantFor(manifest.name), { ...context, pluginDir: p.path }));
+      } else {
+        asksNothing ??= assessPermissions(undefined, this.grantFor(manifest.name), { ...context, pluginDir: p.path });
+        reports.push(options.shared === true ? asksNothing : copyPermissionReport(asksNothing));
+      }
+    }
+    return reports;
   }
 
   // Up front, in every isolation and sandbox mode: a plugin never runs with less than it asked for.
