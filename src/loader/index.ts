@@ -13,6 +13,7 @@ import {
   containingTrustedDir,
   defaultTrustedDirs,
   discoverPlugins,
+  discoverPluginsNoting,
   isInside,
   manifestIdentity,
   pluginDirListing,
@@ -28,7 +29,7 @@ import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readMan
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, copyPermissionReport, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, sha256, type LockFile } from '../signing/lock.js';
-import { hasSignatures } from '../signing/files.js';
+import { hasSignatures, signatureLikeEntries } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { loaderSeams } from './seams.js';
@@ -403,7 +404,7 @@ export class PluginLoader {
    */
   async discoverPlugins(options: { agentPlugins?: boolean } = {}): Promise<DiscoveredPlugin[]> {
     await this.checkOwnership(this.dirs.map((d) => d.path)).catch((err: PluginError) => this.warnOnce(err.message));
-    const all = await discoverPlugins(this.dirs);
+    const all = await discoverPluginsNoting(this.dirs, signatureLikeEntries);
     const found = all.filter((p) => p.status !== 'agent-plugin');
     const lock = this.lockState();
     const judge = async (p: DiscoveredPlugin & { manifest: PluginManifest }, verify: boolean): Promise<DiscoveredPlugin> => {
