@@ -64,24 +64,47 @@ export function stdout(): NodeJS.WriteStream {
 
 /** Writes to stdout and resolves once the data is handed to the OS (large outputs included). Control characters are escaped. */
 export function writeOut(text: string): Promise<void> {
-  let rest: string | Buffer = escapeTerminal(text, true);
+  const safe = escapeTerminal(text, true);
   // Straight to fd 1 while process.stdout is unused: on a pipe, creating it loads Node's net and stream
   // modules, a few ms of a command's start. Whatever that write cannot finish (a full non-blocking pipe,
   // a reader gone, a closed stdout) goes to the stream, which handles it as it always did.
-  if (stream === undefined) {
+  const rest = stream === undefined ? writeDirect(safe) : safe;
+  if (rest === undefined) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    stdout().write(rest, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+const PIECE_BYTES = 64 * 1024;
+let piece: Buffer | undefined;
+
+// Writes to fd 1 what it can of `text`; returns what is left for the stream, or undefined when all of it was written.
+function writeDirect(text: string): string | Buffer | undefined {
+  const bytes = Buffer.byteLength(text);
+  if (bytes !== text.length) {
     let written = 0;
     try {
-      written = writeSync(1, rest);
+      written = writeSync(1, text);
     } catch {
       written = 0;
     }
-    if (written === Buffer.byteLength(rest)) return Promise.resolve();
-    rest = Buffer.from(rest).subarray(written);
+    return written === bytes ? undefined : Buffer.from(text).subarray(written);
   }
-  const chunk = rest;
-  return new Promise((resolve, reject) => {
-    stdout().write(chunk, (err) => (err ? reject(err) : resolve()));
-  });
+  // ASCII, as JSON output mostly is: through one reused buffer in pieces, where a write of the whole text
+  // first copies it into a new buffer as large (373 KB for list over 1000 plugins), faulted in page by page.
+  const buffer = (piece ??= Buffer.allocUnsafe(PIECE_BYTES));
+  for (let at = 0; at < text.length; ) {
+    const length = buffer.write(text.slice(at, at + PIECE_BYTES), 'latin1');
+    let written = 0;
+    try {
+      written = writeSync(1, buffer, 0, length);
+    } catch {
+      written = 0;
+    }
+    at += written;
+    if (written < length) return text.slice(at);
+  }
+  return undefined;
 }
 
 /** Writes a line to stderr, control characters escaped. */
