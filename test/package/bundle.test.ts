@@ -53,6 +53,13 @@ describe('the bundled bin', () => {
     for (const builtin of ['fs/promises', 'net']) assert.ok(!builtins.includes(`NativeModule ${builtin}`), `list loaded node:${builtin}`);
   });
 
+  it('also runs required as a CommonJS module, as the bin does where Node keeps the compile cache itself', async () => {
+    const args = ['list', '--plugins-dir', plugins, '--workspace', workspace, '--json'];
+    const required = await runCli(args, { cwd: workspace, cli: path.join(path.dirname(BIN), 'skillplug.cjs') });
+    assert.equal(required.code, 0, required.stderr);
+    assert.deepEqual(required, await runCli(args, { cwd: workspace }));
+  });
+
   it('is ASCII, which V8 holds as a one-byte string, faster to read at each start', () => {
     const bundle = readFileSync(path.join(path.dirname(BIN), 'skillplug.cjs'));
     assert.equal(bundle.findIndex((byte) => byte > 0x7f), -1);
