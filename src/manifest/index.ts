@@ -229,11 +229,14 @@ export function libraryCandidates(name: string, platform: NodeJS.Platform = proc
   return files;
 }
 
-// The two file names a library of one name may have on `platform`.
+// The two file names a library of one name may have on `platform`, the first one first.
 function libraryFiles(name: string, platform: NodeJS.Platform): string[] {
-  if (platform === 'win32') return [`${name}.dll`, `lib${name}.dll`];
-  const ext = platform === 'darwin' ? 'dylib' : 'so';
-  return [`lib${name}.${ext}`, `${name}.${ext}`];
+  return [firstLibraryFile(name, platform), platform === 'win32' ? `lib${name}.dll` : `${name}.${platform === 'darwin' ? 'dylib' : 'so'}`];
+}
+
+// The first file name a library of one name may have on `platform`.
+function firstLibraryFile(name: string, platform: NodeJS.Platform): string {
+  return platform === 'win32' ? `${name}.dll` : `lib${name}.${platform === 'darwin' ? 'dylib' : 'so'}`;
 }
 
 /** The canonical library file name for a plugin name on this platform. */
@@ -260,6 +263,10 @@ export async function findLibrary(dir: string, name: string): Promise<LibraryLoo
  * the lookup of each name it answers for (discovery lists every plugin dir anyway).
  */
 export function findLibrarySync(dir: string, name: string, entries?: readonly Dirent[]): LibraryLookup {
+  // The usual answer, a regular file listed under the canonical name, without the list of every name tried.
+  const canonicalFile = firstLibraryFile(name, process.platform);
+  const canonical = entries === undefined ? undefined : listedEntry(entries, canonicalFile);
+  if (canonical !== undefined && canonical !== 'ask' && canonical.isFile()) return { found: true, path: childPath(dir, canonicalFile), plain: true };
   const inDir = libraryCandidates(name);
   for (let i = 0; i < inDir.length; i++) {
     const file = inDir[i] as string;
