@@ -424,8 +424,7 @@ export class PluginLoader {
     for (let i = 0; i < judged.length; i++) {
       const p = judged[i] as DiscoveredPlugin;
       if (p.status !== 'ok' || !p.manifest || !p.libraryPath) continue;
-      const libraryPath = p.libraryPath;
-      const verify = this.mustVerify(p.trustedDir, lock.lock, () => hasSignatures(p.path, libraryPath, pluginDirListing(p)));
+      const verify = this.verifiesUnsigned(p.trustedDir, lock.lock) || hasSignatures(p.path, p.libraryPath, pluginDirListing(p));
       if (verify || p.trustedDir.kind === 'workspace') {
         pending.push(
           judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify).then((verdict) => {
@@ -481,7 +480,7 @@ export class PluginLoader {
     checkWorkspacePlugin({ name: manifest.name, version: manifest.version, dir, kind: trusted.kind }, { installed, pinned, allowShadowing: this.security.allowShadowing });
   }
 
-  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often); called only when mustVerify says so.
+  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often); called only for plugins that are verified.
   private async verdictFor(p: DiscoveredPlugin, lock: LockState): Promise<void> {
     const manifestPath = path.join(p.path, MANIFEST_FILE);
     const libraryPath = p.libraryPath as string;
@@ -504,9 +503,10 @@ export class PluginLoader {
     if (error) throw error;
   }
 
-  private mustVerify(trusted: TrustedDir, lock: LockFile | undefined, signed: () => boolean): boolean {
+  // Whether a plugin from `trusted` is verified even without a signature; one that carries any is verified always.
+  private verifiesUnsigned(trusted: TrustedDir, lock: LockFile | undefined): boolean {
     const untrustedWorkspace = trusted.kind === 'workspace' && !this.workspaceTrusted();
-    return this.security.requireSignature || lock !== undefined || untrustedWorkspace || signed();
+    return this.security.requireSignature || lock !== undefined || untrustedWorkspace;
   }
 
   /**
@@ -638,7 +638,7 @@ export class PluginLoader {
     let loadPath = libraryPath;
     let copy: PrivateCopy | undefined;
     let libraryBytes: Buffer | undefined;
-    if (this.mustVerify(trusted, lock.lock, () => hasSignatures(canonical, lookup.path))) {
+    if (this.verifiesUnsigned(trusted, lock.lock) || hasSignatures(canonical, lookup.path)) {
       libraryBytes = await this.verify({ dir: canonical, trusted, manifest, manifestPath, manifestBytes, lookupPath: lookup.path, libraryPath }, lock);
       copy = await (await import('../plugin/private-copy.js')).writePrivateCopy(libraryBytes, path.basename(libraryPath));
       loadPath = copy.path;
