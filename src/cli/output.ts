@@ -67,14 +67,16 @@ export function writeOut(text: string): Promise<void> {
   const safe = escapeTerminal(text, true);
   // Straight to fd 1 while process.stdout is unused: on a pipe, creating it loads Node's net and stream
   // modules, a few ms of a command's start. Whatever that write cannot finish (a full non-blocking pipe,
-  // a reader gone, a closed stdout) goes to the stream, which handles it as it always did.
-  const rest = stream === undefined ? writeDirect(safe) : safe;
+  // a reader gone, a closed stdout) goes to the stream, which handles it as it always did. Not on Windows,
+  // where only the stream writes text to a console as such.
+  const rest = stream === undefined && process.platform !== 'win32' ? writeDirect(safe) : safe;
   if (rest === undefined) return Promise.resolve();
   return new Promise((resolve, reject) => {
     stdout().write(rest, (err) => (err ? reject(err) : resolve()));
   });
 }
 
+// The pieces ASCII text is written in, through one buffer: a Linux pipe's capacity.
 const PIECE_BYTES = 64 * 1024;
 let piece: Buffer | undefined;
 
