@@ -8,6 +8,8 @@
 //                           loaded on its first use (serve passes its own, which builds it on first use).
 // koffi (a native addon) stays in node_modules; so does ajv for skillplug's own tool schemas, which
 // src/manifest/schema.ts requires by path at run time. Usage: node scripts/bundle-cli.mjs
+import { readFileSync, writeFileSync } from 'node:fs';
+import fsPromises from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -35,8 +37,14 @@ const common = {
   logLevel: 'warning',
   // ES modules read import.meta.url (to find the package root, to require ajv and koffi): the bundle's own URL.
   define: { 'import.meta.url': '__bundleUrl' },
-  // Strict as the ES modules were: the directive must come first, before the banner's own line.
-  banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // The whole bundle is the function Node's loader would wrap it in, so bin.cjs compiles the file's text as
+  // it is (a wrapped copy of 463 KB, made at every start, is page-faulted in). Required as a module (Node 22),
+  // the head calls it with the module's own arguments; run as a script, the function is what the script gives.
+  // Strict as the ES modules were: the directive must come first in the function, before the banner's own line.
+  banner: {
+    js: "(typeof module === 'object' ? (bundle) => bundle(exports, require, module, __filename, __dirname) : (bundle) => bundle)(function (exports, require, module, __filename, __dirname) {\n'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;",
+  },
+  footer: { js: '});' },
 };
 
 // The SDK's ajv provider, wherever imported, becomes a class that requires the real one when first constructed.
@@ -67,6 +75,28 @@ await build({
   plugins: [lazyAjvProvider],
 });
 
+// node:fs/promises, wherever imported, becomes functions that require it on first call: loading it (and
+// the readline and watcher modules it pulls in) costs a command like list more than its whole scan, and
+// list calls none of it. Its functions are named from this Node's module; an import of another name fails the build.
+const lazyFsPromises = {
+  name: 'lazy-fs-promises',
+  setup(b) {
+    // The stand-in's own require is of the real module.
+    b.onResolve({ filter: /^(node:)?fs\/promises$/ }, (args) => (args.namespace === 'lazy-fs' ? { path: args.path, external: true } : { path: 'fs-promises', namespace: 'lazy-fs' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-fs' }, () => ({
+      resolveDir: ROOT,
+      loader: 'js',
+      contents: [
+        'let real;',
+        "const load = () => (real ??= require('node:fs/promises'));",
+        ...Object.keys(fsPromises)
+          .filter((name) => typeof fsPromises[name] === 'function')
+          .map((name) => `export function ${name}(...args) { return load().${name}(...args); }`),
+      ].join('\n'),
+    }));
+  },
+};
+
 // In the bin, each SDK module is its part of the SDK bundle, required where the module was imported.
 const sdkFromBundle = {
   name: 'sdk-from-bundle',
@@ -82,10 +112,18 @@ const sdkFromBundle = {
   },
 };
 
+const CLI_FILE = path.join(OUT_DIR, 'skillplug.cjs');
 await build({
   ...common,
   entryPoints: [path.join(OUT_DIR, 'main.js')],
-  outfile: path.join(OUT_DIR, 'skillplug.cjs'),
+  outfile: CLI_FILE,
   external: ['koffi'],
-  plugins: [sdkFromBundle],
+  plugins: [sdkFromBundle, lazyFsPromises],
 });
+
+// ASCII text is a one-byte string for V8, read and decoded faster at every start than the two-byte
+// string one non-ASCII character makes of the whole file. esbuild escapes it everywhere but in kept
+// comments, where an escape reads as well. main.ts's hashbang goes: only bin.cjs runs the bundle, and
+// a hashbang is a comment only at the very start of a script, which the banner now is.
+const cli = readFileSync(CLI_FILE, 'utf8');
+writeFileSync(CLI_FILE, cli.replace(/^#!.*\n/, '').replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));

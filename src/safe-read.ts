@@ -20,6 +20,9 @@ function readError(message: string, code: string, size?: number): SmallFileError
 const SCRATCH_BYTES = 64 * 1024;
 let scratch: Buffer | undefined;
 
+// Non-blocking, so a FIFO swapped in cannot block; not following a link, so none can point the read elsewhere.
+const LISTED_OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0) | (fsConstants.O_NOFOLLOW ?? 0);
+
 /**
  * Reads a small regular file without ever blocking: opened non-blocking and checked with fstat, so
  * a FIFO (or device) planted where a manifest, config, lock or signature file belongs fails at once.
@@ -41,17 +44,25 @@ export function readSmallRegularFileSync(file: string, maxBytes: number = MAX_SM
 
 /**
  * {@link readSmallRegularFileSync} of a file that a listing of its dir has just shown to be a regular
- * file, without the fstat the listing made redundant. Opened non-blocking and not following a link, so
- * whatever may have been swapped in since cannot block the read or make it unbounded; read once. Only a
- * read that ends the file within `maxBytes` is taken as its content: on anything else (an error, an
- * empty file, one larger than the first read) the file is read again the full way, whose answer stands.
+ * file, as UTF-8 text, without the fstat the listing made redundant and decoded straight from the read
+ * buffer (a scan reads hundreds of manifests; a copy of each one's bytes would be garbage at once).
+ * Opened non-blocking and not following a link, so whatever may have been swapped in since cannot block
+ * the read or make it unbounded; read once. Only a read that ends the file within `maxBytes` is taken as
+ * its content: on anything else (an error, an empty file, one larger than the first read) the file is
+ * read again the full way, whose answer stands.
  */
-export function readListedRegularFileSync(file: string, maxBytes: number = MAX_SMALL_FILE_BYTES): Buffer {
+export function readListedRegularTextSync(file: string, maxBytes: number = MAX_SMALL_FILE_BYTES): string {
+  const length = readListedOnce(file, maxBytes);
+  return length > 0 ? (scratch as Buffer).toString('utf8', 0, length) : readSmallRegularFileSync(file, maxBytes).toString('utf8');
+}
+
+// The one read of a listed file into the scratch buffer: its length when that read ended the file within maxBytes, else 0.
+function readListedOnce(file: string, maxBytes: number): number {
   let fd: number;
   try {
-    fd = openSync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0) | (fsConstants.O_NOFOLLOW ?? 0));
+    fd = openSync(file, LISTED_OPEN_FLAGS);
   } catch {
-    return readSmallRegularFileSync(file, maxBytes);
+    return 0;
   }
   const buffer = (scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES));
   const asked = Math.min(buffer.length, maxBytes + 1);
@@ -64,7 +75,7 @@ export function readListedRegularFileSync(file: string, maxBytes: number = MAX_S
     closeSync(fd);
   }
   // A regular file's read comes up short only at its end.
-  return length > 0 && length < asked ? Buffer.from(buffer.subarray(0, length)) : readSmallRegularFileSync(file, maxBytes);
+  return length < asked ? length : 0;
 }
 
 // One read in the common case: asked for a byte more than fstat reported, a shorter read is the end.

@@ -20,32 +20,36 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  */
 export function nestedDeeperThan(value: unknown, max: number): boolean {
   if (typeof value !== 'object' || value === null) return false;
-  const values: unknown[] = [value];
-  const depths: number[] = [1];
-  while (values.length > 0) {
-    const current = values.pop() as object;
-    const depth = depths.pop() as number;
+  // The stacks are made only once a child is an array or object: most values checked (a plugin.json per plugin of a scan) nest little.
+  let values: object[] | undefined;
+  let depths: number[] | undefined;
+  let current: object = value;
+  let depth = 1;
+  for (;;) {
     if (depth > max) return true;
     if (Array.isArray(current)) {
       for (let i = 0; i < current.length; i++) {
         const child: unknown = current[i];
         if (typeof child === 'object' && child !== null) {
-          values.push(child);
-          depths.push(depth + 1);
+          (values ??= []).push(child);
+          (depths ??= []).push(depth + 1);
         }
       }
-      continue;
-    }
-    // Keys in place, not Object.values(): an array per object made this walk cost as much as JSON.parse on long results.
-    for (const key in current) {
-      const child: unknown = (current as Record<string, unknown>)[key];
-      if (typeof child === 'object' && child !== null && Object.hasOwn(current, key)) {
-        values.push(child);
-        depths.push(depth + 1);
+    } else {
+      // for-in over own keys: what Object.values gives, without an array of them per object.
+      for (const key in current) {
+        if (!Object.hasOwn(current, key)) continue;
+        const child: unknown = (current as Record<string, unknown>)[key];
+        if (typeof child === 'object' && child !== null) {
+          (values ??= []).push(child);
+          (depths ??= []).push(depth + 1);
+        }
       }
     }
+    if (values === undefined || values.length === 0) return false;
+    current = values.pop() as object;
+    depth = (depths as number[]).pop() as number;
   }
-  return false;
 }
 
 /** Deepest nesting accepted in a plugin result, and in MCP tool arguments. */

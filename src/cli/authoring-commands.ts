@@ -5,7 +5,7 @@ import { scaffoldPlugin, type PluginLanguage } from '../authoring/scaffold.js';
 import { ErrorCode, isPluginError } from '../errors.js';
 import { vtcodeNameWarning } from '../manifest/vtcode.js';
 import { loaderOptions, parseJsonObjectFlag, readInputFlag, type LoaderFlags } from './commands.js';
-import { ExitCode, escapeTerminal, writeErr, writeOut } from './output.js';
+import { ExitCode, escapeTerminal, stdout, writeErr, writeOut } from './output.js';
 
 /** `skillplug new NAME [--lang c|rust] [--dir DIR]` */
 export async function newCommand(name: string, flags: { lang?: string; dir?: string; description?: string; json?: boolean }): Promise<number> {
@@ -65,7 +65,7 @@ export async function devCommand(dir: string, flags: LoaderFlags & { input?: str
     ...(config !== undefined ? { config } : {}),
     once: flags.once === true,
     loader: loaderOptions(flags),
-    write: (line) => process.stdout.write(`${escapeTerminal(line, true)}\n`),
+    write: (line) => stdout().write(`${escapeTerminal(line, true)}\n`),
     notice: (line) => writeErr(`skillplug dev: ${line}`),
     signal: controller.signal,
   });
@@ -75,7 +75,7 @@ export async function devCommand(dir: string, flags: LoaderFlags & { input?: str
 export async function testCommand(dir: string | undefined, flags: LoaderFlags): Promise<number> {
   const { testPlugin } = await import('../authoring/plugin-tests.js');
   const write = (line: string): void => {
-    process.stdout.write(`${escapeTerminal(line)}\n`);
+    stdout().write(`${escapeTerminal(line)}\n`);
   };
   try {
     const { failed } = await testPlugin({ dir: dir ?? '.', loader: loaderOptions(flags), write, notice: (line) => writeErr(`skillplug test: ${line}`) });

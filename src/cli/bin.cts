@@ -26,7 +26,10 @@ function pathTag(file: string): string {
   return (hash >>> 0).toString(16);
 }
 
-/** Runs a CommonJS bundle as Node's loader would, compiled from (and, when missing or stale, into) its code cache. */
+/**
+ * Runs a bundle of scripts/bundle-cli.mjs, whose text is the function Node's loader would wrap a CommonJS
+ * module in, compiled from (and, when missing or stale, into) its code cache.
+ */
 function runCached(file: string, requireFromFile: NodeJS.Require): unknown {
   const source = readFileSync(file, 'utf8');
   // V8 checks a cache against its own version and flags, and the source only by length: the file's identity keys the rest.
@@ -40,8 +43,7 @@ function runCached(file: string, requireFromFile: NodeJS.Require): unknown {
   } catch {
     cachedData = undefined;
   }
-  // A hashbang is a comment only at the very start of a file; inside the wrapper it must be made one.
-  const script = new vm.Script(Module.wrap(source.startsWith('#!') ? `//${source.slice(2)}` : source), { filename: file, ...(cachedData ? { cachedData } : {}) });
+  const script = new vm.Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
   if (cachedData === undefined || script.cachedDataRejected) {
     // Written once the command has run, so the functions it compiled are cached too; older builds' files go. Best effort.
     process.once('exit', () => {

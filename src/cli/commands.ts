@@ -74,17 +74,11 @@ export async function serveCommand(flags: LoaderFlags & { maxMessageMb?: number 
 }
 
 function pluginSummary(p: DiscoveredPlugin, deep: DeepFacts | undefined, permissions: PermissionReport | undefined): Record<string, unknown> {
-  return {
-    name: p.name ?? null,
-    version: p.version ?? null,
-    description: p.description ?? null,
-    path: p.path,
-    status: p.status,
-    errors: p.errors,
-    ...(p.agentPlugin ? { agent_plugin: p.agentPlugin } : {}),
-    permissions: permissions ? permissionsJson(permissions) : null,
-    ...(deep ?? {}),
-  };
+  // Fields added in order, not spread in: list makes one of these per plugin.
+  const summary: Record<string, unknown> = { name: p.name ?? null, version: p.version ?? null, description: p.description ?? null, path: p.path, status: p.status, errors: p.errors };
+  if (p.agentPlugin) summary.agent_plugin = p.agentPlugin;
+  summary.permissions = permissions ? permissionsJson(permissions) : null;
+  return deep ? Object.assign(summary, deep) : summary;
 }
 
 type DeepFacts = ({ metadata: PluginMetadata } | { metadata_error: { code: string; message: string } }) & { metadata_source?: 'probe' | 'cache' };
@@ -116,7 +110,8 @@ export async function listCommand(flags: LoaderFlags & { json?: boolean; deep?: 
     const probeLoader = loaderFromFlags({ ...flags, isolation: 'process' });
     deep = await Promise.all(plugins.map((p) => deepFacts(probeLoader, p)));
   }
-  const permissions = loader.permissionReports(plugins);
+  // Printed, never changed: plugins that ask for nothing share one report.
+  const permissions = loader.permissionReports(plugins, { shared: true });
   if (flags.json) {
     await writeOut(`${JSON.stringify({ trusted_dirs: loader.trustedDirs(), plugins: plugins.map((p, i) => pluginSummary(p, deep[i], permissions[i])) })}\n`);
     return ExitCode.OK;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, PluginError, asPluginError } from '../errors.js';
-import { ExitCode, reportError, writeOut } from './output.js';
+import { ExitCode, reportError, stdout, writeOut } from './output.js';
 import { packageVersion } from '../version.js';
 
 // Each command's module is imported when it runs, so a quick command does not pay for the others.
@@ -277,6 +277,8 @@ export async function main(argv: string[]): Promise<number> {
         });
       case 'serve':
         noPositionals();
+        // The MCP stream is process.stdout: it gets the CLI's handling of a reader that went away.
+        stdout();
         await (await commands()).serveCommand({
           ...loaderFlags,
           maxMessageMb: positiveFlag(values['max-message-mb'] as string | undefined, '--max-message-mb', 'MiB'),
@@ -316,12 +318,6 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(asPluginError(err, ErrorCode.INTERNAL, 'skillplug failed unexpectedly'), wantsJson);
   }
 }
-
-// A reader that stopped reading (`skillplug list | head`) ends the command, as for any Unix tool, not a crash.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code !== 'EPIPE') throw err;
-  process.exit(process.exitCode ?? 0);
-});
 
 // No top-level await: the published bin is this module bundled as CommonJS (scripts/bundle-cli.mjs).
 void main(process.argv.slice(2)).then((code) => {

@@ -1,5 +1,5 @@
 import { readdirSync, realpathSync, statSync, type Dirent, type Stats } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isPlainObject } from '../abi/codec.js';
@@ -51,7 +51,7 @@ export interface DiscoveredPlugin {
 
 // Kept beside, not in, DiscoveredPlugin: it is a cache key, not a fact about the plugin.
 const manifestIdentities = new WeakMap<DiscoveredPlugin, FileIdentity>();
-// Likewise: how the plugin dir looked when it was judged, so later checks of the same scan can skip lookups.
+// Likewise: what the scan noted of the plugin dir's listing, so later checks of the same scan can skip lookups.
 const dirListings = new WeakMap<DiscoveredPlugin, readonly Dirent[]>();
 
 /** The identity of the plugin.json a discovered plugin was judged from, when it holds tool schemas to compile. */
@@ -59,7 +59,7 @@ export function manifestIdentity(plugin: DiscoveredPlugin): FileIdentity | undef
   return manifestIdentities.get(plugin);
 }
 
-/** The listing of a discovered plugin's dir made when it was judged, if it could be listed. */
+/** The entries of a discovered plugin's dir that its scan noted (see {@link discoverPluginsNoting}), if it could be listed. */
 export function pluginDirListing(plugin: DiscoveredPlugin): readonly Dirent[] | undefined {
   return dirListings.get(plugin);
 }
@@ -106,11 +106,14 @@ export function containingTrustedDir(canonicalPath: string, dirs: readonly Trust
   return dirs.find((d) => isInside(canonicalPath, d.path));
 }
 
+// One options object for the thousands of listings of a scan.
+const WITH_FILE_TYPES = { withFileTypes: true } as const;
+
 /**
  * Judges one candidate plugin directory from its files, never loading its library. `plainDir`: the
  * entry is a directory, not a symlink, so inside the canonical trusted dir its path is canonical.
  */
-function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: boolean): DiscoveredPlugin {
+function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: boolean, note: ListingNote | undefined): DiscoveredPlugin {
   let canonical: string;
   try {
     canonical = plainDir ? entryPath : realpathSync.native(entryPath);
@@ -134,16 +137,17 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
   // One listing answers the questions about plugin.json, the library and signatures that would each cost a syscall.
   let entries: Dirent[] | undefined;
   try {
-    entries = readdirSync(canonical, { withFileTypes: true });
+    entries = readdirSync(canonical, WITH_FILE_TYPES);
   } catch {
     entries = undefined;
   }
   const manifestEntry = entries && listedEntry(entries, MANIFEST_FILE);
   const reading = readManifestSync(canonical, manifestEntry !== undefined && manifestEntry !== 'ask' && manifestEntry.isFile());
   const raw = isPlainObject(reading.raw) ? reading.raw : {};
-  const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: [...reading.issues] };
+  // The reading is this function's own: its issues array becomes the plugin's.
+  const found: DiscoveredPlugin = { path: canonical, trustedDir, status: 'ok', errors: reading.issues };
   if (reading.identity) manifestIdentities.set(found, reading.identity);
-  if (entries) dirListings.set(found, entries);
+  if (entries && note) dirListings.set(found, note(entries));
   if (typeof raw.name === 'string') found.name = raw.name;
   if (typeof raw.version === 'string') found.version = raw.version;
   if (typeof raw.description === 'string') found.description = raw.description;
@@ -185,12 +189,23 @@ function inspectPluginDir(entryPath: string, trustedDir: TrustedDir, plainDir: b
  * Reads plugin.json and file facts only: no plugin code runs. One bad plugin never fails the scan.
  */
 export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<DiscoveredPlugin[]> {
+  return discoverPluginsNoting(dirs, undefined);
+}
+
+/** Picks the entries of a plugin dir's listing worth keeping for later checks of the same scan. */
+export type ListingNote = (entries: readonly Dirent[]) => readonly Dirent[];
+
+/**
+ * {@link discoverPlugins}, keeping of each plugin dir's listing what `note` picks, for
+ * {@link pluginDirListing}: only that, as a scan of 1000 dirs would otherwise keep every entry of each.
+ */
+export async function discoverPluginsNoting(dirs: readonly TrustedDir[], note: ListingNote | undefined): Promise<DiscoveredPlugin[]> {
   // Synchronous on purpose: a handful of tiny reads per plugin, far faster than thread-pool hops.
   const found: DiscoveredPlugin[] = [];
   for (const dir of dirs) {
     let entries: Dirent[];
     try {
-      entries = readdirSync(dir.path, { withFileTypes: true });
+      entries = readdirSync(dir.path, WITH_FILE_TYPES);
     } catch {
       continue;
     }
@@ -215,7 +230,7 @@ export async function discoverPlugins(dirs: readonly TrustedDir[]): Promise<Disc
         }
         if (target && !target.isDirectory()) continue;
       }
-      found.push(inspectPluginDir(entryPath, dir, storedCanonical && !entry.isSymbolicLink()));
+      found.push(inspectPluginDir(entryPath, dir, storedCanonical && !entry.isSymbolicLink(), note));
     }
   }
   return found;
@@ -237,7 +252,13 @@ export async function unsafeOwnership(paths: readonly string[]): Promise<string[
   const uid = process.getuid?.();
   const problems: string[] = [];
   for (const p of paths) {
-    const info = await stat(p).catch(() => undefined);
+    // Synchronous, as the scan it precedes: a stat each, not a thread-pool round trip each.
+    let info: Stats | undefined;
+    try {
+      info = statSync(p, { throwIfNoEntry: false });
+    } catch {
+      info = undefined;
+    }
     if (!info) continue;
     if ((info.mode & 0o022) !== 0) problems.push(`${p} is writable by ${info.mode & 0o020 ? 'group' : 'others'} (fix: chmod go-w ${p})`);
     if (uid !== undefined && info.uid !== uid && info.uid !== 0) problems.push(`${p} is owned by another user (uid ${info.uid})`);

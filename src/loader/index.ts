@@ -13,6 +13,7 @@ import {
   containingTrustedDir,
   defaultTrustedDirs,
   discoverPlugins,
+  discoverPluginsNoting,
   isInside,
   manifestIdentity,
   pluginDirListing,
@@ -28,7 +29,7 @@ import { MANIFEST_FILE, findLibrary, libraryFilename, parseManifestText, readMan
 import { SANDBOX_MODES, type SandboxGrant, type SandboxMode } from '../sandbox/index.js';
 import { PROTECTED_WORKSPACE_ENTRIES, assessPermissions, copyPermissionReport, grantProblem, effectivePermissions, fullyGranted, memoizedPathProbe, mergeGrants, permissionDenied, type EffectivePermissions, type PermissionContext, type PermissionReport } from '../sandbox/permissions.js';
 import { checkLock, lockEntryFor, readLockWithDigest, sha256, type LockFile } from '../signing/lock.js';
-import { hasSignatures } from '../signing/files.js';
+import { hasSignatures, signatureLikeEntries } from '../signing/files.js';
 import { checkWorkspacePlugin } from '../signing/policy.js';
 import type { MinisignPublicKey } from '../signing/minisign.js';
 import { loaderSeams } from './seams.js';
@@ -312,6 +313,11 @@ export class PluginLoader {
     return [this.userConfig.plugins?.[name]?.grant, this.options.grants?.[name]];
   }
 
+  // Whether the plugin has a grant of its own, asked once per plugin of a listing without building the list.
+  private hasOwnGrant(name: string): boolean {
+    return this.userConfig.plugins?.[name]?.grant !== undefined || this.options.grants?.[name] !== undefined;
+  }
+
   private permissionContext(pluginDir: string): PermissionContext {
     return { workspace: this.workspace, pluginDir, protectedPaths: this.protectedPaths() };
   }
@@ -335,21 +341,28 @@ export class PluginLoader {
   /**
    * {@link permissionReport} of each plugin this loader discovered (undefined where it has no valid
    * manifest), judged at one moment: paths the reports share are resolved once, not once per plugin.
+   * Each report is its caller's own, unless `shared`: then plugins that ask for nothing get one report
+   * object between them, to read and not to change (list prints it for a thousand plugins).
    */
-  permissionReports(plugins: readonly DiscoveredPlugin[]): (PermissionReport | undefined)[] {
-    const shared = { workspace: this.workspace, protectedPaths: this.protectedPaths(), probe: memoizedPathProbe() };
+  permissionReports(plugins: readonly DiscoveredPlugin[], options: { shared?: boolean } = {}): (PermissionReport | undefined)[] {
+    const context = { workspace: this.workspace, protectedPaths: this.protectedPaths(), probe: memoizedPathProbe() };
     // A plugin that asks for nothing, with no grant of its own, gets the report every such plugin gets
     // (reading the workspace decides it; its own dir plays no part): judged once, then copied.
     let asksNothing: PermissionReport | undefined;
-    return plugins.map((p) => {
-      if (!p.manifest) return undefined;
-      const name = p.manifest.name;
-      // Discovery's path of a plugin with a manifest is already canonical.
-      const judge = (): PermissionReport => assessPermissions(p.manifest?.permissions, this.grantFor(name), { ...shared, pluginDir: p.path });
-      if (p.manifest.permissions !== undefined || this.ownGrants(name).some((g) => g !== undefined)) return judge();
-      asksNothing ??= judge();
-      return copyPermissionReport(asksNothing);
-    });
+    const reports: (PermissionReport | undefined)[] = [];
+    for (let i = 0; i < plugins.length; i++) {
+      const p = plugins[i] as DiscoveredPlugin;
+      const manifest = p.manifest;
+      if (!manifest) reports.push(undefined);
+      else if (manifest.permissions !== undefined || this.hasOwnGrant(manifest.name)) {
+        // Discovery's path of a plugin with a manifest is already canonical.
+        reports.push(assessPermissions(manifest.permissions, this.grantFor(manifest.name), { ...context, pluginDir: p.path }));
+      } else {
+        asksNothing ??= assessPermissions(undefined, this.grantFor(manifest.name), { ...context, pluginDir: p.path });
+        reports.push(options.shared === true ? asksNothing : copyPermissionReport(asksNothing));
+      }
+    }
+    return reports;
   }
 
   // Up front, in every isolation and sandbox mode: a plugin never runs with less than it asked for.
@@ -391,7 +404,7 @@ export class PluginLoader {
    */
   async discoverPlugins(options: { agentPlugins?: boolean } = {}): Promise<DiscoveredPlugin[]> {
     await this.checkOwnership(this.dirs.map((d) => d.path)).catch((err: PluginError) => this.warnOnce(err.message));
-    const all = await discoverPlugins(this.dirs);
+    const all = await discoverPluginsNoting(this.dirs, signatureLikeEntries);
     const found = all.filter((p) => p.status !== 'agent-plugin');
     const lock = this.lockState();
     const judge = async (p: DiscoveredPlugin & { manifest: PluginManifest }, verify: boolean): Promise<DiscoveredPlugin> => {
@@ -405,19 +418,26 @@ export class PluginLoader {
         return { ...p, status, errors: [...p.errors, { code: e.code, message: e.message }] };
       }
     };
-    // Most plugins need neither check: those are judged here and now, without a promise each.
-    const judged = await Promise.all(
-      (options.agentPlugins === true ? all : found).map((p) => {
-        if (p.status !== 'ok' || !p.manifest || !p.libraryPath) return p;
-        const libraryPath = p.libraryPath;
-        const verify = this.mustVerify(p.trustedDir, lock.lock, () => hasSignatures(p.path, libraryPath, pluginDirListing(p)));
-        return verify || p.trustedDir.kind === 'workspace' ? judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify) : p;
-      }),
-    );
+    // Most plugins need neither check: those are judged here and now, without a promise each (nor one awaited each).
+    const judged = (options.agentPlugins === true ? all : found).slice();
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < judged.length; i++) {
+      const p = judged[i] as DiscoveredPlugin;
+      if (p.status !== 'ok' || !p.manifest || !p.libraryPath) continue;
+      const verify = this.verifiesUnsigned(p.trustedDir, lock.lock) || hasSignatures(p.path, p.libraryPath, pluginDirListing(p));
+      if (verify || p.trustedDir.kind === 'workspace') {
+        pending.push(
+          judge(p as DiscoveredPlugin & { manifest: PluginManifest }, verify).then((verdict) => {
+            judged[i] = verdict;
+          }),
+        );
+      }
+    }
+    if (pending.length > 0) await Promise.all(pending);
     const seen = new Set<string>();
-    const result = judged.map((p) => this.withSchemaVerdict(p, seen));
+    for (let i = 0; i < judged.length; i++) judged[i] = this.withSchemaVerdict(judged[i] as DiscoveredPlugin, seen);
     this.schemaVerdicts.retain(seen);
-    return result;
+    return judged;
   }
 
   // Schemas are compiled only for plugins that may load (after the policy above), once per
@@ -460,7 +480,7 @@ export class PluginLoader {
     checkWorkspacePlugin({ name: manifest.name, version: manifest.version, dir, kind: trusted.kind }, { installed, pinned, allowShadowing: this.security.allowShadowing });
   }
 
-  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often); called only when mustVerify says so.
+  // Discovery re-checks signatures only when a plugin's files change (serve rediscovers often); called only for plugins that are verified.
   private async verdictFor(p: DiscoveredPlugin, lock: LockState): Promise<void> {
     const manifestPath = path.join(p.path, MANIFEST_FILE);
     const libraryPath = p.libraryPath as string;
@@ -483,9 +503,10 @@ export class PluginLoader {
     if (error) throw error;
   }
 
-  private mustVerify(trusted: TrustedDir, lock: LockFile | undefined, signed: () => boolean): boolean {
+  // Whether a plugin from `trusted` is verified even without a signature; one that carries any is verified always.
+  private verifiesUnsigned(trusted: TrustedDir, lock: LockFile | undefined): boolean {
     const untrustedWorkspace = trusted.kind === 'workspace' && !this.workspaceTrusted();
-    return this.security.requireSignature || lock !== undefined || untrustedWorkspace || signed();
+    return this.security.requireSignature || lock !== undefined || untrustedWorkspace;
   }
 
   /**
@@ -617,7 +638,7 @@ export class PluginLoader {
     let loadPath = libraryPath;
     let copy: PrivateCopy | undefined;
     let libraryBytes: Buffer | undefined;
-    if (this.mustVerify(trusted, lock.lock, () => hasSignatures(canonical, lookup.path))) {
+    if (this.verifiesUnsigned(trusted, lock.lock) || hasSignatures(canonical, lookup.path)) {
       libraryBytes = await this.verify({ dir: canonical, trusted, manifest, manifestPath, manifestBytes, lookupPath: lookup.path, libraryPath }, lock);
       copy = await (await import('../plugin/private-copy.js')).writePrivateCopy(libraryBytes, path.basename(libraryPath));
       loadPath = copy.path;

@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isPlainObject, nestedDeeperThan } from '../abi/codec.js';
-import { readErrorCode, readListedRegularFileSync, readSmallRegularFileSync, type SmallFileError } from '../safe-read.js';
+import { readErrorCode, readListedRegularTextSync, readSmallRegularFileSync, type SmallFileError } from '../safe-read.js';
 import { ErrorCode } from '../errors.js';
 import { compileSchema, toolSchemaProblem, type FileIdentity } from './schema.js';
 import type { ValidationIssue } from './issue.js';
@@ -84,6 +84,7 @@ export interface ManifestReading {
 
 const REQUIRED_STRINGS = ['name', 'description', 'version'] as const;
 const OPTIONAL_STRINGS = ['author', 'when_to_use', 'when_not_to_use'] as const;
+const SCHEMA_FIELDS = ['input_schema', 'output_schema'] as const;
 
 function bad(message: string, field?: string): ValidationIssue {
   return field === undefined ? { code: ErrorCode.INVALID_MANIFEST, message } : { code: ErrorCode.INVALID_MANIFEST, message, field };
@@ -97,17 +98,21 @@ export async function readManifest(dir: string): Promise<ManifestReading> {
 /**
  * The synchronous core of {@link readManifest}. Discovery uses it: a few small synchronous reads per
  * plugin beat a thread-pool round trip per read by an order of magnitude. `listedAsRegularFile`: a
- * listing of `dir` made just before showed plugin.json as a regular file (see readListedRegularFileSync).
+ * listing of `dir` made just before showed plugin.json as a regular file (see readListedRegularTextSync).
  */
 export function readManifestSync(dir: string, listedAsRegularFile = false): ManifestReading {
   const file = childPath(dir, MANIFEST_FILE);
-  const read = readManifestBytesSync(file, listedAsRegularFile);
-  if ('issue' in read) return { issues: [read.issue] };
-  const reading = parseManifestText(read.bytes.toString('utf8'), file);
+  let text: string;
+  try {
+    text = listedAsRegularFile ? readListedRegularTextSync(file, MAX_MANIFEST_BYTES) : readSmallRegularFileSync(file, MAX_MANIFEST_BYTES).toString('utf8');
+  } catch (err) {
+    return { issues: [manifestReadIssue(err, file)] };
+  }
+  const reading = parseManifestText(text, file);
   // Only schemas are cached by it (a manifest without them has nothing to compile). The content
   // itself, not timestamps: two writes within one clock tick may leave the same stat facts.
   if (reading.manifest && (reading.manifest.input_schema !== undefined || reading.manifest.output_schema !== undefined)) {
-    reading.identity = (require('node:crypto') as typeof import('node:crypto')).createHash('sha1').update(read.bytes).digest('base64');
+    reading.identity = (require('node:crypto') as typeof import('node:crypto')).createHash('sha1').update(text).digest('base64');
   }
   return reading;
 }
@@ -116,16 +121,21 @@ export function readManifestSync(dir: string, listedAsRegularFile = false): Mani
  * plugin.json's bytes, or why they cannot be had: missing, not a regular file, over
  * MAX_MANIFEST_BYTES, unreadable. Never blocks, even on a FIFO planted as plugin.json.
  */
-export function readManifestBytesSync(file: string, listedAsRegularFile = false): { bytes: Buffer } | { issue: ValidationIssue } {
+export function readManifestBytesSync(file: string): { bytes: Buffer } | { issue: ValidationIssue } {
   try {
-    return { bytes: listedAsRegularFile ? readListedRegularFileSync(file, MAX_MANIFEST_BYTES) : readSmallRegularFileSync(file, MAX_MANIFEST_BYTES) };
+    return { bytes: readSmallRegularFileSync(file, MAX_MANIFEST_BYTES) };
   } catch (err) {
-    const { code, size } = err as SmallFileError;
-    if (code === 'ENOTREG') return { issue: bad(`${file} is not a regular file. Make plugin.json a JSON file.`) };
-    if (code === 'EFBIG') return { issue: bad(`${file} is ${size ?? 'over'} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`) };
-    const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${readErrorCode(err)})`;
-    return { issue: bad(`${file} ${why}. Every plugin directory needs a plugin.json with name, description and version.`) };
+    return { issue: manifestReadIssue(err, file) };
   }
+}
+
+// Why plugin.json could not be read, as the issue every reader of it reports.
+function manifestReadIssue(err: unknown, file: string): ValidationIssue {
+  const { code, size } = err as SmallFileError;
+  if (code === 'ENOTREG') return bad(`${file} is not a regular file. Make plugin.json a JSON file.`);
+  if (code === 'EFBIG') return bad(`${file} is ${size ?? 'over'} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit. Keep plugin.json small.`);
+  const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${readErrorCode(err)})`;
+  return bad(`${file} ${why}. Every plugin directory needs a plugin.json with name, description and version.`);
 }
 
 /** Checks plugin.json text (already read); `file` names it in messages. */
@@ -144,7 +154,9 @@ export function parseManifestText(text: string, file: string): ManifestReading {
     return { issues: [bad(`${file} nests arrays/objects more than ${MAX_MANIFEST_DEPTH} levels deep. Flatten it (tool schemas rarely need more than a few levels).`)] };
   }
   const issues: ValidationIssue[] = [];
-  for (const field of REQUIRED_STRINGS) {
+  // Indexed loops: this runs once per plugin of a scan, mostly before V8 optimizes it, where for-of allocates.
+  for (let i = 0; i < REQUIRED_STRINGS.length; i++) {
+    const field = REQUIRED_STRINGS[i] as (typeof REQUIRED_STRINGS)[number];
     const value = raw[field];
     if (value === undefined) issues.push(bad(`${file} lacks the required field "${field}" (a string).`, field));
     else if (typeof value !== 'string') issues.push(bad(`${file}: "${field}" must be a string, not ${typeof value}.`, field));
@@ -155,7 +167,8 @@ export function parseManifestText(text: string, file: string): ManifestReading {
       bad(`${file}: name ${JSON.stringify(raw.name)} is not a valid plugin name: use letters, digits, "_", ".", "+" and "-", at most 128 characters, not starting with "." or "-".`, 'name'),
     );
   }
-  for (const field of OPTIONAL_STRINGS) {
+  for (let i = 0; i < OPTIONAL_STRINGS.length; i++) {
+    const field = OPTIONAL_STRINGS[i] as (typeof OPTIONAL_STRINGS)[number];
     const value = raw[field];
     if (value !== undefined && value !== null && typeof value !== 'string') {
       issues.push(bad(`${file}: "${field}" must be a string when present.`, field));
@@ -166,8 +179,9 @@ export function parseManifestText(text: string, file: string): ManifestReading {
       issues.push(bad(`${file}: "allowed_tools" must be an array of strings.`, 'allowed_tools'));
     }
   }
-  issues.push(...checkPermissions(raw.permissions, file));
-  for (const field of ['input_schema', 'output_schema']) {
+  checkPermissions(raw.permissions, file, issues);
+  for (let i = 0; i < SCHEMA_FIELDS.length; i++) {
+    const field = SCHEMA_FIELDS[i] as (typeof SCHEMA_FIELDS)[number];
     const value = raw[field];
     if (value === undefined) continue;
     if (!isPlainObject(value)) {
@@ -181,11 +195,14 @@ export function parseManifestText(text: string, file: string): ManifestReading {
   return issues.length === 0 ? { manifest: raw as PluginManifest, raw, issues } : { raw, issues };
 }
 
-function checkPermissions(value: unknown, file: string): ValidationIssue[] {
-  if (value === undefined || value === null) return [];
+// Adds to `issues` what is wrong with plugin.json's "permissions".
+function checkPermissions(value: unknown, file: string, issues: ValidationIssue[]): void {
+  if (value === undefined || value === null) return;
   const field = 'permissions';
-  if (!isPlainObject(value)) return [{ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions" must be an object.`, field }];
-  const issues: ValidationIssue[] = [];
+  if (!isPlainObject(value)) {
+    issues.push({ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions" must be an object.`, field });
+    return;
+  }
   for (const key of ['network', 'unix_sockets']) {
     if (value[key] !== undefined && typeof value[key] !== 'boolean') {
       issues.push({ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions.${key}" must be a boolean.`, field: `permissions.${key}` });
@@ -198,7 +215,6 @@ function checkPermissions(value: unknown, file: string): ValidationIssue[] {
       issues.push({ code: ErrorCode.INVALID_MANIFEST, message: `${file}: "permissions.${key}" must be an array of non-empty path strings.`, field: `permissions.${key}` });
     }
   }
-  return issues;
 }
 
 // A character no crate name holds: Cargo writes it as "_" in the library's name.
@@ -206,16 +222,21 @@ const NOT_IN_CRATE_NAMES = /[^A-Za-z0-9_]/;
 
 /** Library file names tried for a plugin name, in order; the first is the canonical one. */
 export function libraryCandidates(name: string, platform: NodeJS.Platform = process.platform): string[] {
+  const files = libraryFiles(name, platform);
   // Cargo names a cdylib after its crate, with "-" (and any other character a crate name cannot hold) as "_".
-  const names = NOT_IN_CRATE_NAMES.test(name) ? [name, name.replace(/[^A-Za-z0-9_]/g, '_')] : [name];
-  const ext = platform === 'darwin' ? 'dylib' : 'so';
-  const files: string[] = [];
   // Two distinct names of one length never yield the same file name, so no candidate repeats.
-  for (const n of names) {
-    if (platform === 'win32') files.push(`${n}.dll`, `lib${n}.dll`);
-    else files.push(`lib${n}.${ext}`, `${n}.${ext}`);
-  }
+  if (NOT_IN_CRATE_NAMES.test(name)) files.push(...libraryFiles(name.replace(/[^A-Za-z0-9_]/g, '_'), platform));
   return files;
+}
+
+// The two file names a library of one name may have on `platform`, the first one first.
+function libraryFiles(name: string, platform: NodeJS.Platform): string[] {
+  return [firstLibraryFile(name, platform), platform === 'win32' ? `lib${name}.dll` : `${name}.${platform === 'darwin' ? 'dylib' : 'so'}`];
+}
+
+// The first file name a library of one name may have on `platform`.
+function firstLibraryFile(name: string, platform: NodeJS.Platform): string {
+  return platform === 'win32' ? `${name}.dll` : `lib${name}.${platform === 'darwin' ? 'dylib' : 'so'}`;
 }
 
 /** The canonical library file name for a plugin name on this platform. */
@@ -242,8 +263,13 @@ export async function findLibrary(dir: string, name: string): Promise<LibraryLoo
  * the lookup of each name it answers for (discovery lists every plugin dir anyway).
  */
 export function findLibrarySync(dir: string, name: string, entries?: readonly Dirent[]): LibraryLookup {
+  // The usual answer, a regular file listed under the canonical name, without the list of every name tried.
+  const canonicalFile = firstLibraryFile(name, process.platform);
+  const canonical = entries === undefined ? undefined : listedEntry(entries, canonicalFile);
+  if (canonical !== undefined && canonical !== 'ask' && canonical.isFile()) return { found: true, path: childPath(dir, canonicalFile), plain: true };
   const inDir = libraryCandidates(name);
-  for (const file of inDir) {
+  for (let i = 0; i < inDir.length; i++) {
+    const file = inDir[i] as string;
     const listed = entries === undefined ? 'ask' : listedEntry(entries, file);
     if (listed === undefined) continue;
     const candidate = childPath(dir, file);

@@ -9,9 +9,15 @@ const DOT_COMPONENT = /\/\.\.?(?:\/|$)/;
  * normalizing walk when `dir` is already an absolute path in normal form, as canonical dirs are.
  */
 export function childPath(dir: string, name: string): string {
+  if (dir === lastNormalDir) return `${dir}/${name}`;
   const normal = path.sep === '/' && dir.length > 1 && dir.charCodeAt(0) === 0x2f && !dir.endsWith('/') && !dir.includes('//') && !DOT_COMPONENT.test(dir);
-  return normal ? `${dir}/${name}` : path.join(dir, name);
+  if (!normal) return path.join(dir, name);
+  lastNormalDir = dir;
+  return `${dir}/${name}`;
 }
+
+// The dir last found in normal form: a scan asks about one dir several times in a row (its plugin.json, its library).
+let lastNormalDir: string | undefined;
 
 // Any name outside ASCII may fold onto an ASCII one where case is ignored (e.g. the Kelvin sign onto "k").
 const NON_ASCII = /[\u0080-\uffff]/;
@@ -29,7 +35,8 @@ function mayFoldTo(listed: string, name: string): boolean {
  */
 export function listedEntry(entries: readonly Dirent[], name: string): Dirent | 'ask' | undefined {
   let ask = false;
-  for (const entry of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] as Dirent;
     if (entry.name === name) return entry;
     ask ||= mayFoldTo(entry.name, name);
   }

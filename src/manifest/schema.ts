@@ -79,7 +79,7 @@ export function toolSchemaProblem(schema: Record<string, unknown>): string | und
   return undefined;
 }
 
-/** What identifies one version of plugin.json: a hash of its bytes. */
+/** What identifies one version of plugin.json: a hash of its text. */
 export type FileIdentity = string;
 
 /**

@@ -215,7 +215,7 @@ export function assessPermissions(requested: PluginPermissions | undefined, gran
 
 /** A copy of a report that shares no object or array with it. */
 export function copyPermissionReport(report: PermissionReport): PermissionReport {
-  const copySet = (set: PermissionSet): PermissionSet => ({ network: set.network, unix_sockets: set.unix_sockets, fs_read: [...set.fs_read], fs_write: [...set.fs_write] });
+  const copySet = (set: PermissionSet): PermissionSet => ({ network: set.network, unix_sockets: set.unix_sockets, fs_read: set.fs_read.slice(), fs_write: set.fs_write.slice() });
   return { requested: copySet(report.requested), granted: copySet(report.granted), missing: copySet(report.missing), refused: report.refused.map((r) => ({ ...r })) };
 }
 

@@ -14,8 +14,8 @@ const IN_DIR_SIGNATURE_FILES = [`${MANIFEST_FILE}${SIGNATURE_SUFFIX}`, STATEMENT
 
 /**
  * True when plugin.json (at the top of `dir`) or the library has a signature beside it, or the plugin
- * carries a statement. With `entries`, a listing of `dir` made just before, only a name the listing
- * cannot rule out is looked up.
+ * carries a statement. With `entries`, a listing of `dir` made just before (whole, or its
+ * {@link signatureLikeEntries}), only a name the listing cannot rule out is looked up.
  */
 export function hasSignatures(dir: string, libraryPath: string, entries?: readonly Dirent[]): boolean {
   if (entries) return hasListedSignatures(dir, entries, libraryPath);
@@ -26,17 +26,33 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
 // Every name above, in any case, matches; so does any name outside ASCII (case folding may map it onto one).
 const SIGNATURE_LIKE = new RegExp(`${escapeRegExp(SIGNATURE_SUFFIX)}$|^${escapeRegExp(STATEMENT_FILE)}$|[\\u0080-\\uffff]`, 'i');
 
+// Frozen, as it is shared by every listing that holds nothing signature-like.
+const NONE: readonly Dirent[] = Object.freeze([]);
+
+/**
+ * The entries of a plugin dir's listing that could be a signature or statement file, in any case: all
+ * hasSignatures needs of the listing, so a scan can keep these instead of every entry of every plugin dir.
+ */
+export function signatureLikeEntries(entries: readonly Dirent[]): readonly Dirent[] {
+  let picked: Dirent[] | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] as Dirent;
+    if (SIGNATURE_LIKE.test(entry.name)) (picked ??= []).push(entry);
+  }
+  return picked ?? NONE;
+}
+
 // hasSignatures answered from a listing of the plugin's dir.
 function hasListedSignatures(dir: string, entries: readonly Dirent[], libraryPath: string): boolean {
+  const libraryDirLength = libraryPath.lastIndexOf(path.sep);
+  const libraryInDir = libraryDirLength === dir.length && libraryPath.startsWith(dir);
+  // The usual dir holds nothing that could be one: no name needs a closer look.
+  if (signatureLikeEntries(entries).length === 0) return !libraryInDir && existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
   // A regular file listed under the name exists; a link, or a name that differs only in case, is looked up.
   const inDir = (name: string): boolean => {
     const listed = listedEntry(entries, name);
     return listed !== undefined && ((listed !== 'ask' && listed.isFile()) || existsSync(path.join(dir, name)));
   };
-  const libraryDirLength = libraryPath.lastIndexOf(path.sep);
-  const libraryInDir = libraryDirLength === dir.length && libraryPath.startsWith(dir);
-  // The usual dir holds nothing that could be one: no name needs a closer look.
-  if (!entries.some((entry) => SIGNATURE_LIKE.test(entry.name))) return !libraryInDir && existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
   return (
     IN_DIR_SIGNATURE_FILES.some(inDir) ||
     (libraryInDir ? inDir(`${libraryPath.slice(libraryDirLength + 1)}${SIGNATURE_SUFFIX}`) : existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`))

@@ -127,3 +127,31 @@ describe('result nesting depth', () => {
     assert.equal(nestedDeeperThan(inherits, 2), false);
   });
 });
+
+describe('nestedDeeperThan', () => {
+  const chain = (depth: number, wrap: (inner: unknown) => unknown): unknown => {
+    let value: unknown = 0;
+    for (let i = 0; i < depth; i++) value = wrap(value);
+    return value;
+  };
+
+  it('counts arrays and objects, mixed, a scalar nesting nothing', () => {
+    assert.equal(nestedDeeperThan('text', 0), false);
+    assert.equal(nestedDeeperThan(null, 0), false);
+    assert.equal(nestedDeeperThan({}, 0), true);
+    assert.equal(nestedDeeperThan({ a: 1, b: 'x' }, 1), false);
+    for (const wrap of [(v: unknown) => [v], (v: unknown) => ({ v }), (v: unknown) => ({ a: 1, list: [2, v] })]) assert.equal(nestedDeeperThan(chain(10, wrap), 9), true);
+    assert.equal(nestedDeeperThan(chain(10, (v) => [v]), 10), false);
+    assert.equal(nestedDeeperThan(chain(10, (v) => ({ v })), 10), false);
+    assert.equal(nestedDeeperThan(chain(5, (v) => ({ a: 1, list: [2, v] })), 10), false);
+    assert.equal(nestedDeeperThan(chain(5, (v) => ({ a: 1, list: [2, v] })), 9), true);
+  });
+
+  it('finds the deep branch among shallow siblings, and counts only own properties', () => {
+    assert.equal(nestedDeeperThan({ a: {}, b: [[]], c: { d: chain(8, (v) => [v]) } }, 9), true);
+    assert.equal(nestedDeeperThan({ a: {}, b: [[]], c: { d: chain(8, (v) => [v]) } }, 10), false);
+    const inherited = Object.create({ deep: chain(20, (v) => [v]) }) as Record<string, unknown>;
+    inherited.own = 1;
+    assert.equal(nestedDeeperThan(inherited, 1), false);
+  });
+});

@@ -18,7 +18,7 @@ async function loadedBy(args: string[]): Promise<{ builtins: string[]; files: st
 }
 
 describe('CLI start-up', () => {
-  it('list loads no crypto, child_process, ajv, koffi or MCP SDK when no plugin needs them', async () => {
+  it('list loads no crypto, child_process, net, ajv, koffi or MCP SDK when no plugin needs them', async () => {
     const plugins = tempDir();
     for (const name of ['a', 'b']) {
       mkdirSync(path.join(plugins, name));
@@ -26,7 +26,8 @@ describe('CLI start-up', () => {
       writeFileSync(path.join(plugins, name, `lib${name}.so`), '');
     }
     const { builtins, files } = await loadedBy(['list', '--plugins-dir', plugins, '--json']);
-    for (const builtin of ['crypto', 'child_process']) assert.ok(!builtins.includes(`NativeModule ${builtin}`), `list loaded node:${builtin}`);
+    // net: process.stdout on a pipe is a net.Socket, so writing the output must not create it.
+    for (const builtin of ['crypto', 'child_process', 'net']) assert.ok(!builtins.includes(`NativeModule ${builtin}`), `list loaded node:${builtin}`);
     for (const pkg of ['ajv', 'koffi', '@modelcontextprotocol']) assert.ok(!files.some((f) => f.includes(`${path.sep}node_modules${path.sep}${pkg}${path.sep}`)), `list loaded ${pkg}`);
   });
 

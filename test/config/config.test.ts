@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeEach, describe, it } from 'node:test';
 import { ErrorCode, PluginError, PluginLoader } from '../../src/index.js';
 import { readConfigFile } from '../../src/config/index.js';
-import { readListedRegularFileSync, readSmallRegularFileSync } from '../../src/safe-read.js';
+import { readListedRegularTextSync, readSmallRegularFileSync } from '../../src/safe-read.js';
 import { buildFixture, tempDir } from '../helpers/fixtures.js';
 import { loadOutcome } from '../helpers/assertions.js';
 
@@ -91,10 +91,10 @@ describe('readSmallRegularFileSync', () => {
   });
 });
 
-describe('readListedRegularFileSync', () => {
+describe('readListedRegularTextSync', () => {
   it('answers as readSmallRegularFileSync for whatever the path turned out to hold', () => {
     const dir = tempDir();
-    const files: Record<string, string> = { small: '{"a":1}', empty: '', scratch: 'y'.repeat(70_000), large: 'z'.repeat(300) };
+    const files: Record<string, string> = { small: '{"a":1}', utf8: '{"d":"\u00fcn\u00ef \u2713"}', empty: '', scratch: 'y'.repeat(70_000), large: 'z'.repeat(300) };
     for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content);
     symlinkSync('small', path.join(dir, 'link'));
     symlinkSync('none', path.join(dir, 'dangling'));
@@ -103,17 +103,17 @@ describe('readListedRegularFileSync', () => {
       execFileSync('mkfifo', [path.join(dir, 'fifo')]);
       symlinkSync('fifo', path.join(dir, 'fifo-link'));
     }
-    const outcome = (read: (file: string, max: number) => Buffer, file: string): unknown => {
+    const outcome = (read: (file: string, max: number) => Buffer | string, file: string): unknown => {
       try {
-        return read(file, 256).toString('utf8');
+        return read(file, 256).toString();
       } catch (err) {
         return { code: (err as NodeJS.ErrnoException).code, size: (err as { size?: number }).size };
       }
     };
-    for (const name of ['small', 'empty', 'scratch', 'large', 'link', 'dangling', 'subdir', 'missing', ...(noFifo ? [] : ['fifo', 'fifo-link'])]) {
+    for (const name of ['small', 'utf8', 'empty', 'scratch', 'large', 'link', 'dangling', 'subdir', 'missing', ...(noFifo ? [] : ['fifo', 'fifo-link'])]) {
       const file = path.join(dir, name);
-      assert.deepEqual(outcome(readListedRegularFileSync, file), outcome(readSmallRegularFileSync, file), name);
+      assert.deepEqual(outcome(readListedRegularTextSync, file), outcome(readSmallRegularFileSync, file), name);
     }
-    assert.equal(readListedRegularFileSync(path.join(dir, 'scratch'), 100_000).length, 70_000);
+    assert.equal(readListedRegularTextSync(path.join(dir, 'scratch'), 100_000).length, 70_000);
   });
 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { findLibrarySync } from '../../src/manifest/index.js';
 import { childPath, listedEntry } from '../../src/manifest/listing.js';
-import { hasSignatures } from '../../src/signing/files.js';
+import { hasSignatures, signatureLikeEntries } from '../../src/signing/files.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 const listing = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
@@ -73,11 +73,16 @@ describe('one listing of a plugin dir', () => {
       { files: { real: '' }, links: { 'plugin.json.minisig': 'real' } },
       { dirs: ['skillplug-statement.json'] },
       { files: { 'PLUGIN.JSON.MINISIG': '' } },
+      { files: { 'Skillplug-Statement.JSON': '' } },
+      { files: { 'libP.so.minisig': '' } },
+      { files: { 'k\u212Aa.minisig': '' } },
     ];
     for (const layout of layouts) {
       const dir = pluginDir({ ...layout, files: { 'plugin.json': '{}', 'libp.so': '', ...layout.files } });
       for (const library of [path.join(dir, 'libp.so'), path.join(dir, 'target', 'release', 'libp.so')]) {
         assert.equal(hasSignatures(dir, library, listing(dir)), hasSignatures(dir, library), `${JSON.stringify(layout)} ${library}`);
+        // What a scan keeps of the listing answers as the whole listing does.
+        assert.equal(hasSignatures(dir, library, signatureLikeEntries(listing(dir))), hasSignatures(dir, library), `kept entries: ${JSON.stringify(layout)} ${library}`);
       }
     }
     const cargo = pluginDir({ dirs: ['target/release'], files: { 'plugin.json': '{}', 'target/release/libp.so': '', 'target/release/libp.so.minisig': '' } });

@@ -39,16 +39,30 @@ describe('the bundled bin', () => {
     }
   });
 
-  it('list loads neither the SDK bundle nor koffi nor ajv', async () => {
+  it("list loads neither the SDK bundle nor koffi nor ajv, nor Node's fs/promises or (writing to a pipe) net", async () => {
     const dir = tempDir();
     const report = path.join(dir, 'loaded.json');
     const preload = path.join(dir, 'preload.cjs');
-    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify({ files: Object.keys(require.cache), builtins: process.moduleLoadList })));\n`);
     const r = await runCli(['list', '--plugins-dir', plugins, '--json'], { cwd: workspace, cli: BIN, env: { NODE_OPTIONS: `--require ${preload}` } });
     assert.equal(r.code, 0, r.stderr);
-    const files = JSON.parse(readFileSync(report, 'utf8')) as string[];
+    assert.equal((JSON.parse(r.stdout) as { plugins: unknown[] }).plugins.length, 1);
+    const { files, builtins } = JSON.parse(readFileSync(report, 'utf8')) as { files: string[]; builtins: string[] };
     assert.ok(files.includes(BIN), 'the probe saw the bin load');
     for (const part of ['mcp-sdk.cjs', `${path.sep}koffi${path.sep}`, `${path.sep}ajv${path.sep}`]) assert.ok(!files.some((f) => f.includes(part)), `list loaded ${part}`);
+    for (const builtin of ['fs/promises', 'net']) assert.ok(!builtins.includes(`NativeModule ${builtin}`), `list loaded node:${builtin}`);
+  });
+
+  it('also runs required as a CommonJS module, as the bin does where Node keeps the compile cache itself', async () => {
+    const args = ['list', '--plugins-dir', plugins, '--workspace', workspace, '--json'];
+    const required = await runCli(args, { cwd: workspace, cli: path.join(path.dirname(BIN), 'skillplug.cjs') });
+    assert.equal(required.code, 0, required.stderr);
+    assert.deepEqual(required, await runCli(args, { cwd: workspace }));
+  });
+
+  it('is ASCII, which V8 holds as a one-byte string, faster to read at each start', () => {
+    const bundle = readFileSync(path.join(path.dirname(BIN), 'skillplug.cjs'));
+    assert.equal(bundle.findIndex((byte) => byte > 0x7f), -1);
   });
 
   it('keeps one code cache per bundle build, and replaces one V8 will not take', async () => {

@@ -40,7 +40,7 @@ describe('permission reports in one batch', () => {
     assert.deepEqual(reasons, { plain: [], 'through-link': ['symlink'], hooks: ['protected'], 'whole-ws': ['symlink'], greedy: [], 'own-dir': [] });
   });
 
-  it('give plugins that ask for nothing equal reports that share nothing, an own grant still counting', async () => {
+  it('give plugins that ask for nothing equal reports that share nothing unless asked to share, an own grant still counting', async () => {
     const base = tempDir();
     const plugins = path.join(base, 'plugins');
     const workspace = path.join(base, 'ws');
@@ -57,6 +57,13 @@ describe('permission reports in one batch', () => {
     batch[0]?.requested.fs_read.push('/changed');
     assert.deepEqual(loader.permissionReports(found)[1], batch[1]);
     assert.notDeepEqual(batch[0], batch[1], 'a report handed out is its caller\'s alone');
+    // Shared, for callers that only read them: one object for those that ask nothing, the same reports.
+    const shared = loader.permissionReports(found, { shared: true });
+    assert.deepEqual(shared, loader.permissionReports(found));
+    const byName = (name: string) => shared[found.findIndex((p) => p.name === name)];
+    assert.equal(byName('a'), byName('b'));
+    assert.equal(byName('b'), byName('c'));
+    assert.notEqual(byName('granted'), byName('a'), 'an own grant gets its own report');
   });
 
   it('see a link planted after the previous batch (nothing is remembered between batches)', async () => {
