@@ -17,6 +17,12 @@ export interface BusyPollHooks {
    * the loop polls for the whole window after every submit, whatever the machine's load.
    */
   budget?: SpinBudget;
+  /**
+   * With a budget: poll beside other processes' load too, the poll's own history alone deciding. For
+   * work in another process (a host), which the scheduler wakes by preempting whatever runs on the
+   * other core, so this thread's polling takes no core that work needs.
+   */
+  besideLoad?: boolean;
 }
 
 // A poll that declined for lack of hits tries again after this many touches (adaptive mutexes probe
@@ -75,7 +81,7 @@ export class BusyPoll {
   private pays(): boolean {
     const budget = this.hooks.budget;
     if (!budget || this.probeNext) return true;
-    if (!budget.mayPollEventLoop()) return false;
+    if (!this.hooks.besideLoad && !budget.mayPollEventLoop()) return false;
     if (this.history.window() > 0) return true;
     // Polls stopped paying: probe now and then, so a caller that speeds up gets polling back.
     if (++this.declined < this.probeEvery) return false;

@@ -67,7 +67,8 @@ export class HostProcess implements LaneResults {
     // Only for a call alone: with more in flight, answers keep the loop awake anyway, and a spinning JS
     // thread would take a core from the host's workers.
     this.poller = new BusyPoll(launch.pollMicros, {
-      ...(adaptiveSpin ? { budget: spinBudget } : {}),
+      // Beside a busy neighbour too: the woken host preempts it, while a polled-for result saves this thread a wake-up (docs/host-protocol.md, "Spinning").
+      ...(adaptiveSpin ? { budget: spinBudget, besideLoad: true } : {}),
       waiting: () => this.pending.size === 1,
       check: () => this.lane.take(),
       onStart: () => this.lane.setParentPolling(1),

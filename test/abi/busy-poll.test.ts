@@ -90,6 +90,32 @@ describe('BusyPoll, adaptive', () => {
   /** A budget that always has a core to spare, so only the poll's own history decides. */
   const spare = { mayPollEventLoop: () => true } as unknown as SpinBudget;
 
+  it('polls beside other processes\' load only when told to (besideLoad), and then only while its history says it pays', async () => {
+    const loaded = { mayPollEventLoop: () => false } as unknown as SpinBudget;
+    const run = async (besideLoad: boolean): Promise<number> => {
+      let starts = 0;
+      let due = true;
+      const stop = stopped();
+      const poll = new BusyPoll(1_000, {
+        budget: loaded,
+        besideLoad,
+        waiting: () => due,
+        check: () => {
+          due = false;
+          return true;
+        },
+        onStart: () => starts++,
+        onStop: () => stop.onStop(),
+        now: () => 0,
+      });
+      poll.touch();
+      if (starts > 0) await stop.promise;
+      return starts;
+    };
+    assert.equal(await run(false), 0, 'no spare core: the loop sleeps');
+    assert.equal(await run(true), 1, 'besideLoad: it polls, and finds the result');
+  });
+
   it('probes less and less often while its polls keep missing, and polls again at once after a probe hits', async () => {
     let clock = 0;
     let starts = 0;
