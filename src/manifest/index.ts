@@ -229,19 +229,18 @@ export function libraryCandidates(name: string, platform: NodeJS.Platform = proc
   return files;
 }
 
-// The two file names a library of one name may have on `platform`, the first one first.
+// The two file names a library of one name may have on `platform`, the canonical one first.
 function libraryFiles(name: string, platform: NodeJS.Platform): string[] {
-  return [firstLibraryFile(name, platform), platform === 'win32' ? `lib${name}.dll` : `${name}.${platform === 'darwin' ? 'dylib' : 'so'}`];
+  return [libraryFilename(name, platform), platform === 'win32' ? `lib${name}.dll` : `${name}.${sharedLibraryExtension(platform)}`];
 }
 
-// The first file name a library of one name may have on `platform`.
-function firstLibraryFile(name: string, platform: NodeJS.Platform): string {
-  return platform === 'win32' ? `${name}.dll` : `lib${name}.${platform === 'darwin' ? 'dylib' : 'so'}`;
+function sharedLibraryExtension(platform: NodeJS.Platform): string {
+  return platform === 'darwin' ? 'dylib' : 'so';
 }
 
 /** The canonical library file name for a plugin name on this platform. */
 export function libraryFilename(name: string, platform: NodeJS.Platform = process.platform): string {
-  return libraryCandidates(name, platform)[0] as string;
+  return platform === 'win32' ? `${name}.dll` : `lib${name}.${sharedLibraryExtension(platform)}`;
 }
 
 /**
@@ -264,7 +263,7 @@ export async function findLibrary(dir: string, name: string): Promise<LibraryLoo
  */
 export function findLibrarySync(dir: string, name: string, entries?: readonly Dirent[]): LibraryLookup {
   // The usual answer, a regular file listed under the canonical name, without the list of every name tried.
-  const canonicalFile = firstLibraryFile(name, process.platform);
+  const canonicalFile = libraryFilename(name);
   const canonical = entries === undefined ? undefined : listedEntry(entries, canonicalFile);
   if (canonical !== undefined && canonical !== 'ask' && canonical.isFile()) return { found: true, path: childPath(dir, canonicalFile), plain: true };
   const inDir = libraryCandidates(name);

@@ -47,7 +47,7 @@ function hasListedSignatures(dir: string, entries: readonly Dirent[], libraryPat
   const libraryDirLength = libraryPath.lastIndexOf(path.sep);
   const libraryInDir = libraryDirLength === dir.length && libraryPath.startsWith(dir);
   // The usual dir holds nothing that could be one: no name needs a closer look.
-  if (signatureLikeEntries(entries).length === 0) return !libraryInDir && existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
+  if (!entries.some((entry) => SIGNATURE_LIKE.test(entry.name))) return !libraryInDir && existsSync(`${libraryPath}${SIGNATURE_SUFFIX}`);
   // A regular file listed under the name exists; a link, or a name that differs only in case, is looked up.
   const inDir = (name: string): boolean => {
     const listed = listedEntry(entries, name);
