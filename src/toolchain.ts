@@ -68,13 +68,13 @@ const PUMP: NativeArtifact = {
   fallback: 'in-process calls then use koffi\'s own thread pool',
 };
 
-const LANE: NativeArtifact = {
-  title: "skillplug's shared-lane mapper (a tiny Node-API addon: isolated calls then skip a socket round trip)",
-  source: path.join('src', 'host', 'lane-map.c'),
-  output: 'skillplug-lane.node',
+const ADDON: NativeArtifact = {
+  title: "skillplug's host addon (a tiny Node-API addon: spawns hosts without forking this process, maps their shared lanes)",
+  source: path.join('src', 'host', 'host-addon.c'),
+  output: 'skillplug-host-addon.node',
   flags: ['-O2', '-shared', '-fPIC'],
-  override: 'SKILLPLUG_LANE',
-  fallback: 'isolated calls then keep to the socket',
+  override: 'SKILLPLUG_HOST_ADDON',
+  fallback: 'hosts are then forked by Node and isolated calls keep to the socket',
 };
 
 const LAUNCHER: NativeArtifact = {
@@ -114,9 +114,9 @@ export function ensureLauncherBinary(): Promise<string> {
   return ensureBuilt(LAUNCHER);
 }
 
-/** The path of the addon that maps an isolated host's shared lane, built like the host. Throws `E_HOST_UNAVAILABLE`. */
-export function ensureLaneAddon(): Promise<string> {
-  return ensureBuilt(LANE);
+/** The path of the addon that spawns isolated hosts and maps their shared lanes, built like the host. Throws `E_HOST_UNAVAILABLE`. */
+export function ensureHostAddon(): Promise<string> {
+  return ensureBuilt(ADDON);
 }
 
 /** The path of the in-process call pump library, built like the host. Throws `E_HOST_UNAVAILABLE`. */

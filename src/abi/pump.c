@@ -9,7 +9,7 @@
  *
  * It also holds the direct path for executeSync: one native call that runs the plugin, copies its
  * result into a buffer JS owns and frees the plugin's string (koffi would need three calls). (The
- * isolated host's shared lane is mapped by its own small addon, src/host/lane-map.c.)
+ * isolated host's shared lane is mapped by its own small addon, src/host/host-addon.c.)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

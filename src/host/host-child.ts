@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
-import type { Readable, Duplex, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { sandboxedCommand, type SandboxPlan } from '../sandbox/index.js';
 import type { PluginCgroup } from '../sandbox/limits.js';
 import { FrameChannel } from './frame-channel.js';
+import { type SpawnedHost, signalNames, spawnHost } from './host-spawn.js';
 import { signalHost, stopHost } from './terminate.js';
 
 /** How to launch one host. */
@@ -49,9 +48,6 @@ export interface HostExit {
 
 const STDERR_KEEP_BYTES = 64 * 1024;
 const TAIL_LINES = 20;
-const SIGNAL_NAMES = new Map<number, string>();
-// First name wins, so 6 is SIGABRT rather than its alias SIGIOT.
-for (const [name, num] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(num)) SIGNAL_NAMES.set(num, name);
 
 /** The host as a process: spawned with its channels, referenced or not, stopped, and the facts of its exit. */
 export class HostChild {
@@ -63,7 +59,7 @@ export class HostChild {
   readonly frames: FrameChannel;
   /** fd 5: the host's standby reader sleeps on it; a byte wakes it to read fd 3 while a lone call runs. */
   readonly wake: Writable;
-  private readonly child: ChildProcess;
+  private readonly child: SpawnedHost;
   // Handles start referenced (spawned child and its pipes).
   private referenced = true;
   private stderr = '';
@@ -91,19 +87,13 @@ export class HostChild {
       [command, args] = [launch.limits.launcher, [...joins, ...launch.limits.launcherArgs, '--', command, ...args]];
     }
     this.sandboxed = launch.sandbox !== null;
-    // Own process group, so a kill reaches anything the plugin forked.
-    this.child = spawn(command, args, {
-      cwd: launch.cwd,
-      // Sandboxed, bwrap passes its own environment on (no --setenv), so no value is on a command line.
-      env: launch.sandbox ? launch.sandbox.env : launch.env,
-      // fd 6 is the host's own: it creates the lane as a sealed memfd (see skillplug-host.c).
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'ignore'],
-      detached: true,
-    });
-    this.frames = new FrameChannel(this.child.stdio[3] as Duplex, onData);
-    this.wake = (this.child.stdio as unknown as Writable[])[5] as Writable;
-    const errStream = this.child.stdio[2] as Readable;
-    const notesStream = this.child.stdio[4] as Readable;
+    // Own session and process group, so a kill reaches anything the plugin forked.
+    // Sandboxed, bwrap passes its own environment on (no --setenv), so no value is on a command line.
+    this.child = spawnHost(command, args, { cwd: launch.cwd, env: launch.sandbox ? launch.sandbox.env : launch.env });
+    this.frames = new FrameChannel(this.child.channel, onData);
+    this.wake = this.child.wake;
+    const errStream = this.child.log;
+    const notesStream = this.child.notes;
     errStream.setEncoding('utf8');
     errStream.on('data', (text: string) => {
       this.stderr = (this.stderr + text).slice(-STDERR_KEEP_BYTES);
@@ -132,10 +122,9 @@ export class HostChild {
         wait.unref();
         void notesEnded.then(done);
       };
-      this.child.once('exit', finish);
-      this.child.once('error', (err) => {
-        this.stderr += `\n${err.message}`;
-        finish(null, null);
+      this.child.onExit((code, signal, error) => {
+        if (error) this.stderr += `\n${error.message}`;
+        finish(code, signal);
       });
     });
     // First of the exit's reactions: whoever else awaits it sees the exit recorded.
@@ -193,21 +182,20 @@ export class HostChild {
   setRef(on: boolean): void {
     if (on === this.referenced) return;
     this.referenced = on;
-    const handles = [this.child, this.child.stdio[3], this.child.stdio[2], this.child.stdio[4], this.wake] as unknown as { ref?: () => void; unref?: () => void }[];
-    for (const h of handles) (on ? h?.ref : h?.unref)?.call(h);
+    this.child.setRef(on);
   }
 
   private buildExit(code: number | null, signal: NodeJS.Signals | null): HostExit {
     let signalName: string | null = signal;
     let exitCode = code;
     // bwrap reports a child killed by signal N as exit code 128+N.
-    if (this.sandboxed && signal === null && code !== null && code > 128 && SIGNAL_NAMES.has(code - 128)) {
-      signalName = SIGNAL_NAMES.get(code - 128) as string;
+    if (this.sandboxed && signal === null && code !== null && code > 128 && signalNames.has(code - 128)) {
+      signalName = signalNames.get(code - 128) as string;
       exitCode = null;
     }
     const note = /signal=(\d+) peak_kb=(\d+)/.exec(this.notes);
     if (note) {
-      signalName = SIGNAL_NAMES.get(Number(note[1])) ?? `signal ${note[1]}`;
+      signalName = signalNames.get(Number(note[1])) ?? `signal ${note[1]}`;
       exitCode = null;
     }
     const exit: HostExit = { signal: signalName, exitCode, peakKb: note ? Number(note[2]) : null, stderrTail: this.stderrTail(), killedFor: this.killedFor };

@@ -11,6 +11,7 @@ import { InFlight } from '../plugin/in-flight.js';
 import { checkAbiVersion, checkMetadata, resultFromReturned } from '../plugin/handshake.js';
 import { detectSandbox, hostEnvironment, type EffectivePermissions, type SandboxMode, type SandboxPlan } from '../sandbox/index.js';
 import { ensureHostBinary, ensureLauncherBinary } from '../toolchain.js';
+import { hostAddon } from './host-addon.js';
 import { detectCgroups, PluginCgroup } from '../sandbox/limits.js';
 import { Deadlines, type Deadline } from './deadlines.js';
 import { HostProcess, type CallFailure, type HostExit, type HostReady } from './host-process.js';
@@ -264,7 +265,8 @@ export class IsolatedPlugin implements NativePluginTrait {
    * `knownMetadata` (this exact build answered before) no host starts until the first call.
    */
   static async open(options: IsolatedOpenOptions, knownMetadata?: PluginMetadata): Promise<IsolatedPlugin> {
-    const [hostBinary, launcher] = await Promise.all([ensureHostBinary(), ensureLauncherBinary()]);
+    // The addon spawns hosts without forking this process; without it (no compiler) Node spawns them.
+    const [hostBinary, launcher] = await Promise.all([ensureHostBinary(), ensureLauncherBinary(), hostAddon().catch(() => undefined)]);
     const sandbox = await planSandbox(options, hostBinary, launcher);
     // One log per plugin, across its hosts: lines written while loading are kept too.
     const log = new PluginLogHub(options.manifestName, options.onPluginLog);

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { SpinHistory, monotonicMicros, spinBudget } from '../abi/spin-budget.js';
-import { ensureLaneAddon } from '../toolchain.js';
 import type { FrameChannel } from './frame-channel.js';
+import { type HostAddon, hostAddon } from './host-addon.js';
 import type { HostChild } from './host-child.js';
 import { processTree } from './process-tree.js';
 import { SHARED_AREA_BYTES, SHARED_BYTES, SHARED_REQ, SHARED_RESP, SHARED_WAKE_FRAME, SharedWord } from './protocol.js';
@@ -17,31 +17,14 @@ export interface SharedMapping {
   unmap(): void;
 }
 
-interface LaneAddon {
-  map(fd: number, bytes: number): ArrayBuffer | undefined;
-  unmap(buffer: ArrayBuffer): void;
-}
-
-// Loaded once per process, by the first host whose lane starts; later hosts map theirs at once.
-let laneTools: LaneAddon | undefined;
-
-function loadLaneAddon(file: string): LaneAddon {
-  const module = { exports: {} as LaneAddon };
-  process.dlopen(module, file);
-  return module.exports;
-}
-
-/** The lane addon, built and loaded the first time it is asked for. */
-export async function laneAddon(): Promise<LaneAddon> {
-  laneTools ??= loadLaneAddon(await ensureLaneAddon());
-  return laneTools;
-}
-
 /** Maps a lane fd: only a memfd sealed against shrinking, whoever put it at that fd (the plugin could). */
-export function mapLane(tools: LaneAddon, fd: number): SharedMapping | undefined {
+export function mapLane(tools: Pick<HostAddon, 'map' | 'unmap'>, fd: number): SharedMapping | undefined {
   const region = tools.map(fd, SHARED_BYTES);
   return region ? { bytes: Buffer.from(region), words: new Int32Array(region, 0, 16), unmap: () => tools.unmap(region) } : undefined;
 }
+
+// Set by the first lane this process maps (after the calls hostTuning.sharedAfterLoneCalls asks for); later hosts map theirs at once.
+let lanesStarted = false;
 
 /** Who gets what the lane takes from the host. */
 export interface LaneResults {
@@ -61,8 +44,8 @@ export class SharedLane {
   // The call posted and not yet answered, 0 for none: at most one is outstanding (rule 1).
   private postedId = 0;
   private loneCalls = 0;
-  // Calls before the lane is mapped: the first mapping builds and loads the lane addon, which only a
-  // caller making call after call gets back (hostTuning.sharedAfterLoneCalls).
+  // Calls before the lane is mapped: a mapping costs a /proc lookup and an mmap, which only a caller
+  // making call after call gets back (hostTuning.sharedAfterLoneCalls).
   private readonly sharedAfter = hostTuning.sharedAfterLoneCalls;
   private readonly postLone = hostTuning.sharedLane;
   // Spinning (see docs/host-protocol.md, "Spinning"): the host spins only within a lease of the
@@ -125,7 +108,7 @@ export class SharedLane {
 
   // Once this process has the mapping code, a new host's lane costs nothing: map it at once.
   startAtSpawn(): void {
-    if (this.wanted && (this.sharedAfter === 0 || this.adaptiveSpin) && laneTools) this.start();
+    if (this.wanted && (this.sharedAfter === 0 || this.adaptiveSpin) && lanesStarted) this.start();
   }
 
   /** Counts a call toward the lane, and starts it once enough came. */
@@ -160,8 +143,9 @@ export class SharedLane {
   // until it is up, or for good if it fails.
   private start(): void {
     this.starting = true;
-    void Promise.all([laneAddon(), this.ready])
+    void Promise.all([hostAddon(), this.ready])
       .then(([loaded, ready]) => {
+        lanesStarted = true;
         if (ready.kind === 'ready') this.map(loaded);
       })
       .catch(() => undefined);
@@ -169,7 +153,7 @@ export class SharedLane {
 
   // The host made the lane (a memfd whose size is sealed, so no one can truncate it under this
   // mapping) and keeps it at fd 6; this process opens it through /proc.
-  private map(tools: LaneAddon): void {
+  private map(tools: HostAddon): void {
     if (this.child.exit || this.child.pid === undefined) return;
     const file = laneFile(this.child.pid);
     if (!file) return;

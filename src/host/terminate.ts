@@ -1,22 +1,18 @@
 // All kill logic for host processes lives here.
-import type { ChildProcess } from 'node:child_process';
+import type { SpawnedHost } from './host-spawn.js';
 import { killTree } from './process-tree.js';
 
 /**
  * Sends a signal to the host's whole process group (it leads one), falling back to the process. A
  * SIGKILL, which the host cannot act on, also reaches every descendant that left the group (setsid).
  */
-export function signalHost(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+export function signalHost(child: SpawnedHost, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.ended) return;
   if (signal === 'SIGKILL' && process.platform === 'linux') killTree(child.pid);
   try {
     process.kill(-child.pid, signal);
   } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      // Already gone.
-    }
+    child.signal(signal);
   }
 }
 
@@ -32,8 +28,8 @@ export interface StopTimings {
  * Stops a host in steps: end its input, then SIGTERM, then SIGKILL, on unref'd timers so a
  * stopping host never keeps the caller's process alive. Resolves when it has exited.
  */
-export function stopHost(child: ChildProcess, endInput: () => void, timings: StopTimings = { graceMs: 500, termMs: 500 }): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+export function stopHost(child: SpawnedHost, endInput: () => void, timings: StopTimings = { graceMs: 500, termMs: 500 }): Promise<void> {
+  if (child.ended) return Promise.resolve();
   return new Promise((resolve) => {
     let kill: NodeJS.Timeout | undefined;
     const term = setTimeout(() => {
@@ -42,7 +38,7 @@ export function stopHost(child: ChildProcess, endInput: () => void, timings: Sto
       kill.unref();
     }, timings.graceMs);
     term.unref();
-    child.once('exit', () => {
+    child.onExit(() => {
       clearTimeout(term);
       if (kill) clearTimeout(kill);
       resolve();

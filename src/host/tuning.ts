@@ -15,6 +15,8 @@ export interface HostTuning {
   sharedAfterLoneCalls: number;
   /** Spin only within the process-wide, adaptive spin budget instead of a fixed window (default true). */
   adaptiveSpin: boolean;
+  /** Start hosts with posix_spawn through the host addon instead of Node's fork (default true). */
+  directSpawn: boolean;
 }
 
 /** The process-wide tuning in force; read when a host (or an in-process pump) starts. */
@@ -22,6 +24,7 @@ export const hostTuning: HostTuning = {
   sharedLane: true,
   loneCalls: true,
   sharedAfterLoneCalls: 64,
+  directSpawn: true,
   // Kept with the spin budget, below host/, where in-process pumps read it too.
   get adaptiveSpin(): boolean {
     return spinSettings.adaptive;

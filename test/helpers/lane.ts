@@ -1,6 +1,6 @@
 // The isolated host's shared lane, for tests that send lone calls through it.
 import type { NativePluginTrait, PluginContext } from '../../src/index.js';
-import { ensureLaneAddon } from '../../src/toolchain.js';
+import { ensureHostAddon } from '../../src/toolchain.js';
 
 /** Whether the plugin's current isolated host takes calls made alone through the shared lane. */
 export function laneUp(plugin: NativePluginTrait): boolean {
@@ -17,7 +17,7 @@ const MAX_WARM_CALLS = 100;
  */
 export async function warmSharedLane(plugin: NativePluginTrait, ctx: PluginContext): Promise<void> {
   await plugin.execute(ctx);
-  await ensureLaneAddon();
+  await ensureHostAddon();
   for (let calls = 0; !laneUp(plugin); calls++) {
     if (calls === MAX_WARM_CALLS) throw new Error(`the shared lane was not up after ${MAX_WARM_CALLS} calls`);
     await plugin.execute(ctx);

@@ -9,7 +9,8 @@ import { createServer, type Socket } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 import { after, before } from 'node:test';
-import { laneAddon, mapLane, type SharedMapping } from '../../src/host/shared-lane.js';
+import { hostAddon } from '../../src/host/host-addon.js';
+import { mapLane, type SharedMapping } from '../../src/host/shared-lane.js';
 import {
   FrameReader,
   HEADER_BYTES,
@@ -143,7 +144,7 @@ export class RawHost {
 
   /** Spawns a host for the library with the lane on and the gate preloaded, waits for READY and maps the lane. */
   static async start(libraryPath: string): Promise<RawHost> {
-    const [binary, tools, gateLibrary] = await Promise.all([ensureHostBinary(), laneAddon(), gate()]);
+    const [binary, tools, gateLibrary] = await Promise.all([ensureHostBinary(), hostAddon(), gate()]);
     const server = createServer();
     const gatePath = path.join(tempDir('skillplug-gate-'), 'gate.sock');
     server.listen(gatePath);

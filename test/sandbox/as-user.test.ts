@@ -6,7 +6,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rea
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ensureHostBinary, ensureLauncherBinary, ensurePumpLibrary } from '../../src/toolchain.js';
+import { ensureHostAddon, ensureHostBinary, ensureLauncherBinary, ensurePumpLibrary } from '../../src/toolchain.js';
 import { detectSandbox } from '../../src/sandbox/index.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
@@ -79,7 +79,7 @@ describe('the sandbox suite as an unprivileged user', async () => {
     // Seeded with this process's native builds (keyed by source hash), so the user's run compiles nothing.
     const cache = path.join(home, '.cache', 'skillplug');
     mkdirSync(cache, { recursive: true });
-    for (const built of await Promise.all([ensureHostBinary(), ensureLauncherBinary(), ensurePumpLibrary()])) {
+    for (const built of await Promise.all([ensureHostBinary(), ensureLauncherBinary(), ensurePumpLibrary(), ensureHostAddon()])) {
       cpSync(path.dirname(built), path.join(cache, path.basename(path.dirname(built))), { recursive: true });
     }
     execFileSync('chown', ['-R', `${uid}:${gid}`, home]);

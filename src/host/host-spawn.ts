@@ -1,0 +1,188 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import path from 'node:path';
+import type { Duplex, Readable, Writable } from 'node:stream';
+import { isMainThread } from 'node:worker_threads';
+import { type HostAddon, loadedHostAddon } from './host-addon.js';
+import { hostTuning } from './tuning.js';
+
+/** How a spawned host ended: an exit code, a signal, or an error that kept it from starting. */
+export type SpawnedExit = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => void;
+
+/**
+ * A host process as {@link HostChild} sees it, whichever way it was started: in a session of its own,
+ * stdin and stdout on /dev/null, and this side's ends of its fds 2 to 5 (docs/host-protocol.md, "Channels").
+ */
+export interface SpawnedHost {
+  readonly pid: number | undefined;
+  /** fd 2: the plugin's log. */
+  readonly log: Readable;
+  /** fd 3: frames both ways. */
+  readonly channel: Duplex;
+  /** fd 4: the crash note. */
+  readonly notes: Readable;
+  /** fd 5: wake-up bytes for the standby reader. */
+  readonly wake: Writable;
+  /** True once it has ended (its pid may then belong to someone else: never signal it). */
+  readonly ended: boolean;
+  /** Runs `listener` once it has ended (at once if it has). */
+  onExit(listener: SpawnedExit): void;
+  /** Sends a signal to the process itself (not its group). */
+  signal(signal: NodeJS.Signals): void;
+  /** Whether it (and its pipes) keep this process's event loop alive. */
+  setRef(on: boolean): void;
+}
+
+/**
+ * Starts a host. With the host addon loaded, on the main thread (and `hostTuning.directSpawn`), through posix_spawn, which
+ * borrows this process's memory until the child execs; otherwise through Node, which forks: that
+ * write-protects every page of this process, and each page Node writes afterwards takes a fault.
+ */
+export function spawnHost(command: string, args: string[], options: { cwd: string; env: Record<string, string> }): SpawnedHost {
+  // A worker thread never hears SIGCHLD, which reaping these hosts needs.
+  const addon = hostTuning.directSpawn && isMainThread ? loadedHostAddon() : undefined;
+  // A bare command name would be looked up in this process's PATH, not the child's as Node does.
+  if (addon && path.isAbsolute(command)) {
+    const started = addon.spawn(command, [command, ...args], Object.entries(options.env).map(([key, value]) => `${key}=${value}`), options.cwd);
+    // A host that cannot start this way gets Node's spawn, and with it Node's error for the cause.
+    if (typeof started !== 'number') return new DirectHost(addon, started);
+  }
+  return new NodeSpawnedHost(
+    spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      // fd 6 is the host's own: it creates the lane as a sealed memfd (see skillplug-host.c).
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'ignore'],
+      detached: true,
+    }),
+  );
+}
+
+class NodeSpawnedHost implements SpawnedHost {
+  readonly log: Readable;
+  readonly channel: Duplex;
+  readonly notes: Readable;
+  readonly wake: Writable;
+  private readonly listeners: SpawnedExit[] = [];
+  private exit: Parameters<SpawnedExit> | undefined;
+
+  constructor(private readonly child: ChildProcess) {
+    const stdio = child.stdio as unknown as (Readable & Writable & Duplex)[];
+    [this.log, this.channel, this.notes, this.wake] = [stdio[2], stdio[3], stdio[4], stdio[5]] as [Readable, Duplex, Readable, Writable];
+    child.once('exit', (code, signal) => this.ended_(code, signal));
+    child.once('error', (err) => this.ended_(null, null, err));
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get ended(): boolean {
+    return this.exit !== undefined || this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  onExit(listener: SpawnedExit): void {
+    if (this.exit) listener(...this.exit);
+    else this.listeners.push(listener);
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.ended) return;
+    try {
+      this.child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  setRef(on: boolean): void {
+    for (const handle of [this.child, this.channel, this.log, this.notes, this.wake] as unknown as { ref?: () => void; unref?: () => void }[]) {
+      (on ? handle.ref : handle.unref)?.call(handle);
+    }
+  }
+
+  private ended_(...exit: Parameters<SpawnedExit>): void {
+    if (this.exit) return;
+    this.exit = exit;
+    for (const listener of this.listeners.splice(0)) listener(...exit);
+  }
+}
+
+/** Signal numbers to names; the first name wins, so 6 is SIGABRT rather than its alias SIGIOT. */
+export const signalNames = new Map<number, NodeJS.Signals>();
+for (const [name, num] of Object.entries(osConstants.signals)) if (!signalNames.has(num)) signalNames.set(num, name as NodeJS.Signals);
+
+// Hosts the addon started and has not reaped: on SIGCHLD each is asked for (waitpid, WNOHANG); libuv reaps only its own.
+const unreaped = new Map<number, DirectHost>();
+const reapEnded = (): void => {
+  for (const host of unreaped.values()) host.reap();
+  if (unreaped.size === 0) process.off('SIGCHLD', reapEnded);
+};
+
+class DirectHost implements SpawnedHost {
+  readonly pid: number;
+  readonly log: Readable;
+  readonly channel: Duplex;
+  readonly notes: Readable;
+  readonly wake: Writable;
+  private readonly listeners: SpawnedExit[] = [];
+  private exit: Parameters<SpawnedExit> | undefined;
+  // A signal handle never keeps the loop alive, and the pipes may close before SIGCHLD comes: this timer,
+  // which never fires, holds the loop while someone awaits the host.
+  private readonly keepAlive = setTimeout(() => undefined, 2 ** 31 - 1);
+
+  constructor(
+    private readonly addon: HostAddon,
+    [pid, log, channel, notes, wake]: [number, number, number, number, number],
+  ) {
+    this.pid = pid;
+    this.log = new Socket({ fd: log, readable: true, writable: false });
+    this.channel = new Socket({ fd: channel, readable: true, writable: true });
+    this.notes = new Socket({ fd: notes, readable: true, writable: false });
+    this.wake = new Socket({ fd: wake, readable: false, writable: true });
+    if (unreaped.size === 0) process.on('SIGCHLD', reapEnded);
+    unreaped.set(pid, this);
+    // It may have ended before the handler was there.
+    this.reap();
+  }
+
+  get ended(): boolean {
+    return this.exit !== undefined;
+  }
+
+  onExit(listener: SpawnedExit): void {
+    if (this.exit) listener(...this.exit);
+    else this.listeners.push(listener);
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.exit) return;
+    try {
+      process.kill(this.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  setRef(on: boolean): void {
+    for (const handle of [this.keepAlive, this.channel, this.log, this.notes, this.wake] as unknown as { ref(): void; unref(): void }[]) {
+      if (on) handle.ref();
+      else handle.unref();
+    }
+  }
+
+  /** Collects its exit status if it has ended. */
+  reap(): void {
+    if (this.exit) return;
+    const status = this.addon.reap(this.pid);
+    if (status === undefined) return;
+    unreaped.delete(this.pid);
+    clearTimeout(this.keepAlive);
+    // A one-way pipe into the host never hears its end (Node's own stdio pipes are socketpairs, which do).
+    this.wake.destroy();
+    // -errno: not ours to wait for any more (someone else reaped it); its status is lost.
+    this.exit = typeof status === 'number' ? [null, null, new Error(`host ${this.pid}: waitpid failed (errno ${-status})`)] : [status[0] >= 0 ? status[0] : null, status[1] > 0 ? (signalNames.get(status[1]) ?? null) : null];
+    for (const listener of this.listeners.splice(0)) listener(...this.exit);
+  }
+}
