@@ -12,7 +12,7 @@
  *   own, stdin and stdout on /dev/null, and returns this side's ends of fds 2 to 5 (see
  *   docs/host-protocol.md), close-on-exec. libuv forks instead, which write-protects this whole process:
  *   every page Node writes afterwards takes a copy-on-write fault.
- * exports.reap(pid) -> undefined while it runs | [exitCode, signal] once it has ended (reaped here) |
+ * exports.reap(pid) -> undefined while it runs | its wait status (>= 0) once it has ended (reaped here) |
  *   -errno: waits for a child this addon started without blocking.
  *
  * Node-API is a stable C ABI, so the few functions used are declared here instead of needing Node's headers.
@@ -146,7 +146,14 @@ static char **c_strings(napi_env env, napi_value array) {
   return list;
 }
 
-#if defined(__linux__) && defined(POSIX_SPAWN_SETSID)
+/* posix_spawn_file_actions_addchdir_np came with glibc 2.29 (POSIX_SPAWN_SETSID with 2.26): older, hosts are left to Node. */
+#if defined(__linux__) && defined(__GLIBC__) && __GLIBC_PREREQ(2, 29)
+#define CAN_SPAWN 1
+#else
+#define CAN_SPAWN 0
+#endif
+
+#if CAN_SPAWN
 /* Starts `file` with fds 2-5 connected to new pipes and a socketpair; `ends` gets the pid and this side's ends. */
 static int spawn_host(const char *file, char **argv, char **envp, const char *cwd, int ends[5]) {
   int log_pipe[2] = {-1, -1}, channel[2] = {-1, -1}, notes_pipe[2] = {-1, -1}, wake_pipe[2] = {-1, -1};
@@ -166,24 +173,27 @@ static int spawn_host(const char *file, char **argv, char **envp, const char *cw
     child_ends[i] = moved;
   }
   pid_t pid = -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
   if (!err) {
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    for (int i = 0; i < 4; i++) posix_spawn_file_actions_adddup2(&actions, child_ends[i], 2 + i);
-    posix_spawn_file_actions_addchdir_np(&actions, cwd);
+    err = posix_spawn_file_actions_init(&actions);
+    if (!err && (err = posix_spawnattr_init(&attr))) posix_spawn_file_actions_destroy(&actions);
+  }
+  if (!err) {
+    err |= posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    err |= posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    for (int i = 0; i < 4; i++) err |= posix_spawn_file_actions_adddup2(&actions, child_ends[i], 2 + i);
+    err |= posix_spawn_file_actions_addchdir_np(&actions, cwd);
     /* Its own session (so a kill of the group reaches what the plugin forks), every signal unblocked and
        at its default: Node ignores SIGPIPE, and an ignored signal would stay ignored across exec. */
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    err = posix_spawn(&pid, file, &actions, &attr, argv, envp);
+    err |= posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    err |= posix_spawnattr_setsigmask(&attr, &none);
+    err |= posix_spawnattr_setsigdefault(&attr, &all);
+    /* A step that could not be set up starts nothing (the error is then some errno or'd): a host without its cwd or fds would be wrong. */
+    if (!err) err = posix_spawn(&pid, file, &actions, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
   }
@@ -207,7 +217,10 @@ static napi_value host_spawn(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != NAPI_OK || argc < 4) return int_value(env, EINVAL);
-#if defined(__linux__) && defined(POSIX_SPAWN_SETSID)
+#if CAN_SPAWN
+  /* Made first: once the child runs, nothing may fail before its pid and fds are handed over. */
+  napi_value result;
+  if (napi_create_array_with_length(env, 5, &result) != NAPI_OK) return int_value(env, ENOMEM);
   char *file = c_string(env, argv[0]);
   char **args = c_strings(env, argv[1]);
   char **envp = c_strings(env, argv[2]);
@@ -219,8 +232,6 @@ static napi_value host_spawn(napi_env env, napi_callback_info info) {
   free_strings(envp);
   free(cwd);
   if (err) return int_value(env, err);
-  napi_value result;
-  if (napi_create_array_with_length(env, 5, &result) != NAPI_OK) return int_value(env, ENOMEM);
   for (uint32_t i = 0; i < 5; i++) napi_set_element(env, result, i, int_value(env, ends[i]));
   return result;
 #else
@@ -239,11 +250,8 @@ static napi_value host_reap(napi_env env, napi_callback_info info) {
   while (got < 0 && errno == EINTR);
   if (got < 0) return int_value(env, -errno);
   if (got == 0) return undefined_value(env);
-  napi_value result;
-  if (napi_create_array_with_length(env, 2, &result) != NAPI_OK) return undefined_value(env);
-  napi_set_element(env, result, 0, int_value(env, WIFEXITED(status) ? WEXITSTATUS(status) : -1));
-  napi_set_element(env, result, 1, int_value(env, WIFSIGNALED(status) ? WTERMSIG(status) : 0));
-  return result;
+  /* The raw status, decoded in JS: no allocation can fail here after the child was reaped. */
+  return int_value(env, status);
 }
 
 __attribute__((visibility("default"))) int32_t node_api_module_get_api_version_v1(void) {

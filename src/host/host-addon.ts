@@ -8,8 +8,8 @@ export interface HostAddon {
   unmap(buffer: ArrayBuffer): void;
   /** posix_spawn in a session of its own: [pid, fd 2, fd 3, fd 4, fd 5] (this side's ends), or an errno. */
   spawn(file: string, argv: string[], envp: string[], cwd: string): [number, number, number, number, number] | number;
-  /** A child it started: undefined while it runs, [exitCode (-1 if none), signal (0 if none)] once reaped, or -errno. */
-  reap(pid: number): [number, number] | number | undefined;
+  /** A child it started: undefined while it runs, its wait status (>= 0) once reaped, or -errno. */
+  reap(pid: number): number | undefined;
 }
 
 // Loaded once per process; later hosts use it at once.

@@ -59,19 +59,35 @@ export function spawnHost(command: string, args: string[], options: { cwd: strin
   );
 }
 
-class NodeSpawnedHost implements SpawnedHost {
+// The end of a spawned host, heard once and told to every listener, early or late.
+abstract class EndingHost {
+  protected exit: Parameters<SpawnedExit> | undefined;
+  private readonly listeners: SpawnedExit[] = [];
+
+  onExit(listener: SpawnedExit): void {
+    if (this.exit) listener(...this.exit);
+    else this.listeners.push(listener);
+  }
+
+  protected settle(exit: Parameters<SpawnedExit>): void {
+    if (this.exit) return;
+    this.exit = exit;
+    for (const listener of this.listeners.splice(0)) listener(...exit);
+  }
+}
+
+class NodeSpawnedHost extends EndingHost implements SpawnedHost {
   readonly log: Readable;
   readonly channel: Duplex;
   readonly notes: Readable;
   readonly wake: Writable;
-  private readonly listeners: SpawnedExit[] = [];
-  private exit: Parameters<SpawnedExit> | undefined;
 
   constructor(private readonly child: ChildProcess) {
+    super();
     const stdio = child.stdio as unknown as (Readable & Writable & Duplex)[];
     [this.log, this.channel, this.notes, this.wake] = [stdio[2], stdio[3], stdio[4], stdio[5]] as [Readable, Duplex, Readable, Writable];
-    child.once('exit', (code, signal) => this.ended_(code, signal));
-    child.once('error', (err) => this.ended_(null, null, err));
+    child.once('exit', (code, signal) => this.settle([code, signal]));
+    child.once('error', (err) => this.settle([null, null, err]));
   }
 
   get pid(): number | undefined {
@@ -80,11 +96,6 @@ class NodeSpawnedHost implements SpawnedHost {
 
   get ended(): boolean {
     return this.exit !== undefined || this.child.exitCode !== null || this.child.signalCode !== null;
-  }
-
-  onExit(listener: SpawnedExit): void {
-    if (this.exit) listener(...this.exit);
-    else this.listeners.push(listener);
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -101,12 +112,6 @@ class NodeSpawnedHost implements SpawnedHost {
       (on ? handle.ref : handle.unref)?.call(handle);
     }
   }
-
-  private ended_(...exit: Parameters<SpawnedExit>): void {
-    if (this.exit) return;
-    this.exit = exit;
-    for (const listener of this.listeners.splice(0)) listener(...exit);
-  }
 }
 
 /** Signal numbers to names; the first name wins, so 6 is SIGABRT rather than its alias SIGIOT. */
@@ -116,32 +121,34 @@ for (const [name, num] of Object.entries(osConstants.signals)) if (!signalNames.
 // Hosts the addon started and has not reaped: on SIGCHLD each is asked for (waitpid, WNOHANG); libuv reaps only its own.
 const unreaped = new Map<number, DirectHost>();
 const reapEnded = (): void => {
-  for (const host of unreaped.values()) host.reap();
-  if (unreaped.size === 0) process.off('SIGCHLD', reapEnded);
+  for (const host of [...unreaped.values()]) host.reap();
 };
+// How often a referenced host is asked anyway, in case a SIGCHLD never reached reapEnded (a listener removed by someone else).
+const REAP_CHECK_MS = 1000;
 
-class DirectHost implements SpawnedHost {
+class DirectHost extends EndingHost implements SpawnedHost {
   readonly pid: number;
   readonly log: Readable;
   readonly channel: Duplex;
   readonly notes: Readable;
   readonly wake: Writable;
-  private readonly listeners: SpawnedExit[] = [];
-  private exit: Parameters<SpawnedExit> | undefined;
-  // A signal handle never keeps the loop alive, and the pipes may close before SIGCHLD comes: this timer,
-  // which never fires, holds the loop while someone awaits the host.
-  private readonly keepAlive = setTimeout(() => undefined, 2 ** 31 - 1);
+  // A signal handle never keeps the loop alive, and the pipes may close before SIGCHLD comes: this timer
+  // holds the loop while someone awaits the host (referenced), and asks for its status itself now and then.
+  private keepAlive: NodeJS.Timeout | undefined = setInterval(() => this.reap(), REAP_CHECK_MS);
 
   constructor(
     private readonly addon: HostAddon,
     [pid, log, channel, notes, wake]: [number, number, number, number, number],
   ) {
+    super();
     this.pid = pid;
     this.log = new Socket({ fd: log, readable: true, writable: false });
     this.channel = new Socket({ fd: channel, readable: true, writable: true });
     this.notes = new Socket({ fd: notes, readable: true, writable: false });
     this.wake = new Socket({ fd: wake, readable: false, writable: true });
-    if (unreaped.size === 0) process.on('SIGCHLD', reapEnded);
+    if (!process.listeners('SIGCHLD').includes(reapEnded)) process.on('SIGCHLD', reapEnded);
+    // Someone else reaped the host that had this pid before (its status is lost), and the pid came back.
+    unreaped.get(pid)?.end([null, null, new Error(`host ${pid}: reaped by someone else`)]);
     unreaped.set(pid, this);
     // It may have ended before the handler was there.
     this.reap();
@@ -149,11 +156,6 @@ class DirectHost implements SpawnedHost {
 
   get ended(): boolean {
     return this.exit !== undefined;
-  }
-
-  onExit(listener: SpawnedExit): void {
-    if (this.exit) listener(...this.exit);
-    else this.listeners.push(listener);
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -166,10 +168,13 @@ class DirectHost implements SpawnedHost {
   }
 
   setRef(on: boolean): void {
-    for (const handle of [this.keepAlive, this.channel, this.log, this.notes, this.wake] as unknown as { ref(): void; unref(): void }[]) {
+    for (const handle of [this.channel, this.log, this.notes, this.wake] as unknown as { ref(): void; unref(): void }[]) {
       if (on) handle.ref();
       else handle.unref();
     }
+    // An idle host costs no wake-up: it is asked for only on SIGCHLD then.
+    clearInterval(this.keepAlive);
+    this.keepAlive = on && !this.exit ? setInterval(() => this.reap(), REAP_CHECK_MS) : undefined;
   }
 
   /** Collects its exit status if it has ended. */
@@ -177,12 +182,22 @@ class DirectHost implements SpawnedHost {
     if (this.exit) return;
     const status = this.addon.reap(this.pid);
     if (status === undefined) return;
-    unreaped.delete(this.pid);
-    clearTimeout(this.keepAlive);
+    // -errno: not ours to wait for any more (someone else reaped it), and its status is lost. Else the
+    // wait status: the low 7 bits are the signal that ended it, or 0 and the exit code in the next byte.
+    if (status < 0) this.end([null, null, new Error(`host ${this.pid}: waitpid failed (errno ${-status})`)]);
+    else if ((status & 0x7f) === 0) this.end([(status >> 8) & 0xff, null]);
+    else this.end([null, signalNames.get(status & 0x7f) ?? null]);
+  }
+
+  /** Records its end, once, and tells whoever listens. */
+  end(exit: Parameters<SpawnedExit>): void {
+    if (this.exit) return;
+    if (unreaped.get(this.pid) === this) unreaped.delete(this.pid);
+    if (unreaped.size === 0) process.off('SIGCHLD', reapEnded);
+    clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
     // A one-way pipe into the host never hears its end (Node's own stdio pipes are socketpairs, which do).
     this.wake.destroy();
-    // -errno: not ours to wait for any more (someone else reaped it); its status is lost.
-    this.exit = typeof status === 'number' ? [null, null, new Error(`host ${this.pid}: waitpid failed (errno ${-status})`)] : [status[0] >= 0 ? status[0] : null, status[1] > 0 ? (signalNames.get(status[1]) ?? null) : null];
-    for (const listener of this.listeners.splice(0)) listener(...this.exit);
+    this.settle(exit);
   }
 }

@@ -182,6 +182,29 @@ for (const direct of [true, false]) describe(direct ? 'spawnHost through the hos
 });
 
 describe('spawnHost through the host addon', { skip: !linux && 'Linux-only' }, () => {
+  it('listens for SIGCHLD once, only while a host it started is unreaped', async () => {
+    await hostAddon();
+    const before = process.listenerCount('SIGCHLD');
+    const hosts = [0, 1, 2].map(() => spawnHost(SH, ['-c', 'read x <&3'], { cwd: '/tmp', env }));
+    assert.equal(process.listenerCount('SIGCHLD'), before + 1);
+    for (const host of hosts) host.channel.end('\n');
+    await Promise.all(hosts.map(exited));
+    assert.equal(process.listenerCount('SIGCHLD'), before);
+  });
+
+  it('still hears a referenced host end when someone else removed every SIGCHLD listener', async () => {
+    await hostAddon();
+    const host = spawnHost(SH, ['-c', 'read x <&3; exit 3'], { cwd: '/tmp', env });
+    const saved = process.listeners('SIGCHLD');
+    process.removeAllListeners('SIGCHLD');
+    try {
+      host.channel.end('\n');
+      assert.deepEqual(await exited(host), [3, null, undefined]);
+    } finally {
+      for (const listener of saved) if (!process.listeners('SIGCHLD').includes(listener)) process.on('SIGCHLD', listener);
+    }
+  });
+
   // Without the fallback the exit is never heard: the bound turns that hang into a failure.
   it('leaves hosts started from a worker thread to Node, since SIGCHLD never reaches a worker', { timeout: 120_000 }, async () => {
     await hostAddon();
