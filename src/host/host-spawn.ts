@@ -64,6 +64,10 @@ abstract class EndingHost {
   protected exit: Parameters<SpawnedExit> | undefined;
   private readonly listeners: SpawnedExit[] = [];
 
+  get ended(): boolean {
+    return this.exit !== undefined;
+  }
+
   onExit(listener: SpawnedExit): void {
     if (this.exit) listener(...this.exit);
     else this.listeners.push(listener);
@@ -92,10 +96,6 @@ class NodeSpawnedHost extends EndingHost implements SpawnedHost {
 
   get pid(): number | undefined {
     return this.child.pid;
-  }
-
-  get ended(): boolean {
-    return this.exit !== undefined || this.child.exitCode !== null || this.child.signalCode !== null;
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -132,9 +132,7 @@ class DirectHost extends EndingHost implements SpawnedHost {
   readonly channel: Duplex;
   readonly notes: Readable;
   readonly wake: Writable;
-  // A signal handle never keeps the loop alive, and the pipes may close before SIGCHLD comes: this timer
-  // holds the loop while someone awaits the host (referenced), and asks for its status itself now and then.
-  private keepAlive: NodeJS.Timeout | undefined = setInterval(() => this.reap(), REAP_CHECK_MS);
+  private keepAlive: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly addon: HostAddon,
@@ -150,12 +148,9 @@ class DirectHost extends EndingHost implements SpawnedHost {
     // Someone else reaped the host that had this pid before (its status is lost), and the pid came back.
     unreaped.get(pid)?.end([null, null, new Error(`host ${pid}: reaped by someone else`)]);
     unreaped.set(pid, this);
+    this.holdLoop(true);
     // It may have ended before the handler was there.
     this.reap();
-  }
-
-  get ended(): boolean {
-    return this.exit !== undefined;
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -172,7 +167,13 @@ class DirectHost extends EndingHost implements SpawnedHost {
       if (on) handle.ref();
       else handle.unref();
     }
-    // An idle host costs no wake-up: it is asked for only on SIGCHLD then.
+    this.holdLoop(on);
+  }
+
+  // A signal handle never keeps the loop alive, and the pipes may close before SIGCHLD comes: while someone
+  // awaits the host, a timer holds the loop and asks for its status now and then. An idle host costs no
+  // wake-up: it is asked for only on SIGCHLD then.
+  private holdLoop(on: boolean): void {
     clearInterval(this.keepAlive);
     this.keepAlive = on && !this.exit ? setInterval(() => this.reap(), REAP_CHECK_MS) : undefined;
   }
@@ -194,8 +195,7 @@ class DirectHost extends EndingHost implements SpawnedHost {
     if (this.exit) return;
     if (unreaped.get(this.pid) === this) unreaped.delete(this.pid);
     if (unreaped.size === 0) process.off('SIGCHLD', reapEnded);
-    clearInterval(this.keepAlive);
-    this.keepAlive = undefined;
+    this.holdLoop(false);
     // A one-way pipe into the host never hears its end (Node's own stdio pipes are socketpairs, which do).
     this.wake.destroy();
     this.settle(exit);
