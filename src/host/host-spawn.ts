@@ -133,6 +133,8 @@ class DirectHost extends EndingHost implements SpawnedHost {
   readonly notes: Readable;
   readonly wake: Writable;
   private keepAlive: NodeJS.Timeout | undefined;
+  // Referenced until told otherwise (HostChild unrefs it once the handshake is over and nothing waits).
+  private referenced = true;
 
   constructor(
     private readonly addon: HostAddon,
@@ -144,11 +146,12 @@ class DirectHost extends EndingHost implements SpawnedHost {
     this.channel = new Socket({ fd: channel, readable: true, writable: true });
     this.notes = new Socket({ fd: notes, readable: true, writable: false });
     this.wake = new Socket({ fd: wake, readable: false, writable: true });
+    for (const handle of [this.log, this.channel, this.notes, this.wake] as Socket[]) handle.unref();
     if (!process.listeners('SIGCHLD').includes(reapEnded)) process.on('SIGCHLD', reapEnded);
     // Someone else reaped the host that had this pid before (its status is lost), and the pid came back.
     unreaped.get(pid)?.end([null, null, new Error(`host ${pid}: reaped by someone else`)]);
     unreaped.set(pid, this);
-    this.holdLoop(true);
+    this.holdLoop();
     // It may have ended before the handler was there.
     this.reap();
   }
@@ -163,20 +166,27 @@ class DirectHost extends EndingHost implements SpawnedHost {
   }
 
   setRef(on: boolean): void {
-    for (const handle of [this.channel, this.log, this.notes, this.wake] as unknown as { ref(): void; unref(): void }[]) {
-      if (on) handle.ref();
-      else handle.unref();
-    }
-    this.holdLoop(on);
+    this.referenced = on;
+    this.holdLoop();
   }
 
   // A signal handle never keeps the loop alive, and the pipes may close before SIGCHLD comes: while someone
-  // awaits the host, a timer holds the loop and asks for its status now and then. An idle host costs no
-  // wake-up: it is asked for only on SIGCHLD then.
-  private holdLoop(on: boolean): void {
-    clearInterval(this.keepAlive);
-    this.keepAlive = on && !this.exit ? setInterval(() => this.reap(), REAP_CHECK_MS) : undefined;
+  // awaits the host, a timer alone holds the loop (the pipes stay unreferenced) and asks for its status now
+  // and then. A serial caller refs and unrefs per call, so the timer is only unreferenced then, and goes
+  // at its next turn if still unreferenced: an idle host costs no wake-up after that second.
+  private holdLoop(): void {
+    if (this.exit) return;
+    if (!this.referenced) this.keepAlive?.unref();
+    else if (this.keepAlive) this.keepAlive.ref();
+    else this.keepAlive = setInterval(this.checkEnded, REAP_CHECK_MS);
   }
+
+  private readonly checkEnded = (): void => {
+    this.reap();
+    if (this.referenced) return;
+    clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
+  };
 
   /** Collects its exit status if it has ended. */
   reap(): void {
@@ -195,7 +205,8 @@ class DirectHost extends EndingHost implements SpawnedHost {
     if (this.exit) return;
     if (unreaped.get(this.pid) === this) unreaped.delete(this.pid);
     if (unreaped.size === 0) process.off('SIGCHLD', reapEnded);
-    this.holdLoop(false);
+    clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
     // A one-way pipe into the host never hears its end (Node's own stdio pipes are socketpairs, which do).
     this.wake.destroy();
     this.settle(exit);
