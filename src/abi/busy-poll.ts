@@ -81,13 +81,19 @@ export class BusyPoll {
   private pays(): boolean {
     const budget = this.hooks.budget;
     if (!budget || this.probeNext) return true;
-    if (!this.hooks.besideLoad && !budget.mayPollEventLoop()) return false;
-    if (this.history.window() > 0) return true;
+    // The history first: the machine's load is looked up (a read of /proc) only when a poll is otherwise due.
+    if (this.history.window() > 0) return this.coreFree(budget);
     // Polls stopped paying: probe now and then, so a caller that speeds up gets polling back.
     if (++this.declined < this.probeEvery) return false;
     this.declined = 0;
+    if (!this.coreFree(budget)) return false;
     this.probeNext = true;
     return true;
+  }
+
+  // Whether a core is free for the work awaited (always, beside load, for work in another process).
+  private coreFree(budget: SpinBudget): boolean {
+    return this.hooks.besideLoad === true || budget.mayPollEventLoop();
   }
 
   private readonly turn = (): void => {

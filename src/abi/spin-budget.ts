@@ -41,15 +41,27 @@ export function monotonicMicros(): number {
 // Kept open and re-read with one pread: readFileSync costs ~10x more here (open, fstat, growing reads, close).
 let loadavgFd: number | undefined;
 const loadavgBuffer = Buffer.alloc(128);
+const [SPACE, SLASH, DIGIT_0, DIGIT_9] = [0x20, 0x2f, 0x30, 0x39];
+
+/**
+ * The running count from /proc/loadavg's text ("0.52 0.61 0.70 3/412 1234": the fourth field is
+ * running/total, and the running count is instantaneous, not an average); undefined when malformed.
+ * Parsed in place: this runs every 10 ms beside slow calls, cold, where a string and two splits cost
+ * more than the read.
+ */
+export function runnableFromLoadavg(bytes: Uint8Array, length: number): number | undefined {
+  let at = 0;
+  for (let spaces = 0; at < length && spaces < 3; at++) if (bytes[at] === SPACE) spaces++;
+  const start = at;
+  let running = 0;
+  for (; at < length && (bytes[at] as number) >= DIGIT_0 && (bytes[at] as number) <= DIGIT_9 && at - start < 9; at++) running = running * 10 + (bytes[at] as number) - DIGIT_0;
+  return at > start && at < length && bytes[at] === SLASH ? running : undefined;
+}
 
 function procRunnable(): number | undefined {
   try {
     loadavgFd ??= openSync('/proc/loadavg', 'r');
-    const length = readSync(loadavgFd, loadavgBuffer, 0, loadavgBuffer.length, 0);
-    // Fourth field: "running/total"; the running count is instantaneous, not an average.
-    const field = loadavgBuffer.toString('latin1', 0, length).split(' ')[3];
-    const running = Number(field?.split('/')[0]);
-    return Number.isFinite(running) ? running : undefined;
+    return runnableFromLoadavg(loadavgBuffer, readSync(loadavgFd, loadavgBuffer, 0, loadavgBuffer.length, 0));
   } catch {
     return undefined;
   }

@@ -174,4 +174,36 @@ describe('BusyPoll, adaptive', () => {
     assert.ok(touch <= 1024, 'the hitting probe came within the longest gap');
     assert.ok(untilNext <= (probeGaps[0] as number) + 1, `after a hit the next probe comes after the shortest gap (${untilNext})`);
   });
+
+  it('looks at the machine\'s load only when a poll is due, not on every call its history already refuses', async () => {
+    let clock = 0;
+    let looks = 0;
+    let due = true;
+    let stop = stopped();
+    const counting = { mayPollEventLoop: () => ++looks > 0 } as unknown as SpinBudget;
+    const poll = new BusyPoll(1_000, {
+      budget: counting,
+      waiting: () => due,
+      check: () => {
+        clock += 1; // every poll spends its whole window: calls that never end in time
+        return false;
+      },
+      onStop: () => stop.onStop(),
+      now: () => clock,
+    });
+    let polls = 0;
+    for (let touch = 0; touch < 2000; touch++) {
+      const wasPolling = poll.wouldPoll();
+      poll.touch();
+      if (wasPolling) {
+        polls++;
+        await stop.promise;
+        stop = stopped();
+      }
+    }
+    due = false;
+    // wouldPoll() and touch() each ask once per poll they start; a touch the history refuses asks nothing.
+    assert.ok(looks <= 2 * polls + 2 * 12, `${looks} looks at the load for ${polls} polls over 2000 touches`);
+    assert.ok(looks < 100, `not one look per touch (${looks})`);
+  });
 });

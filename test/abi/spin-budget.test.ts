@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SpinBudget, SpinHistory } from '../../src/abi/spin-budget.js';
+import { readFileSync } from 'node:fs';
+import { SpinBudget, SpinHistory, runnableFromLoadavg } from '../../src/abi/spin-budget.js';
 
 /** A budget on a machine of `cores` whose clock and load the test sets. */
 function machine(cores: number, othersRunnable = 0): { state: { now: number; others: number }; budget: SpinBudget } {
@@ -108,5 +109,36 @@ describe('SpinHistory', () => {
     const history = new SpinHistory(0);
     history.record(0);
     assert.equal(history.window(), 0);
+  });
+});
+
+describe('runnableFromLoadavg', () => {
+  const parse = (text: string): number | undefined => runnableFromLoadavg(Buffer.from(text, 'latin1'), Buffer.byteLength(text, 'latin1'));
+
+  it('reads the running count, the fourth field\'s numerator', () => {
+    assert.equal(parse('0.52 0.61 0.70 3/412 1234\n'), 3);
+    assert.equal(parse('12.00 9.50 8.25 117/2048 99999\n'), 117);
+    assert.equal(parse('0.00 0.00 0.00 0/1 1'), 0);
+  });
+
+  it('refuses text that is not /proc/loadavg\'s: undefined, never a guess', () => {
+    for (const text of ['', '0.52 0.61 0.70', '0.52 0.61 0.70 ', '0.52 0.61 0.70 x/412 1', '0.52 0.61 0.70 3', '0.52 0.61 0.70 3 412', '0.52 0.61 0.70 /412 1', '1 2 3 1234567890123/5 1']) {
+      assert.equal(parse(text), undefined, JSON.stringify(text));
+    }
+  });
+
+  it('agrees with this machine\'s /proc/loadavg', { skip: process.platform !== 'linux' }, () => {
+    const text = readFileSync('/proc/loadavg', 'latin1');
+    const expected = Number(text.split(' ')[3]?.split('/')[0]);
+    const parsed = parse(text);
+    assert.ok(parsed !== undefined && Number.isInteger(parsed) && parsed >= 0, text);
+    // The count moves between two reads; the file read once is parsed the same way both ways.
+    assert.equal(parsed, expected);
+  });
+
+  it('only reads the length it is given', () => {
+    const bytes = Buffer.from('0.52 0.61 0.70 3/412 1234\n', 'latin1');
+    assert.equal(runnableFromLoadavg(bytes, 16), undefined);
+    assert.equal(runnableFromLoadavg(bytes, 17), 3);
   });
 });
