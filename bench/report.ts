@@ -33,6 +33,8 @@ export interface RowResult {
   unit: 'us' | 'ms';
   /** Calls per chunk: a measurement repeats chunks until its time is up (fixed rows: exactly this many). */
   calls: number;
+  /** How long a measurement lasted, about, in ms (absent: rows with a fixed count of calls, and older runs). */
+  targetMs?: number;
   bytes?: number;
   idle: Sample[];
   busy: Sample[];
@@ -215,12 +217,24 @@ function machineLine(r: BenchResult): string {
   return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, ${m.kernel}, Node ${m.node}`;
 }
 
+/** How long measurements lasted, by rows: "about 200 ms (1000 ms for wait.koffiAsync, …)". */
+function measureWindows(r: BenchResult): string {
+  const timed = r.rows.filter((row) => row.targetMs !== undefined);
+  if (timed.length === 0) return 'about 200 ms';
+  const counts = new Map<number, number>();
+  for (const row of timed) counts.set(row.targetMs as number, (counts.get(row.targetMs as number) ?? 0) + 1);
+  const common = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] as number;
+  const others = timed.filter((row) => row.targetMs !== common);
+  const byWindow = [...new Set(others.map((row) => row.targetMs as number))].map((msValue) => `${msValue} ms for ${others.filter((row) => row.targetMs === msValue).map((row) => row.id).join(', ')}`);
+  return `about ${common} ms${byWindow.length > 0 ? ` (${byWindow.join('; ')}: one GC or compile job would weigh on their few calls)` : ''}`;
+}
+
 function loadLines(v: View): string[] {
   const r = v.result;
   const other = (c: Condition): string => `${num(v.load(c, 'otherCores'))} cores`;
   return [
     `Run of ${r.date} (\`npm run bench\`${r.smoke ? ' --smoke: tiny counts, NOT meaningful' : ''}, ${r.rounds} rounds, ${r.durationS.toFixed(0)} s in all) on ${machineLine(r)}.`,
-    `Load: every row ran twice per round, rows and conditions interleaved (idle first in even rounds, busy first in odd ones). **Idle** rows ran beside ${other('idle')} of other work on the machine (processes the bench did not start; load average ${r.machine.loadavgStart.map((x) => x.toFixed(1)).join(' ')} at the start, ${r.machine.loadavgEnd.map((x) => x.toFixed(1)).join(' ')} at the end); **busy** rows beside the bench's own neighbour spinning on one core (it got ${num(v.load('busy', 'neighbourCores'))} cores) plus ${other('busy')} of other work. Each measurement starts after one unmeasured chunk of the row's calls in its condition (rows with a fixed count of calls excepted: cold starts, the examples, a process per call, sync 16 MiB payloads), so the spin budget has seen the load come or go. Figures are medians over rounds with (min–max); a ratio is taken per round between rows of the same round and condition. CPU per call = this process (all threads) + every process it started (hosts, bwrap, CLIs), from process.cpuUsage() and /proc (ns-precise per-thread schedstat for live processes, utime+stime for reaped ones).`,
+    `Load: every row ran twice per round, rows and conditions interleaved (idle first in even rounds, busy first in odd ones). **Idle** rows ran beside ${other('idle')} of other work on the machine (processes the bench did not start; load average ${r.machine.loadavgStart.map((x) => x.toFixed(1)).join(' ')} at the start, ${r.machine.loadavgEnd.map((x) => x.toFixed(1)).join(' ')} at the end); **busy** rows beside the bench's own neighbour spinning on one core (it got ${num(v.load('busy', 'neighbourCores'))} cores) plus ${other('busy')} of other work. Each measurement starts after one unmeasured chunk of the row's calls in its condition (rows with a fixed count of calls excepted: cold starts, the examples, a process per call, sync 16 MiB payloads), so the spin budget has seen the load come or go; a measurement then repeats chunks for ${measureWindows(r)}. Figures are medians over rounds with (min–max); a ratio is taken per round between rows of the same round and condition. CPU per call = this process (all threads) + every process it started (hosts, bwrap, CLIs), from process.cpuUsage() and /proc (ns-precise per-thread schedstat for live processes, utime+stime for reaped ones).`,
   ];
 }
 
