@@ -1,12 +1,17 @@
 /* The C floor: dlopen a plugin and call it with no JSON work, to show what the machine allows. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef const char *(*execute_fn)(const char *);
 typedef void (*free_fn)(const char *);
@@ -17,9 +22,75 @@ static double now_ns(void) {
   return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
+#define FANOUT_IN_FLIGHT 64
+#define FANOUT_MAX_HOSTS 64
+
+/*
+ * 64 calls in flight from one parent over `hosts` forked C hosts, round-robin, each call one byte over a
+ * socketpair that the host answers after calling the plugin: the machine's floor for skillplug's rows of
+ * 64 in flight over 1 and over 32 isolated plugins (no JSON, no framing, no event loop).
+ */
+static int fanout(execute_fn execute, free_fn release, int hosts, long n) {
+  if (hosts < 1 || hosts > FANOUT_MAX_HOSTS || n < 1) return 2;
+  const char *ctx = "{\"input\":{\"q\":\"0123456789\"},\"workspace_root\":null,\"config\":{}}";
+  int fds[FANOUT_MAX_HOSTS];
+  char buf[4096];
+  for (int i = 0; i < hosts; i++) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) return 1;
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+      close(pair[0]);
+      for (;;) {
+        /* Sleeps in poll(), as skillplug's host does, never in read(). */
+        struct pollfd p = {pair[1], POLLIN, 0};
+        if (poll(&p, 1, -1) < 0) _exit(1);
+        ssize_t k = read(pair[1], buf, sizeof buf);
+        if (k <= 0) _exit(0);
+        for (ssize_t c = 0; c < k; c++) release(execute(ctx));
+        if (write(pair[1], buf, (size_t)k) != k) _exit(1);
+      }
+    }
+    close(pair[1]);
+    fds[i] = pair[0];
+  }
+  int ep = epoll_create1(0);
+  for (int i = 0; i < hosts; i++) {
+    struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e);
+  }
+  long next = 0, done = 0;
+  int owed[FANOUT_MAX_HOSTS] = {0};
+  double t = now_ns();
+  for (; next < FANOUT_IN_FLIGHT && next < n; next++) owed[next % hosts]++;
+  /* Each turn: read every answer that came, then one write per host for the calls that replace them. */
+  for (;;) {
+    for (int i = 0; i < hosts; i++) {
+      if (!owed[i]) continue;
+      if (write(fds[i], buf, (size_t)owed[i]) != owed[i]) return 1;
+      owed[i] = 0;
+    }
+    if (done >= n) break;
+    struct epoll_event ev[FANOUT_MAX_HOSTS];
+    int k = epoll_wait(ep, ev, FANOUT_MAX_HOSTS, -1);
+    for (int j = 0; j < k; j++) {
+      ssize_t r = read(fds[ev[j].data.u32], buf, sizeof buf);
+      for (ssize_t c = 0; c < r; c++, done++)
+        if (next < n) owed[next++ % hosts]++;
+    }
+  }
+  double elapsed = now_ns() - t;
+  for (int i = 0; i < hosts; i++) close(fds[i]);
+  while (wait(NULL) > 0) {
+  }
+  printf("{\"us_per_call\":%.4f}\n", elapsed / n / 1000);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: floor LIB serial N | roundtrip BYTES N | once CTX | idle\n");
+    fprintf(stderr, "usage: floor LIB serial N | roundtrip BYTES N | fanout HOSTS N | once CTX | idle\n");
     return 2;
   }
   void *lib = dlopen(argv[1], RTLD_NOW);
@@ -48,6 +119,7 @@ int main(int argc, char **argv) {
     printf("{\"us_per_call\":%.4f}\n", (now_ns() - t) / n / 1000);
     return 0;
   }
+  if (!strcmp(mode, "fanout")) return fanout(execute, release, atoi(argv[3]), n);
   if (!strcmp(mode, "roundtrip")) {
     long bytes = atol(argv[3]);
     char *ctx = malloc(bytes + 64);

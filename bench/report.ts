@@ -95,11 +95,11 @@ class View {
     return stat(ra.map((s, i) => (rb[i] ? s[field] / (rb[i] as Sample)[field] : Number.NaN)));
   }
   /** a − b per round, in µs. */
-  difference(a: string, b: string, c: Condition): Stat | undefined {
+  difference(a: string, b: string, c: Condition, field: 'us' | 'cpuUs' = 'us'): Stat | undefined {
     const ra = this.byId.get(a)?.[c];
     const rb = this.byId.get(b)?.[c];
     if (!ra || !rb) return undefined;
-    return stat(ra.map((s, i) => (rb[i] ? s.us - (rb[i] as Sample).us : Number.NaN)));
+    return stat(ra.map((s, i) => (rb[i] ? s[field] - (rb[i] as Sample)[field] : Number.NaN)));
   }
   /** Cores busy on average over all measurements of a condition (weighted by their wall time: /proc/stat counts 10 ms ticks). */
   load(c: Condition, field: 'otherCores' | 'neighbourCores'): number {
@@ -152,6 +152,10 @@ const FIGURES: Target[] = [
   { text: 'Extism main thread ÷ skillplug isolated, serial', value: (v, c) => v.ratio('serial.extismMain', 'serial.process', c, 'us'), ok: () => true, show: times },
   { text: 'Extism runInWorker ÷ skillplug isolated over one plugin, 64 in flight', value: (v, c) => v.ratio('flight.extismWorker', 'flight.isolated1', c, 'us'), ok: () => true, show: times },
   { text: 'Extism runInWorker over N plugins ÷ skillplug isolated over N plugins (N = 8), 64 in flight', value: (v, c) => v.ratio('flight.extismPool', 'flight.isolatedSome', c, 'us'), ok: () => true, show: times },
+  { text: '64 in flight over 32 plugins vs over one: latency skillplug adds per call', value: (v, c) => v.difference('flight.isolatedMany', 'flight.isolated1', c), ok: () => true, show: us },
+  { text: '… and what the machine adds (the C floor: C parent, 32 C hosts vs 1)', value: (v, c) => v.difference('flight.cfloorMany', 'flight.cfloor1', c), ok: () => true, show: us },
+  { text: '64 in flight over 32 plugins vs over one: CPU skillplug adds per call', value: (v, c) => v.difference('flight.isolatedMany', 'flight.isolated1', c, 'cpuUs'), ok: () => true, show: us },
+  { text: '… and what the machine adds (the C floor)', value: (v, c) => v.difference('flight.cfloorMany', 'flight.cfloor1', c, 'cpuUs'), ok: () => true, show: us },
   { text: '`skillplug run` cold, beyond `node -e 0`', value: (v, c) => v.difference('start.run', 'start.node', c), ok: () => true, show: ms },
   { text: '`skillplug serve` to its first tool result, beyond `node -e 0`', value: (v, c) => v.difference('start.serve', 'start.node', c), ok: () => true, show: ms },
 ];

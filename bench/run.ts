@@ -269,6 +269,16 @@ row({ id: 'flight.none', group: 'flight', label: "skillplug execute, isolation '
 for (const [name, count] of [['1', 1], ['Some', SOME], ['Many', MANY]] as const) {
   row({ id: `flight.isolated${name}`, group: 'flight', label: `skillplug, isolated, over ${count} plugin${count > 1 ? 's' : ''}`, unit: 'us', run: (n) => inFlight((i) => (many[i % count] as NativePluginTrait).execute(smallCtx), n) });
 }
+// The machine's floor for the rows above: a C parent, 64 in flight over 1 or MANY forked C hosts (fork,
+// socketpair, epoll; no JSON, no framing, no event loop). What it adds going from one host to MANY is what
+// any implementation pays here for the wake-ups of many processes.
+for (const [name, count] of [['1', 1], ['Many', MANY]] as const) {
+  const floorCalls = SMOKE ? 2_000 : count === 1 ? 1_000_000 : 100_000;
+  row({ id: `flight.cfloor${name}`, group: 'flight', label: `C floor: a C parent, 64 in flight over ${count} C host${count > 1 ? 's' : ''} (separate process)`, unit: 'us', calls: floorCalls, run: async (n) => {
+    const out = JSON.parse(await spawnOnce(floor, [libraryPath, 'fanout', String(count), String(n)])) as { us_per_call: number };
+    return out.us_per_call * n;
+  } });
+}
 if (bwrap) row({ id: 'flight.bwrap', group: 'flight', label: "skillplug, 'process' in bwrap, 1 plugin", unit: 'us', run: (n) => inFlight(() => plugin('bwrap').execute(smallCtx), n) });
 row({ id: 'flight.extismWorker', group: 'flight', label: 'Extism JS SDK, runInWorker, queued on 1 plugin (not reentrant)', unit: 'us', run: (n) => inFlight(() => extismQueued(smallText), n) });
 row({ id: 'flight.extismPool', group: 'flight', label: `Extism JS SDK, runInWorker, over ${EXTISM_POOL} plugins (${EXTISM_POOL} workers)`, unit: 'us', run: (n) => inFlight((i) => (extismPoolQueued[i % EXTISM_POOL] as (t: string) => Promise<unknown>)(smallText), n) });
