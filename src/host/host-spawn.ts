@@ -146,7 +146,6 @@ class DirectHost extends EndingHost implements SpawnedHost {
     this.channel = new Socket({ fd: channel, readable: true, writable: true });
     this.notes = new Socket({ fd: notes, readable: true, writable: false });
     this.wake = new Socket({ fd: wake, readable: false, writable: true });
-    for (const handle of [this.log, this.channel, this.notes, this.wake] as Socket[]) handle.unref();
     if (!process.listeners('SIGCHLD').includes(reapEnded)) process.on('SIGCHLD', reapEnded);
     // Someone else reaped the host that had this pid before (its status is lost), and the pid came back.
     unreaped.get(pid)?.end([null, null, new Error(`host ${pid}: reaped by someone else`)]);
@@ -167,13 +166,18 @@ class DirectHost extends EndingHost implements SpawnedHost {
 
   setRef(on: boolean): void {
     this.referenced = on;
+    // The pipes too: a caller may await the rest of the log after the host has ended (and its timer gone).
+    for (const handle of [this.channel, this.log, this.notes, this.wake] as Socket[]) {
+      if (on) handle.ref();
+      else handle.unref();
+    }
     this.holdLoop();
   }
 
   // A signal handle never keeps the loop alive, and the pipes may close before SIGCHLD comes: while someone
-  // awaits the host, a timer alone holds the loop (the pipes stay unreferenced) and asks for its status now
-  // and then. A serial caller refs and unrefs per call, so the timer is only unreferenced then, and goes
-  // at its next turn if still unreferenced: an idle host costs no wake-up after that second.
+  // awaits the host, a timer holds the loop and asks for its status now and then. A serial caller refs and
+  // unrefs per call, so the timer is only unreferenced then (not made anew each call), and goes at its next
+  // turn if still unreferenced: an idle host costs no wake-up after that second.
   private holdLoop(): void {
     if (this.exit) return;
     if (!this.referenced) this.keepAlive?.unref();
