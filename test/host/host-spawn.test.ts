@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
@@ -178,6 +179,39 @@ for (const direct of [true, false]) describe(direct ? 'spawnHost through the hos
     const out = readAll(child.stdout);
     assert.equal(((await once(child, 'exit')) as [number])[0], 0);
     assert.equal(await out, 'exit 4');
+  });
+
+  it('holds the loop while referenced until its pipes close, even after it has been reaped', async (t) => {
+    // The host exits at once; a process it left behind keeps its log pipe and writes to it only when this
+    // test says so (a FIFO), after the exit was reported: a caller awaiting the rest of the log must get it.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'skillplug-fifo-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const fifo = path.join(dir, 'go');
+    execFileSync('mkfifo', [fifo]);
+    const script = `
+      import { hostAddon } from ${moduleUrl('build/src/host/host-addon.js')};
+      import { spawnHost } from ${moduleUrl('build/src/host/host-spawn.js')};
+      import { hostTuning } from ${moduleUrl('build/src/host/tuning.js')};
+      await hostAddon();
+      hostTuning.directSpawn = ${direct};
+      const host = spawnHost('/bin/sh', ['-c', '(read x < ${fifo}; echo late >&2) & exit 0'], { cwd: '/tmp', env: {} });
+      host.setRef(true);
+      let log = '';
+      host.log.setEncoding('utf8');
+      host.log.on('data', (text) => (log += text));
+      host.log.on('end', () => process.stdout.write(log));
+      host.notes.resume(); host.channel.resume();
+      host.onExit((code) => process.stdout.write('exit ' + code + '\\n'));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout.setEncoding('utf8');
+    let out = '';
+    child.stdout.on('data', (text: string) => (out += text));
+    // Opening the FIFO waits for the reader the host left behind, so the write lands once the exit is out.
+    const [line] = (await once(child.stdout, 'data')) as [string];
+    assert.equal(line, 'exit 0\n');
+    writeFileSync(fifo, 'go\n');
+    assert.equal(((await once(child, 'exit')) as [number])[0], 0);
+    assert.equal(out, 'exit 0\nlate\n');
   });
 });
 
