@@ -85,8 +85,12 @@ export class BusyPoll {
     if (this.history.window() > 0) return this.coreFree(budget);
     // Polls stopped paying: probe now and then, so a caller that speeds up gets polling back.
     if (++this.declined < this.probeEvery) return false;
+    // A due probe the load refuses stays due: the next touch asks again (the load is sampled at most every 10 ms).
+    if (!this.coreFree(budget)) {
+      this.declined = this.probeEvery - 1;
+      return false;
+    }
     this.declined = 0;
-    if (!this.coreFree(budget)) return false;
     this.probeNext = true;
     return true;
   }

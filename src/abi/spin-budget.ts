@@ -31,6 +31,8 @@ interface Lease {
 }
 
 const HELD = Number.POSITIVE_INFINITY;
+// A sample taken this many sample periods after the last one replaces the smoothed count instead of joining it.
+const STALE_SAMPLES = 4;
 
 /** Monotonic µs, the same clock as CLOCK_MONOTONIC in C (what a native spinner compares with). */
 export function monotonicMicros(): number {
@@ -55,7 +57,9 @@ export function runnableFromLoadavg(bytes: Uint8Array, length: number): number |
   const start = at;
   let running = 0;
   for (; at < length && (bytes[at] as number) >= DIGIT_0 && (bytes[at] as number) <= DIGIT_9 && at - start < 9; at++) running = running * 10 + (bytes[at] as number) - DIGIT_0;
-  return at > start && at < length && bytes[at] === SLASH ? running : undefined;
+  // "running/total": a count, a slash, and a total after it.
+  const digit = (i: number): boolean => i < length && (bytes[i] as number) >= DIGIT_0 && (bytes[i] as number) <= DIGIT_9;
+  return at > start && at < length && bytes[at] === SLASH && digit(at + 1) ? running : undefined;
 }
 
 function procRunnable(): number | undefined {
@@ -105,12 +109,14 @@ export class SpinBudget {
    */
   spareCores(): number {
     const now = this.now();
-    if (now - this.sampledAt >= this.sampleMicros) {
+    const since = now - this.sampledAt;
+    if (since >= this.sampleMicros) {
       this.sampledAt = now;
       const running = this.runnable();
       if (running !== undefined) {
         const others = Math.max(0, running - 1 - this.active());
-        this.othersRunnable = (this.othersRunnable * 3 + others) / 4;
+        // Smoothed over consecutive samples only: after a long gap (nobody asked) the old average says nothing.
+        this.othersRunnable = since > STALE_SAMPLES * this.sampleMicros ? others : (this.othersRunnable * 3 + others) / 4;
       }
     }
     return this.cores - 1 - Math.round(this.othersRunnable);

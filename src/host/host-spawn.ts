@@ -123,8 +123,6 @@ const unreaped = new Map<number, DirectHost>();
 const reapEnded = (): void => {
   for (const host of [...unreaped.values()]) host.reap();
 };
-// How often a referenced host is asked anyway, in case a SIGCHLD never reached reapEnded (a listener removed by someone else).
-const REAP_CHECK_MS = 1000;
 
 class DirectHost extends EndingHost implements SpawnedHost {
   readonly pid: number;
@@ -146,10 +144,11 @@ class DirectHost extends EndingHost implements SpawnedHost {
     this.channel = new Socket({ fd: channel, readable: true, writable: true });
     this.notes = new Socket({ fd: notes, readable: true, writable: false });
     this.wake = new Socket({ fd: wake, readable: false, writable: true });
-    if (!process.listeners('SIGCHLD').includes(reapEnded)) process.on('SIGCHLD', reapEnded);
     // Someone else reaped the host that had this pid before (its status is lost), and the pid came back.
+    // Ended first: as the last unreaped host it takes the SIGCHLD listener with it, added back just below.
     unreaped.get(pid)?.end([null, null, new Error(`host ${pid}: reaped by someone else`)]);
     unreaped.set(pid, this);
+    if (!process.listeners('SIGCHLD').includes(reapEnded)) process.on('SIGCHLD', reapEnded);
     this.holdLoop();
     // It may have ended before the handler was there.
     this.reap();
@@ -182,7 +181,7 @@ class DirectHost extends EndingHost implements SpawnedHost {
     if (this.exit) return;
     if (!this.referenced) this.keepAlive?.unref();
     else if (this.keepAlive) this.keepAlive.ref();
-    else this.keepAlive = setInterval(this.checkEnded, REAP_CHECK_MS);
+    else this.keepAlive = setInterval(this.checkEnded, hostTuning.reapCheckMs);
   }
 
   private readonly checkEnded = (): void => {

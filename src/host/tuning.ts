@@ -17,6 +17,8 @@ export interface HostTuning {
   adaptiveSpin: boolean;
   /** Start hosts with posix_spawn through the host addon instead of Node's fork (default true). */
   directSpawn: boolean;
+  /** How often a referenced host started that way is asked whether it ended, in case no SIGCHLD reached us (default 1000 ms). */
+  reapCheckMs: number;
 }
 
 /** The process-wide tuning in force; read when a host (or an in-process pump) starts. */
@@ -25,6 +27,7 @@ export const hostTuning: HostTuning = {
   loneCalls: true,
   sharedAfterLoneCalls: 64,
   directSpawn: true,
+  reapCheckMs: 1000,
   // Kept with the spin budget, below host/, where in-process pumps read it too.
   get adaptiveSpin(): boolean {
     return spinSettings.adaptive;

@@ -175,6 +175,42 @@ describe('BusyPoll, adaptive', () => {
     assert.ok(untilNext <= (probeGaps[0] as number) + 1, `after a hit the next probe comes after the shortest gap (${untilNext})`);
   });
 
+  it('lets no probe poll under load, and probes at the next touch once the load is gone', async () => {
+    let clock = 0;
+    let loaded = false;
+    let due = true;
+    let stop = stopped();
+    const budget = { mayPollEventLoop: () => !loaded } as unknown as SpinBudget;
+    const poll = new BusyPoll(1_000, {
+      budget,
+      waiting: () => due,
+      check: () => {
+        clock += 1; // every poll spends its whole window: calls that never end in time
+        return false;
+      },
+      onStop: () => stop.onStop(),
+      now: () => clock,
+    });
+    const touch = async (): Promise<boolean> => {
+      const polls = poll.wouldPoll();
+      poll.touch();
+      if (polls) {
+        await stop.promise;
+        stop = stopped();
+      }
+      return polls;
+    };
+    // Misses until the history gives up polling, then load comes.
+    for (let i = 0; i < 64; i++) await touch();
+    loaded = true;
+    let pollsUnderLoad = 0;
+    for (let i = 0; i < 3000; i++) if (await touch()) pollsUnderLoad++;
+    assert.equal(pollsUnderLoad, 0, 'no probe polls beside the load');
+    loaded = false;
+    assert.equal(await touch(), true, 'the probe that came due under load runs at the first touch after it');
+    due = false;
+  });
+
   it('looks at the machine\'s load only when a poll is due, not on every call its history already refuses', async () => {
     let clock = 0;
     let looks = 0;

@@ -62,6 +62,20 @@ describe('SpinBudget', () => {
     assert.equal(budget.acquire({}), true, 'the neighbour went away');
   });
 
+  it('smooths samples taken one after another, but lets the first sample after a long gap decide alone', () => {
+    const state = { now: 0, others: 0 };
+    const budget = new SpinBudget({ cores: 2, now: () => state.now, runnable: () => 1 + state.others, sampleMicros: 10 });
+    assert.equal(budget.mayPollEventLoop(), true);
+    state.others = 1;
+    state.now += 10; // the next sample period: one busy instant among idle ones does not flip the estimate
+    assert.equal(budget.mayPollEventLoop(), true, 'smoothed');
+    state.now += 10_000; // nobody asked for a long while: the old average says nothing about now
+    assert.equal(budget.mayPollEventLoop(), false, 'the fresh sample alone');
+    state.others = 0;
+    state.now += 10_000;
+    assert.equal(budget.mayPollEventLoop(), true, 'and back, after another gap');
+  });
+
   it('takes back a held lease at its renewal once other work fills the cores', () => {
     const { state, budget } = machine(2, 0);
     const a = {};
@@ -122,7 +136,7 @@ describe('runnableFromLoadavg', () => {
   });
 
   it('refuses text that is not /proc/loadavg\'s: undefined, never a guess', () => {
-    for (const text of ['', '0.52 0.61 0.70', '0.52 0.61 0.70 ', '0.52 0.61 0.70 x/412 1', '0.52 0.61 0.70 3', '0.52 0.61 0.70 3 412', '0.52 0.61 0.70 /412 1', '1 2 3 1234567890123/5 1']) {
+    for (const text of ['', '0.52 0.61 0.70', '0.52 0.61 0.70 ', '0.52 0.61 0.70 x/412 1', '0.52 0.61 0.70 3', '0.52 0.61 0.70 3 412', '0.52 0.61 0.70 /412 1', '1 2 3 1234567890123/5 1', 'a b c 3/', 'x y z 3/foo']) {
       assert.equal(parse(text), undefined, JSON.stringify(text));
     }
   });
@@ -139,6 +153,7 @@ describe('runnableFromLoadavg', () => {
   it('only reads the length it is given', () => {
     const bytes = Buffer.from('0.52 0.61 0.70 3/412 1234\n', 'latin1');
     assert.equal(runnableFromLoadavg(bytes, 16), undefined);
-    assert.equal(runnableFromLoadavg(bytes, 17), 3);
+    assert.equal(runnableFromLoadavg(bytes, 17), undefined, 'the slash, but no total after it');
+    assert.equal(runnableFromLoadavg(bytes, 18), 3);
   });
 });

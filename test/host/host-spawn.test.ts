@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -55,6 +55,19 @@ function standardSignals(mask: string): number {
 function minorFaults(): number {
   const stat = readFileSync('/proc/self/stat', 'latin1');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+}
+
+// A FIFO a host's shell waits on until the test writes to it; afterwards any reader still blocked on it is released.
+function fifoFor(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'skillplug-fifo-'));
+  const fifo = path.join(dir, 'go');
+  execFileSync('mkfifo', [fifo]);
+  t.after(() => {
+    // Opened for both ends without blocking, then closed: a reader still waiting in open() gets end of file.
+    closeSync(openSync(fifo, fsConstants.O_RDWR | fsConstants.O_NONBLOCK));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return fifo;
 }
 
 const DEFAULT_DIRECT = hostTuning.directSpawn;
@@ -184,10 +197,7 @@ for (const direct of [true, false]) describe(direct ? 'spawnHost through the hos
   it('holds the loop while referenced until its pipes close, even after it has been reaped', async (t) => {
     // The host exits at once; a process it left behind keeps its log pipe and writes to it only when this
     // test says so (a FIFO), after the exit was reported: a caller awaiting the rest of the log must get it.
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'skillplug-fifo-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const fifo = path.join(dir, 'go');
-    execFileSync('mkfifo', [fifo]);
+    const fifo = fifoFor(t);
     const script = `
       import { hostAddon } from ${moduleUrl('build/src/host/host-addon.js')};
       import { spawnHost } from ${moduleUrl('build/src/host/host-spawn.js')};
@@ -212,6 +222,37 @@ for (const direct of [true, false]) describe(direct ? 'spawnHost through the hos
     writeFileSync(fifo, 'go\n');
     assert.equal(((await once(child, 'exit')) as [number])[0], 0);
     assert.equal(out, 'exit 0\nlate\n');
+  });
+
+  it('holds the loop again when referenced after its keep-alive timer went (idle), though its pipes are closed', async (t) => {
+    // Unreferenced, the timer goes at its next turn; referenced again, only a new timer can hold the loop
+    // (pipes closed, and a signal never holds it). libuv runs timers in the order they fall due, so the
+    // 5 ms timer has turned before the 50 ms timeout that references the host again.
+    const fifo = fifoFor(t);
+    const script = `
+      import { hostAddon } from ${moduleUrl('build/src/host/host-addon.js')};
+      import { spawnHost } from ${moduleUrl('build/src/host/host-spawn.js')};
+      import { hostTuning } from ${moduleUrl('build/src/host/tuning.js')};
+      await hostAddon();
+      hostTuning.directSpawn = ${direct};
+      hostTuning.reapCheckMs = 5;
+      const host = spawnHost('/bin/sh', ['-c', 'exec 2>&- 3>&- 4>&- 5>&-; read x < ${fifo}; exit 4'], { cwd: '/tmp', env: {} });
+      host.log.resume(); host.notes.resume(); host.channel.resume();
+      host.onExit((code) => process.stdout.write('exit ' + code + '\\n'));
+      host.setRef(false);
+      setTimeout(() => {
+        host.setRef(true);
+        process.stdout.write('referenced\\n');
+      }, 50);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout.setEncoding('utf8');
+    let out = '';
+    child.stdout.on('data', (text: string) => (out += text));
+    const [line] = (await once(child.stdout, 'data')) as [string];
+    assert.equal(line, 'referenced\n');
+    writeFileSync(fifo, 'go\n');
+    assert.equal(((await once(child, 'exit')) as [number])[0], 0);
+    assert.equal(out, 'referenced\nexit 4\n');
   });
 });
 
