@@ -1,7 +1,9 @@
 /* The C floor: dlopen a plugin and call it with no JSON work, to show what the machine allows. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,64 +27,104 @@ static double now_ns(void) {
 #define FANOUT_IN_FLIGHT 64
 #define FANOUT_MAX_HOSTS 64
 
+/* Stops the hosts (end of input, then SIGKILL for any that does not go) and reaps them all. */
+static void end_hosts(const int *fds, const pid_t *pids, int hosts) {
+  for (int i = 0; i < hosts; i++) close(fds[i]);
+  for (int i = 0; i < hosts; i++) {
+    if (waitpid(pids[i], NULL, WNOHANG) == 0) {
+      kill(pids[i], SIGKILL);
+      waitpid(pids[i], NULL, 0);
+    }
+  }
+}
+
 /*
  * 64 calls in flight from one parent over `hosts` forked C hosts, round-robin, each call one byte over a
  * socketpair that the host answers after calling the plugin: the machine's floor for skillplug's rows of
- * 64 in flight over 1 and over 32 isolated plugins (no JSON, no framing, no event loop).
+ * 64 in flight over 1 and over 32 isolated plugins (no JSON, no framing, no event loop). A host that
+ * ends early is an error (exit 1), never a hang.
  */
 static int fanout(execute_fn execute, free_fn release, int hosts, long n) {
   if (hosts < 1 || hosts > FANOUT_MAX_HOSTS || n < 1) return 2;
   const char *ctx = "{\"input\":{\"q\":\"0123456789\"},\"workspace_root\":null,\"config\":{}}";
   int fds[FANOUT_MAX_HOSTS];
+  pid_t pids[FANOUT_MAX_HOSTS];
   char buf[4096];
-  for (int i = 0; i < hosts; i++) {
+  memset(buf, 'c', sizeof buf);
+  int started = 0;
+  for (; started < hosts; started++) {
     int pair[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) return 1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) break;
     pid_t pid = fork();
-    if (pid < 0) return 1;
+    if (pid < 0) {
+      close(pair[0]);
+      close(pair[1]);
+      break;
+    }
     if (pid == 0) {
+      /* Only its own end: the parent's ends for earlier hosts stay with the parent. */
+      for (int i = 0; i < started; i++) close(fds[i]);
       close(pair[0]);
       for (;;) {
         /* Sleeps in poll(), as skillplug's host does, never in read(). */
         struct pollfd p = {pair[1], POLLIN, 0};
-        if (poll(&p, 1, -1) < 0) _exit(1);
+        if (poll(&p, 1, -1) < 0) {
+          if (errno == EINTR) continue;
+          _exit(1);
+        }
         ssize_t k = read(pair[1], buf, sizeof buf);
         if (k <= 0) _exit(0);
         for (ssize_t c = 0; c < k; c++) release(execute(ctx));
-        if (write(pair[1], buf, (size_t)k) != k) _exit(1);
+        if (send(pair[1], buf, (size_t)k, MSG_NOSIGNAL) != k) _exit(1);
       }
     }
     close(pair[1]);
-    fds[i] = pair[0];
+    fds[started] = pair[0];
+    pids[started] = pid;
   }
-  int ep = epoll_create1(0);
-  for (int i = 0; i < hosts; i++) {
+  int ep = started == hosts ? epoll_create1(EPOLL_CLOEXEC) : -1;
+  for (int i = 0; ep >= 0 && i < hosts; i++) {
     struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-    epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e);
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e) != 0) {
+      close(ep);
+      ep = -1;
+    }
+  }
+  if (ep < 0) {
+    fprintf(stderr, "fanout: could not start %d hosts: %s\n", hosts, strerror(errno));
+    end_hosts(fds, pids, started);
+    return 1;
   }
   long next = 0, done = 0;
   int owed[FANOUT_MAX_HOSTS] = {0};
+  int failed = 0;
   double t = now_ns();
   for (; next < FANOUT_IN_FLIGHT && next < n; next++) owed[next % hosts]++;
   /* Each turn: read every answer that came, then one write per host for the calls that replace them. */
-  for (;;) {
-    for (int i = 0; i < hosts; i++) {
+  while (!failed) {
+    for (int i = 0; i < hosts && !failed; i++) {
       if (!owed[i]) continue;
-      if (write(fds[i], buf, (size_t)owed[i]) != owed[i]) return 1;
+      if (send(fds[i], buf, (size_t)owed[i], MSG_NOSIGNAL) != owed[i]) failed = 1;
       owed[i] = 0;
     }
-    if (done >= n) break;
+    if (failed || done >= n) break;
     struct epoll_event ev[FANOUT_MAX_HOSTS];
     int k = epoll_wait(ep, ev, FANOUT_MAX_HOSTS, -1);
-    for (int j = 0; j < k; j++) {
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) failed = 1;
+    for (int j = 0; j < k && !failed; j++) {
       ssize_t r = read(fds[ev[j].data.u32], buf, sizeof buf);
+      if (r <= 0) failed = 1; /* the host ended (or broke): its calls never come back */
       for (ssize_t c = 0; c < r; c++, done++)
         if (next < n) owed[next++ % hosts]++;
     }
   }
   double elapsed = now_ns() - t;
-  for (int i = 0; i < hosts; i++) close(fds[i]);
-  while (wait(NULL) > 0) {
+  close(ep);
+  end_hosts(fds, pids, hosts);
+  if (failed) {
+    fprintf(stderr, "fanout: a host ended after %ld of %ld calls\n", done, n);
+    return 1;
   }
   printf("{\"us_per_call\":%.4f}\n", elapsed / n / 1000);
   return 0;
@@ -119,7 +161,13 @@ int main(int argc, char **argv) {
     printf("{\"us_per_call\":%.4f}\n", (now_ns() - t) / n / 1000);
     return 0;
   }
-  if (!strcmp(mode, "fanout")) return fanout(execute, release, atoi(argv[3]), n);
+  if (!strcmp(mode, "fanout")) {
+    if (argc != 5) {
+      fprintf(stderr, "usage: floor LIB fanout HOSTS N\n");
+      return 2;
+    }
+    return fanout(execute, release, atoi(argv[3]), n);
+  }
   if (!strcmp(mode, "roundtrip")) {
     long bytes = atol(argv[3]);
     char *ctx = malloc(bytes + 64);
