@@ -175,31 +175,40 @@ describe('BusyPoll, adaptive', () => {
     assert.ok(untilNext <= (probeGaps[0] as number) + 1, `after a hit the next probe comes after the shortest gap (${untilNext})`);
   });
 
-  it('lets no probe poll under load, and probes at the next touch once the load is gone', async () => {
+  /** A poll whose every poll spends its whole window (calls that never end in time), and a touch that says whether it polled. */
+  function missingPoll(budget: SpinBudget): { touch: () => Promise<boolean>; end: () => void } {
     let clock = 0;
-    let loaded = false;
     let due = true;
     let stop = stopped();
-    const budget = { mayPollEventLoop: () => !loaded } as unknown as SpinBudget;
     const poll = new BusyPoll(1_000, {
       budget,
       waiting: () => due,
       check: () => {
-        clock += 1; // every poll spends its whole window: calls that never end in time
+        clock += 1;
         return false;
       },
       onStop: () => stop.onStop(),
       now: () => clock,
     });
-    const touch = async (): Promise<boolean> => {
-      const polls = poll.wouldPoll();
-      poll.touch();
-      if (polls) {
-        await stop.promise;
-        stop = stopped();
-      }
-      return polls;
+    return {
+      touch: async () => {
+        const polls = poll.wouldPoll();
+        poll.touch();
+        if (polls) {
+          await stop.promise;
+          stop = stopped();
+        }
+        return polls;
+      },
+      end: () => {
+        due = false;
+      },
     };
+  }
+
+  it('lets no probe poll under load, and probes at the next touch once the load is gone', async () => {
+    let loaded = false;
+    const { touch, end } = missingPoll({ mayPollEventLoop: () => !loaded } as unknown as SpinBudget);
     // Misses until the history gives up polling, then load comes.
     for (let i = 0; i < 64; i++) await touch();
     loaded = true;
@@ -208,36 +217,15 @@ describe('BusyPoll, adaptive', () => {
     assert.equal(pollsUnderLoad, 0, 'no probe polls beside the load');
     loaded = false;
     assert.equal(await touch(), true, 'the probe that came due under load runs at the first touch after it');
-    due = false;
+    end();
   });
 
   it('looks at the machine\'s load only when a poll is due, not on every call its history already refuses', async () => {
-    let clock = 0;
     let looks = 0;
-    let due = true;
-    let stop = stopped();
-    const counting = { mayPollEventLoop: () => ++looks > 0 } as unknown as SpinBudget;
-    const poll = new BusyPoll(1_000, {
-      budget: counting,
-      waiting: () => due,
-      check: () => {
-        clock += 1; // every poll spends its whole window: calls that never end in time
-        return false;
-      },
-      onStop: () => stop.onStop(),
-      now: () => clock,
-    });
+    const { touch, end } = missingPoll({ mayPollEventLoop: () => ++looks > 0 } as unknown as SpinBudget);
     let polls = 0;
-    for (let touch = 0; touch < 2000; touch++) {
-      const wasPolling = poll.wouldPoll();
-      poll.touch();
-      if (wasPolling) {
-        polls++;
-        await stop.promise;
-        stop = stopped();
-      }
-    }
-    due = false;
+    for (let i = 0; i < 2000; i++) if (await touch()) polls++;
+    end();
     // wouldPoll() and touch() each ask once per poll they start; a touch the history refuses asks nothing.
     assert.ok(looks <= 2 * polls + 2 * 12, `${looks} looks at the load for ${polls} polls over 2000 touches`);
     assert.ok(looks < 100, `not one look per touch (${looks})`);

@@ -70,6 +70,22 @@ function fifoFor(t: { after: (fn: () => void) => void }): string {
   return fifo;
 }
 
+/**
+ * Runs `script` in a child Node; once its first output is `first`, writes the FIFO (opening it waits for
+ * the reader the script's host left behind, so the write lands after that output); returns all it printed.
+ */
+async function releasedAfter(script: string, first: string, fifo: string): Promise<string> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child.stdout.setEncoding('utf8');
+  let out = '';
+  child.stdout.on('data', (text: string) => (out += text));
+  const [line] = (await once(child.stdout, 'data')) as [string];
+  assert.equal(line, first);
+  writeFileSync(fifo, 'go\n');
+  assert.equal(((await once(child, 'exit')) as [number])[0], 0);
+  return out;
+}
+
 const DEFAULT_DIRECT = hostTuning.directSpawn;
 after(() => {
   hostTuning.directSpawn = DEFAULT_DIRECT;
@@ -212,16 +228,7 @@ for (const direct of [true, false]) describe(direct ? 'spawnHost through the hos
       host.log.on('end', () => process.stdout.write(log));
       host.notes.resume(); host.channel.resume();
       host.onExit((code) => process.stdout.write('exit ' + code + '\\n'));`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    child.stdout.setEncoding('utf8');
-    let out = '';
-    child.stdout.on('data', (text: string) => (out += text));
-    // Opening the FIFO waits for the reader the host left behind, so the write lands once the exit is out.
-    const [line] = (await once(child.stdout, 'data')) as [string];
-    assert.equal(line, 'exit 0\n');
-    writeFileSync(fifo, 'go\n');
-    assert.equal(((await once(child, 'exit')) as [number])[0], 0);
-    assert.equal(out, 'exit 0\nlate\n');
+    assert.equal(await releasedAfter(script, 'exit 0\n', fifo), 'exit 0\nlate\n');
   });
 
   it('holds the loop again when referenced after its keep-alive timer went (idle), though its pipes are closed', async (t) => {
@@ -244,15 +251,7 @@ for (const direct of [true, false]) describe(direct ? 'spawnHost through the hos
         host.setRef(true);
         process.stdout.write('referenced\\n');
       }, 50);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    child.stdout.setEncoding('utf8');
-    let out = '';
-    child.stdout.on('data', (text: string) => (out += text));
-    const [line] = (await once(child.stdout, 'data')) as [string];
-    assert.equal(line, 'referenced\n');
-    writeFileSync(fifo, 'go\n');
-    assert.equal(((await once(child, 'exit')) as [number])[0], 0);
-    assert.equal(out, 'referenced\nexit 4\n');
+    assert.equal(await releasedAfter(script, 'referenced\n', fifo), 'referenced\nexit 4\n');
   });
 });
 
