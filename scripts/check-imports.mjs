@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
  * A unit may import only units on a LOWER line; units on the same line do not import each other.
  */
 export const LAYERS = [
-  ['errors', 'version'],
+  ['errors', 'version', 'churn-table'],
   ['terminal', 'toolchain', 'safe-read'],
   ['abi'],
   ['manifest'],

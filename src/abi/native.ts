@@ -6,6 +6,7 @@ import { ErrorCode, PluginError } from '../errors.js';
 import { ABI_SYMBOLS } from './types.js';
 import { joinContext, type ContextParts, type Origin, type ReturnedString } from './codec.js';
 import { BusyPoll } from './busy-poll.js';
+import { ChurnMap } from '../churn-table.js';
 import { SpinHistory, monotonicMicros, spinBudget, spinSettings } from './spin-budget.js';
 
 // Without adaptive spinning (the benchmark's ablation), pump workers poll this long as they always did.
@@ -345,7 +346,8 @@ process.once('exit', () => {
  */
 export function createPump(pumpPath: string, libraryPath: string, threads: number, pollMicros = 0, adaptiveSpin = spinSettings.adaptive): NativePump {
   const api = helperLibrary(pumpPath);
-  const waiting = new Map<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
+  // One entry per call in flight, so kept young (src/churn-table.ts).
+  const waiting = new ChurnMap<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
   const ids = new Uint32Array(TAKE_BATCH);
   const results = new BigUint64Array(TAKE_BATCH);
   // A page of its own: the pump keeps this address, and V8 never moves an ArrayBuffer's backing store.

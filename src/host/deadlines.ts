@@ -1,3 +1,5 @@
+import { ChurnSet } from '../churn-table.js';
+
 /** One call's deadline in a {@link Deadlines}. */
 export interface Deadline {
   readonly at: number;
@@ -10,7 +12,8 @@ export interface Deadline {
  * keeps the process alive, not its deadline.
  */
 export class Deadlines {
-  private readonly entries = new Set<Deadline>();
+  // One per call in flight, so kept young (src/churn-table.ts).
+  private readonly entries = new ChurnSet<Deadline>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private readonly now: () => number;
@@ -46,7 +49,7 @@ export class Deadlines {
     this.timerAt = Infinity;
     const now = this.now();
     let next = Infinity;
-    for (const deadline of [...this.entries]) {
+    for (const deadline of [...this.entries.values()]) {
       if (deadline.at <= now) {
         this.entries.delete(deadline);
         deadline.onExpire();

@@ -1,4 +1,5 @@
 import { BusyPoll } from '../abi/busy-poll.js';
+import { ChurnMap } from '../churn-table.js';
 import { spinBudget } from '../abi/spin-budget.js';
 import { detachReturned, type ReturnedString } from '../abi/codec.js';
 import {
@@ -55,7 +56,8 @@ export class HostProcess implements LaneResults {
   private readonly lonePolicy: LoneCallPolicy;
   private readonly reader: FrameReader;
   // In dispatch order: the host takes calls first in, first out, so the first `workers` are the running ones.
-  private readonly pending = new Map<number, PendingCall>();
+  // One entry per call in flight, so kept young (src/churn-table.ts).
+  private readonly pending = new ChurnMap<number, PendingCall>();
   private readonly poller: BusyPoll;
   private workers = 1;
   private nextId = 1;

@@ -31,7 +31,7 @@ export class LoneCallPolicy implements TickEnd {
     private readonly child: HostChild,
     private readonly frames: FrameChannel,
     private readonly lane: SharedLane,
-    private readonly pending: ReadonlyMap<number, unknown>,
+    private readonly pending: { has(id: number): boolean },
   ) {
     // EPIPE: the host closed fd 5 because it runs no standby reader.
     child.wake.on('error', () => (this.wakeClosed = true));
