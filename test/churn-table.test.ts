@@ -47,6 +47,21 @@ describe('ChurnMap', () => {
     assert.equal(churn.delete(-1), false);
   });
 
+  it('moves a table that sees few insertions to a new one once the process as a whole made enough', () => {
+    // An iterator reads the table of the moment: one taken before a move does not see entries added after it.
+    const quiet = new ChurnMap<string, number>();
+    const busy = new ChurnMap<number, number>();
+    quiet.set('a', 1);
+    const before = quiet.values();
+    for (let i = 0; i < FRESH_AFTER_INSERTS; i++) busy.set(i, i);
+    quiet.set('b', 2); // the first insertion after 256 elsewhere: the quiet table moves, with 'b'
+    const after = quiet.values();
+    quiet.set('c', 3); // no move: too few insertions since
+    assert.deepEqual([...before], [1, 2], 'the old table, left behind at the move');
+    assert.deepEqual([...after], [1, 2, 3], 'the new table takes what comes after');
+    assert.deepEqual([...quiet.values()], [1, 2, 3]);
+  });
+
   it('clears', () => {
     const churn = new ChurnMap<number, number>();
     for (let i = 0; i < FRESH_AFTER_INSERTS + 3; i++) churn.set(i, i);
