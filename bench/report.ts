@@ -223,13 +223,12 @@ function machineLine(r: BenchResult): string {
 
 /** How long measurements lasted, by rows: "about 200 ms (1000 ms for wait.koffiAsync, …)". */
 function measureWindows(r: BenchResult): string {
-  const timed = r.rows.filter((row) => row.targetMs !== undefined);
-  if (timed.length === 0) return 'about 200 ms';
-  const counts = new Map<number, number>();
-  for (const row of timed) counts.set(row.targetMs as number, (counts.get(row.targetMs as number) ?? 0) + 1);
-  const common = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] as number;
-  const others = timed.filter((row) => row.targetMs !== common);
-  const byWindow = [...new Set(others.map((row) => row.targetMs as number))].map((msValue) => `${msValue} ms for ${others.filter((row) => row.targetMs === msValue).map((row) => row.id).join(', ')}`);
+  const idsByWindow = new Map<number, string[]>();
+  for (const row of r.rows) if (row.targetMs !== undefined) idsByWindow.set(row.targetMs, [...(idsByWindow.get(row.targetMs) ?? []), row.id]);
+  if (idsByWindow.size === 0) return 'about 200 ms';
+  // The window most rows had, then the others by the rows that had them.
+  const [[common], ...others] = [...idsByWindow].sort((a, b) => b[1].length - a[1].length) as [[number, string[]], ...[number, string[]][]];
+  const byWindow = others.map(([ms, ids]) => `${ms} ms for ${ids.join(', ')}`);
   return `about ${common} ms${byWindow.length > 0 ? ` (${byWindow.join('; ')}: one GC or compile job would weigh on their few calls)` : ''}`;
 }
 

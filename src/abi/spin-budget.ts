@@ -52,13 +52,13 @@ const [SPACE, SLASH, DIGIT_0, DIGIT_9] = [0x20, 0x2f, 0x30, 0x39];
  * more than the read.
  */
 export function runnableFromLoadavg(bytes: Uint8Array, length: number): number | undefined {
+  const digit = (i: number): boolean => i < length && (bytes[i] as number) >= DIGIT_0 && (bytes[i] as number) <= DIGIT_9;
   let at = 0;
   for (let spaces = 0; at < length && spaces < 3; at++) if (bytes[at] === SPACE) spaces++;
   const start = at;
   let running = 0;
-  for (; at < length && (bytes[at] as number) >= DIGIT_0 && (bytes[at] as number) <= DIGIT_9 && at - start < 9; at++) running = running * 10 + (bytes[at] as number) - DIGIT_0;
+  for (; digit(at) && at - start < 9; at++) running = running * 10 + (bytes[at] as number) - DIGIT_0;
   // "running/total": a count, a slash, and a total after it.
-  const digit = (i: number): boolean => i < length && (bytes[i] as number) >= DIGIT_0 && (bytes[i] as number) <= DIGIT_9;
   return at > start && at < length && bytes[at] === SLASH && digit(at + 1) ? running : undefined;
 }
 
