@@ -23,7 +23,18 @@ export interface BusyPollHooks {
    * other core, so this thread's polling takes no core that work needs.
    */
   besideLoad?: boolean;
+  /**
+   * With a budget: where polling would pay but no core is free for it, block this thread up to
+   * `micros` for the result instead (true when it came; its result already handed on). Sleeping
+   * hands the core to the thread doing the work, which wakes this one directly: cheaper, on a loaded
+   * machine, than the event loop's wake-up. Runs at the end of the tick of the touch that chose it,
+   * between `onStart` and `onStop`; undefined when it did not block (more than one result due).
+   */
+  park?: (micros: number) => boolean | undefined;
 }
+
+/** How a due result is waited for: turning the event loop, or blocked in {@link BusyPollHooks.park}. */
+type WaitMode = 'poll' | 'park';
 
 // A poll that declined for lack of hits tries again after this many touches (adaptive mutexes probe
 // too), twice as many after each probe that missed, so calls that never end within the window cost
@@ -38,6 +49,7 @@ const PROBE_MOST = 1024;
  */
 export class BusyPoll {
   private running = false;
+  private parkDue = false;
   private lastActivity = 0;
   private readonly windowMs: number;
   private readonly hooks: BusyPollHooks;
@@ -45,8 +57,8 @@ export class BusyPoll {
   private readonly history: SpinHistory;
   private declined = 0;
   private probeEvery = PROBE_FIRST;
-  // Set when pays() chose this touch to probe, so the touch that follows polls.
-  private probeNext = false;
+  // Set when pays() chose this touch to probe, so the touch that follows polls (or parks).
+  private probeNext: WaitMode | undefined;
   // The poll running now is a probe, and whether it found a result: that sets when the next one is.
   private probing = false;
   private probeHit = false;
@@ -61,12 +73,20 @@ export class BusyPoll {
   /** Starts polling (if it pays now), or extends it: call on each submit and each result. */
   touch(): void {
     this.lastActivity = this.now();
-    if (this.running || this.windowMs <= 0 || !this.hooks.waiting() || !this.pays()) return;
-    this.probing = this.probeNext;
+    if (this.running || this.parkDue || this.windowMs <= 0 || !this.hooks.waiting()) return;
+    const mode = this.pays();
+    if (!mode) return;
+    this.probing = this.probeNext !== undefined;
     this.probeHit = false;
-    this.probeNext = false;
-    this.running = true;
+    this.probeNext = undefined;
     this.hooks.onStart?.();
+    if (mode === 'park') {
+      this.parkDue = true;
+      // At the end of the tick: calls made together in it are not one call alone.
+      process.nextTick(this.parkNow);
+      return;
+    }
+    this.running = true;
     setImmediate(this.turn);
   }
 
@@ -75,30 +95,47 @@ export class BusyPoll {
    * ended in a hit (or this one probes). A caller with another path (koffi's async) takes it when not.
    */
   wouldPoll(): boolean {
-    return this.windowMs > 0 && this.pays();
+    return this.windowMs > 0 && this.pays() !== undefined;
   }
 
-  private pays(): boolean {
+  private pays(): WaitMode | undefined {
     const budget = this.hooks.budget;
-    if (!budget || this.probeNext) return true;
+    if (!budget) return 'poll';
+    if (this.probeNext) return this.probeNext;
     // The history first: the machine's load is looked up (a read of /proc) only when a poll is otherwise due.
-    if (this.history.window() > 0) return this.coreFree(budget);
+    if (this.history.window() > 0) return this.modeNow(budget);
     // Polls stopped paying: probe now and then, so a caller that speeds up gets polling back.
-    if (++this.declined < this.probeEvery) return false;
+    if (++this.declined < this.probeEvery) return undefined;
+    const mode = this.modeNow(budget);
     // A due probe the load refuses stays due: the next touch asks again (the load is sampled at most every 10 ms).
-    if (!this.coreFree(budget)) {
+    if (!mode) {
       this.declined = this.probeEvery - 1;
-      return false;
+      return undefined;
     }
     this.declined = 0;
-    this.probeNext = true;
-    return true;
+    this.probeNext = mode;
+    return mode;
   }
 
-  // Whether a core is free for the work awaited (always, beside load, for work in another process).
-  private coreFree(budget: SpinBudget): boolean {
-    return this.hooks.besideLoad === true || budget.mayPollEventLoop();
+  // Poll while a core is free for the work awaited (always, beside load, for work in another process); else park, if the owner can.
+  private modeNow(budget: SpinBudget): WaitMode | undefined {
+    if (this.hooks.besideLoad === true || budget.mayPollEventLoop()) return 'poll';
+    return this.hooks.park ? 'park' : undefined;
   }
+
+  private readonly parkNow = (): void => {
+    this.parkDue = false;
+    const park = this.hooks.park as NonNullable<BusyPollHooks['park']>;
+    const hit = this.hooks.waiting() ? park(this.windowMs * 1000) : false;
+    if (hit === undefined) {
+      // It did not wait, so it learnt nothing.
+      this.probing = false;
+      this.hooks.onStop?.();
+      return;
+    }
+    if (hit) this.history.record((this.now() - this.lastActivity) * 1000);
+    this.ended(hit);
+  };
 
   private readonly turn = (): void => {
     const now = this.now();
@@ -111,12 +148,16 @@ export class BusyPoll {
       setImmediate(this.turn);
       return;
     }
-    // The window ran out with a result still due: this poll did not pay.
+    this.running = false;
+    this.ended(this.probeHit);
+  };
+
+  // The window ran out (or the park ended): a result still due means this wait did not pay.
+  private ended(hit: boolean): void {
     const missed = this.hooks.waiting();
     if (missed) this.history.record(Number.POSITIVE_INFINITY);
-    if (this.probing) this.probeEvery = this.probeHit || !missed ? PROBE_FIRST : Math.min(this.probeEvery * 2, PROBE_MOST);
+    if (this.probing) this.probeEvery = hit || !missed ? PROBE_FIRST : Math.min(this.probeEvery * 2, PROBE_MOST);
     this.probing = false;
-    this.running = false;
     this.hooks.onStop?.();
-  };
+  }
 }

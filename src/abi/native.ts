@@ -291,6 +291,7 @@ interface PumpLibrary {
   take: (pump: unknown, ids: Uint32Array, results: BigUint64Array, max: number) => number;
   freeAll: (results: BigUint64Array, n: number) => void;
   cancel: (pump: unknown, id: number) => number;
+  park: (pump: unknown, seen: number, micros: number) => number;
   stopAndWait: (pump: unknown, timeoutMs: number) => void;
   stop: (pump: unknown) => void;
   stopped: (pump: unknown) => number;
@@ -315,6 +316,7 @@ function helperLibrary(pumpPath: string): PumpLibrary {
       take: lib.func('int pump_take(void *pump, void *ids, void *results, int max)') as PumpLibrary['take'],
       freeAll: lib.func('void pump_free_all(void *results, int n)') as PumpLibrary['freeAll'],
       cancel: lib.func('int pump_cancel(void *pump, uint32_t id)') as PumpLibrary['cancel'],
+      park: lib.func('int32_t pump_park(void *pump, int32_t seen, int micros)') as PumpLibrary['park'],
       stopAndWait: lib.func('void pump_stop_and_wait(void *pump, int timeout_ms)') as PumpLibrary['stopAndWait'],
       stop: lib.func('void pump_stop(void *pump)') as PumpLibrary['stop'],
       stopped: lib.func('int pump_stopped(void *pump)') as PumpLibrary['stopped'],
@@ -344,7 +346,15 @@ process.once('exit', () => {
  * With `pollMicros` > 0, the JS thread polls for results (between event-loop turns) for up to that
  * long after each submit or result, so a serial caller pays no cross-thread wake-up.
  */
-export function createPump(pumpPath: string, libraryPath: string, threads: number, pollMicros = 0, adaptiveSpin = spinSettings.adaptive): NativePump {
+export function createPump(
+  pumpPath: string,
+  libraryPath: string,
+  threads: number,
+  pollMicros = 0,
+  adaptiveSpin = spinSettings.adaptive,
+  // Whether a call of this pump is the only one awaited: a park blocks the event loop, which anything else in flight needs.
+  alone: () => boolean = () => false,
+): NativePump {
   const api = helperLibrary(pumpPath);
   // One entry per call in flight, so kept young (src/churn-table.ts).
   const waiting = new ChurnMap<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
@@ -421,6 +431,17 @@ export function createPump(pumpPath: string, libraryPath: string, threads: numbe
       // A result that finished before the store above was counted but not notified: take it now.
       if (Atomics.load(shared, FINISHED) !== seenFinished) drain();
     },
+    // A lone call on a loaded machine: sleep until its worker wakes this thread (pump_park, Linux only).
+    ...(process.platform === 'linux'
+      ? {
+          park: (micros: number) => {
+            if (waiting.size !== 1 || !alone()) return undefined;
+            if (api.park(handle, seenFinished, Math.ceil(micros)) === seenFinished) return false;
+            drain();
+            return true;
+          },
+        }
+      : {}),
   });
   const notify = koffi().register(drain, api.notifyType);
   handle = api.create(libraryPath, notify, shared, threads);

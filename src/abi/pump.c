@@ -1,7 +1,8 @@
 /*
  * skillplug pump: runs a plugin's calls on dedicated threads and hands the results back in batches,
  * so 64 calls in flight cost one wake-up of the JS thread, not 64; while JS polls for results (a
- * serial caller), a call costs no wake-up at all.
+ * serial caller), a call costs no wake-up at all; while JS sleeps in pump_park (a loaded machine),
+ * one futex wake.
  * Built by skillplug on first use into a per-user cache; loaded through koffi.
  *
  * Results are copied on the worker that produced them (a plugin may return a thread-local buffer
@@ -19,6 +20,11 @@
 #include <string.h>
 #include <sched.h>
 #include <time.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 typedef const char *(*execute_fn)(const char *);
 typedef void (*free_fn)(const char *);
@@ -31,14 +37,15 @@ typedef struct item {
 } item;
 
 /* Words shared with JS (its buffer, alive while the pump lives). */
-enum { SHARED_FINISHED = 0, SHARED_JS_POLLING = 1, SHARED_SPIN_MICROS = 2 };
+enum { SHARED_FINISHED = 0, SHARED_JS_POLLING = 1, SHARED_SPIN_MICROS = 2, SHARED_JS_PARKED = 3 };
 
 typedef struct {
   execute_fn execute;
   free_fn release;
   notify_fn notify;
   int32_t *shared; /* [SHARED_FINISHED]: results finished so far; [SHARED_JS_POLLING]: JS is polling that count;
-                      [SHARED_SPIN_MICROS]: how long an idle worker may poll, JS's lease from its spin budget (0: sleep) */
+                      [SHARED_SPIN_MICROS]: how long an idle worker may poll, JS's lease from its spin budget (0: sleep);
+                      [SHARED_JS_PARKED]: the JS thread sleeps in pump_park on the count's futex */
   pthread_mutex_t lock;
   pthread_cond_t work_ready, done_ready, taken;
   item *jobs, *jobs_tail, *done, *done_tail;
@@ -104,8 +111,19 @@ static void *worker(void *arg) {
     pthread_mutex_lock(&p->lock);
     push(&p->done, &p->done_tail, job);
     __atomic_add_fetch(&p->shared[SHARED_FINISHED], 1, __ATOMIC_SEQ_CST);
-    /* JS clears its flag before its last look at the count, so one of the two always sees the other. */
-    if (!__atomic_load_n(&p->shared[SHARED_JS_POLLING], __ATOMIC_SEQ_CST)) pthread_cond_signal(&p->done_ready);
+    /* JS clears its flag before its last look at the count, so one of the two always sees the other;
+       pump_park sets its word before its last look, so it sees this result or is woken. */
+    int notify = !__atomic_load_n(&p->shared[SHARED_JS_POLLING], __ATOMIC_SEQ_CST);
+    int parked = __atomic_load_n(&p->shared[SHARED_JS_PARKED], __ATOMIC_SEQ_CST);
+    if (notify || parked) {
+      /* Woken outside the lock: a thread woken on this core runs at once and takes the lock next. */
+      pthread_mutex_unlock(&p->lock);
+      if (notify) pthread_cond_signal(&p->done_ready);
+#ifdef __linux__
+      if (parked) syscall(SYS_futex, &p->shared[SHARED_FINISHED], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#endif
+      pthread_mutex_lock(&p->lock);
+    }
   }
   p->exited++;
   pthread_mutex_unlock(&p->lock);
@@ -200,8 +218,10 @@ int pump_submit(void *handle, uint32_t id, const char *ctx) {
   pthread_mutex_lock(&p->lock);
   push(&p->jobs, &p->jobs_tail, job);
   /* A polling worker takes it without a wake-up (a syscall on this, the JS, thread). */
-  if (p->spinners == 0) pthread_cond_signal(&p->work_ready);
+  int wake = p->spinners == 0;
   pthread_mutex_unlock(&p->lock);
+  /* After unlocking: a worker woken on this core runs at once, and must not find the lock still held. */
+  if (wake) pthread_cond_signal(&p->work_ready);
   return 0;
 }
 
@@ -242,6 +262,35 @@ int pump_take(void *handle, uint32_t *ids, char **results, int max) {
   }
   pthread_mutex_unlock(&p->lock);
   return n;
+}
+
+/*
+ * Blocks the calling (JS) thread until the finished count differs from `seen` or `micros` pass, and
+ * returns the count. On a loaded machine this hands the core to the worker and costs one futex wake
+ * back, where koffi's async path costs an eventfd write and an epoll wake-up. JS keeps
+ * shared[SHARED_JS_POLLING] set meanwhile, so the notifier is not woken for the result. Linux only:
+ * elsewhere it returns at once.
+ */
+int32_t pump_park(void *handle, int32_t seen, int micros) {
+  pump *p = handle;
+#ifdef __linux__
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  long window = (long)micros * 1000L;
+  __atomic_store_n(&p->shared[SHARED_JS_PARKED], 1, __ATOMIC_SEQ_CST);
+  for (;;) {
+    if (__atomic_load_n(&p->shared[SHARED_FINISHED], __ATOMIC_SEQ_CST) != seen) break;
+    long left = window - elapsed_ns(&start);
+    if (left <= 0) break;
+    struct timespec timeout = { left / 1000000000L, left % 1000000000L };
+    syscall(SYS_futex, &p->shared[SHARED_FINISHED], FUTEX_WAIT_PRIVATE, seen, &timeout, NULL, 0);
+  }
+  __atomic_store_n(&p->shared[SHARED_JS_PARKED], 0, __ATOMIC_SEQ_CST);
+#else
+  (void)seen;
+  (void)micros;
+#endif
+  return __atomic_load_n(&p->shared[SHARED_FINISHED], __ATOMIC_SEQ_CST);
 }
 
 /* Frees the n result copies a pump_take returned. */

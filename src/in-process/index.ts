@@ -12,7 +12,7 @@ import { ErrorCode, PluginError } from '../errors.js';
 import type { PluginManifest } from '../manifest/index.js';
 import { cancelledError, checkExecuteOptions, checkInputSchema, closedError, timeoutError } from '../plugin/call-errors.js';
 import { CallGate, PIPELINE_DEPTH } from '../plugin/gate.js';
-import { InFlight } from '../plugin/in-flight.js';
+import { InFlight, processCallsInFlight } from '../plugin/in-flight.js';
 import { MAX_METADATA_BYTES, checkAbiVersion, checkMetadata, resultFromReturned } from '../plugin/handshake.js';
 
 /** What an in-process plugin needs to open. */
@@ -154,7 +154,8 @@ export class InProcessPlugin implements SyncNativePlugin {
     let pump: NativePump | undefined;
     if (threads > 0 && helperPath) {
       try {
-        pump = createPump(helperPath, image.loadPath, threads, options.pollMicros);
+        // A lone call may park the event loop only while it is the one call of the whole process in flight.
+        pump = createPump(helperPath, image.loadPath, threads, options.pollMicros, spinSettings.adaptive, () => processCallsInFlight() === 1);
       } catch {
         pump = undefined;
       }

@@ -1,3 +1,11 @@
+// Calls in flight over every plugin of this process.
+let processCalls = 0;
+
+/** Calls in flight over every plugin of this process (what a call alone may block the event loop for). */
+export function processCallsInFlight(): number {
+  return processCalls;
+}
+
 /** Counts calls in flight and lets `close()` wait until there are none. */
 export class InFlight {
   private count = 0;
@@ -11,11 +19,13 @@ export class InFlight {
   /** A call started. */
   begin(): void {
     this.count++;
+    processCalls++;
   }
 
   /** A call finished. */
   end(): void {
     this.count--;
+    processCalls--;
     if (this.count === 0) {
       const waiters = this.waiters;
       this.waiters = [];

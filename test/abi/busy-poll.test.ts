@@ -231,3 +231,87 @@ describe('BusyPoll, adaptive', () => {
     assert.ok(looks < 100, `not one look per touch (${looks})`);
   });
 });
+
+describe('BusyPoll, parking', () => {
+  const loaded = { mayPollEventLoop: () => false } as unknown as SpinBudget;
+
+  /** A poll on a machine with no core free, whose owner can park; `outcome` says how each park ends. */
+  function parkingPoll(outcome: () => boolean | undefined, budget: SpinBudget = loaded) {
+    const events: string[] = [];
+    let due = 0;
+    const poll = new BusyPoll(300, {
+      budget,
+      waiting: () => due > 0,
+      // A poll (a core free) finds every result on its first turn.
+      check: () => {
+        const found = due > 0;
+        due = 0;
+        return found;
+      },
+      onStart: () => events.push('start'),
+      onStop: () => events.push('stop'),
+      park: (micros) => {
+        events.push(`park ${micros}`);
+        const hit = outcome();
+        if (hit) due--;
+        return hit;
+      },
+      now: () => 0,
+    });
+    return {
+      events,
+      poll,
+      submit: () => {
+        due++;
+        poll.touch();
+      },
+    };
+  }
+
+  it('parks, with no core free to poll on, at the end of the tick: once for the calls made in it, between onStart and onStop, for the window in µs', async () => {
+    const { events, submit } = parkingPoll(() => true);
+    submit();
+    submit();
+    assert.deepEqual(events, ['start'], 'nothing blocks before the tick ends');
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.deepEqual(events, ['start', 'park 300', 'stop']);
+    for (let i = 0; i < 3; i++) await nextTurn();
+    assert.deepEqual(events, ['start', 'park 300', 'stop'], 'no loop turns were polled');
+  });
+
+  it('polls rather than parks while a core is free, and never parks without a park hook', async () => {
+    const { events, poll, submit } = parkingPoll(() => true, { mayPollEventLoop: () => true } as unknown as SpinBudget);
+    assert.equal(poll.wouldPoll(), true);
+    submit();
+    for (let i = 0; i < 3; i++) await nextTurn();
+    assert.deepEqual(events, ['start', 'stop'], 'it polled, and did not park');
+    let started = false;
+    const bare = new BusyPoll(300, { budget: loaded, waiting: () => true, onStart: () => (started = true), now: () => 0 });
+    assert.equal(bare.wouldPoll(), false);
+    bare.touch();
+    for (let i = 0; i < 3; i++) await nextTurn();
+    assert.equal(started, false);
+  });
+
+  it('stops parking once its parks miss, and learns nothing from a park that did not block', async () => {
+    let result: boolean | undefined = undefined;
+    const { events, poll, submit } = parkingPoll(() => result);
+    const parks = () => events.filter((e) => e.startsWith('park')).length;
+    // Parks that did not block (more than one result due) neither stop nor encourage parking.
+    for (let i = 0; i < 40; i++) {
+      submit();
+      await new Promise((resolve) => process.nextTick(resolve));
+    }
+    assert.equal(parks(), 40, 'every touch parked: nothing was learnt');
+    assert.equal(poll.wouldPoll(), true);
+    // Parks that time out with the result still due: after a few the history refuses, until a probe.
+    result = false;
+    for (let i = 0; i < 40; i++) {
+      submit();
+      await new Promise((resolve) => process.nextTick(resolve));
+    }
+    const afterMisses = parks();
+    assert.ok(afterMisses - 40 < 40, `missing parks stopped (${afterMisses - 40} of 40 touches parked)`);
+    assert.ok(afterMisses - 40 >= 2, 'it took a few misses to stop');
+  });
+});

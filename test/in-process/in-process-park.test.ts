@@ -1,0 +1,113 @@
+// In-process calls on a loaded machine: a lone call's JS thread sleeps until the pump's worker wakes it (pump_park),
+// instead of polling a core away from that worker or paying the event loop's wake-up.
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { PluginLoader, type NativePluginTrait, type PluginLoaderOptions } from '../../src/index.js';
+import { spinBudget } from '../../src/abi/spin-budget.js';
+import { buildFixtures, tempDir } from '../helpers/fixtures.js';
+
+const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
+
+// Parking is Linux-only (a futex); elsewhere a lone call on a loaded machine takes koffi's async path.
+describe('in-process calls with no core free to poll on', { skip: process.platform !== 'linux' && 'pump_park waits on a Linux futex' }, () => {
+  let root: string;
+  let dirs: Record<string, string>;
+  const mayPoll = spinBudget.mayPollEventLoop;
+  const open: NativePluginTrait[] = [];
+  const load = async (key: string, options: PluginLoaderOptions): Promise<NativePluginTrait> => {
+    const plugin = await new PluginLoader({ pluginsDirs: [root], defaultDirs: false, readConfig: false, isolation: 'none', ...options }).loadPlugin(dirs[key] as string);
+    open.push(plugin);
+    return plugin;
+  };
+
+  before(async () => {
+    // The machine as the spin budget sees it beside a busy neighbour: no core left for the event loop to poll on.
+    spinBudget.mayPollEventLoop = () => false;
+    root = tempDir();
+    dirs = await buildFixtures(root, [
+      { key: 'serial', source: 'concurrency', name: 'serial' },
+      { key: 'parallel', source: 'concurrency', name: 'parallel', defines: { THREAD_SAFE: '1' } },
+    ]);
+  });
+
+  after(async () => {
+    spinBudget.mayPollEventLoop = mayPoll;
+    await Promise.all(open.map((plugin) => plugin.close()));
+  });
+
+  it('waits for a lone call asleep: its result comes before the event loop turns again', async () => {
+    // A window far beyond the call, so the park ends with the result however slow the machine is.
+    const plugin = await load('serial', { pollMicros: 10_000_000 });
+    for (let seq = 0; seq < 3; seq++) {
+      const order: string[] = [];
+      // The call sleeps 5 ms: koffi's async path (or a poll that gave up) would let the turn below run first.
+      const call = plugin.execute(ctx({ us: 5000, seq })).then((result) => {
+        order.push('result');
+        return result;
+      });
+      const turn = nextTurn().then(() => order.push('turn'));
+      const result = await call;
+      await turn;
+      assert.equal((result.output as { seq: number }).seq, seq);
+      assert.deepEqual(order, ['result', 'turn']);
+    }
+  });
+
+  it('hands over the result of a call that outlasts the park, once it returns', async () => {
+    const plugin = await load('serial', { pollMicros: 1000 });
+    const dir = tempDir();
+    const [until, started] = [path.join(dir, 'until'), path.join(dir, 'started')];
+    let released = false;
+    const call = plugin.execute(ctx({ until, started, seq: 7 })).then((result) => {
+      assert.equal(released, true, 'no result before the call was let go');
+      return result;
+    });
+    // The park (1 ms) is over once the loop turns; the call runs on until the file exists.
+    while (!existsSync(started)) await nextTurn();
+    await nextTurn();
+    released = true;
+    writeFileSync(until, '');
+    assert.equal(((await call).output as { seq: number }).seq, 7);
+  });
+
+  it('loses no result when calls end around the moment a park gives up', async () => {
+    const plugin = await load('serial', { pollMicros: 100 });
+    // Calls of 0-200 µs against a 100 µs park: some end just before the park gives up, some just after.
+    for (let seq = 0; seq < 400; seq++) {
+      const result = await plugin.execute(ctx({ us: (seq * 37) % 200, seq }));
+      assert.equal((result.output as { seq: number }).seq, seq);
+    }
+  });
+
+  /** Whether a call made now (by `start`) parks: a parked call's result comes before the next loop turn. */
+  async function firstEvent(start: () => Promise<unknown>[]): Promise<string[]> {
+    const order: string[] = [];
+    const calls = start().map((call, i) => call.then(() => order.push(`result ${i}`)));
+    await nextTurn();
+    order.push('turn');
+    await Promise.all(calls);
+    return order;
+  }
+
+  it('does not park for calls made together in one tick', async () => {
+    const plugin = await load('parallel', { pollMicros: 10_000_000, maxConcurrency: 2 });
+    // Calls of 200 ms: a park for the first would hold the event loop until it ended.
+    const order = await firstEvent(() => [0, 1].map((seq) => plugin.execute(ctx({ us: 200_000, seq }))));
+    assert.equal(order[0], 'turn', order.join(', '));
+  });
+
+  it('does not park while a call of another plugin is in flight', async () => {
+    const [waiting, lone] = [await load('serial', { pollMicros: 10_000_000 }), await load('parallel', { pollMicros: 10_000_000, maxConcurrency: 2 })];
+    const dir = tempDir();
+    const [until, started] = [path.join(dir, 'until'), path.join(dir, 'started')];
+    const other = waiting.execute(ctx({ until, started }));
+    while (!existsSync(started)) await nextTurn();
+    const order = await firstEvent(() => [lone.execute(ctx({ us: 200_000 }))]);
+    assert.deepEqual(order, ['turn', 'result 0']);
+    writeFileSync(until, '');
+    await other;
+  });
+});
