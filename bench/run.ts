@@ -253,6 +253,8 @@ for (const a of ablations) {
   const p = ablated.get(a.id) as NativePluginTrait;
   row({ id: `ablation.${a.id}`, group: 'ablation', label: `isolated serial, ${a.label}`, unit: 'us', run: (n) => withTuning(a.tuning, () => serial(() => p.execute(smallCtx), n)) });
 }
+const noPark = await withTuning({ parkLoneCalls: false }, () => loaderFor('none').loadPlugin(pluginDir));
+row({ id: 'ablation.noPark', group: 'ablation', label: "in-process serial, no parking (a lone call on a loaded machine takes koffi's async path)", unit: 'us', run: (n) => serial(() => noPark.execute(smallCtx), n) });
 const noSpin = ablations.find((a) => a.id === 'noAdaptiveSpin') as (typeof ablations)[number];
 row({ id: 'ablation.noAdaptiveSpin.wait', group: 'ablation', label: `isolated 1 ms call, ${noSpin.label}`, unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => withTuning(noSpin.tuning, () => serial(() => (ablated.get(noSpin.id) as NativePluginTrait).execute(waitCtx), n)) });
 

@@ -22,7 +22,7 @@ const keep = process.env.SKILLPLUG_SANITIZE_KEEP === '1';
 const started = Date.now();
 
 // The suites that run the host and the pump; each file runs under both sanitizers.
-const SUITES = ['build/test/host/isolated.test.js', 'build/test/host/host-process.test.js', 'build/test/in-process/in-process.test.js'];
+const SUITES = ['build/test/host/isolated.test.js', 'build/test/host/host-process.test.js', 'build/test/in-process/in-process.test.js', 'build/test/in-process/in-process-park.test.js'];
 
 const SANITIZERS = {
   address: {

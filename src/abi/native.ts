@@ -432,7 +432,7 @@ export function createPump(
       if (Atomics.load(shared, FINISHED) !== seenFinished) drain();
     },
     // A lone call on a loaded machine: sleep until its worker wakes this thread (pump_park, Linux only).
-    ...(process.platform === 'linux'
+    ...(process.platform === 'linux' && spinSettings.park
       ? {
           park: (micros: number) => {
             if (waiting.size !== 1 || !alone()) return undefined;

@@ -196,11 +196,12 @@ export class SpinHistory {
 }
 
 /**
- * Process-wide switch read when a host or pump starts (hostTuning.adaptiveSpin forwards here, so
- * the in-process side needs nothing from host/): false restores fixed 150 µs spins, for the
- * benchmark's ablation rows.
+ * Process-wide switches read when a host or pump starts (hostTuning forwards here, so the in-process
+ * side needs nothing from host/), for the benchmark's ablation rows: `adaptive` false restores fixed
+ * 150 µs spins; `park` false sends an in-process lone call on a loaded machine through koffi's async
+ * path instead of parking the event loop for it (pump_park).
  */
-export const spinSettings = { adaptive: true };
+export const spinSettings = { adaptive: true, park: true };
 
 /** The budget every host and pump of this process shares. */
 export const spinBudget = new SpinBudget();

@@ -15,6 +15,8 @@ export interface HostTuning {
   sharedAfterLoneCalls: number;
   /** Spin only within the process-wide, adaptive spin budget instead of a fixed window (default true). */
   adaptiveSpin: boolean;
+  /** In-process: park the event loop for a lone call on a loaded machine instead of taking koffi's async path (default true). */
+  parkLoneCalls: boolean;
   /** Start hosts with posix_spawn through the host addon instead of Node's fork (default true). */
   directSpawn: boolean;
   /** How often a referenced host started that way is asked whether it ended, in case no SIGCHLD reached us (default 1000 ms). */
@@ -34,5 +36,11 @@ export const hostTuning: HostTuning = {
   },
   set adaptiveSpin(on: boolean) {
     spinSettings.adaptive = on;
+  },
+  get parkLoneCalls(): boolean {
+    return spinSettings.park;
+  },
+  set parkLoneCalls(on: boolean) {
+    spinSettings.park = on;
   },
 };
