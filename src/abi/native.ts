@@ -332,6 +332,8 @@ function helperLibrary(pumpPath: string): PumpLibrary {
 }
 
 const TAKE_BATCH = 256;
+// The longest a park may hold the event loop, whatever pollMicros says: it saves one wake-up, and a timer due meanwhile waits.
+const PARK_MOST_MICROS = 10_000;
 
 // Pump threads must be out of JS and out of the pump's code before the process tears both down:
 // one 'exit' listener for every live pump (one each gave MaxListenersExceededWarning past ten).
@@ -436,7 +438,7 @@ export function createPump(
       ? {
           park: (micros: number) => {
             if (waiting.size !== 1 || !alone()) return undefined;
-            if (api.park(handle, seenFinished, Math.ceil(micros)) === seenFinished) return false;
+            if (api.park(handle, seenFinished, Math.ceil(Math.min(micros, PARK_MOST_MICROS))) === seenFinished) return false;
             drain();
             return true;
           },

@@ -39,12 +39,12 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
   });
 
   it('waits for a lone call asleep: its result comes before the event loop turns again', async () => {
-    // A window far beyond the call, so the park ends with the result however slow the machine is.
+    // A window beyond the call (a park lasts 10 ms at most), so the park ends with the result even on a slow machine.
     const plugin = await load('serial', { pollMicros: 10_000_000 });
     for (let seq = 0; seq < 3; seq++) {
       const order: string[] = [];
-      // The call sleeps 5 ms: koffi's async path (or a poll that gave up) would let the turn below run first.
-      const call = plugin.execute(ctx({ us: 5000, seq })).then((result) => {
+      // The call sleeps 2 ms: koffi's async path (or a park that gave up) would let the turn below run first.
+      const call = plugin.execute(ctx({ us: 2000, seq })).then((result) => {
         order.push('result');
         return result;
       });
