@@ -31,6 +31,8 @@ export interface BusyPollHooks {
    * between `onStart` and `onStop`; undefined when it did not block (more than one result due).
    */
   park?: (micros: number) => boolean | undefined;
+  /** With `park`: whether a park could happen now (say, nothing else is in flight); asked before choosing to park. */
+  mayPark?: () => boolean;
 }
 
 /** How a due result is waited for: turning the event loop, or blocked in {@link BusyPollHooks.park}. */
@@ -41,6 +43,10 @@ type WaitMode = 'poll' | 'park';
 // one wasted window per thousand calls rather than one per sixteen.
 const PROBE_FIRST = 16;
 const PROBE_MOST = 1024;
+// Parks back to back (a serial caller's next call comes in the microtask after a parked result) keep the
+// event loop from turning: after this long parked since its last turn, the next call waits as without
+// parking, and the loop's timers and I/O run.
+const PARK_TURN_MS = 1;
 
 /**
  * Keeps the event loop turning, without sleeping, while results are due: a result that lands (from
@@ -50,6 +56,8 @@ const PROBE_MOST = 1024;
 export class BusyPoll {
   private running = false;
   private parkDue = false;
+  // When the first park since the event loop's last turn began (undefined: none since).
+  private parkTurnStart: number | undefined;
   private lastActivity = 0;
   private readonly windowMs: number;
   private readonly hooks: BusyPollHooks;
@@ -101,7 +109,12 @@ export class BusyPoll {
   private pays(): WaitMode | undefined {
     const budget = this.hooks.budget;
     if (!budget) return 'poll';
-    if (this.probeNext) return this.probeNext;
+    if (this.probeNext) {
+      // A due probe asks afresh how to wait: a core may have come free, or parking may not be possible now.
+      const mode = this.modeNow(budget);
+      if (mode) this.probeNext = mode;
+      return mode;
+    }
     // The history first: the machine's load is looked up (a read of /proc) only when a poll is otherwise due.
     if (this.history.window() > 0) return this.modeNow(budget);
     // Polls stopped paying: probe now and then, so a caller that speeds up gets polling back.
@@ -120,12 +133,21 @@ export class BusyPoll {
   // Poll while a core is free for the work awaited (always, beside load, for work in another process); else park, if the owner can.
   private modeNow(budget: SpinBudget): WaitMode | undefined {
     if (this.hooks.besideLoad === true || budget.mayPollEventLoop()) return 'poll';
-    return this.hooks.park ? 'park' : undefined;
+    return this.mayParkNow() ? 'park' : undefined;
+  }
+
+  private mayParkNow(): boolean {
+    if (!this.hooks.park || this.hooks.mayPark?.() === false) return false;
+    return this.parkTurnStart === undefined || this.now() - this.parkTurnStart < PARK_TURN_MS;
   }
 
   private readonly parkNow = (): void => {
     this.parkDue = false;
     const park = this.hooks.park as NonNullable<BusyPollHooks['park']>;
+    if (this.parkTurnStart === undefined) {
+      this.parkTurnStart = this.now();
+      setImmediate(this.loopTurned);
+    }
     const hit = this.hooks.waiting() ? park(this.windowMs * 1000) : false;
     if (hit === undefined) {
       // It did not wait, so it learnt nothing.
@@ -135,6 +157,10 @@ export class BusyPoll {
     }
     if (hit) this.history.record((this.now() - this.lastActivity) * 1000);
     this.ended(hit);
+  };
+
+  private readonly loopTurned = (): void => {
+    this.parkTurnStart = undefined;
   };
 
   private readonly turn = (): void => {

@@ -241,13 +241,16 @@ export function openNativeLibrary(libraryPath: string, origin: Origin, helperPat
 
 /** Batched calls of a thread-safe plugin on dedicated threads (see pump.c). */
 export interface NativePump {
-  /** Queues a call; `done` runs on the JS thread with what the plugin returned. Returns the call's id. */
-  submit(ctx: string, maxBytes: number, done: (result: ReturnedString) => void): number;
+  /**
+   * Queues a call; `done` runs on the JS thread with what the plugin returned. Returns the call's id.
+   * `timeoutMs`: the call's own deadline, which no wait for it on this thread outlasts.
+   */
+  submit(ctx: string, maxBytes: number, done: (result: ReturnedString) => void, timeoutMs?: number): number;
   /** Drops a queued call no thread has taken; true if it will never run (its `done` never runs). */
   cancel(id: number): boolean;
   /** Stops the threads and frees the pump. Only call with nothing in flight. */
   destroy(): Promise<void>;
-  /** Whether the JS thread would poll for a call submitted now (a core is free and polls have paid). */
+  /** Whether the JS thread would poll (a core free) or park (none free) for a call submitted now, as its waits have paid. */
   wouldPoll(): boolean;
 }
 
@@ -359,7 +362,8 @@ export function createPump(
 ): NativePump {
   const api = helperLibrary(pumpPath);
   // One entry per call in flight, so kept young (src/churn-table.ts).
-  const waiting = new ChurnMap<number, { maxBytes: number; done: (result: ReturnedString) => void }>();
+  const waiting = new ChurnMap<number, { maxBytes: number; done: (result: ReturnedString) => void; deadline: number }>();
+  let destroyed = false;
   const ids = new Uint32Array(TAKE_BATCH);
   const results = new BigUint64Array(TAKE_BATCH);
   // A page of its own: the pump keeps this address, and V8 never moves an ArrayBuffer's backing store.
@@ -404,6 +408,7 @@ export function createPump(
     keepAlive.unref();
   };
   const drain = (): void => {
+    if (destroyed) return;
     seenFinished = Atomics.load(shared, FINISHED);
     for (;;) {
       const n = api.take(handle, ids, results, TAKE_BATCH);
@@ -437,11 +442,20 @@ export function createPump(
     ...(process.platform === 'linux' && spinSettings.park
       ? {
           park: (micros: number) => {
-            if (waiting.size !== 1 || !alone()) return undefined;
-            if (api.park(handle, seenFinished, Math.ceil(Math.min(micros, PARK_MOST_MICROS))) === seenFinished) return false;
-            drain();
-            return true;
+            if (destroyed || waiting.size !== 1 || !alone()) return undefined;
+            const call = waiting.values().next().value as { deadline: number };
+            // Never past the call's own deadline: its timeout timer must get to fire.
+            const until = Math.min(performance.now() + Math.min(micros, PARK_MOST_MICROS) / 1000, call.deadline);
+            if (until <= performance.now()) return undefined;
+            for (;;) {
+              const left = Math.ceil((until - performance.now()) * 1000);
+              if (left <= 0 || api.park(handle, seenFinished, left) === seenFinished) return false;
+              drain();
+              // The count had moved for a result taken before (by a poll's last look, say): wait on for this one.
+              if (waiting.size < 1) return true;
+            }
           },
+          mayPark: () => !destroyed && waiting.size <= 1 && alone(),
         }
       : {}),
   });
@@ -455,10 +469,10 @@ export function createPump(
   const stopAtExit = (): void => api.stopAndWait(handle, 200);
   stopAtProcessExit.add(stopAtExit);
   return {
-    submit: (ctx, maxBytes, done) => {
+    submit: (ctx, maxBytes, done, timeoutMs) => {
       const id = nextId++;
       if (nextId > 0xffffffff) nextId = 1;
-      waiting.set(id, { maxBytes, done });
+      waiting.set(id, { maxBytes, done, deadline: timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs });
       if (!keptAlive) {
         keptAlive = true;
         keepAlive.ref();
@@ -479,6 +493,7 @@ export function createPump(
       return dropped;
     },
     destroy: async () => {
+      destroyed = true;
       stopAtProcessExit.delete(stopAtExit);
       spinBudget.release(holder);
       clearInterval(keepAlive);

@@ -262,10 +262,15 @@ export class InProcessPlugin implements SyncNativePlugin {
       };
       if (pump) {
         this.pumpRunning++;
-        const id = pump.submit(text, this.maxOutputBytes, (returned) => {
-          this.pumpRunning--;
-          finish(null, returned);
-        });
+        const id = pump.submit(
+          text,
+          this.maxOutputBytes,
+          (returned) => {
+            this.pumpRunning--;
+            finish(null, returned);
+          },
+          timeoutMs,
+        );
         withdraw = () => {
           const dropped = pump.cancel(id);
           if (dropped) this.pumpRunning--;

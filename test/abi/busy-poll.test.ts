@@ -236,10 +236,11 @@ describe('BusyPoll, parking', () => {
   const loaded = { mayPollEventLoop: () => false } as unknown as SpinBudget;
 
   /** A poll on a machine with no core free, whose owner can park; `outcome` says how each park ends. */
-  function parkingPoll(outcome: () => boolean | undefined, budget: SpinBudget = loaded) {
+  function parkingPoll(outcome: () => boolean | undefined, budget: SpinBudget = loaded, extra: { mayPark?: () => boolean; now?: () => number } = {}) {
     const events: string[] = [];
     let due = 0;
     const poll = new BusyPoll(300, {
+      ...extra,
       budget,
       waiting: () => due > 0,
       // A poll (a core free) finds every result on its first turn.
@@ -256,7 +257,7 @@ describe('BusyPoll, parking', () => {
         if (hit) due--;
         return hit;
       },
-      now: () => 0,
+      now: extra.now ?? (() => 0),
     });
     return {
       events,
@@ -313,5 +314,40 @@ describe('BusyPoll, parking', () => {
     const afterMisses = parks();
     assert.ok(afterMisses - 40 < 40, `missing parks stopped (${afterMisses - 40} of 40 touches parked)`);
     assert.ok(afterMisses - 40 >= 2, 'it took a few misses to stop');
+  });
+
+  it('does not choose to park while its owner could not (mayPark), so the caller takes its other path', async () => {
+    let may = false;
+    const { events, poll, submit } = parkingPoll(() => true, loaded, { mayPark: () => may });
+    assert.equal(poll.wouldPoll(), false);
+    submit();
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.deepEqual(events, []);
+    may = true;
+    assert.equal(poll.wouldPoll(), true);
+  });
+
+  it('parks back to back for 1 ms at most before the event loop turns again', async () => {
+    let clock = 0;
+    // Each park "takes" 0.4 ms of the clock.
+    const { events, submit } = parkingPoll(
+      () => {
+        clock += 0.4;
+        return true;
+      },
+      loaded,
+      { now: () => clock },
+    );
+    const parks = () => events.filter((e) => e.startsWith('park')).length;
+    // Calls made one after another without the loop turning (a serial caller's next call comes in a microtask).
+    for (let i = 0; i < 6; i++) {
+      submit();
+      await new Promise((resolve) => process.nextTick(resolve));
+    }
+    assert.equal(parks(), 3, 'parks at 0, 0.4 and 0.8 ms; none once 1 ms had passed since the first');
+    await nextTurn();
+    submit();
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(parks(), 4, 'the loop turned: parking again');
   });
 });

@@ -5,8 +5,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { PluginLoader, type NativePluginTrait, type PluginLoaderOptions } from '../../src/index.js';
+import { ErrorCode, PluginLoader, type NativePluginTrait, type PluginLoaderOptions } from '../../src/index.js';
 import { spinBudget } from '../../src/abi/spin-budget.js';
+import { rejectsWithCode } from '../helpers/assertions.js';
 import { buildFixtures, tempDir } from '../helpers/fixtures.js';
 
 const ctx = (input: Record<string, unknown>) => ({ input: input as never, workspace_root: null, config: {} });
@@ -53,6 +54,8 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
       await turn;
       assert.equal((result.output as { seq: number }).seq, seq);
       assert.deepEqual(order, ['result', 'turn']);
+      // A park of over 1 ms lets the next call park only after the loop has turned once more.
+      await nextTurn();
     }
   });
 
@@ -71,6 +74,28 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
     released = true;
     writeFileSync(until, '');
     assert.equal(((await call).output as { seq: number }).seq, 7);
+  });
+
+  it('lets the event loop turn between parks: a serial caller does not hold its timers and I/O back', async () => {
+    const plugin = await load('serial', { pollMicros: 10_000_000 });
+    // Each result is handed over inside a park, and the caller's next call comes in a microtask after it.
+    let done = false;
+    let turns = 0;
+    const count = (): void => {
+      turns++;
+      if (!done) setImmediate(count);
+    };
+    setImmediate(count);
+    for (let seq = 0; seq < 1000; seq++) await plugin.execute(ctx({ us: 20, seq }));
+    done = true;
+    // 1000 calls of 20 µs or more spend over 20 ms parked; the loop turns once a park has held it 1 ms.
+    assert.ok(turns >= 5, `the loop turned ${turns} times during 1000 parked calls`);
+  });
+
+  it("keeps a parked call's own timeout: the park ends at the call's deadline", async () => {
+    const plugin = await load('serial', { pollMicros: 10_000_000 });
+    // A 6 ms call with a 2 ms timeout: a park that outlasted the deadline would hand over its result as a success.
+    await rejectsWithCode(plugin.execute(ctx({ us: 6000 }), { timeoutMs: 2 }), ErrorCode.TIMEOUT);
   });
 
   it('loses no result when calls end around the moment a park gives up', async () => {
@@ -94,8 +119,8 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
 
   it('does not park for calls made together in one tick', async () => {
     const plugin = await load('parallel', { pollMicros: 10_000_000, maxConcurrency: 2 });
-    // Calls of 200 ms: a park for the first would hold the event loop until it ended.
-    const order = await firstEvent(() => [0, 1].map((seq) => plugin.execute(ctx({ us: 200_000, seq }))));
+    // Calls of 3 ms, within a park's 10 ms: a park for the first would hold the event loop until it ended.
+    const order = await firstEvent(() => [0, 1].map((seq) => plugin.execute(ctx({ us: 3000, seq }))));
     assert.equal(order[0], 'turn', order.join(', '));
   });
 
@@ -105,7 +130,7 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
     const [until, started] = [path.join(dir, 'until'), path.join(dir, 'started')];
     const other = waiting.execute(ctx({ until, started }));
     while (!existsSync(started)) await nextTurn();
-    const order = await firstEvent(() => [lone.execute(ctx({ us: 200_000 }))]);
+    const order = await firstEvent(() => [lone.execute(ctx({ us: 3000 }))]);
     assert.deepEqual(order, ['turn', 'result 0']);
     writeFileSync(until, '');
     await other;
