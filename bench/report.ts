@@ -152,6 +152,7 @@ const FIGURES: Target[] = [
   { text: 'Extism main thread ÷ skillplug isolated, serial', value: (v, c) => v.ratio('serial.extismMain', 'serial.process', c, 'us'), ok: () => true, show: times },
   { text: 'Extism runInWorker ÷ skillplug isolated over one plugin, 64 in flight', value: (v, c) => v.ratio('flight.extismWorker', 'flight.isolated1', c, 'us'), ok: () => true, show: times },
   { text: 'Extism runInWorker over N plugins ÷ skillplug isolated over N plugins (N = 8), 64 in flight', value: (v, c) => v.ratio('flight.extismPool', 'flight.isolatedSome', c, 'us'), ok: () => true, show: times },
+  { text: 'a 1 ms call, in-process, on the plugin built not thread-safe: CPU per call ÷ raw koffi .async() (the target above uses the thread-safe build)', value: (v, c) => v.ratio('wait.noneSerial', 'wait.koffiAsync', c, 'cpuUs'), ok: () => true, show: times },
   { text: 'in-process serial latency without parking (ablation) ÷ raw koffi .async(): what parking buys a loaded machine', value: (v, c) => v.ratio('ablation.noPark', 'serial.koffiAsync', c, 'us'), ok: () => true, show: times },
   { text: '64 in flight over 32 plugins vs over one: latency skillplug adds per call', value: (v, c) => v.difference('flight.isolatedMany', 'flight.isolated1', c), ok: () => true, show: us },
   { text: '… and what the machine adds (the C floor: C parent, 32 C hosts vs 1)', value: (v, c) => v.difference('flight.cfloorMany', 'flight.cfloor1', c), ok: () => true, show: us },

@@ -49,7 +49,7 @@ const nowUs = (): number => Number(process.hrtime.bigint()) / 1000;
 const notes: string[] = [];
 
 // ---------- setup ----------
-const { work, pluginsDir, pluginDir, libraryPath, spinner } = await benchWorkdir(ROOT, 'skillplug-bench');
+const { work, pluginsDir, pluginDir, libraryPath, serialPluginsDir, serialPluginDir, spinner } = await benchWorkdir(ROOT, 'skillplug-bench');
 const floor = path.join(work, 'floor');
 await run('cc', ['-O2', '-o', floor, path.join(ROOT, 'bench', 'floor.c'), '-ldl']);
 const wasm = await compileWat(path.join(ROOT, 'bench', 'plugins', 'bench.wat'));
@@ -262,6 +262,9 @@ row({ id: 'ablation.noAdaptiveSpin.wait', group: 'ablation', label: `isolated 1 
 row({ id: 'wait.koffiAsync', group: 'wait', label: 'raw koffi .async(): the baseline', unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => raw.async(waitText), n) });
 row({ id: 'wait.none', group: 'wait', label: "skillplug execute, isolation 'none'", unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => plugin('none').execute(waitCtx), n) });
 row({ id: 'wait.none0', group: 'wait', label: "skillplug execute, 'none', pollMicros 0", unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => plugin('none0').execute(waitCtx), n) });
+// The same plugin built not thread-safe, as most plugins are: a lone call takes the pump only when the event loop polls or parks for it.
+const serialNone = await loaderFor('none', { pluginsDirs: [serialPluginsDir] }).loadPlugin(serialPluginDir);
+row({ id: 'wait.noneSerial', group: 'wait', label: "skillplug execute, 'none', the plugin built not thread-safe", unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => serialNone.execute(waitCtx), n) });
 row({ id: 'wait.process', group: 'wait', label: "skillplug execute, isolation 'process'", unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => plugin('process').execute(waitCtx), n) });
 row({ id: 'wait.process0', group: 'wait', label: "skillplug execute, 'process', pollMicros 0", unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => plugin('process0').execute(waitCtx), n) });
 

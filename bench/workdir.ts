@@ -14,6 +14,9 @@ export interface BenchWorkdir {
   /** The bench plugin's dir (plugin.json and libbench.so). */
   pluginDir: string;
   libraryPath: string;
+  /** The same plugin built not thread-safe (as most plugins are), in a plugins dir of its own. */
+  serialPluginsDir: string;
+  serialPluginDir: string;
   /** bench/spin.c compiled: the busy neighbour. */
   spinner: string;
 }
@@ -26,12 +29,19 @@ export async function benchWorkdir(root: string, name: string): Promise<BenchWor
   mkdirSync(pluginDir, { recursive: true });
   process.on('exit', () => rmSync(work, { recursive: true, force: true }));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+  const serialPluginsDir = path.join(work, 'serial-plugins');
+  const serialPluginDir = path.join(serialPluginsDir, 'bench');
+  mkdirSync(serialPluginDir, { recursive: true });
   const libraryPath = path.join(pluginDir, 'libbench.so');
   const spinner = path.join(work, 'spin');
+  const source = path.join(root, 'bench', 'plugins', 'bench.c');
   await Promise.all([
-    run('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-o', libraryPath, path.join(root, 'bench', 'plugins', 'bench.c')]),
+    run('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-o', libraryPath, source]),
+    run('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-DBENCH_SERIAL', '-o', path.join(serialPluginDir, 'libbench.so'), source]),
     run('cc', ['-O2', '-o', spinner, path.join(root, 'bench', 'spin.c')]),
   ]);
-  writeFileSync(path.join(pluginDir, 'plugin.json'), JSON.stringify({ name: 'bench', description: 'Benchmark plugin', version: '1.0.0' }));
-  return { work, pluginsDir, pluginDir, libraryPath, spinner };
+  const manifest = JSON.stringify({ name: 'bench', description: 'Benchmark plugin', version: '1.0.0' });
+  writeFileSync(path.join(pluginDir, 'plugin.json'), manifest);
+  writeFileSync(path.join(serialPluginDir, 'plugin.json'), manifest);
+  return { work, pluginsDir, pluginDir, libraryPath, serialPluginsDir, serialPluginDir, spinner };
 }

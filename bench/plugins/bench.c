@@ -1,5 +1,6 @@
-/* The benchmark plugin: thread-safe; a small heap result, or echoes input.data back for payload rows;
- * input.sleep_us makes a call that waits (like one blocked on I/O) before its small result. */
+/* The benchmark plugin: thread-safe (built with -DBENCH_SERIAL: not, as most plugins); a small heap result, or
+ * echoes input.data back for payload rows; input.sleep_us makes a call that waits (like one blocked on I/O)
+ * before its small result. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,12 +9,18 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+#ifdef BENCH_SERIAL
+#define THREAD_SAFE_JSON "false"
+#else
+#define THREAD_SAFE_JSON "true"
+#endif
+
 static const char small[] = "{\"success\":true,\"output\":{\"ok\":true},\"error\":null,\"files\":[]}";
 
 EXPORT uint32_t vtcode_plugin_version(void) { return 1; }
 
 EXPORT const char *vtcode_plugin_metadata(void) {
-  return strdup("{\"name\":\"bench\",\"description\":\"Benchmark plugin\",\"version\":\"1.0.0\",\"abi_version\":1,\"thread_safe\":true}");
+  return strdup("{\"name\":\"bench\",\"description\":\"Benchmark plugin\",\"version\":\"1.0.0\",\"abi_version\":1,\"thread_safe\":" THREAD_SAFE_JSON "}");
 }
 
 EXPORT void vtcode_plugin_free_string(const char *s) { free((void *)s); }

@@ -90,6 +90,8 @@ export class InProcessPlugin implements SyncNativePlugin {
   private stuck = 0;
   private pumpRunning = 0;
   private readonly adaptive: boolean;
+  // A plugin that is not thread-safe, whose lone calls take koffi's async path unless the event loop polls or parks for them.
+  private readonly serialAdaptive: boolean;
 
   private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined, adaptive: boolean) {
     this.lib = lib;
@@ -105,6 +107,9 @@ export class InProcessPlugin implements SyncNativePlugin {
     // async path, one wake-up each way like a caller using koffi directly.
     this.adaptive = adaptive && pump !== undefined;
     this.pumpServesAll = options.pollMicros > 0 && !this.adaptive;
+    // Through the pump such a call would cost its worker's wake-up, the notifier's and the event loop's:
+    // measured with 1 ms calls, 2-3x the CPU of koffi's async path (docs/host-protocol.md, "Spinning").
+    this.serialAdaptive = pump !== undefined && options.pollMicros > 0 && spinSettings.adaptive && !metadata.thread_safe;
     // Calls beyond the running ones wait in the pump's queue (FIFO, so a one-thread pump keeps order), ready
     // the moment a thread frees up. Without the pump, one call at a time: koffi hands results over after its
     // thread may have run the next call, which overwrites a result kept in a thread-local buffer.
@@ -181,6 +186,12 @@ export class InProcessPlugin implements SyncNativePlugin {
     } catch (err) {
       return Promise.reject(err);
     }
+    // A serial plugin's call alone holds every slot of the gate, so that it may take koffi's async path
+    // (run() decides) with no call running through the pump beside it; calls that come meanwhile wait.
+    if (this.serialAdaptive) {
+      const all = this.gate.tryAcquireAll();
+      if (all) return this.run(text, all.release, options, all.narrow);
+    }
     // A free slot is taken synchronously: the common case costs no extra promise or tick.
     const slot = this.gate.tryAcquire();
     if (slot) return this.run(text, slot, options);
@@ -191,7 +202,8 @@ export class InProcessPlugin implements SyncNativePlugin {
     });
   }
 
-  private run(text: string, release: () => void, options: ExecuteOptions): Promise<PluginResult> {
+  /** With `narrow`, the call holds every slot of the gate (a serial plugin's call alone) and keeps them only for koffi's path. */
+  private run(text: string, releaseSlots: () => void, options: ExecuteOptions, narrow?: () => () => void): Promise<PluginResult> {
     const { signal } = options;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     let timedOut = false;
@@ -200,8 +212,12 @@ export class InProcessPlugin implements SyncNativePlugin {
     // the batching pump, whose maxConcurrency - 1 threads plus that one async call never exceed maxConcurrency.
     // Adaptive: the async slot is taken whenever free, except by a lone call the event loop will poll for
     // (the pump's maxConcurrency - 1 threads and that one slot reach maxConcurrency together).
-    const pollsLone = this.adaptive && this.asyncRunning === 0 && this.pumpRunning === 0 && this.pump?.wouldPoll() === true;
-    const pump = this.pumpServesAll || this.asyncRunning > 0 || pollsLone ? this.pump : undefined;
+    // A serial plugin's lone call: koffi's async path unless the event loop will poll or park for it;
+    // through the pump it needs one slot, and calls made meanwhile queue behind it there.
+    const viaKoffi = narrow !== undefined && this.pump?.wouldPoll() === false;
+    const release = narrow && !viaKoffi ? narrow() : releaseSlots;
+    const pollsLone = !narrow && this.adaptive && this.asyncRunning === 0 && this.pumpRunning === 0 && this.pump?.wouldPoll() === true;
+    const pump = !viaKoffi && (this.pumpServesAll || this.asyncRunning > 0 || pollsLone) ? this.pump : undefined;
     return new Promise<PluginResult>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;

@@ -30,6 +30,32 @@ export class CallGate {
   }
 
   /**
+   * Every slot right now, if none is held and nobody waits: the holder runs alone, and the waiters that
+   * come meanwhile are let in (FIFO) once it releases. `narrow()` instead keeps one slot (its release is
+   * returned) and lets the others go at once. Undefined when a slot is held or a caller waits.
+   */
+  tryAcquireAll(): { release: () => void; narrow: () => () => void } | undefined {
+    if (this.active > 0 || this.waiting.length > 0) return undefined;
+    this.active = this.limit;
+    let held = true;
+    const releaseAll = this.releaser(this.limit);
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        releaseAll();
+      },
+      narrow: () => {
+        if (!held) throw new Error('CallGate: narrow() after the slots were given back');
+        held = false;
+        this.active -= this.limit - 1;
+        this.grantFree();
+        return this.releaser();
+      },
+    };
+  }
+
+  /**
    * Waits for a slot. Resolves to a release function that must be called exactly once.
    * If `onAbort` is given and the signal fires while waiting, the waiter leaves the queue and the promise rejects with its error.
    */
@@ -65,14 +91,22 @@ export class CallGate {
     for (const waiter of this.waiting.splice(0)) waiter.refuse(error());
   }
 
-  private releaser(): () => void {
+  private releaser(slots = 1): () => void {
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.active--;
-      const next = this.waiting.shift();
-      if (next) next.grant();
+      this.active -= slots;
+      this.grantFree();
     };
+  }
+
+  // Lets waiters in, first come first, while slots are free.
+  private grantFree(): void {
+    while (this.active < this.limit) {
+      const next = this.waiting.shift();
+      if (!next) break;
+      next.grant();
+    }
   }
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { ErrorCode, PluginLoader, type NativePluginTrait, type PluginLoaderOptions } from '../../src/index.js';
-import { spinBudget } from '../../src/abi/spin-budget.js';
+import { spinBudget, spinSettings } from '../../src/abi/spin-budget.js';
 import { rejectsWithCode } from '../helpers/assertions.js';
 import { buildFixtures, tempDir } from '../helpers/fixtures.js';
 
@@ -134,5 +134,25 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
     assert.deepEqual(order, ['turn', 'result 0']);
     writeFileSync(until, '');
     await other;
+  });
+
+  it("runs a serial plugin's lone call that nobody parks for on koffi's path, and lets calls that come meanwhile wait for it: never two at once, in order", async () => {
+    // Parking off (read when the pump starts): with no core to poll on either, a lone call takes koffi's async path.
+    spinSettings.park = false;
+    let plugin: NativePluginTrait;
+    try {
+      plugin = await load('serial', { pollMicros: 200 });
+    } finally {
+      spinSettings.park = true;
+    }
+    for (let round = 0; round < 3; round++) {
+      // The first call finds the plugin idle (koffi's path, every slot held); the rest come while it runs (the pump).
+      const results = await Promise.all([0, 1, 2, 3, 4].map((seq) => plugin.execute(ctx({ us: 2000, seq }))));
+      const outputs = results.map((r) => r.output as { seq: number; order: number; max_inflight: number });
+      assert.deepEqual(outputs.map((o) => o.seq), [0, 1, 2, 3, 4]);
+      assert.ok(outputs.every((o) => o.max_inflight === 1), `never two calls at once: ${JSON.stringify(outputs)}`);
+      const orders = outputs.map((o) => o.order);
+      assert.deepEqual(orders, [...orders].sort((a, b) => a - b), 'they ran in the order they were made');
+    }
   });
 });
