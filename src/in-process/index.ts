@@ -90,7 +90,7 @@ export class InProcessPlugin implements SyncNativePlugin {
   private stuck = 0;
   private pumpRunning = 0;
   private readonly adaptive: boolean;
-  // A plugin that is not thread-safe, whose lone calls take koffi's async path unless the event loop polls or parks for them.
+  // A plugin that runs one call at a time (not thread-safe, or maxConcurrency 1), whose lone calls take koffi's async path unless the event loop polls or parks for them.
   private readonly serialAdaptive: boolean;
 
   private constructor(lib: NativeLibrary, metadata: PluginMetadata, options: InProcessOpenOptions, pump: NativePump | undefined, adaptive: boolean) {
@@ -109,7 +109,7 @@ export class InProcessPlugin implements SyncNativePlugin {
     this.pumpServesAll = options.pollMicros > 0 && !this.adaptive;
     // Through the pump such a call would cost its worker's wake-up, the notifier's and the event loop's:
     // measured with 1 ms calls, 2-3x the CPU of koffi's async path (docs/host-protocol.md, "Spinning").
-    this.serialAdaptive = pump !== undefined && options.pollMicros > 0 && spinSettings.adaptive && !metadata.thread_safe;
+    this.serialAdaptive = pump !== undefined && options.pollMicros > 0 && spinSettings.adaptive && (!metadata.thread_safe || options.maxConcurrency === 1);
     // Calls beyond the running ones wait in the pump's queue (FIFO, so a one-thread pump keeps order), ready
     // the moment a thread frees up. Without the pump, one call at a time: koffi hands results over after its
     // thread may have run the next call, which overwrites a result kept in a thread-local buffer.

@@ -103,8 +103,8 @@ export interface PluginLoaderOptions {
   /**
    * How long, in µs, the event loop keeps polling for results (of in-process pump threads and isolated
    * hosts) before it sleeps until woken. A polled result costs no cross-thread or cross-process wake-up
-   * (tens of µs on small VMs), paid for with CPU while waiting. 0 turns polling off. Default 200 with
-   * 2+ CPUs, else 0.
+   * (tens of µs on small VMs), paid for with CPU while waiting; where the machine's load leaves no core
+   * to poll on, an in-process call alone waits asleep instead (Linux). 0 turns both off. Default 200.
    */
   pollMicros?: number;
   /** Isolated only: replace a plugin's host after it served this many calls (between calls, losing none); 0: never. Default 0. */
@@ -168,8 +168,8 @@ function integerOption(value: unknown, name: string, fallback: number, min: numb
 
 const positiveInteger = (value: unknown, name: string, fallback: number): number => integerOption(value, name, fallback, 1);
 
-/** Polling pays off only when the plugin's thread has a core of its own. */
-const DEFAULT_POLL_MICROS = os.availableParallelism() >= 2 ? 200 : 0;
+/** On one CPU too: the spin budget then refuses polls (no core is free), and a lone in-process call parks instead. */
+const DEFAULT_POLL_MICROS = 200;
 
 /**
  * Finds, validates, verifies and loads native skill plugins from trusted directories.

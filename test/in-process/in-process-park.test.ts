@@ -136,12 +136,16 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
     await other;
   });
 
-  it("runs a serial plugin's lone call that nobody parks for on koffi's path, and lets calls that come meanwhile wait for it: never two at once, in order", async () => {
+  for (const [key, maxConcurrency, what] of [
+    ['serial', 2, 'a plugin that is not thread-safe'],
+    ['parallel', 1, 'a thread-safe plugin with maxConcurrency 1'],
+  ] as const) {
+  it(`runs the lone call nobody parks for of ${what} on koffi's path, and lets calls that come meanwhile wait for it: never two at once, in order`, async () => {
     // Parking off (read when the pump starts): with no core to poll on either, a lone call takes koffi's async path.
     spinSettings.park = false;
     let plugin: NativePluginTrait;
     try {
-      plugin = await load('serial', { pollMicros: 200 });
+      plugin = await load(key, { pollMicros: 200, maxConcurrency });
     } finally {
       spinSettings.park = true;
     }
@@ -155,4 +159,5 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
       assert.deepEqual(orders, [...orders].sort((a, b) => a - b), 'they ran in the order they were made');
     }
   });
+  }
 });
