@@ -424,6 +424,8 @@ export function createPump(
     }
     letLoopIdle();
   };
+  // Asked before a call picks the pump (nothing of ours submitted yet) and again by the park itself (this one call waiting).
+  const mayPark = (): boolean => !destroyed && waiting.size <= 1 && alone();
   const poller = new BusyPoll(pollMicros, {
     ...(adaptiveSpin ? { budget: spinBudget } : {}),
     waiting: () => waiting.size > 0,
@@ -442,11 +444,12 @@ export function createPump(
     ...(process.platform === 'linux' && spinSettings.park
       ? {
           park: (micros: number) => {
-            if (destroyed || waiting.size !== 1 || !alone()) return undefined;
+            if (waiting.size !== 1 || !mayPark()) return undefined;
             const call = waiting.values().next().value as { deadline: number };
             // Never past the call's own deadline: its timeout timer must get to fire.
-            const until = Math.min(performance.now() + Math.min(micros, PARK_MOST_MICROS) / 1000, call.deadline);
-            if (until <= performance.now()) return undefined;
+            const now = performance.now();
+            const until = Math.min(now + Math.min(micros, PARK_MOST_MICROS) / 1000, call.deadline);
+            if (until <= now) return undefined;
             for (;;) {
               const left = Math.ceil((until - performance.now()) * 1000);
               if (left <= 0 || api.park(handle, seenFinished, left) === seenFinished) return false;
@@ -455,7 +458,7 @@ export function createPump(
               if (waiting.size < 1) return true;
             }
           },
-          mayPark: () => !destroyed && waiting.size <= 1 && alone(),
+          mayPark,
         }
       : {}),
   });
