@@ -119,8 +119,10 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
 
   it('does not park for calls made together in one tick', async () => {
     const plugin = await load('parallel', { pollMicros: 10_000_000, maxConcurrency: 2 });
-    // Calls of 3 ms, within a park's 10 ms: a park for the first would hold the event loop until it ended.
-    const order = await firstEvent(() => [0, 1].map((seq) => plugin.execute(ctx({ us: 3000, seq }))));
+    // Calls of 200 ms: the loop must turn long before they end, however slow the machine (a sanitizer
+    // build, say). A park (10 ms at most) would end before them too, so this checks that nothing holds
+    // the loop for a whole call; a park within those 10 ms is not seen without a clock.
+    const order = await firstEvent(() => [0, 1].map((seq) => plugin.execute(ctx({ us: 200_000, seq }))));
     assert.equal(order[0], 'turn', order.join(', '));
   });
 
@@ -130,7 +132,7 @@ describe('in-process calls with no core free to poll on', { skip: process.platfo
     const [until, started] = [path.join(dir, 'until'), path.join(dir, 'started')];
     const other = waiting.execute(ctx({ until, started }));
     while (!existsSync(started)) await nextTurn();
-    const order = await firstEvent(() => [lone.execute(ctx({ us: 3000 }))]);
+    const order = await firstEvent(() => [lone.execute(ctx({ us: 200_000 }))]);
     assert.deepEqual(order, ['turn', 'result 0']);
     writeFileSync(until, '');
     await other;
