@@ -442,6 +442,41 @@ static struct {
   unsigned char buffer[64 * 1024];
 } reader;
 
+/*
+ * Big payloads: glibc gives a freed 16 MiB back to the kernel at once, so the next call faults every
+ * page in again (two buffers a call, ~8k faults, dear in a VM: 3/4 of such a call's host CPU). The heap
+ * keeps up to HEAP_KEEP_BYTES of freed memory instead, and a host idle for IDLE_TRIM_MS gives it back.
+ */
+#define HEAP_KEEP_BYTES (64 * 1024 * 1024)
+#define BIG_PAYLOAD_BYTES (1024u * 1024u)
+#define IDLE_TRIM_MS 1000
+/* Set (any thread) once a big payload went through the heap; cleared by the trim that follows. */
+static int heap_holds_freed;
+
+static void keep_freed_heap(void) {
+#if defined(__GLIBC__)
+  /* Allocations up to the largest threshold glibc accepts come from the heap, not a mapping each. */
+  mallopt(M_MMAP_THRESHOLD, HEAP_KEEP_BYTES / 2);
+  mallopt(M_TRIM_THRESHOLD, HEAP_KEEP_BYTES);
+#endif
+}
+
+static void note_payload(size_t bytes) {
+  if (bytes >= BIG_PAYLOAD_BYTES) __atomic_store_n(&heap_holds_freed, 1, __ATOMIC_RELAXED);
+}
+
+/* How long the reader may sleep before it has kept memory to give back (-1: for ever). */
+static int sleep_limit_ms(void) {
+  return __atomic_load_n(&heap_holds_freed, __ATOMIC_RELAXED) ? IDLE_TRIM_MS : -1;
+}
+
+static void give_back_heap(void) {
+  __atomic_store_n(&heap_holds_freed, 0, __ATOMIC_RELAXED);
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 static int read_exact(void *dst, size_t len) {
   unsigned char *out = dst;
   size_t have = reader.end - reader.start;
@@ -468,7 +503,12 @@ static int read_exact(void *dst, size_t len) {
        reads what this end wrote (write space), one spurious wake-up per answer; poll() waits for input only. */
     if (!polling) {
       struct pollfd pfd = {.fd = CHANNEL_FD, .events = POLLIN, .revents = 0};
-      if (poll(&pfd, 1, -1) < 0 && errno == EINTR) continue;
+      int ready = poll(&pfd, 1, sleep_limit_ms());
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        give_back_heap();
+        continue;
+      }
     }
     ssize_t n = polling ? recv(CHANNEL_FD, reader.buffer + reader.end, sizeof reader.buffer - reader.end, MSG_DONTWAIT)
                         : read(CHANNEL_FD, reader.buffer + reader.end, sizeof reader.buffer - reader.end);
@@ -692,6 +732,7 @@ static void send_returned(uint32_t kind, uint32_t id, const unsigned char *prefi
     return;
   }
   size_t n = strlen(s);
+  note_payload(n);
   if (n > limit) {
     put_u32(buf + plen, RET_TOO_LARGE);
     put_u64(buf + plen + 4, n);
@@ -1058,6 +1099,7 @@ static void handle_frame(int may_run_here) {
   uint64_t len = get_u64(header + 8);
   char *ctx = malloc(len + 1);
   if (!ctx) abort();
+  note_payload(len);
   if (read_exact(ctx, len)) host_exit(0);
   ctx[len] = 0;
   reader.consumed += (uint32_t)(sizeof header + len);
@@ -1177,6 +1219,7 @@ int main(int argc, char **argv) {
   /* Plugin stdout goes to stderr: fd 1 is never the channel, and the parent reads one log stream. */
   dup2(2, 1);
   setvbuf(stdout, NULL, _IOLBF, 0);
+  keep_freed_heap();
   if (memory_mb > 0) {
     /* Each glibc arena reserves 64 MiB of address space (8 per core by default): one arena keeps RLIMIT_AS about real use. */
 #ifdef M_ARENA_MAX
