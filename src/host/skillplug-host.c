@@ -445,19 +445,24 @@ static struct {
 /*
  * Big payloads: glibc gives a freed 16 MiB back to the kernel at once, so the next call faults every
  * page in again (two buffers a call, ~8k faults, dear in a VM: 3/4 of such a call's host CPU). The heap
- * keeps up to HEAP_KEEP_BYTES of freed memory instead, and a host idle for IDLE_TRIM_MS gives it back.
+ * keeps up to HEAP_KEEP_BYTES of freed memory instead (an eighth of a memory limit at most, as kept
+ * memory counts towards it), and a host idle for IDLE_TRIM_MS gives it back.
  */
-#define HEAP_KEEP_BYTES (64 * 1024 * 1024)
+#define HEAP_KEEP_BYTES (64ull * 1024 * 1024)
+#define HEAP_KEEP_LEAST (1024ull * 1024)
 #define BIG_PAYLOAD_BYTES (1024u * 1024u)
 #define IDLE_TRIM_MS 1000
 /* Set (any thread) once a big payload went through the heap; cleared by the trim that follows. */
 static int heap_holds_freed;
 
-static void keep_freed_heap(void) {
+static void keep_freed_heap(uint64_t memory_mb) {
+  uint64_t keep = HEAP_KEEP_BYTES;
+  if (memory_mb > 0 && memory_mb * 1024 * 1024 / 8 < keep) keep = memory_mb * 1024 * 1024 / 8;
+  if (keep < HEAP_KEEP_LEAST) return;
 #if defined(__GLIBC__)
-  /* Allocations up to the largest threshold glibc accepts come from the heap, not a mapping each. */
-  mallopt(M_MMAP_THRESHOLD, HEAP_KEEP_BYTES / 2);
-  mallopt(M_TRIM_THRESHOLD, HEAP_KEEP_BYTES);
+  /* Allocations up to half of it (at most the largest threshold glibc accepts) come from the heap, not a mapping each. */
+  mallopt(M_MMAP_THRESHOLD, (int)(keep / 2));
+  mallopt(M_TRIM_THRESHOLD, (int)keep);
 #endif
 }
 
@@ -1219,7 +1224,7 @@ int main(int argc, char **argv) {
   /* Plugin stdout goes to stderr: fd 1 is never the channel, and the parent reads one log stream. */
   dup2(2, 1);
   setvbuf(stdout, NULL, _IOLBF, 0);
-  keep_freed_heap();
+  keep_freed_heap(memory_mb);
   if (memory_mb > 0) {
     /* Each glibc arena reserves 64 MiB of address space (8 per core by default): one arena keeps RLIMIT_AS about real use. */
 #ifdef M_ARENA_MAX
