@@ -295,7 +295,7 @@ describe('BusyPoll, parking', () => {
   });
 
   it('stops parking once its parks miss, and learns nothing from a park that did not block', async () => {
-    let result: boolean | undefined = undefined;
+    let result: boolean | undefined;
     const { events, poll, submit } = parkingPoll(() => result);
     const parks = () => events.filter((e) => e.startsWith('park')).length;
     // Parks that did not block (more than one result due) neither stop nor encourage parking.

@@ -11,7 +11,10 @@ describe('CallGate', () => {
     assert.equal(gate.tryAcquire(), undefined, 'no slot beside the holder of all');
     assert.equal(gate.tryAcquireAll(), undefined);
     const order: number[] = [];
-    const waiters = [1, 2, 3, 4].map((n) => gate.acquire().then((release) => (order.push(n), release)));
+    const waiters = [1, 2, 3, 4].map((n) => gate.acquire().then((release) => {
+      order.push(n);
+      return release;
+    }));
     all.release();
     all.release(); // a second release frees nothing more
     const granted = await Promise.all(waiters.slice(0, 3));
@@ -40,7 +43,10 @@ describe('CallGate', () => {
     const gate = new CallGate(3);
     const all = gate.tryAcquireAll() as NonNullable<ReturnType<CallGate['tryAcquireAll']>>;
     const order: number[] = [];
-    const waiters = [1, 2, 3].map((n) => gate.acquire().then((release) => (order.push(n), release)));
+    const waiters = [1, 2, 3].map((n) => gate.acquire().then((release) => {
+      order.push(n);
+      return release;
+    }));
     const one = all.narrow();
     all.release(); // the hold was narrowed: this gives nothing back
     const granted = await Promise.all(waiters.slice(0, 2));
