@@ -4,6 +4,7 @@ import type { PluginCgroup } from '../sandbox/limits.js';
 import { FrameChannel } from './frame-channel.js';
 import { type SpawnedHost, signalNames, spawnHost } from './host-spawn.js';
 import { signalHost, stopHost } from './terminate.js';
+import { hostTuning } from './tuning.js';
 
 /** How to launch one host. */
 export interface HostLaunch {
@@ -16,6 +17,8 @@ export interface HostLaunch {
   maxOutputBytes: number;
   /** Address-space limit; 0 for none. */
   maxMemoryMb: number;
+  /** MiB of memory freed by big calls the host's heap may keep for the next one (see {@link heapKeepMb}); 0: none. */
+  keepHeapMb: number;
   /** Run inside bubblewrap with this plan (and the host's seccomp filter), or unsandboxed when null. */
   sandbox: SandboxPlan | null;
   /** Sandboxed only: whether the plugin may create Unix sockets (the filter refuses them otherwise). */
@@ -78,7 +81,7 @@ export class HostChild {
       String(launch.maxOutputBytes),
       String(launch.maxMemoryMb),
       String(launch.sandbox ? 0 : process.pid),
-      hostOptions(launch.sandbox !== null, launch.unixSockets, lane, fixedSpin),
+      hostOptions(launch.sandbox !== null, launch.unixSockets, lane, fixedSpin, launch.keepHeapMb),
     ];
     let [command, args] = launch.sandbox ? [launch.sandbox.bwrap, sandboxedCommand(launch.sandbox, hostArgs)] : [launch.hostBinary, hostArgs];
     this.cgroup = launch.limits?.cgroup ?? null;
@@ -206,13 +209,29 @@ export class HostChild {
 }
 
 /** The host's options word (see the usage line in skillplug-host.c). */
-function hostOptions(sandboxed: boolean, unixSockets: boolean, lane: boolean, fixedSpin: boolean): string {
+function hostOptions(sandboxed: boolean, unixSockets: boolean, lane: boolean, fixedSpin: boolean, keepHeapMb: number): string {
   const words = [];
   if (sandboxed) words.push('seccomp');
   if (sandboxed && !unixSockets) words.push('no-unix-sockets');
   if (lane) words.push('lane');
   if (fixedSpin) words.push('fixed-spin');
+  if (keepHeapMb >= 1) words.push(`keep-heap-mb=${keepHeapMb}`, `trim-idle-ms=${hostTuning.heapTrimIdleMs}`);
   return words.join(',') || '-';
+}
+
+// Kept memory stays resident and mapped: a quarter of the recycle threshold and an eighth of the address-space limit at most.
+const HEAP_KEEP_MOST_MB = 64;
+
+/**
+ * MiB of freed memory a host's heap may keep between big calls: up to 64, but kept memory counts
+ * towards `maxMemoryMb` (an eighth of it at most) and towards the RSS that `recycleAboveMb` checks
+ * after each call (a quarter of it at most), so it never trips either by itself.
+ */
+export function heapKeepMb(maxMemoryMb: number, recycleAboveMb: number): number {
+  let keep = HEAP_KEEP_MOST_MB;
+  if (maxMemoryMb > 0) keep = Math.min(keep, Math.floor(maxMemoryMb / 8));
+  if (recycleAboveMb > 0) keep = Math.min(keep, Math.floor(recycleAboveMb / 4));
+  return keep;
 }
 
 function tailLines(text: string, lines: number): string {

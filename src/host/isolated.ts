@@ -14,6 +14,7 @@ import { ensureHostBinary, ensureLauncherBinary } from '../toolchain.js';
 import { hostAddon } from './host-addon.js';
 import { detectCgroups, PluginCgroup } from '../sandbox/limits.js';
 import { Deadlines, type Deadline } from './deadlines.js';
+import { heapKeepMb } from './host-child.js';
 import { HostProcess, type CallFailure, type HostExit, type HostReady } from './host-process.js';
 import { TreeRss } from './process-tree.js';
 import { LoadErrorReason } from './protocol.js';
@@ -303,6 +304,7 @@ export class IsolatedPlugin implements NativePluginTrait {
       pollMicros: options.pollMicros,
       maxOutputBytes: options.maxOutputBytes,
       maxMemoryMb: options.maxMemoryMb,
+      keepHeapMb: heapKeepMb(options.maxMemoryMb, options.recycleAboveMb ?? 0),
       sandbox,
       unixSockets: sandbox !== null && mayUseUnixSockets(sandbox.permissions),
       env: hostEnvironment(options.env, false),

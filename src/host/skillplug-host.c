@@ -6,7 +6,9 @@
  *   OPTIONS: "-" or a comma-separated list of: "seccomp" (install the syscall filter before dlopen;
  *   sandboxed hosts), "no-unix-sockets" (the filter also refuses socket(AF_UNIX)), "lane" (create the
  *   shared lane, see fd 6 below), "fixed-spin" (idle threads poll SPIN_NS before sleeping instead of
- *   the parent's lease in SPIN_MICROS; the benchmark's ablation). An unknown word is a usage error.
+ *   the parent's lease in SPIN_MICROS; the benchmark's ablation), "keep-heap-mb=N" (the heap keeps up to
+ *   N MiB that big calls freed, see keep_freed_heap), "trim-idle-ms=N" (and gives it back once no call
+ *   ran for N ms, default 1000). An unknown word, or a value out of range, is a usage error.
  * Before dlopen the host closes every fd above 6 (nothing skillplug's parent inherited reaches the
  * plugin) and marks fds 3-6 close-on-exec. It is a child subreaper: whenever it stops (input ended,
  * SIGTERM, parent death, a fatal signal) it first SIGKILLs every process the plugin left behind.
@@ -444,42 +446,71 @@ static struct {
 
 /*
  * Big payloads: glibc gives a freed 16 MiB back to the kernel at once, so the next call faults every
- * page in again (two buffers a call, ~8k faults, dear in a VM: 3/4 of such a call's host CPU). The heap
- * keeps up to HEAP_KEEP_BYTES of freed memory instead (an eighth of a memory limit at most, as kept
- * memory counts towards it), and a host idle for IDLE_TRIM_MS gives it back.
+ * page in again (two buffers a call, ~8k faults, dear in a VM: 3/4 of such a call's host CPU). With
+ * "keep-heap-mb=N" (the parent caps N by the plugin's memory limits, which count kept memory) the heap
+ * keeps up to N MiB of freed memory instead, and gives it back once no call has run for
+ * "trim-idle-ms" (default 1000).
  */
-#define HEAP_KEEP_BYTES (64ull * 1024 * 1024)
 #define HEAP_KEEP_LEAST (1024ull * 1024)
+#define MMAP_THRESHOLD_MOST (32ull * 1024 * 1024)
 #define BIG_PAYLOAD_BYTES (1024u * 1024u)
-#define IDLE_TRIM_MS 1000
-/* Set (any thread) once a big payload went through the heap; cleared by the trim that follows. */
-static int heap_holds_freed;
+static uint64_t heap_keep_bytes;
+static long trim_idle_ms = 1000;
+/* CLOCK_MONOTONIC ms of the last big payload, or of a call that ended after one; 0: nothing kept. Any thread. */
+static long heap_kept_since;
 
-static void keep_freed_heap(uint64_t memory_mb) {
-  uint64_t keep = HEAP_KEEP_BYTES;
-  if (memory_mb > 0 && memory_mb * 1024 * 1024 / 8 < keep) keep = memory_mb * 1024 * 1024 / 8;
-  if (keep < HEAP_KEEP_LEAST) return;
+static long monotonic_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  /* Never 0, which means nothing kept. */
+  return now.tv_sec * 1000L + now.tv_nsec / 1000000L + 1;
+}
+
+static void keep_freed_heap(void) {
+  if (heap_keep_bytes < HEAP_KEEP_LEAST) {
+    heap_keep_bytes = 0;
+    return;
+  }
 #if defined(__GLIBC__)
   /* Allocations up to half of it (at most the largest threshold glibc accepts) come from the heap, not a mapping each. */
-  mallopt(M_MMAP_THRESHOLD, (int)(keep / 2));
-  mallopt(M_TRIM_THRESHOLD, (int)keep);
+  uint64_t threshold = heap_keep_bytes / 2 > MMAP_THRESHOLD_MOST ? MMAP_THRESHOLD_MOST : heap_keep_bytes / 2;
+  mallopt(M_MMAP_THRESHOLD, (int)threshold);
+  mallopt(M_TRIM_THRESHOLD, (int)(heap_keep_bytes > INT32_MAX ? INT32_MAX : heap_keep_bytes));
+#else
+  heap_keep_bytes = 0;
 #endif
 }
 
+/* A request or result of `bytes` is in the heap: freed, the heap keeps it. */
 static void note_payload(size_t bytes) {
-  if (bytes >= BIG_PAYLOAD_BYTES) __atomic_store_n(&heap_holds_freed, 1, __ATOMIC_RELAXED);
+  if (heap_keep_bytes && bytes >= BIG_PAYLOAD_BYTES) __atomic_store_n(&heap_kept_since, monotonic_ms(), __ATOMIC_RELEASE);
 }
 
-/* How long the reader may sleep before it has kept memory to give back (-1: for ever). */
-static int sleep_limit_ms(void) {
-  return __atomic_load_n(&heap_holds_freed, __ATOMIC_RELAXED) ? IDLE_TRIM_MS : -1;
+/* A call ended (its request and result freed): with memory kept, the idle time counts from now. */
+static void note_call_end(void) {
+  if (__atomic_load_n(&heap_kept_since, __ATOMIC_ACQUIRE)) __atomic_store_n(&heap_kept_since, monotonic_ms(), __ATOMIC_RELEASE);
 }
 
-static void give_back_heap(void) {
-  __atomic_store_n(&heap_holds_freed, 0, __ATOMIC_RELAXED);
+static int jobs_active(void);
+
+/*
+ * How long the reader may sleep in poll() before it looks at the kept heap again (-1: until input);
+ * gives the heap back first once no call has run for trim_idle_ms. While calls run on workers it
+ * looks every trim_idle_ms, as a worker may be about to free a big result.
+ */
+static int idle_heap_wait_ms(void) {
+  if (!heap_keep_bytes) return -1;
+  if (jobs_active()) return (int)trim_idle_ms;
+  long since = __atomic_load_n(&heap_kept_since, __ATOMIC_ACQUIRE);
+  if (!since) return -1;
+  long left = since + trim_idle_ms - monotonic_ms();
+  if (left > 0) return left > INT32_MAX ? INT32_MAX : (int)left;
+  /* A call that ended meanwhile moved the mark: look again later instead. */
+  if (!__atomic_compare_exchange_n(&heap_kept_since, &since, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return (int)trim_idle_ms;
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
+  return -1;
 }
 
 static int read_exact(void *dst, size_t len) {
@@ -508,12 +539,9 @@ static int read_exact(void *dst, size_t len) {
        reads what this end wrote (write space), one spurious wake-up per answer; poll() waits for input only. */
     if (!polling) {
       struct pollfd pfd = {.fd = CHANNEL_FD, .events = POLLIN, .revents = 0};
-      int ready = poll(&pfd, 1, sleep_limit_ms());
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready == 0) {
-        give_back_heap();
-        continue;
-      }
+      /* A timeout (or a signal) only means: look at the kept heap, then sleep again. */
+      int ready = poll(&pfd, 1, idle_heap_wait_ms());
+      if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
     }
     ssize_t n = polling ? recv(CHANNEL_FD, reader.buffer + reader.end, sizeof reader.buffer - reader.end, MSG_DONTWAIT)
                         : read(CHANNEL_FD, reader.buffer + reader.end, sizeof reader.buffer - reader.end);
@@ -884,6 +912,7 @@ static void run_job(uint32_t id, char *ctx, int answer_in_shared) {
   free(ctx);
   if (answer_in_shared) answer_shared(id, out);
   else send_returned(MSG_RESULT, id, NULL, 0, out, max_output);
+  note_call_end();
 }
 
 /* Calls running now, on workers or the reader: never more than pool_workers (the parent's maxConcurrency). */
@@ -894,10 +923,15 @@ static int job_ready(void) {
   return __atomic_load_n(&queue_head, __ATOMIC_ACQUIRE) && __atomic_load_n(&running_jobs, __ATOMIC_RELAXED) < workers_started();
 }
 
+static int jobs_active(void) {
+  return __atomic_load_n(&running_jobs, __ATOMIC_ACQUIRE) > 0 || __atomic_load_n(&queued_jobs, __ATOMIC_ACQUIRE) > 0;
+}
+
 /* For a lone call the reader ran: frees its slot for a queued call. */
 static void job_done(void) {
   pthread_mutex_lock(&queue_lock);
-  __atomic_sub_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
+  /* Release: a reader that sees the count drop sees the kept-heap mark the call left (note_call_end). */
+  __atomic_sub_fetch(&running_jobs, 1, __ATOMIC_RELEASE);
   /* A queued call may have waited for this slot. */
   if (queue_head) pthread_cond_signal(&queue_ready);
   pthread_mutex_unlock(&queue_lock);
@@ -945,7 +979,7 @@ static void *worker(void *arg) {
     free(j);
     /* Busy: straight on to the next queued call under the same lock. */
     pthread_mutex_lock(&queue_lock);
-    __atomic_sub_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&running_jobs, 1, __ATOMIC_RELEASE);
   }
   return NULL;
 }
@@ -1183,6 +1217,19 @@ static int start_workers(long wanted) {
   return started > 0;
 }
 
+/* A decimal option value of at most `most` (digits only); 0 if it is not one. */
+static int option_number(const char *text, uint64_t most, uint64_t *out) {
+  uint64_t value = 0;
+  if (!*text) return 0;
+  for (const char *c = text; *c; c++) {
+    if (*c < '0' || *c > '9') return 0;
+    value = value * 10 + (uint64_t)(*c - '0');
+    if (value > most) return 0;
+  }
+  *out = value;
+  return 1;
+}
+
 int main(int argc, char **argv) {
   if (argc != 6) {
     fprintf(stderr, "skillplug-host: internal program of skillplug; not meant to be run by hand\n");
@@ -1193,6 +1240,7 @@ int main(int argc, char **argv) {
   uint64_t memory_mb = strtoull(argv[3], NULL, 10);
   long parent = strtol(argv[4], NULL, 10);
   int want_filter = 0, deny_unix_sockets = 0, want_lane = 0;
+  uint64_t number = 0;
   if (strcmp(argv[5], "-") != 0) {
     char *options = argv[5], *save = NULL;
     for (char *word = strtok_r(options, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
@@ -1200,6 +1248,8 @@ int main(int argc, char **argv) {
       else if (strcmp(word, "no-unix-sockets") == 0) deny_unix_sockets = 1;
       else if (strcmp(word, "lane") == 0) want_lane = 1;
       else if (strcmp(word, "fixed-spin") == 0) fixed_spin = 1;
+      else if (strncmp(word, "keep-heap-mb=", 13) == 0 && option_number(word + 13, 1024 * 1024, &number)) heap_keep_bytes = number * 1024 * 1024;
+      else if (strncmp(word, "trim-idle-ms=", 13) == 0 && option_number(word + 13, 24L * 3600 * 1000, &number) && number > 0) trim_idle_ms = (long)number;
       else {
         fprintf(stderr, "skillplug-host: unknown option \"%s\"\n", word);
         return 2;
@@ -1224,7 +1274,7 @@ int main(int argc, char **argv) {
   /* Plugin stdout goes to stderr: fd 1 is never the channel, and the parent reads one log stream. */
   dup2(2, 1);
   setvbuf(stdout, NULL, _IOLBF, 0);
-  keep_freed_heap(memory_mb);
+  keep_freed_heap();
   if (memory_mb > 0) {
     /* Each glibc arena reserves 64 MiB of address space (8 per core by default): one arena keeps RLIMIT_AS about real use. */
 #ifdef M_ARENA_MAX

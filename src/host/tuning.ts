@@ -21,6 +21,8 @@ export interface HostTuning {
   directSpawn: boolean;
   /** How often a referenced host started that way is asked whether it ended, in case no SIGCHLD reached us (default 1000 ms). */
   reapCheckMs: number;
+  /** How long a host runs no call before it gives back the heap it keeps for big calls (default 1000 ms). */
+  heapTrimIdleMs: number;
 }
 
 /** The process-wide tuning in force; read when a host (or an in-process pump) starts. */
@@ -30,6 +32,7 @@ export const hostTuning: HostTuning = {
   sharedAfterLoneCalls: 64,
   directSpawn: true,
   reapCheckMs: 1000,
+  heapTrimIdleMs: 1000,
   // Kept with the spin budget, below host/, where in-process pumps read it too.
   get adaptiveSpin(): boolean {
     return spinSettings.adaptive;
