@@ -924,7 +924,8 @@ static int job_ready(void) {
 }
 
 static int jobs_active(void) {
-  return __atomic_load_n(&running_jobs, __ATOMIC_ACQUIRE) > 0 || __atomic_load_n(&queued_jobs, __ATOMIC_ACQUIRE) > 0;
+  /* Queued first: a worker taking a job counts it running before it stops counting it queued. */
+  return __atomic_load_n(&queued_jobs, __ATOMIC_ACQUIRE) > 0 || __atomic_load_n(&running_jobs, __ATOMIC_ACQUIRE) > 0;
 }
 
 /* For a lone call the reader ran: frees its slot for a queued call. */
@@ -970,8 +971,9 @@ static void *worker(void *arg) {
     job *j = queue_head;
     __atomic_store_n(&queue_head, j->next, __ATOMIC_RELEASE);
     if (!queue_head) queue_tail = NULL;
-    __atomic_sub_fetch(&queued_jobs, 1, __ATOMIC_RELAXED);
+    /* Running before no longer queued: jobs_active() reads them the other way round, so it never sees neither. */
     __atomic_add_fetch(&running_jobs, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&queued_jobs, 1, __ATOMIC_RELEASE);
     /* More calls wait and a slot is free: an enqueue that counted on the spinner woke no one for them. */
     if (queue_head && running_jobs < workers_started()) pthread_cond_signal(&queue_ready);
     pthread_mutex_unlock(&queue_lock);
@@ -1036,6 +1038,7 @@ static void start_standby(void);
 static void answer_shared(uint32_t id, const char *s) {
   unsigned char *area = shared + SHARED_RESP;
   size_t n = s ? strlen(s) : 0;
+  note_payload(n);
   uint32_t len, owned = s && plugin_free ? library_owned(s) : 0;
   if (!s) {
     put_u32(area, RET_NULL);
