@@ -219,7 +219,7 @@ function hostOptions(sandboxed: boolean, unixSockets: boolean, lane: boolean, fi
   return words.join(',') || '-';
 }
 
-// Kept memory stays resident and mapped: a quarter of the recycle threshold and an eighth of the address-space limit at most.
+// A 16 MiB round trip frees 32 MiB (request and result): room for that, and some to spare.
 const HEAP_KEEP_MOST_MB = 64;
 
 /**

@@ -37,20 +37,18 @@ function fixtureDir(spec: FixtureSpec): Promise<string> {
 }
 
 const opened: IsolatedPlugin[] = [];
-/** The heap fixture, isolated, its hosts given back their heap after `trimIdleMs` without a call. */
+/**
+ * The heap fixture, isolated, its hosts given back their heap after `trimIdleMs` without a call. The
+ * host starts with the first call and reads the tuning then, so it stays set until the test ends.
+ */
 async function load(trimIdleMs: number, options: PluginLoaderOptions = {}, threadSafe = false, start = true): Promise<IsolatedPlugin> {
   const dir = await fixtureDir(threadSafe ? { source: 'heap', name: 'heap-ts', defines: { THREAD_SAFE: '1' } } : { source: 'heap', name: 'heap' });
   hostTuning.heapTrimIdleMs = trimIdleMs;
-  try {
-    const loader = new PluginLoader({ pluginsDirs: [path.dirname(dir)], defaultDirs: false, readConfig: false, isolation: 'process', sandbox: 'off', maxOutputBytes: 8 * SIZE, ...options });
-    const plugin = (await loader.loadPlugin(dir)) as IsolatedPlugin;
-    opened.push(plugin);
-    // The host starts with the first call (and reads the tuning then).
-    if (start) await plugin.execute({ input: { mode: 'ok' } as never, workspace_root: null, config: {} });
-    return plugin;
-  } finally {
-    hostTuning.heapTrimIdleMs = DEFAULT_TRIM_IDLE_MS;
-  }
+  const loader = new PluginLoader({ pluginsDirs: [path.dirname(dir)], defaultDirs: false, readConfig: false, isolation: 'process', sandbox: 'off', maxOutputBytes: 8 * SIZE, ...options });
+  const plugin = (await loader.loadPlugin(dir)) as IsolatedPlugin;
+  opened.push(plugin);
+  if (start) await plugin.execute({ input: { mode: 'ok' } as never, workspace_root: null, config: {} });
+  return plugin;
 }
 
 // A big request and a big result: each a fresh buffer of `size` in the host.
@@ -59,6 +57,7 @@ const hostPid = (plugin: IsolatedPlugin) => plugin.hostPid as number;
 
 describe('isolated host heap', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
   afterEach(async () => {
+    hostTuning.heapTrimIdleMs = DEFAULT_TRIM_IDLE_MS;
     await Promise.all(opened.splice(0).map((p) => p.close()));
   });
 
