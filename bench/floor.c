@@ -1,14 +1,17 @@
 /* The C floor: dlopen a plugin and call it with no JSON work, to show what the machine allows. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -22,6 +25,40 @@ static double now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* CPU time a thread has run, in ns (schedstat: exact, where a reaped child's utime and stime are tick samples); 0 if unreadable. */
+static double schedstat_ns(const char *path) {
+  FILE *f = fopen(path, "r");
+  double ns = 0;
+  if (f) {
+    if (fscanf(f, "%lf", &ns) != 1) ns = 0;
+    fclose(f);
+  }
+  return ns;
+}
+
+/* This process's CPU time (all its threads) plus that of `hosts` single-threaded children still running, in ns. */
+static double cpu_ns(const pid_t *hosts, int count) {
+  double ns = 0;
+  char path[64];
+  DIR *tasks = opendir("/proc/self/task");
+  for (struct dirent *t; tasks && (t = readdir(tasks));) {
+    if (t->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "/proc/self/task/%.16s/schedstat", t->d_name);
+    ns += schedstat_ns(path);
+  }
+  if (tasks) closedir(tasks);
+  for (int i = 0; i < count; i++) {
+    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)hosts[i]);
+    ns += schedstat_ns(path);
+  }
+  return ns;
+}
+
+/* The figures of a measured loop of n calls, as the bench reads them. */
+static void print_per_call(double elapsed_ns, double cpu, long n) {
+  printf("{\"us_per_call\":%.4f,\"cpu_us_per_call\":%.4f}\n", elapsed_ns / n / 1000, cpu / n / 1000);
 }
 
 #define FANOUT_IN_FLIGHT 64
@@ -98,7 +135,7 @@ static int fanout(execute_fn execute, free_fn release, int hosts, long n) {
   long next = 0, done = 0;
   int owed[FANOUT_MAX_HOSTS] = {0};
   int failed = 0;
-  double t = now_ns();
+  double t = now_ns(), cpu = cpu_ns(pids, hosts);
   for (; next < FANOUT_IN_FLIGHT && next < n; next++) owed[next % hosts]++;
   /* Each turn: read every answer that came, then one write per host for the calls that replace them. */
   while (!failed) {
@@ -120,19 +157,116 @@ static int fanout(execute_fn execute, free_fn release, int hosts, long n) {
     }
   }
   double elapsed = now_ns() - t;
+  cpu = cpu_ns(pids, hosts) - cpu;
   close(ep);
   end_hosts(fds, pids, hosts);
   if (failed) {
     fprintf(stderr, "fanout: a host ended after %ld of %ld calls\n", done, n);
     return 1;
   }
-  printf("{\"us_per_call\":%.4f}\n", elapsed / n / 1000);
+  print_per_call(elapsed, cpu, n);
+  return 0;
+}
+
+/* One call at a time, each run off the caller's thread: the shape of koffi's .async() (a pool thread woken
+ * through a condition variable, an eventfd back to an epoll loop) or of an isolated host (a forked process
+ * that sleeps in poll() on a socketpair, answered back the same way). */
+static execute_fn wait_execute;
+static free_fn wait_release;
+static const char *wait_ctx;
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wait_posted = PTHREAD_COND_INITIALIZER;
+static int wait_job;
+static int wait_done_fd;
+
+static void *wait_worker(void *unused) {
+  (void)unused;
+  for (;;) {
+    pthread_mutex_lock(&wait_lock);
+    while (!wait_job) pthread_cond_wait(&wait_posted, &wait_lock);
+    wait_job = 0;
+    pthread_mutex_unlock(&wait_lock);
+    wait_release(wait_execute(wait_ctx));
+    uint64_t one = 1;
+    if (write(wait_done_fd, &one, sizeof one) != sizeof one) _exit(1);
+  }
+  return NULL;
+}
+
+/* Waits for the answer on `fd` in epoll, as an event loop does; 0 once one byte (or eventfd count) is read. */
+static int wait_answer(int ep, int fd, void *buf, size_t size) {
+  struct epoll_event ev;
+  for (;;) {
+    int k = epoll_wait(ep, &ev, 1, -1);
+    if (k < 0 && errno == EINTR) continue;
+    if (k != 1) return -1;
+    return read(fd, buf, size) > 0 ? 0 : -1;
+  }
+}
+
+static int one_at_a_time(execute_fn execute, free_fn release, int in_process, const char *ctx, long n) {
+  if (n < 1) return 2;
+  wait_execute = execute;
+  wait_release = release;
+  wait_ctx = ctx;
+  int ep = epoll_create1(EPOLL_CLOEXEC), fd = -1, pair[2] = {-1, -1};
+  pid_t pid = -1;
+  pthread_t thread;
+  if (in_process) {
+    fd = wait_done_fd = eventfd(0, EFD_CLOEXEC);
+    if (ep < 0 || fd < 0 || pthread_create(&thread, NULL, wait_worker, NULL) != 0) return 1;
+  } else {
+    if (ep < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0 || (pid = fork()) < 0) return 1;
+    if (pid == 0) {
+      close(pair[0]);
+      char b;
+      for (;;) {
+        /* Sleeps in poll(), as skillplug's host does, never in read(). */
+        struct pollfd p = {pair[1], POLLIN, 0};
+        if (poll(&p, 1, -1) < 0) {
+          if (errno == EINTR) continue;
+          _exit(1);
+        }
+        if (read(pair[1], &b, 1) != 1) _exit(0);
+        release(execute(ctx));
+        if (send(pair[1], &b, 1, MSG_NOSIGNAL) != 1) _exit(1);
+      }
+    }
+    close(pair[1]);
+    fd = pair[0];
+  }
+  struct epoll_event e = {.events = EPOLLIN};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) return 1;
+  uint64_t answer;
+  int failed = 0;
+  double t = now_ns(), cpu = cpu_ns(&pid, in_process ? 0 : 1);
+  for (long i = 0; i < n && !failed; i++) {
+    if (in_process) {
+      pthread_mutex_lock(&wait_lock);
+      wait_job = 1;
+      pthread_cond_signal(&wait_posted);
+      pthread_mutex_unlock(&wait_lock);
+    } else if (send(fd, "c", 1, MSG_NOSIGNAL) != 1) {
+      failed = 1;
+      break;
+    }
+    if (wait_answer(ep, fd, &answer, in_process ? sizeof answer : 1) != 0) failed = 1;
+  }
+  double elapsed = now_ns() - t;
+  cpu = cpu_ns(&pid, in_process ? 0 : 1) - cpu;
+  if (!in_process) end_hosts(&fd, &pid, 1);
+  if (failed) {
+    fprintf(stderr, "wait: a call never came back\n");
+    return 1;
+  }
+  print_per_call(elapsed, cpu, n);
+  /* The worker thread is still asleep on its condition variable: exit without joining it. */
   return 0;
 }
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: floor LIB serial N | roundtrip BYTES N | fanout HOSTS N | once CTX | idle\n");
+    fprintf(stderr, "usage: floor LIB serial N | roundtrip BYTES N | fanout HOSTS N | wait thread|process CTX N | once CTX | idle\n");
     return 2;
   }
   void *lib = dlopen(argv[1], RTLD_NOW);
@@ -156,9 +290,9 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "serial")) {
     const char *ctx = "{\"input\":{\"q\":\"0123456789\"},\"workspace_root\":null,\"config\":{}}";
     for (long i = 0; i < n / 10; i++) release(execute(ctx));
-    double t = now_ns();
+    double t = now_ns(), cpu = cpu_ns(NULL, 0);
     for (long i = 0; i < n; i++) release(execute(ctx));
-    printf("{\"us_per_call\":%.4f}\n", (now_ns() - t) / n / 1000);
+    print_per_call(now_ns() - t, cpu_ns(NULL, 0) - cpu, n);
     return 0;
   }
   if (!strcmp(mode, "fanout")) {
@@ -167,6 +301,13 @@ int main(int argc, char **argv) {
       return 2;
     }
     return fanout(execute, release, atoi(argv[3]), n);
+  }
+  if (!strcmp(mode, "wait")) {
+    if (argc != 6 || (strcmp(argv[3], "thread") && strcmp(argv[3], "process"))) {
+      fprintf(stderr, "usage: floor LIB wait thread|process CTX N\n");
+      return 2;
+    }
+    return one_at_a_time(execute, release, !strcmp(argv[3], "thread"), argv[4], n);
   }
   if (!strcmp(mode, "roundtrip")) {
     long bytes = atol(argv[3]);

@@ -51,7 +51,7 @@ const notes: string[] = [];
 // ---------- setup ----------
 const { work, pluginsDir, pluginDir, libraryPath, serialPluginsDir, serialPluginDir, spinner } = await benchWorkdir(ROOT, 'skillplug-bench');
 const floor = path.join(work, 'floor');
-await run('cc', ['-O2', '-o', floor, path.join(ROOT, 'bench', 'floor.c'), '-ldl']);
+await run('cc', ['-O2', '-o', floor, path.join(ROOT, 'bench', 'floor.c'), '-ldl', '-lpthread']);
 const wasm = await compileWat(path.join(ROOT, 'bench', 'plugins', 'bench.wat'));
 const sandbox = await detectSandbox();
 if (!sandbox.available) notes.push(`bwrap rows skipped: ${sandbox.reason}`);
@@ -204,7 +204,10 @@ async function processPerCall(): Promise<void> {
   if (!JSON.parse(await spawnOnce(floor, [libraryPath, 'once', smallText]))) throw new Error('bad output');
 }
 
-/** One benchmark row: run(n) makes n calls; a number it returns (or resolves to) is the µs to count instead of the wall time. */
+/**
+ * One benchmark row: run(n) makes n calls; a number it returns (or resolves to) is the µs to count instead of
+ * the wall time, and a {@link SelfTimed} what a program measured of itself instead of the wall time and CPU.
+ */
 interface RowDef {
   id: string;
   group: string;
@@ -216,6 +219,17 @@ interface RowDef {
   targetUs?: number;
   bytes?: number;
   run: (n: number) => unknown;
+}
+/** A C floor program's own figures for its loop: its start and its exit (tick-sampled CPU, once reaped) are left out. */
+interface SelfTimed {
+  us: number;
+  cpuUs: number;
+}
+const isSelfTimed = (value: unknown): value is SelfTimed => typeof value === 'object' && value !== null && 'cpuUs' in value;
+/** Runs the C floor program with `args` and returns its own figures for n calls. */
+async function floorRun(args: string[], n: number): Promise<SelfTimed> {
+  const out = JSON.parse(await spawnOnce(floor, [libraryPath, ...args, String(n)])) as { us_per_call: number; cpu_us_per_call: number };
+  return { us: out.us_per_call * n, cpuUs: out.cpu_us_per_call * n };
 }
 // The 1 ms rows make ~170 calls in TARGET_US, so one GC or compile job (~5 ms of a V8 thread) in the window
 // moved a row's CPU per call by 30 µs, half the baseline's: their measurements last five times longer.
@@ -229,10 +243,7 @@ const oneMiBCtx = payloadCtx(MiB);
 const bwrap = modes.includes('bwrap');
 
 // A trivial call, one after another.
-row({ id: 'serial.cfloor', group: 'serial', label: 'C, dlopen + call, no JSON (separate process)', unit: 'us', calls: SMOKE ? 10_000 : 2_000_000, run: async (n) => {
-  const out = JSON.parse(await spawnOnce(floor, [libraryPath, 'serial', String(n)])) as { us_per_call: number };
-  return out.us_per_call * n;
-} });
+row({ id: 'serial.cfloor', group: 'serial', label: 'C, dlopen + call, no JSON (separate process)', unit: 'us', calls: SMOKE ? 10_000 : 2_000_000, run: (n) => floorRun(['serial'], n) });
 row({ id: 'serial.json', group: 'serial', label: 'JS JSON.stringify + JSON.parse only', unit: 'us', run: (n) => serialSync(() => JSON.stringify(smallCtx).length + JSON.parse(SMALL_RESULT).files.length, n) });
 row({ id: 'serial.koffiSync', group: 'serial', label: 'raw koffi sync (+ JSON.parse)', unit: 'us', run: (n) => serialSync(() => raw.sync(smallText), n) });
 row({ id: 'serial.koffiAsync', group: 'serial', label: 'raw koffi .async() (+ JSON.parse): the baseline', unit: 'us', run: (n) => serial(() => raw.async(smallText), n) });
@@ -267,6 +278,13 @@ const serialNone = await loaderFor('none', { pluginsDirs: [serialPluginsDir] }).
 row({ id: 'wait.noneSerial', group: 'wait', label: "skillplug execute, 'none', the plugin built not thread-safe", unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => serialNone.execute(waitCtx), n) });
 row({ id: 'wait.process', group: 'wait', label: "skillplug execute, isolation 'process'", unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => plugin('process').execute(waitCtx), n) });
 row({ id: 'wait.process0', group: 'wait', label: "skillplug execute, 'process', pollMicros 0", unit: 'us', targetUs: WAIT_TARGET_US, run: (n) => serial(() => plugin('process0').execute(waitCtx), n) });
+// The machine's floor for the rows above: a C caller whose call runs on a worker thread (koffi's shape) or in a
+// forked C host process (an isolated host's shape), the same plugin call, no JSON, framing or event loop.
+// Their CPU ratio is what the process boundary itself costs a waiting call here. A chunk of 500 calls outlasts
+// TARGET_US, so each measurement is one run of the program, which times its own loop.
+for (const [name, shape, label] of [['cThread', 'thread', 'a worker thread (condition variable, eventfd, epoll)'], ['cProcess', 'process', 'a forked C host (socketpair, poll, epoll)']] as const) {
+  row({ id: `wait.${name}`, group: 'wait', label: `C floor: a C caller, the call on ${label} (separate process)`, unit: 'us', calls: SMOKE ? 20 : 500, run: (n) => floorRun(['wait', shape, waitText], n) });
+}
 
 // 64 calls in flight.
 row({ id: 'flight.koffiAsync', group: 'flight', label: 'raw koffi .async()', unit: 'us', run: (n) => inFlight(() => raw.async(smallText), n) });
@@ -279,10 +297,7 @@ for (const [name, count] of [['1', 1], ['Some', SOME], ['Many', MANY]] as const)
 // any implementation pays here for the wake-ups of many processes.
 for (const [name, count] of [['1', 1], ['Many', MANY]] as const) {
   const floorCalls = SMOKE ? 2_000 : count === 1 ? 1_000_000 : 100_000;
-  row({ id: `flight.cfloor${name}`, group: 'flight', label: `C floor: a C parent, 64 in flight over ${count} C host${count > 1 ? 's' : ''} (separate process)`, unit: 'us', calls: floorCalls, run: async (n) => {
-    const out = JSON.parse(await spawnOnce(floor, [libraryPath, 'fanout', String(count), String(n)])) as { us_per_call: number };
-    return out.us_per_call * n;
-  } });
+  row({ id: `flight.cfloor${name}`, group: 'flight', label: `C floor: a C parent, 64 in flight over ${count} C host${count > 1 ? 's' : ''} (separate process)`, unit: 'us', calls: floorCalls, run: (n) => floorRun(['fanout', String(count)], n) });
 }
 if (bwrap) row({ id: 'flight.bwrap', group: 'flight', label: "skillplug, 'process' in bwrap, 1 plugin", unit: 'us', run: (n) => inFlight(() => plugin('bwrap').execute(smallCtx), n) });
 row({ id: 'flight.extismWorker', group: 'flight', label: 'Extism JS SDK, runInWorker, queued on 1 plugin (not reentrant)', unit: 'us', run: (n) => inFlight(() => extismQueued(smallText), n) });
@@ -366,12 +381,18 @@ async function measure(def: RowDef, n: number, condition: Condition): Promise<Sa
   const closeWindow = cpuWindow(neighbour?.pid);
   const t = nowUs();
   let counted = 0;
+  let countedCpu = 0;
   let calls = 0;
   let timed = false;
+  let selfTimed = false;
   // A row runs chunks of n calls until TARGET_US passed (at least one), so a loaded machine does not stretch it.
   do {
     const chunk = await def.run(n);
-    if (typeof chunk === 'number') {
+    if (isSelfTimed(chunk)) {
+      counted += chunk.us;
+      countedCpu += chunk.cpuUs;
+      timed = selfTimed = true;
+    } else if (typeof chunk === 'number') {
       counted += chunk;
       timed = true;
     }
@@ -382,7 +403,7 @@ async function measure(def: RowDef, n: number, condition: Condition): Promise<Sa
   return {
     calls,
     us: (timed ? counted : window.wallUs) / calls,
-    cpuUs: window.cpuUs / calls,
+    cpuUs: (selfTimed ? countedCpu : window.cpuUs) / calls,
     wallUs: window.wallUs,
     otherCores: window.otherCores,
     neighbourCores: window.neighbourCores,
