@@ -237,10 +237,22 @@ function measureWindows(r: BenchResult): string {
   return `about ${common} ms${byWindow.length > 0 ? ` (${byWindow.join('; ')}: one GC or compile job would weigh on their few calls)` : ''}`;
 }
 
+/** Other work beyond this many cores makes a condition's rows a loaded machine's (a stray process, a build). */
+export const OTHER_WORK_LIMIT_CORES = 0.25;
+
+/** Says so when work the bench did not start took more than {@link OTHER_WORK_LIMIT_CORES} beside its rows. */
+function otherWorkWarning(v: View): string[] {
+  const loaded = CONDITIONS.filter((c) => v.load(c, 'otherCores') > OTHER_WORK_LIMIT_CORES);
+  if (loaded.length === 0) return [];
+  const each = loaded.map((c) => `${num(v.load(c, 'otherCores'))} cores beside the ${c} rows`).join(' and ');
+  return [`**Warning: not the load this run claims.** Processes the bench did not start took ${each}, so those rows, and every ratio taken from them, come from a more loaded machine than their label says. Run again on a quiet machine.`];
+}
+
 function loadLines(v: View): string[] {
   const r = v.result;
   const other = (c: Condition): string => `${num(v.load(c, 'otherCores'))} cores`;
   return [
+    ...otherWorkWarning(v),
     `Run of ${r.date} (\`npm run bench\`${r.smoke ? ' --smoke: tiny counts, NOT meaningful' : ''}, ${r.rounds} rounds, ${r.durationS.toFixed(0)} s in all) on ${machineLine(r)}.`,
     `Load: every row ran twice per round, rows and conditions interleaved (idle first in even rounds, busy first in odd ones). **Idle** rows ran beside ${other('idle')} of other work on the machine (processes the bench did not start; load average ${r.machine.loadavgStart.map((x) => x.toFixed(1)).join(' ')} at the start, ${r.machine.loadavgEnd.map((x) => x.toFixed(1)).join(' ')} at the end); **busy** rows beside the bench's own neighbour spinning on one core (it got ${num(v.load('busy', 'neighbourCores'))} cores) plus ${other('busy')} of other work. Each measurement starts after one unmeasured chunk of the row's calls in its condition (rows with a fixed count of calls excepted: cold starts, the examples, a process per call, the C floors, sync 16 MiB payloads), so the spin budget has seen the load come or go; a measurement then repeats chunks for ${measureWindows(r)}. Figures are medians over rounds with (min–max); a ratio is taken per round between rows of the same round and condition. CPU per call = this process (all threads) + every process it started (hosts, bwrap, CLIs), from process.cpuUsage() and /proc (ns-precise per-thread schedstat for live processes, utime+stime for reaped ones); the C floor rows time their own loop instead, wall clock and schedstat of their threads and hosts, so their start and exit are left out.`,
   ];

@@ -22,7 +22,7 @@ import { rawKoffiCalls } from './raw-koffi.js';
 import { startNeighbour } from './neighbour.js';
 import { benchWorkdir } from './workdir.js';
 import { nodeFileStats } from './node-file-stats.js';
-import { type BenchResult, type Condition, type RowResult, type Sample, writeDocs } from './report.js';
+import { type BenchResult, type Condition, OTHER_WORK_LIMIT_CORES, type RowResult, type Sample, writeDocs } from './report.js';
 import { generateSearchTree } from './search-tree.js';
 
 const run = promisify(execFile);
@@ -429,6 +429,13 @@ async function calibrate(def: RowDef): Promise<number> {
 }
 
 const loadStart = os.loadavg();
+// A process left spinning (a probe's, a build) would pass for an idle machine: say so before the rounds start.
+{
+  const closeWindow = cpuWindow();
+  await new Promise((resolve) => setTimeout(resolve, SMOKE ? 50 : 500));
+  const quiet = closeWindow();
+  if (quiet.otherCores > OTHER_WORK_LIMIT_CORES) log(`bench: WARNING: other processes use ${quiet.otherCores.toFixed(2)} cores; the idle rows will not be idle (the report says so too)`);
+}
 const results: RowResult[] = [];
 const calls = new Map<string, number>();
 log(`bench: calibrating ${rows.length} rows`);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { type BenchResult, renderFull, renderReadme } from '../../bench/report.js';
+import { type BenchResult, OTHER_WORK_LIMIT_CORES, renderFull, renderReadme } from '../../bench/report.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
 describe('benchmark report', () => {
@@ -21,5 +21,16 @@ describe('benchmark report', () => {
     for (const fact of [run.machine.cpuModel, `${run.machine.cores} cores`, run.machine.kernel, run.machine.node]) assert.ok(text.includes(fact), fact);
     assert.match(text, /\*\*Idle\*\* rows ran beside [\d.]+ cores of other work/);
     assert.match(text, /Holds only on an idle machine/);
+  });
+
+  it('warns when processes it did not start loaded the machine beside its rows, and only then', () => {
+    const loaded = structuredClone(run);
+    for (const row of loaded.rows) for (const sample of row.idle) sample.otherCores = 1.04;
+    const warned = renderReadme(loaded);
+    assert.match(warned, /\*\*Warning: not the load this run claims\.\*\* .*1\.04 cores beside the idle rows/);
+    assert.doesNotMatch(warned, /beside the busy rows/);
+    assert.ok(renderFull(loaded).includes('**Warning: not the load this run claims.**'));
+    // The kept run was measured on a quiet machine.
+    assert.ok(!renderReadme(run).includes('Warning: not the load'), `other work stayed under ${OTHER_WORK_LIMIT_CORES} cores`);
   });
 });
