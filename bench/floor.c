@@ -61,6 +61,25 @@ static void print_per_call(double elapsed_ns, double cpu, long n) {
   printf("{\"us_per_call\":%.4f,\"cpu_us_per_call\":%.4f}\n", elapsed_ns / n / 1000, cpu / n / 1000);
 }
 
+/*
+ * A forked C host: each byte read on `fd` is one call of the plugin, answered by the same byte once every
+ * call read with it has run. Sleeps in poll(), as skillplug's host does, never in read(). Never returns.
+ */
+static void serve_calls(int fd, execute_fn execute, free_fn release, const char *ctx) {
+  char buf[4096];
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      _exit(1);
+    }
+    ssize_t k = read(fd, buf, sizeof buf);
+    if (k <= 0) _exit(0);
+    for (ssize_t c = 0; c < k; c++) release(execute(ctx));
+    if (send(fd, buf, (size_t)k, MSG_NOSIGNAL) != k) _exit(1);
+  }
+}
+
 #define FANOUT_IN_FLIGHT 64
 #define FANOUT_MAX_HOSTS 64
 
@@ -102,18 +121,7 @@ static int fanout(execute_fn execute, free_fn release, int hosts, long n) {
       /* Only its own end: the parent's ends for earlier hosts stay with the parent. */
       for (int i = 0; i < started; i++) close(fds[i]);
       close(pair[0]);
-      for (;;) {
-        /* Sleeps in poll(), as skillplug's host does, never in read(). */
-        struct pollfd p = {pair[1], POLLIN, 0};
-        if (poll(&p, 1, -1) < 0) {
-          if (errno == EINTR) continue;
-          _exit(1);
-        }
-        ssize_t k = read(pair[1], buf, sizeof buf);
-        if (k <= 0) _exit(0);
-        for (ssize_t c = 0; c < k; c++) release(execute(ctx));
-        if (send(pair[1], buf, (size_t)k, MSG_NOSIGNAL) != k) _exit(1);
-      }
+      serve_calls(pair[1], execute, release, ctx);
     }
     close(pair[1]);
     fds[started] = pair[0];
@@ -219,18 +227,7 @@ static int one_at_a_time(execute_fn execute, free_fn release, int in_process, co
     if (ep < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0 || (pid = fork()) < 0) return 1;
     if (pid == 0) {
       close(pair[0]);
-      char b;
-      for (;;) {
-        /* Sleeps in poll(), as skillplug's host does, never in read(). */
-        struct pollfd p = {pair[1], POLLIN, 0};
-        if (poll(&p, 1, -1) < 0) {
-          if (errno == EINTR) continue;
-          _exit(1);
-        }
-        if (read(pair[1], &b, 1) != 1) _exit(0);
-        release(execute(ctx));
-        if (send(pair[1], &b, 1, MSG_NOSIGNAL) != 1) _exit(1);
-      }
+      serve_calls(pair[1], execute, release, ctx);
     }
     close(pair[1]);
     fd = pair[0];
